@@ -1,0 +1,192 @@
+"""`lynkr run | validate | explain | stages | report` — the command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError
+
+__all__ = ["main"]
+
+COMMANDS: dict[str, "callable"] = {}
+
+
+def command(fn):
+    COMMANDS[fn.__name__.removeprefix("cmd_").replace("_", "-")] = fn
+    return fn
+
+
+# -- run -------------------------------------------------------------------------------------
+
+@command
+def cmd_run(args) -> int:
+    """Serve a pipeline."""
+    _load_dotenv()
+    from .server.run import serve_forever
+
+    return serve_forever(args.pipeline, port=args.port, host=args.host, workers=args.workers,
+                         watch=not args.no_reload, log_level=args.log_level)
+
+
+def _load_dotenv() -> None:
+    if Path(".env").is_file():
+        from dotenv import load_dotenv
+        load_dotenv(".env", override=False)
+
+
+# -- validate --------------------------------------------------------------------------------
+
+@command
+def cmd_validate(args) -> int:
+    """Check pipeline files (for CI in a GitOps repo): exit 0 when all are valid, 1 otherwise."""
+    from .config import load_config
+    from .engine.pipeline import build_pipeline
+
+    failed = 0
+    for path in args.pipelines:
+        try:
+            cfg = load_config(path)
+            pipeline = build_pipeline(cfg, dry_run=True)
+            asyncio.run(pipeline.aclose())
+        except ConfigError as e:
+            failed += 1
+            print(f"✗ {e}", file=sys.stderr)
+            continue
+        print(f"✓ {path}: pipeline '{cfg.name}' ({len(cfg.data['stages'])} stages, hash {cfg.hash})")
+    return 1 if failed else 0
+
+
+# -- explain ---------------------------------------------------------------------------------
+
+@command
+def cmd_explain(args) -> int:
+    """Dry-run a request through a pipeline: the plan, which stages run and why, what each changed."""
+    from .explain import explain
+
+    try:
+        report = asyncio.run(explain(args.pipeline, args.request))
+    except ConfigError as e:
+        print(f"✗ {e}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as e:
+        print(f"✗ {args.request}: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        from .explain import format_report
+        print(format_report(report))
+    return 0
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+@command
+def cmd_stages(args) -> int:
+    """List every registered stage with its options and defaults (from their schemas)."""
+    from .config.schema import assemble_schema
+    from .engine.registry import load_registry
+
+    registry = load_registry()
+    if args.schema:
+        schema = assemble_schema({n: i.cls for n, i in registry.items()})
+        text = json.dumps(schema, indent=2, sort_keys=False) + "\n"
+        if args.schema == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.schema).write_text(text)
+        return 0
+    for name in sorted(registry):
+        info = registry[name]
+        cls = info.cls
+        print(f"{name}  [{cls.status}{', ' + info.source if info.source != 'builtin' else ''}]")
+        if cls.summary:
+            print(f"    {cls.summary}")
+        for opt, spec in (cls.options_schema.get("properties") or {}).items():
+            typ = spec.get("type") or ("enum" if "enum" in spec else "any")
+            if isinstance(typ, list):
+                typ = "|".join(typ)
+            default = f" = {json.dumps(spec['default'])}" if "default" in spec else ""
+            req = " (required)" if opt in (cls.options_schema.get("required") or ()) else ""
+            desc = f" — {spec['description']}" if spec.get("description") else ""
+            print(f"    {opt}: {typ}{default}{req}{desc}")
+        print()
+    return 0
+
+
+# -- report ----------------------------------------------------------------------------------
+
+@command
+def cmd_report(args) -> int:
+    """Built-in telemetry reports, or your own SQL (read-only; works while the server runs)."""
+    from .telemetry.reports import run_report_cli
+
+    return run_report_cli(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lynkr", description="A configuration-as-code LLM proxy.")
+    p.add_argument("--version", action="version", version=f"lynkr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help=cmd_run.__doc__)
+    r.add_argument("pipeline")
+    r.add_argument("--port", type=int, help="overrides server.port")
+    r.add_argument("--host", help="overrides server.host")
+    r.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    r.add_argument("--no-reload", action="store_true", help="do not watch the pipeline file")
+    r.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+
+    v = sub.add_parser("validate", help=cmd_validate.__doc__)
+    v.add_argument("pipelines", nargs="+")
+
+    e = sub.add_parser("explain", help=cmd_explain.__doc__)
+    e.add_argument("pipeline")
+    e.add_argument("request", help="a request body as JSON, or a fixture file {path, headers, body}")
+    e.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("stages", help=cmd_stages.__doc__)
+    s.add_argument("--schema", nargs="?", const="-", help="write the assembled pipeline JSON Schema (to a file or -)")
+
+    rep = sub.add_parser("report", help=cmd_report.__doc__)
+    from .telemetry.reports import add_report_arguments
+    add_report_arguments(rep)
+
+    for name, fn in COMMANDS.items():
+        if name not in sub.choices:
+            extra = sub.add_parser(name, help=fn.__doc__)
+            if hasattr(fn, "configure"):
+                fn.configure(extra)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_plugin_commands()
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "info")).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load_plugin_commands() -> None:
+    """Commands other modules add (replay lives with the savings tools)."""
+    for mod in ("lynkr.replay",):
+        try:
+            __import__(mod)
+        except ImportError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

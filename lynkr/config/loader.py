@@ -1,0 +1,185 @@
+"""Load a pipeline file: YAML → templates → JSON Schema → graph checks.
+
+Every failure is a ConfigError naming the file, the YAML path and the line. The result is
+plain data (a LoadedConfig); building stage objects is the engine's job.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import jsonschema
+import networkx as nx
+import orjson
+
+from ..errors import ConfigError, did_you_mean
+from ..stage import Stage
+from .render import render_templates
+from .schema import assemble_schema
+from .yaml_lines import line_of, load_yaml_with_lines
+
+__all__ = ["LoadedConfig", "load_config", "TIERS", "SECRET_KEYS"]
+
+TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
+SECRET_KEYS = {"api_key", "admin_token", "api_keys", "secret_access_key", "session_token", "aws_secret_access_key", "token"}
+
+
+@dataclass
+class LoadedConfig:
+    file: str
+    data: dict
+    lines: dict
+    hash: str
+    stage_classes: dict[str, type[Stage]] = field(default_factory=dict)   # stage id -> class
+    graph: nx.DiGraph | None = None
+
+    @property
+    def name(self) -> str:
+        return self.data.get("name") or Path(self.file).stem
+
+    def line(self, path) -> int | None:
+        return line_of(self.lines, path)
+
+    def error(self, message: str, path=(), hint: str | None = None) -> ConfigError:
+        return ConfigError(message, file=self.file, line=self.line(path), path=path, hint=hint)
+
+
+def redacted(value):
+    """The config with secrets replaced, for hashing, `explain` and the admin endpoint."""
+    if isinstance(value, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else redacted(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None) -> LoadedConfig:
+    from ..engine.registry import load_path_stage, load_registry
+
+    file = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read pipeline: {e.strerror}", file=file) from None
+    raw, lines = load_yaml_with_lines(text, file)
+    if not isinstance(raw, dict):
+        raise ConfigError("a pipeline file is a mapping with `version:` and `stages:`", file=file, line=1)
+    data = render_templates(raw, lines, file, environ)
+    cfg = LoadedConfig(file=file, data=data, lines=lines, hash="")
+
+    # Resolve `uses` first, so the schema can include each stage's own options.
+    registry = load_registry()
+    known = {name: info.cls for name, info in registry.items()}
+    stages = data.get("stages") if isinstance(data.get("stages"), list) else []
+    base_dir = Path(file).resolve().parent
+    for i, st in enumerate(stages):
+        if not isinstance(st, dict) or not isinstance(st.get("uses"), str):
+            continue
+        uses = st["uses"]
+        if uses.startswith((".", "/")) and ".py:" in uses:
+            try:
+                known[uses] = load_path_stage(uses, base_dir)
+            except Exception as e:  # a user's file may raise anything while importing
+                raise cfg.error(f"cannot load stage {uses}: {e}", ("stages", i, "uses")) from None
+        elif uses not in known:
+            raise cfg.error(f"unknown stage '{uses}'", ("stages", i, "uses"), did_you_mean(uses, registry))
+
+    _validate_schema(cfg, assemble_schema(known))
+    _check_graph(cfg)
+    _check_routing(cfg)
+    cfg.stage_classes = {st["id"]: known[st["uses"]] for st in stages}
+    cfg.hash = hashlib.sha256(orjson.dumps(redacted(data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+    return cfg
+
+
+def _validate_schema(cfg: LoadedConfig, schema: dict) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(cfg.data))
+    if not errors:
+        return
+    # The deepest error is the most specific; ties go to the earliest line.
+    errors.sort(key=lambda e: (-len(e.absolute_path), cfg.line(e.absolute_path) or 0))
+    err = _leaf(errors[0])
+    path = tuple(err.absolute_path)
+    hint = None
+    message = err.message
+    if err.validator == "additionalProperties":
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        if extra:
+            path = path + (extra[0],)
+            message = f"unknown option '{extra[0]}'"
+            hint = did_you_mean(extra[0], err.schema.get("properties", {}))
+            if hint is None:
+                hint = "valid: " + ", ".join(sorted(err.schema.get("properties", {}))) if err.schema.get("properties") else None
+    elif err.validator == "enum":
+        hint = did_you_mean(str(err.instance), [str(v) for v in err.validator_value])
+    raise cfg.error(message, path, hint)
+
+
+def _leaf(err):
+    while err.context:
+        err = min(err.context, key=lambda e: -len(e.absolute_path))
+    return err
+
+
+def _check_graph(cfg: LoadedConfig) -> None:
+    stages = cfg.data["stages"]
+    g = nx.DiGraph()
+    ids: dict[str, int] = {}
+    for i, st in enumerate(stages):
+        if st["id"] in ids:
+            raise cfg.error(f"duplicate stage id '{st['id']}' (first at stages[{ids[st['id']]}])", ("stages", i, "id"))
+        ids[st["id"]] = i
+        g.add_node(st["id"], index=i)
+    for i, st in enumerate(stages):
+        for j, dep in enumerate(st.get("needs", [])):
+            if dep not in ids:
+                raise cfg.error(f"needs unknown stage '{dep}'", ("stages", i, "needs", j), did_you_mean(dep, ids))
+            g.add_edge(dep, st["id"], kind="needs")
+        target = st.get("on_error")
+        if target is not None:
+            if target not in ids:
+                raise cfg.error(f"on_error names unknown stage '{target}'", ("stages", i, "on_error"), did_you_mean(target, ids))
+            if target == st["id"]:
+                raise cfg.error("a stage cannot be its own on_error handler", ("stages", i, "on_error"))
+            g.add_edge(st["id"], target, kind="on_error")
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [u for u, _v in cycle] + [cycle[0][0]]
+        first = ids[cycle[0][1]]
+        raise cfg.error("cycle: " + " → ".join(names), ("stages", first, "needs"))
+    cfg.graph = g
+
+
+def _check_routing(cfg: LoadedConfig) -> None:
+    providers = cfg.data.get("providers") or {}
+    tiers = cfg.data.get("tiers") or {}
+    set_tiers = {k: v for k, v in tiers.items() if v}
+    if set_tiers and len(set_tiers) != len(TIERS):
+        missing = [t for t in TIERS if t not in set_tiers]
+        raise cfg.error(f"tier routing needs all four tiers; missing {', '.join(missing)}", ("tiers",))
+    for tier, target in set_tiers.items():
+        _check_target(cfg, target, providers, ("tiers", tier))
+    for name, m in (cfg.data.get("models") or {}).items():
+        if isinstance(m, dict) and m.get("route"):
+            _check_target(cfg, m["route"], providers, ("models", name, "route"))
+
+
+def _check_target(cfg: LoadedConfig, target, providers: dict, path) -> None:
+    provider, sep, model = str(target).partition(":")
+    if not sep or not provider or not model:
+        raise cfg.error(f"'{target}' is not 'provider:model'", path)
+    if provider not in providers:
+        raise cfg.error(f"unknown provider '{provider}'", path, did_you_mean(provider, providers) or
+                        (f"providers defined: {', '.join(providers)}" if providers else "no providers are defined"))
+
+
+def check_target(cfg: LoadedConfig, target, path) -> None:
+    """For stages whose options name a `provider:model` (provider_call, fallback)."""
+    _check_target(cfg, target, cfg.data.get("providers") or {}, path)

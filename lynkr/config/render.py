@@ -1,0 +1,76 @@
+"""Render `{{ env.X }}` templates in every string of a parsed pipeline, with jinja2.
+
+Rendering happens per string after parsing (not on the file text) so YAML lines and paths
+stay exact, and a template can never inject YAML structure.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Mapping
+
+import jinja2
+
+from ..errors import ConfigError
+from .yaml_lines import line_of
+
+__all__ = ["render_templates", "jinja_env"]
+
+_missing_attr = re.compile(r"has no attribute '([^']+)'")
+
+
+class _Env(dict):
+    """`env` inside templates: os.environ, and a clear error for a variable that is not set."""
+
+
+def jinja_env() -> jinja2.Environment:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters.setdefault("bool", lambda v: str(v).strip().lower() in ("1", "true", "yes", "on"))
+    return env
+
+
+_ENV = jinja_env()
+
+
+def render_templates(data, lines: dict, file: str | None, environ: Mapping[str, str] | None = None):
+    ns = {"env": _Env(os.environ if environ is None else environ)}
+    return _walk(data, (), lines, file, ns)
+
+
+def _walk(value, path, lines, file, ns):
+    if isinstance(value, dict):
+        return {k: _walk(v, path + (k,), lines, file, ns) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, path + (i,), lines, file, ns) for i, v in enumerate(value)]
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        # `if:` expressions are compiled by the engine against request vars, not rendered here.
+        if path and path[-1] == "if":
+            return value
+        try:
+            out = _ENV.from_string(value).render(ns)
+        except jinja2.UndefinedError as e:
+            m = _missing_attr.search(str(e))
+            name = m.group(1) if m else str(e)
+            raise ConfigError(
+                f"environment variable {name} is not set",
+                file=file, line=line_of(lines, path), path=path,
+                hint=f"set it, or write {{{{ env.{name} | default('…') }}}}",
+            ) from None
+        except jinja2.TemplateError as e:
+            raise ConfigError(f"template error in {value!r}: {e}", file=file, line=line_of(lines, path), path=path) from None
+        return _coerce(out, value)
+    return value
+
+
+def _coerce(rendered: str, template: str):
+    # A value that is a single template ("{{ env.PORT }}") may stand for a number or boolean.
+    if template.strip().startswith("{{") and template.strip().endswith("}}") and template.count("{{") == 1:
+        low = rendered.strip().lower()
+        if re.fullmatch(r"-?\d+", low):
+            return int(low)
+        if re.fullmatch(r"-?\d+\.\d*", low):
+            return float(low)
+        if low in ("true", "false"):
+            return low == "true"
+    return rendered
+

@@ -1,0 +1,133 @@
+"""The pipeline's JSON Schema: a base for the file, assembled with every stage's options.
+
+`schemas/pipeline.schema.json` in the repository is this assembly for the built-in stages
+(`lynkr stages --schema` writes it; a test keeps it current).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+__all__ = ["BASE_SCHEMA", "assemble_schema", "PROVIDER_KINDS"]
+
+PROVIDER_KINDS = ["anthropic", "openai", "ollama", "bedrock", "gemini", "azure_openai", "vertex", "azure_anthropic"]
+
+_STAGE_ID = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"}
+
+BASE_SCHEMA: dict = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://lynkr.dev/schemas/pipeline.schema.json",
+    "title": "Lynkr pipeline",
+    "type": "object",
+    "required": ["version", "stages"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": 1, "description": "Pipeline file format version."},
+        "name": {"type": "string", "description": "Shown in telemetry and reports; defaults to the file name."},
+        "description": {"type": "string"},
+        "server": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string", "default": "127.0.0.1"},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 8081},
+                "api_keys": {"type": "array", "items": {"type": "string"},
+                             "description": "Client keys accepted in x-api-key / Authorization: Bearer; empty = no client auth."},
+                "admin_token": {"type": "string", "description": "Token for /v1/admin/*, /dashboard and report endpoints (or LYNKR_ADMIN_TOKEN)."},
+                "max_body_bytes": {"type": "integer", "minimum": 1024, "default": 33554432},
+                "max_messages": {"type": "integer", "minimum": 1, "default": 10000},
+                "max_concurrent_per_key": {"type": "integer", "minimum": 1},
+                "shed": {"type": "object", "additionalProperties": True,
+                         "properties": {"max_in_flight": {"type": "integer", "minimum": 1},
+                                        "max_loop_lag_ms": {"type": "number", "minimum": 1}}},
+                "shutdown_grace_s": {"type": "number", "minimum": 0, "default": 30},
+                "ping_interval_s": {"type": "number", "minimum": 0.01, "default": 10},
+            },
+        },
+        "providers": {
+            "type": "object",
+            "description": "Upstreams by name. `kind` picks the adapter.",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"enum": PROVIDER_KINDS},
+                    "base_url": {"type": "string"},
+                    "api_key": {"type": ["string", "null"]},
+                    "enabled": {"type": ["boolean", "string"]},
+                },
+                "additionalProperties": True,
+            },
+        },
+        "tiers": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {t: {"type": ["string", "null"], "description": f"provider:model for {t}"}
+                           for t in ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")},
+        },
+        "models": {
+            "type": "object",
+            "description": "Per-model facts: prices per million tokens, context window, and aliases a client may send.",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": True,
+                "properties": {
+                    "input": {"type": "number", "minimum": 0},
+                    "output": {"type": "number", "minimum": 0},
+                    "cache_read": {"type": "number", "minimum": 0},
+                    "cache_write": {"type": "number", "minimum": 0},
+                    "context_window": {"type": "integer", "minimum": 1},
+                    "max_output": {"type": "integer", "minimum": 1},
+                    "route": {"type": "string", "description": "provider:model a client's model name maps to"},
+                },
+            },
+        },
+        "stages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "uses"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": _STAGE_ID,
+                    "uses": {"type": "string", "description": "A registered stage name, or ./path.py:Class"},
+                    "with": {"type": "object"},
+                    "needs": {"type": "array", "items": _STAGE_ID, "uniqueItems": True},
+                    "if": {"type": "string", "description": "jinja2 expression over x.vars; the stage runs when true"},
+                    "on_error": _STAGE_ID,
+                    "description": {"type": "string"},
+                },
+            },
+        },
+        "telemetry": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean", "default": True},
+                "path": {"type": "string", "default": ".lynkr/telemetry.duckdb"},
+                "content": {"type": "boolean", "default": False, "description": "Store prompt and response text."},
+                "flush_interval_s": {"type": "number", "minimum": 0.01, "default": 1.0},
+                "batch_size": {"type": "integer", "minimum": 1, "default": 500},
+            },
+        },
+        "dashboard": {"type": "object", "additionalProperties": False,
+                      "properties": {"enabled": {"type": "boolean", "default": False}}},
+        "state_dir": {"type": "string", "default": ".lynkr"},
+        "include": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+def assemble_schema(stage_classes: Mapping[str, type]) -> dict:
+    """The base schema with each stage's `with:` validated by that stage's own options schema."""
+    import copy
+
+    schema = copy.deepcopy(BASE_SCHEMA)
+    item = schema["properties"]["stages"]["items"]
+    item["allOf"] = [
+        {
+            "if": {"properties": {"uses": {"const": name}}, "required": ["uses"]},
+            "then": {"properties": {"with": cls.options_schema}},
+        }
+        for name, cls in sorted(stage_classes.items())
+    ]
+    return schema

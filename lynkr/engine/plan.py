@@ -1,0 +1,87 @@
+"""Compile a LoadedConfig's stage graph into an execution plan.
+
+Stages run one at a time, in a topological order of `needs` that keeps file order among
+independent stages. They share one mutable request, so running independent stages
+concurrently would race; the DAG fixes what must come before what, and the file order
+breaks ties so the order is stable and readable (`lynkr explain` prints it).
+
+A stage named by another stage's `on_error` is a handler: it is left out of the main order
+and runs only when its source fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jinja2
+import networkx as nx
+
+from ..config import LoadedConfig
+from ..stage import Stage
+
+__all__ = ["Step", "Plan", "compile_plan"]
+
+_JINJA = jinja2.Environment()
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    uses: str
+    stage: Stage
+    condition: Callable | None
+    condition_text: str | None
+    on_error: str | None
+    critical: bool
+    has_after: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    main: tuple[Step, ...]
+    handlers: dict  # id -> Step
+    steps: dict     # id -> Step, all of them
+
+    def describe(self) -> list[str]:
+        out = []
+        for n, s in enumerate(self.main, 1):
+            extra = []
+            if s.condition_text:
+                extra.append(f"if: {s.condition_text}")
+            if s.on_error:
+                extra.append(f"on_error → {s.on_error}")
+            out.append(f"{n}. {s.id} ({s.uses})" + (f"  [{'; '.join(extra)}]" if extra else ""))
+        for s in self.handlers.values():
+            out.append(f"   handler {s.id} ({s.uses})" + (f"  [on_error → {s.on_error}]" if s.on_error else ""))
+        return out
+
+
+def compile_condition(expr: str) -> Callable:
+    return _JINJA.compile_expression(expr)
+
+
+def compile_plan(cfg: LoadedConfig, stages: dict[str, Stage]) -> Plan:
+    entries = {st["id"]: (i, st) for i, st in enumerate(cfg.data["stages"])}
+    handlers = {st["on_error"] for st in cfg.data["stages"] if st.get("on_error")}
+    needs_graph = nx.DiGraph()
+    needs_graph.add_nodes_from(entries)
+    needs_graph.add_edges_from((u, v) for u, v, k in cfg.graph.edges(data="kind") if k == "needs")
+    order = list(nx.lexicographical_topological_sort(needs_graph, key=lambda n: entries[n][0]))
+
+    steps = {}
+    for sid, (i, st) in entries.items():
+        cond_text = st.get("if")
+        cond = None
+        if cond_text:
+            try:
+                cond = compile_condition(cond_text)
+            except jinja2.TemplateSyntaxError as e:
+                raise cfg.error(f"invalid if: expression: {e.message}", ("stages", i, "if")) from None
+        stage = stages[sid]
+        steps[sid] = Step(
+            id=sid, uses=st["uses"], stage=stage, condition=cond, condition_text=cond_text,
+            on_error=st.get("on_error"), critical=bool(type(stage).critical),
+            has_after=type(stage).after is not None and callable(getattr(stage, "after", None)),
+        )
+    main = tuple(steps[s] for s in order if s not in handlers)
+    return Plan(main=main, handlers={h: steps[h] for h in handlers}, steps=steps)

@@ -1,0 +1,72 @@
+"""Where stage classes come from: built-ins (`lynkr.stages.DEFAULT_STAGES`), the `lynkr.stages`
+entry-point group, and `./path.py:Class` for a project's own stage.
+
+Nothing registers on import: `load_registry()` is called explicitly, once.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from functools import lru_cache
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from ..stage import Stage
+
+__all__ = ["load_registry", "load_path_stage", "StageInfo"]
+
+
+class StageInfo:
+    def __init__(self, cls: type[Stage], source: str):
+        self.cls = cls
+        self.source = source          # builtin | entry point name | path
+
+
+@lru_cache(maxsize=1)
+def load_registry() -> dict[str, StageInfo]:
+    from lynkr import stages as builtin
+
+    found: dict[str, StageInfo] = {}
+    for modname in builtin.DEFAULT_STAGES:
+        mod = importlib.import_module(f"lynkr.stages.{modname}")
+        for cls in _stage_classes(mod):
+            found[cls.name] = StageInfo(cls, "builtin")
+    allow = os.environ.get("LYNKR_LOAD_PLUGINS")
+    allowed = {a.strip() for a in allow.split(",")} if allow else None
+    for ep in entry_points(group="lynkr.stages"):
+        if allowed is not None and ep.name not in allowed:
+            continue
+        obj = ep.load()
+        for cls in ([obj] if inspect.isclass(obj) else _stage_classes(obj)):
+            found.setdefault(cls.name, StageInfo(cls, f"entry point {ep.name} ({ep.value})"))
+    return found
+
+
+def _stage_classes(mod) -> list[type[Stage]]:
+    return [
+        obj for obj in vars(mod).values()
+        if inspect.isclass(obj) and issubclass(obj, Stage) and obj is not Stage
+        and obj.__module__ == mod.__name__ and obj.name
+    ]
+
+
+def load_path_stage(spec: str, base_dir: Path) -> type[Stage]:
+    """`./stages/redact.py:Redact`, relative to the pipeline file's folder."""
+    path_part, sep, cls_name = spec.partition(":")
+    if not sep or not cls_name:
+        raise ValueError(f"expected './file.py:ClassName', got {spec!r}")
+    path = (base_dir / path_part).resolve()
+    if not path.is_file():
+        raise ValueError(f"stage file {path} does not exist")
+    modname = f"lynkr_user_stage_{abs(hash(str(path)))}"
+    sp = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(sp)
+    sys.modules[modname] = mod
+    sp.loader.exec_module(mod)
+    cls = getattr(mod, cls_name, None)
+    if not (inspect.isclass(cls) and issubclass(cls, Stage)):
+        raise ValueError(f"{path} has no Stage subclass named {cls_name}")
+    return cls

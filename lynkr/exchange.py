@@ -1,0 +1,127 @@
+"""The Exchange: one request's state as it moves through a pipeline (design.md §3)."""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+__all__ = ["Exchange", "Response", "Route", "StageEvent", "new_request_id"]
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex[:24]
+
+
+@dataclass(slots=True)
+class Route:
+    """Where provider_call sends the request: a provider name from the pipeline and a model id."""
+
+    provider: str
+    model: str
+    tier: str | None = None
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, target: str, **kw: Any) -> "Route":
+        # The first colon splits, so Ollama tags such as qwen2.5-coder:7b keep theirs.
+        provider, sep, model = target.partition(":")
+        if not sep or not provider or not model:
+            raise ValueError(f"expected 'provider:model', got {target!r}")
+        return cls(provider=provider, model=model, **kw)
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+@dataclass(slots=True)
+class Response:
+    """What a cache or provider_call produced.
+
+    Exactly one of `message` (a complete canonical Anthropic message dict), `events` (an async
+    iterator of canonical Anthropic-style stream events) or `error` is set.  `raw` is an
+    optimisation for same-protocol passthrough: bytes already in the client's protocol, with
+    `raw_protocol` naming it; renderers use it only when it matches the client.
+    """
+
+    status: int = 200
+    message: dict | None = None
+    events: AsyncIterator[dict] | None = None
+    error: Any = None                       # a lynkr.errors.ProxyError
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: AsyncIterator[bytes] | None = None
+    raw_protocol: str | None = None
+    raw_content_type: str | None = None
+    source: str = "provider"                # provider | cache:exact | cache:semantic | stage:<id>
+    usage: dict = field(default_factory=dict)   # provider-reported usage, filled when known
+    final: dict | None = None               # the complete message once a stream has finished
+    first_byte_at: float | None = None      # perf_counter of the upstream's first byte
+    upstream_done_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status < 400
+
+    @property
+    def streaming(self) -> bool:
+        return self.events is not None or self.raw is not None
+
+
+@dataclass(slots=True)
+class StageEvent:
+    """What one stage did to one request; the engine fills timing and outcome."""
+
+    stage_id: str
+    uses: str
+    phase: str = "run"                       # run | after
+    outcome: str = "ok"                      # ok | skipped | error | failed_open | responded
+    duration_us: int = 0
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    # Text pairs whose token counts are computed later by the telemetry writer, so no
+    # stage counts tokens on the request path.
+    measure: tuple[str, str] | None = None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    id: str
+    client: str                              # anthropic | openai_chat | openai_responses
+    request: dict                            # canonical; stages change it
+    original: dict                           # the client's body as received; never changed
+    headers: Mapping[str, str] = field(default_factory=dict)
+    session: str | None = None
+    vars: dict = field(default_factory=dict)
+    route: Route | None = None
+    response: Response | None = None
+    events: list[StageEvent] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    ts: float = field(default_factory=time.time)
+    stream: bool = False
+    dry_run: bool = False                    # `lynkr explain`: no upstream calls
+    pipeline: Any = None                     # the Pipeline serving this request
+    # The canonical request as first parsed. Stages change `request` copy-on-write (replace the
+    # list or dict they change, never mutate shared parts), so this stays the savings baseline.
+    baseline: dict | None = None
+    ran: list = field(default_factory=list)  # plan steps that ran, for `after` hooks
+    upstream_request: dict | None = None     # the body provider_call sent, for token accounting
+    error: BaseException | None = None       # what sent the request to an on_error stage
+
+    @classmethod
+    def new(cls, client: str, request: dict, original: dict | None = None, **kw: Any) -> "Exchange":
+        return cls(
+            id=kw.pop("id", None) or new_request_id(),
+            client=client,
+            request=request,
+            baseline=request,
+            original=original if original is not None else request,
+            stream=bool(request.get("stream")),
+            **kw,
+        )
+
+    def event(self, stage_id: str) -> StageEvent | None:
+        for ev in reversed(self.events):
+            if ev.stage_id == stage_id:
+                return ev
+        return None

@@ -1,0 +1,87 @@
+"""`lynkr explain`: run a request through a pipeline without calling any upstream."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+
+from .config import load_config, redacted
+from .engine.pipeline import build_pipeline
+from .exchange import Exchange
+
+__all__ = ["explain", "format_report", "load_request_file"]
+
+
+def load_request_file(path: str) -> tuple[str, dict, dict]:
+    """(path, headers, body) from a fixture `{path, headers, body}` or a bare request body."""
+    data = orjson.loads(Path(path).read_bytes())
+    if isinstance(data, dict) and "body" in data and isinstance(data.get("body"), dict):
+        return data.get("path") or "/v1/messages", data.get("headers") or {}, data["body"]
+    if not isinstance(data, dict):
+        raise ValueError("a request file holds a JSON object")
+    return "/v1/messages", {}, data
+
+
+def protocol_for(path: str):
+    from .wire import anthropic
+    p = path.split("?")[0]
+    try:
+        if p.endswith("/chat/completions"):
+            from .wire import openai_chat
+            return openai_chat
+        if p.endswith("/responses"):
+            from .wire import openai_responses
+            return openai_responses
+    except ImportError:
+        pass
+    return anthropic
+
+
+async def explain(pipeline_path: str, request_path: str) -> dict:
+    cfg = load_config(pipeline_path)
+    pipeline = build_pipeline(cfg, dry_run=True)
+    try:
+        path, headers, body = load_request_file(request_path)
+        proto = protocol_for(path)
+        canonical = proto.to_canonical(body)
+        x = Exchange.new(proto.CLIENT, canonical, original=body,
+                         headers={k.lower(): v for k, v in headers.items() if k.lower() not in ("x-api-key", "authorization")})
+        before = orjson.dumps(x.request)
+        await pipeline.explain(x)
+        after = orjson.dumps(x.request)
+        from .tokens import count_request
+        return {
+            "pipeline": cfg.name,
+            "hash": cfg.hash,
+            "plan": pipeline.plan.describe(),
+            "stages": [{"id": e.stage_id, "uses": e.uses, "outcome": e.outcome, "duration_us": e.duration_us,
+                        "detail": e.detail} for e in x.events],
+            "vars": {k: v for k, v in x.vars.items() if not k.startswith("_")},
+            "route": str(x.route) if x.route else None,
+            "response": None if x.response is None else x.response.source,
+            "request_changed": before != after,
+            "tokens_client": count_request(x.baseline),
+            "tokens_upstream": count_request(x.request),
+            "config": redacted(cfg.data),
+        }
+    finally:
+        await pipeline.aclose()
+
+
+def format_report(r: dict) -> str:
+    lines = [f"pipeline {r['pipeline']} ({r['hash']})", "", "plan:"]
+    lines += ["  " + s for s in r["plan"]]
+    lines += ["", "stages:"]
+    for s in r["stages"]:
+        detail = f"  {json.dumps(s['detail'], default=str)}" if s["detail"] else ""
+        lines.append(f"  {s['id']:<16} {s['uses']:<16} {s['outcome']:<12} {s['duration_us']:>7} µs{detail}")
+    interesting = {k: v for k, v in r["vars"].items() if k not in ("path",)}
+    if interesting:
+        lines += ["", "vars:"] + [f"  {k}: {json.dumps(v, default=str)}" for k, v in interesting.items()]
+    lines += ["", f"route: {r['route'] or '(none)'}",
+              f"tokens: client sent {r['tokens_client']}, would send upstream {r['tokens_upstream']}"
+              f" ({r['tokens_client'] - r['tokens_upstream']:+d} saved)" if r["tokens_client"] else "tokens: n/a"]
+    if r["response"]:
+        lines.append(f"answered by: {r['response']}")
+    return "\n".join(lines)

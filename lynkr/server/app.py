@@ -1,0 +1,32 @@
+"""The aiohttp application: each module under lynkr.server adds its own routes in `setup(app)`."""
+from __future__ import annotations
+
+import importlib
+
+from aiohttp import web
+
+from ..engine.runtime import Engine
+
+__all__ = ["create_app", "ROUTE_MODULES"]
+
+# Modules with a `setup(app)`; order is route registration order.
+ROUTE_MODULES: tuple[str, ...] = (
+    "lynkr.server.health",
+    "lynkr.server.admin",
+    "lynkr.server.client_routes",
+)
+
+
+def create_app(engine: Engine, *, manage_engine: bool = True) -> web.Application:
+    app = web.Application(client_max_size=1024 ** 3)   # body limits are ours (server.max_body_bytes)
+    app["engine"] = engine
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).setup(app)
+    if manage_engine:
+        async def lifecycle(app):
+            if engine.current is None:
+                await engine.start()
+            yield
+            await engine.stop()
+        app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,124 @@
+"""One client request, whatever its protocol: read → parse → pipeline → render → finish.
+
+A protocol module (lynkr.wire.*) provides CLIENT, to_canonical(body), render(request, x) and
+error_response(err). Anything that goes wrong becomes an error in that protocol's own shape;
+no traceback ever reaches a client.
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+import zlib
+
+import orjson
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..exchange import Exchange
+
+__all__ = ["serve", "read_json"]
+
+log = logging.getLogger("lynkr.server")
+
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
+
+
+async def read_json(request: web.Request, max_bytes: int) -> object:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ProxyError(413, f"request body is {request.content_length} bytes; the limit is {max_bytes}")
+    raw = await request.content.read(max_bytes + 1) if request.can_read_body else b""
+    if len(raw) > max_bytes:
+        raise ProxyError(413, f"request body is larger than the limit of {max_bytes} bytes")
+    enc = (request.headers.get("content-encoding") or "").lower().strip()
+    if enc in ("gzip", "x-gzip"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            raise ProxyError(400, "content-encoding is gzip but the body is not valid gzip") from None
+    elif enc == "deflate":
+        try:
+            raw = zlib.decompress(raw)
+        except zlib.error:
+            raise ProxyError(400, "content-encoding is deflate but the body is not valid deflate") from None
+    if len(raw) > max_bytes:
+        raise ProxyError(413, f"decompressed body is larger than the limit of {max_bytes} bytes")
+    if not raw:
+        raise ProxyError(400, "request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ProxyError(400, f"request body is not valid JSON: {e}") from None
+
+
+def _session_of(request: web.Request, body: dict) -> str | None:
+    h = request.headers
+    sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("x-session-id")
+    if sid:
+        return sid
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
+        return meta["user_id"][-64:]
+    return None
+
+
+_CREDENTIAL_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
+
+
+async def serve(request: web.Request, proto) -> web.StreamResponse:
+    engine = request.app["engine"]
+    t0 = time.perf_counter()
+    pipeline = engine.current
+    server_cfg = (pipeline.config.get("server") or {}) if pipeline is not None else {}
+    try:
+        body = await read_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
+        canonical = proto.to_canonical(body)
+        max_messages = server_cfg.get("max_messages")
+        if max_messages and len(canonical.get("messages") or ()) > max_messages:
+            raise ProxyError(413, f"request has {len(canonical['messages'])} messages; the limit is {max_messages}")
+    except ProxyError as e:
+        return proto.error_response(e)
+    if pipeline is None:
+        return proto.error_response(ProxyError(503, "no pipeline is loaded yet", retry_after=1))
+
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=_session_of(request, body))
+    x.vars["path"] = request.path
+    try:
+        await pipeline.handle(x)
+    except Exception as e:  # the executor contains stage errors; this is a bug guard
+        log.exception("pipeline crashed on %s", x.id)
+        return proto.error_response(ProxyError(500, f"internal error ({type(e).__name__}); request id {x.id}"))
+    t_pipeline = time.perf_counter()
+    try:
+        out = await proto.render(request, x)
+    except (ConnectionResetError, ConnectionError) as e:
+        x.vars["client_disconnected"] = True
+        if x.response is not None and x.response.error is None:
+            x.response.error = ProxyError(499, f"client disconnected: {e}")
+        raise
+    except Exception as e:
+        log.exception("rendering %s failed", x.id)
+        if x.response is not None and x.response.error is None:
+            x.response.error = ProxyError(500, f"render failed: {type(e).__name__}")
+        out = proto.error_response(ProxyError(500, f"internal error while answering ({type(e).__name__}); request id {x.id}"))
+    finally:
+        _timings(x, t0, t_pipeline)
+        engine.finish_later(x)
+    return out
+
+
+def _timings(x: Exchange, t0: float, t_pipeline: float) -> None:
+    now = time.perf_counter()
+    v = x.vars
+    v["latency_ms"] = (now - t0) * 1000
+    resp = x.response
+    if resp is not None and resp.first_byte_at is not None:
+        v["ttfb_ms"] = (resp.first_byte_at - t0) * 1000
+        done = resp.upstream_done_at or now
+        started = v.get("upstream_started_at")
+        if started:
+            v["upstream_ms"] = (done - started) * 1000
+            v["overhead_ms"] = max(0.0, v["latency_ms"] - v["upstream_ms"])
+    else:
+        v["overhead_ms"] = v["latency_ms"] if resp is not None and resp.source.startswith("cache") else None

@@ -1,0 +1,110 @@
+"""`lynkr run`: start the server, optionally as several worker processes sharing the port."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+from aiohttp import web
+
+from ..config import load_config
+from ..errors import ConfigError
+from ..engine.runtime import Engine
+from .app import create_app
+
+__all__ = ["serve_forever"]
+
+log = logging.getLogger("lynkr.server")
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = None, workers: int = 1,
+                  watch: bool = True, log_level: str = "info") -> int:
+    try:
+        cfg = load_config(pipeline)
+    except ConfigError as e:
+        print(f"✗ {e}", file=sys.stderr)
+        return 1
+    server = cfg.data.get("server") or {}
+    host = host or server.get("host") or "127.0.0.1"
+    port = port if port is not None else server.get("port", 8081)
+    grace = float(server.get("shutdown_grace_s", 30))
+    if workers <= 1:
+        return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False)
+    # Workers share the port through SO_REUSEPORT; the kernel spreads connections. Telemetry
+    # stays one file: each writer holds it only while writing a batch.
+    children = []
+    for i in range(1, workers):
+        pid = os.fork()
+        if pid == 0:
+            os.environ["LYNKR_WORKER"] = str(i)
+            code = _serve(pipeline, host, port, watch, grace, worker=i, reuse_port=True)
+            os._exit(code)
+        children.append(pid)
+    try:
+        code = _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=True)
+    finally:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return code
+
+
+def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool) -> int:
+    _use_uvloop()
+    engine = Engine(pipeline, watch=watch, worker=worker)
+
+    async def main() -> None:
+        try:
+            await engine.start()
+        except ConfigError as e:
+            print(f"✗ {e}", file=sys.stderr)
+            raise SystemExit(1)
+        app = create_app(engine, manage_engine=False)
+        runner = web.AppRunner(app, shutdown_timeout=grace, handle_signals=False, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+        await site.start()
+        if worker == 0:
+            print(f"lynkr: serving pipeline '{engine.current.name}' ({engine.current.hash}) on http://{host}:{port}",
+                  flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        signals = {"n": 0}
+
+        def on_signal(*_):
+            signals["n"] += 1
+            if signals["n"] > 1:
+                os._exit(130)      # a second signal exits at once
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await stop.wait()
+        # Stop accepting, let in-flight requests and streams finish up to the grace period,
+        # then flush telemetry and close stages.
+        await runner.cleanup()
+        await engine.stop()
+
+    try:
+        asyncio.run(main())
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

@@ -1,0 +1,255 @@
+"""The DuckDB telemetry writer: a queue fed by the event loop, drained in batches by one thread.
+
+DuckDB lets one process hold a file open for writing, and a reader in another process cannot
+open it at all while it is held. So the writer opens the file for each batch and closes it
+straight after (milliseconds), and `lynkr report` opens it read-only, retrying while a batch is
+being written. That also lets several `--workers` share one file.
+
+Token estimates are computed here, in the writer thread, never on the request path.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
+
+__all__ = ["TelemetryWriter", "connect_with_retry", "NullWriter"]
+
+log = logging.getLogger("lynkr.telemetry")
+
+_STOP = object()
+
+
+def connect_with_retry(path: str, *, read_only: bool = False, timeout: float = 10.0):
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(delay + random.random() * delay)
+        delay = min(delay * 2, 0.1)
+
+
+class NullWriter:
+    def submit(self, x) -> None:
+        pass
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+class TelemetryWriter:
+    def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
+                 content: bool = False, worker: int = 0, max_queue: int = 100_000):
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.content = content
+        self.worker = worker
+        self.q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.dropped = 0
+        self.written = 0
+        self._flush_requests: list[threading.Event] = []
+        self._lock = threading.Lock()
+        con = connect_with_retry(self.path)
+        try:
+            for stmt in ddl():
+                con.execute(stmt)
+        finally:
+            con.close()
+        self._thread = threading.Thread(target=self._loop, name="lynkr-telemetry", daemon=True)
+        self._thread.start()
+
+    # -- called on the event loop: cheap, never blocks -------------------------------------
+    def submit(self, x) -> None:
+        try:
+            self.q.put_nowait(x)
+        except queue.Full:
+            self.dropped += 1
+
+    # -- called from any thread ------------------------------------------------------------
+    def flush(self, timeout: float | None = 10.0) -> None:
+        ev = threading.Event()
+        with self._lock:
+            self._flush_requests.append(ev)
+        self.q.put(None)  # wake the thread
+        ev.wait(timeout)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        if not self._thread.is_alive():
+            return
+        self.q.put(_STOP)
+        self._thread.join(timeout)
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        pending: list = []
+        last = time.monotonic()
+        stop = False
+        while not stop:
+            timeout = max(0.0, self.flush_interval - (time.monotonic() - last))
+            try:
+                item = self.q.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                stop = True
+            elif item is not None:
+                pending.append(item)
+                # Drain what is already queued without waiting.
+                while len(pending) < self.batch_size:
+                    try:
+                        nxt = self.q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        break
+                    if nxt is not None:
+                        pending.append(nxt)
+            with self._lock:
+                waiters, self._flush_requests = self._flush_requests, []
+            due = len(pending) >= self.batch_size or time.monotonic() - last >= self.flush_interval
+            if pending and (due or stop or waiters):
+                if waiters or stop:
+                    pending.extend(self._drain())
+                self._write(pending)
+                pending = []
+                last = time.monotonic()
+            elif not pending:
+                last = time.monotonic()
+            for w in waiters:
+                w.set()
+
+    def _drain(self) -> list:
+        out = []
+        while True:
+            try:
+                item = self.q.get_nowait()
+            except queue.Empty:
+                return out
+            if item is not None and item is not _STOP:
+                out.append(item)
+
+    def _write(self, items: list) -> None:
+        req_rows, ev_rows = [], []
+        for x in items:
+            try:
+                r, evs = rows_for(x, content=self.content, worker=self.worker)
+            except Exception:
+                log.exception("telemetry row failed")
+                continue
+            req_rows.append(r)
+            ev_rows.extend(evs)
+        try:
+            con = connect_with_retry(self.path, timeout=30)
+        except Exception:
+            log.exception("telemetry: cannot open %s; %d rows lost", self.path, len(req_rows))
+            self.dropped += len(req_rows)
+            return
+        try:
+            con.execute("BEGIN")
+            _insert(con, "requests", REQUEST_COLUMNS, req_rows)
+            _insert(con, "stage_events", STAGE_EVENT_COLUMNS, ev_rows)
+            con.execute("COMMIT")
+            self.written += len(req_rows)
+        except Exception:
+            log.exception("telemetry write failed; %d rows lost", len(req_rows))
+            self.dropped += len(req_rows)
+        finally:
+            con.close()
+
+
+def _insert(con, table: str, columns, rows: list[dict]) -> None:
+    if not rows:
+        return
+    names = [c for c, _t in columns]
+    batch = {c: np.array([r.get(c) for r in rows], dtype=object) for c in names}
+    con.register("_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM _batch")
+    finally:
+        con.unregister("_batch")
+
+
+def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[dict]]:
+    """The `requests` row and `stage_events` rows for a finished Exchange (writer thread)."""
+    from ..tokens import count_request, count_text
+
+    resp = x.response
+    v = x.vars
+    ts = dt.datetime.fromtimestamp(x.ts, dt.timezone.utc).replace(tzinfo=None)
+    pipeline = x.pipeline
+    usage = (resp.usage if resp is not None else None) or {}
+    err = resp.error if resp is not None else None
+    cache = v.get("cache")
+    tokens_client = count_request(x.baseline if x.baseline is not None else x.request)
+    upstream = x.upstream_request
+    row = {
+        "id": x.id,
+        "ts": ts,
+        "pipeline": pipeline.name if pipeline is not None else v.get("pipeline"),
+        "pipeline_hash": pipeline.hash if pipeline is not None else v.get("pipeline_hash"),
+        "client": x.client,
+        "user_agent": x.headers.get("user-agent"),
+        "session": x.session,
+        "requested_model": (x.original or {}).get("model") if isinstance(x.original, dict) else None,
+        "provider": x.route.provider if x.route else None,
+        "model": x.route.model if x.route else None,
+        "tier": v.get("tier"),
+        "score": v.get("score"),
+        "cache": cache,
+        "fallback": v.get("fallback"),
+        "stream": x.stream,
+        "status": (resp.status if resp is not None else None),
+        "error": (f"{err.status} {err.type}: {err.message}"[:500] if err is not None else None),
+        "latency_ms": v.get("latency_ms"),
+        "ttfb_ms": v.get("ttfb_ms"),
+        "upstream_ms": v.get("upstream_ms"),
+        "overhead_ms": v.get("overhead_ms"),
+        "tokens_client": tokens_client,
+        "tokens_upstream": count_request(upstream) if upstream is not None else 0,
+        "usage_input": usage.get("input_tokens"),
+        "usage_output": usage.get("output_tokens"),
+        "usage_cache_read": usage.get("cache_read_input_tokens"),
+        "usage_cache_write": usage.get("cache_creation_input_tokens"),
+        "worker": worker,
+        "prompt": orjson.dumps(x.original).decode() if content else None,
+        "response_text": (orjson.dumps(resp.final or resp.message).decode()
+                          if content and resp is not None and (resp.final or resp.message) else None),
+    }
+    evs = []
+    for ev in x.events:
+        before, after = ev.tokens_before, ev.tokens_after
+        if ev.measure is not None and before is None:
+            before, after = count_text(ev.measure[0]), count_text(ev.measure[1])
+        evs.append({
+            "request_id": x.id, "ts": ts, "pipeline": row["pipeline"], "pipeline_hash": row["pipeline_hash"],
+            "stage_id": ev.stage_id, "uses": ev.uses, "phase": ev.phase, "outcome": ev.outcome,
+            "duration_us": ev.duration_us, "tokens_before": before, "tokens_after": after,
+            "detail": orjson.dumps(ev.detail, default=str).decode() if ev.detail else None,
+        })
+    return row, evs
+
+
+def default_worker_id() -> int:
+    return int(os.environ.get("LYNKR_WORKER", "0"))

@@ -1,0 +1,93 @@
+"""Token estimates with tiktoken's cl100k_base — one tokenizer for everything we compare, so
+"client sent" and "sent upstream" are measured alike. Provider-reported usage stays the
+billing truth. Never called on the request path: the telemetry writer and offline tools use it.
+
+Counts are cached per text: a coding agent resends the same system prompt, tools and history
+every turn, so after the first turn almost every block is a cache hit.
+"""
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+import orjson
+
+__all__ = ["count_text", "count_request", "count_value", "encoding"]
+
+_lock = threading.Lock()
+_enc = None
+
+
+def encoding():
+    """cl100k_base, loaded once. tiktoken reads TIKTOKEN_CACHE_DIR (set by ../shared/env.sh for
+    offline machines) and downloads on first use otherwise."""
+    global _enc
+    if _enc is None:
+        with _lock:
+            if _enc is None:
+                import tiktoken
+                _enc = tiktoken.get_encoding("cl100k_base")
+    return _enc
+
+
+@lru_cache(maxsize=16384)
+def _count_cached(text: str) -> int:
+    return len(encoding().encode_ordinary(text))
+
+
+def count_text(text: str) -> int:
+    if not text:
+        return 0
+    if len(text) > 200_000:         # too big to be worth caching
+        return len(encoding().encode_ordinary(text))
+    return _count_cached(text)
+
+
+def count_value(value) -> int:
+    """Tokens of a JSON value as it would be sent (compact JSON for structures)."""
+    if isinstance(value, str):
+        return count_text(value)
+    return count_text(orjson.dumps(value).decode())
+
+
+def _content_tokens(content) -> int:
+    if isinstance(content, str):
+        return count_text(content)
+    total = 0
+    for block in content or ():
+        if not isinstance(block, dict):
+            continue
+        t = block.get("type")
+        if t == "text":
+            total += count_text(block.get("text", ""))
+        elif t == "tool_result":
+            total += 4 + _content_tokens(block.get("content"))
+        elif t == "tool_use":
+            total += 4 + count_text(block.get("name", "")) + count_value(block.get("input", {}))
+        elif t in ("thinking", "redacted_thinking"):
+            total += count_text(block.get("thinking", "") or block.get("data", ""))
+        elif t == "image":
+            total += 1600           # Anthropic's rough per-image budget; we do not decode images
+        else:
+            total += count_value(block)
+    return total
+
+
+def count_request(body: dict | None) -> int:
+    """Estimated input tokens of a canonical (Anthropic-shaped) request: system, messages, tools."""
+    if not body:
+        return 0
+    total = 0
+    system = body.get("system")
+    if system:
+        total += _content_tokens(system) if not isinstance(system, str) else count_text(system)
+    for msg in body.get("messages") or ():
+        if isinstance(msg, dict):
+            total += 4 + _content_tokens(msg.get("content"))
+    for tool in body.get("tools") or ():
+        if isinstance(tool, dict):
+            total += count_text(tool.get("name", "")) + count_text(tool.get("description", "") or "")
+            schema = tool.get("input_schema")
+            if schema is not None:
+                total += count_value(schema)
+    return total

@@ -1,0 +1,1 @@
+"""Client wire protocols: parse into the canonical form, render back, stream."""

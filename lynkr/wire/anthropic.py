@@ -1,0 +1,110 @@
+"""Anthropic Messages (`POST /v1/messages`): what Claude Code speaks.
+
+The canonical form is the Messages shape, so parsing only normalises (`system` and every
+`content` become block lists) and keeps unknown fields; rendering writes the canonical
+message or events back as JSON or SSE with `event:` lines.
+"""
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..exchange import Exchange
+from .sse import sse_event
+
+__all__ = ["CLIENT", "to_canonical", "render", "error_response", "error_event"]
+
+CLIENT = "anthropic"
+
+
+def to_canonical(body) -> dict:
+    if not isinstance(body, dict):
+        raise ProxyError(400, "request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise ProxyError(400, "messages: field required (a list of {role, content})" if messages is None
+                         else "messages: must be a list")
+    out = dict(body)
+    system = body.get("system")
+    if isinstance(system, str):
+        out["system"] = [{"type": "text", "text": system}] if system else []
+    norm = []
+    changed = False
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ProxyError(400, f"messages.{i}: must be an object")
+        c = m.get("content")
+        if isinstance(c, str):
+            m = {**m, "content": [{"type": "text", "text": c}]}
+            changed = True
+        elif c is not None and not isinstance(c, list):
+            raise ProxyError(400, f"messages.{i}.content: must be a string or a list of blocks")
+        norm.append(m)
+    if changed:
+        out["messages"] = norm
+    return out
+
+
+def lynkr_headers(x: Exchange) -> dict:
+    h = {"x-lynkr-request-id": x.id}
+    if x.route is not None:
+        h["x-lynkr-provider"] = x.route.provider
+        h["x-lynkr-model"] = x.route.model
+    if x.vars.get("tier"):
+        h["x-lynkr-tier"] = str(x.vars["tier"])
+    if x.response is not None:
+        h.update(x.response.headers)
+    return h
+
+
+def error_body(err: ProxyError) -> dict:
+    return {"type": "error", "error": {"type": err.type, "message": err.message}}
+
+
+def error_response(err: ProxyError, headers: dict | None = None) -> web.Response:
+    h = dict(headers or {})
+    if err.retry_after is not None:
+        h["retry-after"] = str(max(0, int(round(err.retry_after))))
+    h["x-should-retry"] = "true" if err.retryable else "false"
+    return web.Response(status=err.status, body=orjson.dumps(error_body(err)),
+                        content_type="application/json", headers=h)
+
+
+def error_event(err: ProxyError) -> bytes:
+    return sse_event("error", error_body(err))
+
+
+async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
+    from .events import MessageAccumulator, collect, message_to_events
+
+    resp = x.response
+    headers = lynkr_headers(x)
+    if resp.error is not None:
+        return error_response(resp.error, headers)
+    if not x.stream:
+        message = resp.message
+        if message is None:
+            try:
+                message = await collect(resp.events)
+            except ProxyError as e:
+                return error_response(e, headers)
+            resp.final = message
+            resp.usage = message.get("usage") or {}
+        return web.Response(body=orjson.dumps(message), content_type="application/json", headers=headers)
+    events = resp.events if resp.events is not None else message_to_events(resp.message)
+    out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
+                                                  "cache-control": "no-cache"})
+    await out.prepare(request)
+    acc = MessageAccumulator()
+    try:
+        async for ev in events:
+            acc.feed(ev)
+            await out.write(sse_event(ev.get("type", "message"), ev))
+    except ProxyError as e:
+        await out.write(error_event(e))
+    resp.final = acc.message
+    if acc.usage:
+        resp.usage = acc.usage
+    await out.write_eof()
+    return out

@@ -1,0 +1,111 @@
+"""Canonical stream events (Anthropic-shaped) ⇄ complete messages."""
+from __future__ import annotations
+
+import orjson
+
+__all__ = ["MessageAccumulator", "message_to_events", "collect"]
+
+
+class MessageAccumulator:
+    """Builds the complete message from canonical events as they pass by."""
+
+    def __init__(self):
+        self.message: dict | None = None
+        self.usage: dict = {}
+        self._blocks: dict[int, dict] = {}
+        self._json: dict[int, list[str]] = {}
+
+    def feed(self, ev: dict) -> None:
+        t = ev.get("type")
+        if t == "message_start":
+            self.message = dict(ev.get("message") or {})
+            self.message["content"] = []
+            self.usage = dict(self.message.get("usage") or {})
+        elif t == "content_block_start":
+            block = dict(ev.get("content_block") or {})
+            idx = ev.get("index", len(self._blocks))
+            if block.get("type") in ("tool_use", "server_tool_use"):
+                self._json[idx] = []
+            self._blocks[idx] = block
+        elif t == "content_block_delta":
+            idx = ev.get("index")
+            block = self._blocks.get(idx)
+            d = ev.get("delta") or {}
+            if block is None:
+                return
+            dt = d.get("type")
+            if dt == "text_delta":
+                block["text"] = block.get("text", "") + d.get("text", "")
+            elif dt == "input_json_delta":
+                self._json.setdefault(idx, []).append(d.get("partial_json", ""))
+            elif dt == "thinking_delta":
+                block["thinking"] = block.get("thinking", "") + d.get("thinking", "")
+            elif dt == "signature_delta":
+                block["signature"] = block.get("signature", "") + d.get("signature", "")
+        elif t == "content_block_stop":
+            idx = ev.get("index")
+            block = self._blocks.get(idx)
+            if block is not None and idx in self._json:
+                raw = "".join(self._json.pop(idx))
+                try:
+                    block["input"] = orjson.loads(raw) if raw.strip() else (block.get("input") or {})
+                except orjson.JSONDecodeError:
+                    block["input"] = {}
+        elif t == "message_delta":
+            if self.message is None:
+                self.message = {"type": "message", "role": "assistant", "content": []}
+            self.message.update({k: v for k, v in (ev.get("delta") or {}).items()})
+            self.usage.update(ev.get("usage") or {})
+        elif t == "message_stop":
+            if self.message is not None:
+                self.message["content"] = [self._blocks[i] for i in sorted(self._blocks)]
+                self.message["usage"] = self.usage
+
+    @property
+    def complete(self) -> bool:
+        return self.message is not None and "stop_reason" in self.message and self.message.get("stop_reason") is not None
+
+
+async def collect(events) -> dict:
+    acc = MessageAccumulator()
+    async for ev in events:
+        acc.feed(ev)
+    return acc.message
+
+
+def message_to_events(message: dict):
+    """A complete message as a well-formed event stream (cache replays, non-streaming upstreams)."""
+    async def gen():
+        head = {k: v for k, v in message.items() if k not in ("content", "stop_reason", "stop_sequence", "usage")}
+        usage = dict(message.get("usage") or {})
+        start_usage = {"input_tokens": usage.get("input_tokens", 0), "output_tokens": 0}
+        for k in ("cache_creation_input_tokens", "cache_read_input_tokens"):
+            if k in usage:
+                start_usage[k] = usage[k]
+        yield {"type": "message_start", "message": {**head, "content": [], "stop_reason": None,
+                                                    "stop_sequence": None, "usage": start_usage}}
+        for i, block in enumerate(message.get("content") or []):
+            bt = block.get("type")
+            if bt == "text":
+                yield {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}
+                if block.get("text"):
+                    yield {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": block["text"]}}
+            elif bt in ("tool_use", "server_tool_use"):
+                yield {"type": "content_block_start", "index": i,
+                       "content_block": {**{k: v for k, v in block.items() if k != "input"}, "input": {}}}
+                yield {"type": "content_block_delta", "index": i,
+                       "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input") or {}).decode()}}
+            elif bt == "thinking":
+                yield {"type": "content_block_start", "index": i, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+                if block.get("thinking"):
+                    yield {"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}
+                if block.get("signature"):
+                    yield {"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}}
+            else:
+                yield {"type": "content_block_start", "index": i, "content_block": block}
+            yield {"type": "content_block_stop", "index": i}
+        yield {"type": "message_delta", "delta": {"stop_reason": message.get("stop_reason") or "end_turn",
+                                                   "stop_sequence": message.get("stop_sequence")},
+               "usage": {"output_tokens": usage.get("output_tokens", 0)}}
+        yield {"type": "message_stop"}
+    return gen()

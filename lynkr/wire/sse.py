@@ -1,0 +1,44 @@
+"""Server-sent events: parse an upstream's stream, format ours."""
+from __future__ import annotations
+
+from typing import AsyncIterator
+
+import orjson
+
+__all__ = ["iter_sse", "sse_event", "sse_data"]
+
+
+async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
+    """(event name, data bytes) for each event of an aiohttp StreamReader (or any async
+    iterator of lines). Comment lines (`:`) are skipped; multi-line data is joined with \\n."""
+    event: str | None = None
+    data: list[bytes] = []
+    async for raw in stream:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data or event:
+                yield event, b"\n".join(data)
+            event, data = None, []
+            continue
+        if line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            event = value.decode()
+    if data or event:
+        yield event, b"\n".join(data)
+
+
+def sse_event(event: str, payload: dict) -> bytes:
+    """An Anthropic-style event: `event:` line then `data:` (both SDKs need the event line)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def sse_data(payload: dict | bytes) -> bytes:
+    """An OpenAI-style event: `data:` only."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return b"data: " + body + b"\n\n"

@@ -1,0 +1,7 @@
+"""Built-in stages, one per module. Registered by `lynkr.engine.registry.load_registry()`
+through the same path third-party stages take; nothing registers on import."""
+
+DEFAULT_STAGES: tuple[str, ...] = (
+    "provider_call",
+    "fallback",
+)

@@ -1,0 +1,79 @@
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(ROOT))
+
+# Offline data (tokenizer, embedding model) when ../shared is beside the checkout.
+if SHARED.is_dir():
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))
+    os.environ.setdefault("LYNKR_EMBED_MODEL_PATH", str(SHARED / "models" / "all-MiniLM-L6-v2-onnx"))
+    os.environ.setdefault("LYNKR_FIXTURES", str(SHARED / "fixtures"))
+    os.environ.setdefault("LYNKR_EVAL", str(SHARED / "eval"))
+
+FIXTURES = Path(os.environ.get("LYNKR_FIXTURES", SHARED / "fixtures"))
+EVAL = Path(os.environ.get("LYNKR_EVAL", SHARED / "eval"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_app(app: web.Application, port: int | None = None):
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = port or free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def anthropic_upstream():
+    from tests.helpers.anthropic_upstream import AnthropicUpstream
+
+    up = AnthropicUpstream()
+    runner, url = await start_app(up.app())
+    up.url = url
+    yield up
+    await runner.cleanup()
+
+
+@pytest.fixture
+def write_pipeline(tmp_path):
+    def write(text: str, name: str = "pipeline.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+    return write
+
+
+@pytest.fixture
+async def lynkr(tmp_path):
+    """Start a Lynkr server for a pipeline file; yields a starter returning (engine, base_url)."""
+    from lynkr.engine.runtime import Engine
+    from lynkr.server.app import create_app
+
+    runners = []
+
+    async def start(pipeline_path, *, watch: bool = False, telemetry_path: str | None = None):
+        engine = Engine(str(pipeline_path), watch=watch,
+                        telemetry_path=telemetry_path or str(tmp_path / "telemetry.duckdb"))
+        await engine.start()
+        app = create_app(engine, manage_engine=False)
+        runner, url = await start_app(app)
+        runners.append((runner, engine))
+        return engine, url
+
+    yield start
+    for runner, engine in runners:
+        await runner.cleanup()
+        await engine.stop()
