@@ -1,0 +1,32 @@
+"""Run `lynkr run` as a real subprocess (for signal and multi-process tests)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+
+def start_lynkr(pipeline, port: int, *, env: dict | None = None, cwd=None, args=()) -> subprocess.Popen:
+    e = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(port),
+                             "--no-reload", *args], env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+async def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as s:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"lynkr exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                async with s.get(url + "/health/ready") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError("lynkr did not become ready")

@@ -1,0 +1,138 @@
+"""DuckDB telemetry: rows with pipeline_hash, 0 rows lost across SIGTERM, reports while serving."""
+import asyncio
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import duckdb
+
+from lynkr.exchange import Exchange, Response, StageEvent
+from lynkr.telemetry import TelemetryWriter
+from tests.conftest import free_port
+from tests.helpers.serve import start_lynkr, wait_ready
+
+PIPE = """
+version: 1
+name: tele
+providers:
+  up: {kind: anthropic, base_url: "%s"}
+stages:
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+telemetry: {path: "%s", flush_interval_s: 0.2}
+"""
+BODY = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hello there"}]}
+
+
+def test_writer_writes_rows_and_token_estimates(tmp_path):
+    w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.05)
+    x = Exchange.new("anthropic", {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hello world"}]}]})
+    x.response = Response(message={"content": []}, usage={"input_tokens": 7, "output_tokens": 3})
+    x.upstream_request = x.request
+    ev = StageEvent("s", "toon", measure=("a b c d e f", "a b"))
+    x.events.append(ev)
+    w.submit(x)
+    w.flush()
+    w.close()
+    con = duckdb.connect(str(tmp_path / "t.duckdb"), read_only=True)
+    row = con.execute("select id, tokens_client, tokens_upstream, usage_input, usage_output from requests").fetchone()
+    assert row[0] == x.id and row[1] > 0 and row[1] == row[2] and row[3:] == (7, 3)
+    before, after = con.execute("select tokens_before, tokens_after from stage_events").fetchone()
+    assert before > after > 0
+
+
+async def _load(url: str, stop: asyncio.Event, ok_ids: list, n_workers=8):
+    async def worker(s):
+        while not stop.is_set():
+            try:
+                async with s.post(url + "/v1/messages", json=BODY) as r:
+                    await r.read()
+                    if r.status == 200:
+                        ok_ids.append(r.headers["x-lynkr-request-id"])
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as s:
+        await asyncio.gather(*(worker(s) for _ in range(n_workers)))
+
+
+async def test_sigterm_under_load_loses_no_rows(anthropic_upstream, tmp_path):
+    db = tmp_path / "t.duckdb"
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(PIPE % (anthropic_upstream.url, db))
+    port = free_port()
+    proc = start_lynkr(pipe, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, proc)
+        stop = asyncio.Event()
+        ok_ids: list = []
+        load = asyncio.create_task(_load(url, stop, ok_ids))
+        await asyncio.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
+        stop.set()
+        await load
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    assert len(ok_ids) > 20
+    con = duckdb.connect(str(db), read_only=True)
+    stored = {r[0] for r in con.execute("select id from requests").fetchall()}
+    missing = set(ok_ids) - stored
+    assert not missing, f"{len(missing)} of {len(ok_ids)} answered requests have no telemetry row"
+    hashes = con.execute("select distinct pipeline, pipeline_hash from requests").fetchall()
+    assert len(hashes) == 1 and hashes[0][0] == "tele" and len(hashes[0][1]) == 12
+
+
+async def test_report_works_while_server_runs(anthropic_upstream, tmp_path):
+    db = tmp_path / "t.duckdb"
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(PIPE % (anthropic_upstream.url, db))
+    port = free_port()
+    proc = start_lynkr(pipe, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url, proc)
+        stop = asyncio.Event()
+        ok_ids: list = []
+        load = asyncio.create_task(_load(url, stop, ok_ids, n_workers=4))
+        await asyncio.sleep(1.0)
+        loop = asyncio.get_running_loop()
+        results = []
+        for name in ("by-day", "latency"):
+            res = await loop.run_in_executor(None, lambda n=name: subprocess.run(
+                [sys.executable, "-m", "lynkr.cli", "report", n, "--db", str(db), "--format", "json"],
+                capture_output=True, text=True, timeout=60))
+            results.append(res)
+        sql = await loop.run_in_executor(None, lambda: subprocess.run(
+            [sys.executable, "-m", "lynkr.cli", "report", "--db", str(db), "--sql", "select count(*) as n from requests"],
+            capture_output=True, text=True, timeout=60))
+        stop.set()
+        await load
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    for res in results + [sql]:
+        assert res.returncode == 0, res.stderr
+        assert "Traceback" not in res.stderr
+    import json
+    by_day = json.loads(results[0].stdout)
+    assert by_day[0]["requests"] > 0
+    assert int(sql.stdout.split()[-1]) > 0
+
+
+def test_report_rejects_writes_and_bad_sql(tmp_path):
+    w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.05)
+    w.close()
+    db = str(tmp_path / "t.duckdb")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "lynkr.cli", "report", "--db", db, *a],
+                                    capture_output=True, text=True, timeout=60)
+    empty = run("by-day")
+    assert empty.returncode == 0 and "no requests yet" in empty.stdout
+    bad = run("--sql", "selec 1")
+    assert bad.returncode == 1 and "SQL error" in bad.stderr and "Traceback" not in bad.stderr
+    write = run("--sql", "delete from tel.requests")
+    assert write.returncode == 1 and "Traceback" not in write.stderr
+    missing = run("bogus-report")
+    assert missing.returncode == 1 and "no report named" in missing.stderr
