@@ -1,9 +1,39 @@
 """Canonical stream events (Anthropic-shaped) ⇄ complete messages."""
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
-__all__ = ["MessageAccumulator", "message_to_events", "collect"]
+__all__ = ["MessageAccumulator", "message_to_events", "collect", "with_pings", "PING_INTERVAL"]
+
+PING_INTERVAL = 10.0
+
+
+async def with_pings(events, interval: float | None = None):
+    """The events, plus `{"type": "ping"}` whenever the source has been silent for `interval`
+    seconds (long thinking, slow local models), so idle timers in clients and middleboxes
+    stay quiet. The pending read is never cancelled, so no event is lost."""
+    interval = PING_INTERVAL if interval is None else interval
+    it = events.__aiter__()
+    pending = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield {"type": "ping"}
+                continue
+            task, pending = pending, None
+            try:
+                ev = task.result()
+            except StopAsyncIteration:
+                return
+            yield ev
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
 
 
 class MessageAccumulator:
