@@ -211,12 +211,14 @@ def to_canonical(body) -> dict:
     if system:
         canonical["system"] = system
     mt = body.get("max_completion_tokens") or body.get("max_tokens")
+    extra_flags: dict = {}
     if mt is not None:
         if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
             raise _bad("max_tokens: must be a positive integer")
         canonical["max_tokens"] = mt
     else:
         canonical["max_tokens"] = 8192      # Anthropic requires it; OpenAI clients often omit it
+        extra_flags = {"_default_max": True}
     for k in ("temperature", "top_p"):
         if body.get(k) is not None:
             canonical[k] = body[k]
@@ -242,6 +244,7 @@ def to_canonical(body) -> dict:
         extra["max_completion_tokens"] = body["max_completion_tokens"]
     if body.get("parallel_tool_calls") is not None:
         extra["parallel_tool_calls"] = body["parallel_tool_calls"]
+    extra.update(extra_flags)
     if extra:
         canonical[EXTRA] = extra
     return canonical
@@ -361,7 +364,7 @@ def from_canonical(canonical: dict, model: str) -> dict:
     """The canonical request as an OpenAI chat request body for an upstream."""
     body: dict = {"model": model, "messages": _messages_from_canonical(canonical)}
     extra = dict(canonical.get(EXTRA) or {})
-    if canonical.get("max_tokens") is not None:
+    if canonical.get("max_tokens") is not None and not (extra.pop("_default_max", False) and canonical["max_tokens"] == 8192):
         key = "max_completion_tokens" if "max_completion_tokens" in extra else "max_tokens"
         body[key] = canonical["max_tokens"]
         extra.pop("max_completion_tokens", None)
@@ -391,7 +394,7 @@ def from_canonical(canonical: dict, model: str) -> dict:
     for k, v in extra.items():
         if k == "stream_options" and body.get("stream"):
             body["stream_options"] = {**v, "include_usage": True} if isinstance(v, dict) else body["stream_options"]
-        elif k not in body and (k != "parallel_tool_calls" or "tools" in body):
+        elif k not in body and not k.startswith("_") and (k != "parallel_tool_calls" or "tools" in body):
             body[k] = v
     return body
 
