@@ -1,9 +1,15 @@
-"""`lynkr report`: built-in SQL reports (lynkr/telemetry/reports/*.sql) and `--sql`.
+"""`lynkr report`: built-in SQL reports (lynkr/telemetry/reports/*.sql), `--sql` and `--export`.
 
 Reports run on an in-memory DuckDB that ATTACHes the telemetry file read-only, with
 `requests` and `stage_events` as views filtered by `--since` and `--pipeline`. So a report
 can never write to the file, and it works while a server is running (the writer holds the
 file only while it writes a batch; we retry meanwhile).
+
+The `requests` view adds the priced columns of `reports/_priced.sql` (cost_usd, baseline_usd,
+saved_usd, tokens_saved, cache_hit, priced), computed from a `prices` table that is filled at
+query time from the catalogue and the pipeline's `models:` (lynkr/telemetry/pricing.py).
+Once the views exist, file access is switched off and the configuration locked, so `--sql`
+cannot ATTACH, COPY or read other files either.
 """
 from __future__ import annotations
 
@@ -12,23 +18,36 @@ import io
 import json
 import re
 import sys
+import time
 from pathlib import Path
+from typing import Mapping
 
-__all__ = ["REPORTS_DIR", "list_reports", "run_query", "add_report_arguments", "run_report_cli", "ReportError"]
+__all__ = ["REPORTS_DIR", "list_reports", "run_query", "run_reports", "export_parquet", "add_report_arguments",
+           "run_report_cli", "ReportError", "NoRequests"]
 
 REPORTS_DIR = Path(__file__).parent / "reports"
 DEFAULT_PATH = ".lynkr/telemetry.duckdb"
+TABLES = ("requests", "stage_events")
+# Statement types `--sql` may run: reading only (DESCRIBE, SHOW and SUMMARIZE are SELECTs to DuckDB).
+_READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 
 
 class ReportError(Exception):
     pass
 
 
+class NoRequests(ReportError):
+    """The telemetry file does not exist yet or holds no tables."""
+
+
 def list_reports() -> dict[str, str]:
-    """name -> first comment line of the SQL file."""
+    """name -> first comment line of the SQL file (files starting with `_` are building blocks)."""
     out = {}
     for f in sorted(REPORTS_DIR.glob("*.sql")):
-        first = f.read_text().splitlines()[0] if f.read_text() else ""
+        if f.name.startswith("_"):
+            continue
+        text = f.read_text()
+        first = text.splitlines()[0] if text else ""
         out[f.stem] = first.lstrip("- ").strip()
     return out
 
@@ -44,59 +63,180 @@ def parse_since(text: str | None) -> str | None:
     return f"{n} {words[unit]}"
 
 
-def connect(path: str, *, since: str | None = None, pipeline: str | None = None, timeout: float = 10.0):
+def _filters(since: str | None, pipeline: str | None, alias: str = "") -> str:
+    conds = []
+    if since:
+        # Timestamps are stored in UTC without a zone.
+        conds.append(f"{alias}ts >= (now() AT TIME ZONE 'UTC') - INTERVAL '{parse_since(since)}'")
+    if pipeline:
+        conds.append(f"{alias}pipeline = '" + pipeline.replace("'", "''") + "'")
+    return (" WHERE " + " AND ".join(conds)) if conds else ""
+
+
+def _attach(con, path: str, timeout: float) -> None:
     import duckdb
 
-    if not Path(path).exists():
-        raise ReportError(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
-    con = duckdb.connect()
-    import time
     deadline = time.monotonic() + timeout
+    delay = 0.005
     while True:
         try:
             con.execute("ATTACH ? AS tel (READ_ONLY)", [str(path)])
-            break
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                raise ReportError(f"cannot open {path}: {e}") from None
-            time.sleep(0.02)
-    conds = []
-    params: list = []
-    if since:
-        conds.append(f"ts >= now()::TIMESTAMP - INTERVAL '{parse_since(since)}'")
-    if pipeline:
-        conds.append("pipeline = '" + pipeline.replace("'", "''") + "'")
-    where = (" WHERE " + " AND ".join(conds)) if conds else ""
-    for table in ("requests", "stage_events"):
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM tel.main.{table}{where}", params)
+            return
+        except (duckdb.IOException, duckdb.ResourceInUseException) as e:
+            # Another process's writer holds the lock, or this process's writer has the file open
+            # for a batch ("file handle conflict"): both last milliseconds.
+            msg = str(e).lower()
+            if ("lock" not in msg and "conflict" not in msg) or time.monotonic() > deadline:
+                raise ReportError(f"cannot open {path}: {str(e).splitlines()[0]}") from None
+        except duckdb.Error as e:
+            raise ReportError(f"cannot open {path} as a DuckDB telemetry file: {str(e).splitlines()[0]}") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def connect(path: str, *, since: str | None = None, pipeline: str | None = None, config: Mapping | None = None,
+            timeout: float = 10.0, lock: bool = True):
+    """An in-memory connection with the telemetry file attached read-only and the report views made.
+
+    `config` is the pipeline's config dict, for its `models:` prices. With `lock`, file access is
+    off afterwards (what `--sql` gets); `export_parquet` passes lock=False to write its files."""
+    import duckdb
+
+    from .pricing import PriceTable
+
+    if not Path(path).exists():
+        raise NoRequests(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
+    con = duckdb.connect()
+    try:
+        _attach(con, path, timeout)
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'tel'").fetchall()}
+        if "requests" not in present:
+            raise NoRequests(f"{path} holds no telemetry tables yet")
+        prices = PriceTable(config)
+        called = con.execute("SELECT DISTINCT provider, model FROM tel.main.requests").fetchall()
+        asked = [r[0] for r in con.execute("SELECT DISTINCT requested_model FROM tel.main.requests").fetchall()]
+        con.execute("CREATE TEMP TABLE prices (provider VARCHAR, model VARCHAR, input DOUBLE, output DOUBLE, "
+                    "cache_read DOUBLE, cache_write DOUBLE, source VARCHAR)")
+        rows = prices.rows(called, asked)
+        if rows:
+            con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        priced = (REPORTS_DIR / "_priced.sql").read_text().replace("{where}", _filters(since, pipeline, "r."))
+        con.execute("CREATE TEMP VIEW requests AS " + _strip_comments(priced))
+        if "stage_events" in present:
+            con.execute("CREATE TEMP VIEW stage_events AS SELECT * FROM tel.main.stage_events"
+                        + _filters(since, pipeline))
+        # DuckDB 1.x–2.0's compressed materialization mis-casts integer sums in an ordered CTE
+        # ("INT128 … can't be cast … INT8" in the tiers report); the rows are few, so turn it off.
+        con.execute("SET disabled_optimizers = 'compressed_materialization'")
+        if lock:
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
-def run_query(path: str, sql: str, **filters) -> tuple[list[str], list[tuple]]:
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def _check_read_only(con, sql: str) -> None:
     import duckdb
 
-    con = connect(path, **filters)
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise ReportError(f"SQL error: {str(e).splitlines()[0]}") from None
+    if not statements:
+        raise ReportError("SQL error: no statement to run")
+    for st in statements:
+        kind = str(st.type).rsplit(".", 1)[-1]
+        if kind not in _READ_STATEMENTS:
+            raise ReportError(f"reports are read-only: --sql runs SELECT queries, not {kind} "
+                              "(the telemetry file is opened read-only and was not changed)")
+
+
+def _execute(con, sql: str) -> tuple[list[str], list[tuple]]:
+    import duckdb
+
     try:
         cur = con.execute(sql)
         cols = [d[0] for d in cur.description] if cur.description else []
         return cols, cur.fetchall()
     except duckdb.Error as e:
         msg = str(e).split("\n")[0]
-        if "read-only" in msg.lower() or "read only" in msg.lower() or "cannot" in msg.lower() and "view" in msg.lower():
+        if "read-only" in msg.lower() or "read only" in msg.lower() or "disabled by configuration" in msg.lower():
             raise ReportError(f"reports are read-only: {msg}") from None
         raise ReportError(f"SQL error: {msg}") from None
+
+
+def run_query(path: str, sql: str, **filters) -> tuple[list[str], list[tuple]]:
+    con = connect(path, **filters)
+    try:
+        _check_read_only(con, sql)
+        return _execute(con, sql)
     finally:
         con.close()
 
 
+def count_requests(con) -> int:
+    return con.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+
+def run_reports(path: str, names: list[str], **filters) -> dict:
+    """Several built-in reports on one connection (the dashboard's JSON): {name: {columns, rows}}."""
+    con = connect(path, **filters)
+    try:
+        out = {"requests": count_requests(con)}
+        for name in names:
+            cols, rows = _execute(con, report_sql(name))
+            out[name] = {"columns": cols, "rows": [[_jsonable(v) for v in r] for r in rows]}
+        return out
+    finally:
+        con.close()
+
+
+def _jsonable(v):
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
 def report_sql(name: str) -> str:
     f = REPORTS_DIR / f"{name}.sql"
-    if not f.is_file():
+    if name.startswith("_") or not f.is_file():
         from ..errors import did_you_mean
         hint = did_you_mean(name, list_reports())
         raise ReportError(f"no report named '{name}'" + (f"; {hint}" if hint else "") +
                           f" (available: {', '.join(list_reports())})")
     return f.read_text()
+
+
+def export_parquet(path: str, out_dir: str, **filters) -> list[tuple[str, int]]:
+    """Write the raw tables (as stored, no priced columns) as Parquet: [(file, rows)]."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    con = connect(path, lock=False, **filters)
+    try:
+        written = []
+        for table in TABLES:
+            target = out / f"{table}.parquet"
+            # The raw columns only: prices belong to whoever queries the merged files.
+            src = f"SELECT * FROM tel.main.{table}" + _filters(filters.get("since"), filters.get("pipeline"))
+            con.execute(f"COPY ({src}) TO '{_sql_str(target)}' (FORMAT parquet, COMPRESSION zstd)")
+            n = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(target)}')").fetchone()[0]
+            written.append((str(target), n))
+        return written
+    finally:
+        con.close()
+
+
+def _sql_str(p) -> str:
+    return str(p).replace("'", "''")
 
 
 # -- formatting ------------------------------------------------------------------------------
@@ -138,45 +278,69 @@ def _numeric(v: str) -> bool:
 
 def add_report_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="a built-in report (omit to list them)")
-    p.add_argument("--sql", help="run your own (read-only) SQL over `requests` and `stage_events`")
+    p.add_argument("--sql", help="run your own (read-only) SQL over `requests`, `stage_events` and `prices`")
     p.add_argument("--db", default=None, help=f"telemetry file (default: telemetry.path of --config, or {DEFAULT_PATH})")
-    p.add_argument("--config", help="a pipeline file whose telemetry.path to read")
+    p.add_argument("--config", help="a pipeline file: its telemetry.path and its `models:` prices")
     p.add_argument("--since", help="only rows newer than this: 30m, 24h, 7d, 2w")
     p.add_argument("--pipeline", help="only rows of this pipeline name")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
+    p.add_argument("--export", metavar="DIR", help="write the raw tables as Parquet files into DIR (honours --since/--pipeline)")
 
 
-def _db_path(args) -> str:
+def _config(args) -> dict | None:
+    if not args.config:
+        return None
+    from ..config import load_config
+    return load_config(args.config).data
+
+
+def _db_path(args, config: dict | None) -> str:
     if args.db:
         return args.db
-    if args.config:
-        from ..config import load_config
-        return ((load_config(args.config).data.get("telemetry") or {}).get("path")) or DEFAULT_PATH
+    if config is not None:
+        return ((config.get("telemetry") or {}).get("path")) or DEFAULT_PATH
     return DEFAULT_PATH
 
 
 def run_report_cli(args) -> int:
-    if not args.name and not args.sql:
+    from ..errors import ConfigError
+
+    if not args.name and not args.sql and not args.export:
         for name, desc in list_reports().items():
-            print(f"{name:<12} {desc}")
+            print(f"{name:<10} {desc}")
         return 0
     try:
+        config = _config(args)
+        path = _db_path(args, config)
+        filters = {"since": args.since, "pipeline": args.pipeline}
+        parse_since(args.since)
+        if args.export:
+            for file, n in export_parquet(path, args.export, **filters):
+                print(f"✓ {file}: {n} rows")
+            return 0
         sql = args.sql or report_sql(args.name)
-        path = _db_path(args)
-        cols, rows = run_query(path, sql, since=args.since, pipeline=args.pipeline)
-    except ReportError as e:
+        con = connect(path, config=config, **filters)
+        try:
+            if args.sql:
+                _check_read_only(con, sql)
+            total = count_requests(con)
+            cols, rows = _execute(con, sql) if total or args.sql else ([], [])
+        finally:
+            con.close()
+    except NoRequests as e:
+        if args.export:
+            print(f"✗ {e}", file=sys.stderr)
+            return 1
+        print("[]" if args.format == "json" else f"no requests yet ({e})")
+        return 0
+    except (ReportError, ConfigError) as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
-    if not rows or (args.name and _empty(cols, rows)):
-        if args.format == "json":
-            print("[]")
-        else:
-            print("no requests yet")
+    if not total and not rows:
+        print("[]" if args.format == "json" else "no requests yet")
+        return 0
+    if not rows:
+        print("[]" if args.format == "json" else "(no rows)")
         return 0
     print(format_rows(cols, rows, args.format))
     return 0
-
-
-def _empty(cols, rows) -> bool:
-    # Aggregates over no rows give one row of NULLs/zeros: that is "no requests yet" too.
-    return len(rows) == 1 and "requests" in cols and not rows[0][cols.index("requests")]

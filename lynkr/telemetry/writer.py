@@ -38,8 +38,10 @@ def connect_with_retry(path: str, *, read_only: bool = False, timeout: float = 1
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower() or time.monotonic() > deadline:
+        except (duckdb.IOException, duckdb.ResourceInUseException) as e:
+            # ResourceInUse: a report in this process (the dashboard) has the file attached for a moment.
+            msg = str(e).lower()
+            if ("lock" not in msg and "conflict" not in msg) or time.monotonic() > deadline:
                 raise
         time.sleep(delay + random.random() * delay)
         delay = min(delay * 2, 0.1)
