@@ -2,6 +2,11 @@
 
     - {id: call, uses: provider_call, on_error: backup}
     - {id: backup, uses: fallback, with: {to: ["openrouter:anthropic/claude-sonnet-4.5"]}}
+
+It acts only on failures before the client saw a byte (provider_call returns a stream only once
+its first event arrived; a later failure ends the stream with an error event instead). Fatal
+errors (400/401/403/413, "prompt is too long") are relayed as they are: another model would not
+fix the request, and Claude Code's compaction needs the original wording.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from lynkr.config import check_target
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Route
 from lynkr.stage import Stage
+from lynkr.stages.provider_call import call_target, configure_breakers
 
 
 class Fallback(Stage):
@@ -20,37 +26,60 @@ class Fallback(Stage):
         "additionalProperties": False,
         "required": ["to"],
         "properties": {
-            "to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
-                   "description": "provider:model, or a list tried in order"},
+            "to": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+                   "description": "provider:model, or a list tried in order; empty (e.g. an unset env var) "
+                                  "disables fallback and relays the original error"},
         },
     }
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        targets = options["to"] if isinstance(options["to"], list) else [options["to"]]
+        raw = options["to"]
+        targets = raw if isinstance(raw, list) else [raw]
+        self.targets = []
         for j, t in enumerate(targets):
-            path = ("stages", ctx.index, "with", "to") + ((j,) if isinstance(options["to"], list) else ())
+            if not t:
+                continue
+            path = ("stages", ctx.index, "with", "to") + ((j,) if isinstance(raw, list) else ())
             check_target(ctx.cfg, t, path)
-        self.targets = [Route.parse(t, reason="fallback") for t in targets]
+            self.targets.append(Route.parse(t, reason="fallback"))
+        self.breakers = configure_breakers(ctx)
 
     async def run(self, x: Exchange) -> None:
         err = x.error
-        if isinstance(err, ProxyError) and not err.fallbackable:
+        if not isinstance(err, ProxyError):
+            err = ProxyError(502, f"provider call failed: {type(err).__name__}: {err}", retryable=False,
+                             fallbackable=True)
+        if not err.fallbackable or not self.targets:
             raise err
+        failed = x.route
+        attempts: list = []
+        ev = x.event(self.id)
         last = err
         for route in self.targets:
-            provider = self.ctx.providers.get(route.provider)
-            if provider is None or x.dry_run:
+            if failed is not None and str(route) == str(failed):
                 continue
+            if x.dry_run:
+                x.route = route
+                return
             try:
-                x.response = await provider.send(x, route.model)
+                resp = await call_target(self, x, route, attempts)
             except ProxyError as e:
                 last = e
                 if not e.fallbackable:
-                    raise
+                    break
                 continue
+            x.response = resp
+            x.route = Route(route.provider, route.model, tier=failed.tier if failed else None, reason="fallback")
             x.vars["fallback"] = str(route)
-            x.route = route
-            x.response.headers["x-lynkr-fallback"] = str(route)
+            resp.headers["x-lynkr-fallback"] = str(route)
+            if failed is not None:
+                resp.headers["x-lynkr-fallback-from"] = str(failed)
+            if ev is not None:
+                ev.detail.update({"from": str(failed) if failed else None, "to": str(route), "attempts": attempts})
             return
-        raise last if isinstance(last, ProxyError) else ProxyError(502, "all fallback targets failed")
+        if ev is not None:
+            ev.detail.update({"from": str(failed) if failed else None, "attempts": attempts})
+        # The client gets the primary's failure unless a fallback failed for a reason of its own
+        # that is more telling (a fatal error from the fallback target).
+        raise last if (last is not err and not last.fallbackable) else err

@@ -11,6 +11,13 @@ __all__ = ["Provider", "KINDS", "provider_class", "build_providers"]
 # kind -> "module:Class"; imported lazily so a pipeline pays only for the kinds it uses.
 KINDS: dict[str, str] = {
     "anthropic": "lynkr.providers.anthropic:AnthropicProvider",
+    "azure_anthropic": "lynkr.providers.anthropic:AnthropicProvider",
+    "ollama": "lynkr.providers.ollama:OllamaProvider",
+    "openai": "lynkr.providers.openai:OpenAIProvider",
+    "azure_openai": "lynkr.providers.openai:AzureOpenAIProvider",
+    "bedrock": "lynkr.providers.bedrock:BedrockProvider",
+    "gemini": "lynkr.providers.gemini:GeminiProvider",
+    "vertex": "lynkr.providers.gemini:VertexProvider",
 }
 
 
@@ -26,8 +33,21 @@ def _enabled(conf: dict) -> bool:
     return bool(v)
 
 
+def referenced_providers(data: dict) -> set[str]:
+    """Provider names the pipeline can route to: tiers, `models:` routes, and any stage's `to:`.
+    Only these must have their key and URL; the default pipeline declares every Lynkr provider
+    and a fresh machine sets none of their variables."""
+    targets: list = list((data.get("tiers") or {}).values())
+    targets += [m.get("route") for m in (data.get("models") or {}).values() if isinstance(m, dict)]
+    for st in data.get("stages") or []:
+        to = (st.get("with") or {}).get("to") if isinstance(st, dict) else None
+        targets += to if isinstance(to, list) else [to]
+    return {t.partition(":")[0] for t in targets if isinstance(t, str) and ":" in t}
+
+
 def build_providers(cfg: LoadedConfig) -> dict[str, Provider]:
     out: dict[str, Provider] = {}
+    used = referenced_providers(cfg.data)
     for name, conf in (cfg.data.get("providers") or {}).items():
         if not _enabled(conf):
             continue
@@ -35,7 +55,8 @@ def build_providers(cfg: LoadedConfig) -> dict[str, Provider]:
         if kind not in KINDS:
             raise cfg.error(f"provider kind '{kind}' is not implemented yet", ("providers", name, "kind"))
         cls = provider_class(kind)
-        for key, message in cls.check(name, conf):
-            raise cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
+        if name in used:
+            for key, message in cls.check(name, conf):
+                raise cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
         out[name] = cls(name, conf)
     return out

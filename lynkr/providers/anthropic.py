@@ -1,17 +1,23 @@
 """Anthropic Messages upstreams: Anthropic, Azure Anthropic (Foundry) and any Anthropic-compatible
-endpoint. The canonical form *is* the Messages shape, so the body passes through with only what
-stages changed."""
+endpoint (Z.AI's, Moonshot's, Ollama ≥ 0.14's `/v1/messages`). The canonical form *is* the
+Messages shape, so the body passes through with only what stages changed; thinking blocks and
+their signatures are never touched.
+
+    anthropic: {kind: anthropic, base_url: https://api.anthropic.com, api_key: "{{ env.ANTHROPIC_API_KEY }}"}
+    zai:       {kind: anthropic, base_url: https://api.z.ai/api/anthropic, api_key: …}
+"""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlparse
 
-import aiohttp
 import orjson
 
-from ..errors import ProxyError
 from ..exchange import Exchange, Response
-from ..wire.sse import iter_sse
+from ..wire.canonical import for_anthropic_upstream
+from ..wire.sse import RawEvent, iter_sse
 from .base import Provider
+from .prepare import clamp_max_tokens, strip_billing
 
 __all__ = ["AnthropicProvider"]
 
@@ -21,60 +27,73 @@ _FORWARD = ("anthropic-beta", "anthropic-version")
 class AnthropicProvider(Provider):
     kind = "anthropic"
 
+    def __init__(self, name: str, config: dict):
+        super().__init__(name, config)
+        self.path = config.get("path") or "/v1/messages"
+        host = urlparse(self.base_url).hostname or ""
+        # The billing block means something only to Anthropic itself; anywhere else it just
+        # defeats prefix caching (a different `cch` every request).
+        self.strip_billing = config.get("strip_billing", not host.endswith("anthropic.com"))
+        self.auth = config.get("auth") or "x-api-key"      # x-api-key | bearer | api-key
+
     def _headers(self, x: Exchange) -> dict:
-        h = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+        h = {"content-type": "application/json", "anthropic-version": self.config.get("version") or "2023-06-01",
+             "accept": "application/json"}
         for k in _FORWARD:
             v = x.headers.get(k)
             if v:
                 h[k] = v
         if self.api_key:
-            h["x-api-key"] = self.api_key
+            if self.auth == "bearer":
+                h["authorization"] = f"Bearer {self.api_key}"
+            else:
+                h[self.auth] = self.api_key
         return h
 
-    async def send(self, x: Exchange, model: str) -> Response:
-        body = dict(x.request)
+    def build(self, request: dict, model: str) -> dict:
+        body = dict(request)
         body["model"] = model
+        if self.strip_billing and body.get("system"):
+            body["system"] = strip_billing(body["system"])
+        msgs = body.get("messages") or []
+        if any(_foreign(b) for m in msgs if m.get("role") == "assistant" for b in m.get("content") or ()):
+            # Reasoning another provider produced (no signature, or a Gemini one) would be
+            # rejected by Anthropic's signature check; real Anthropic blocks pass untouched.
+            body["messages"] = [{**m, "content": [b for b in m["content"] if not _foreign(b)]}
+                                if m.get("role") == "assistant" and any(_foreign(b) for b in m.get("content") or ())
+                                else m for m in msgs]
+        mt = clamp_max_tokens(body.get("max_tokens"), self.model_limit(model))
+        if mt is not None:
+            body["max_tokens"] = mt
+        return body
+
+    async def send(self, x: Exchange, model: str) -> Response:
+        # Requests converted from an OpenAI protocol carry private `_…` keys and synthesised
+        # thinking (lynkr.wire.canonical); an Anthropic client's body passes untouched.
+        body = self.build(for_anthropic_upstream(x.request, x.client), model)
         x.upstream_request = body
-        url = self.base_url + "/v1/messages"
-        try:
-            resp = await self.session.post(url, data=orjson.dumps(body), headers=self._headers(x))
-        except (aiohttp.ClientError, OSError) as e:
-            raise ProxyError(502, f"cannot reach provider '{self.name}': {e}", provider=self.name) from None
+        resp = await self.post(self.base_url + self.path, body, self._headers(x))
         first = time.perf_counter()
-        if resp.status >= 400:
-            raw = await resp.read()
-            resp.release()
-            raise _upstream_error(self.name, resp.status, raw, resp.headers)
         if body.get("stream"):
             return Response(events=_events(resp), first_byte_at=first)
-        data = orjson.loads(await resp.read())
-        return Response(message=data, usage=data.get("usage") or {}, first_byte_at=first, upstream_done_at=time.perf_counter())
+        data = await self.read_json(resp)
+        return Response(message=data, usage=data.get("usage") or {}, first_byte_at=first,
+                        upstream_done_at=time.perf_counter())
 
 
-async def _events(resp: aiohttp.ClientResponse):
+def _foreign(block: dict) -> bool:
+    if block.get("type") != "thinking":
+        return False
+    sig = block.get("signature") or ""
+    return not sig or sig.startswith("gemini:")
+
+
+async def _events(resp):
     try:
-        async for event, data in iter_sse(resp.content):
+        async for _event, data in iter_sse(resp.content):
             if not data:
                 continue
-            yield orjson.loads(data)
+            # RawEvent keeps the upstream's bytes: an Anthropic client gets them unchanged.
+            yield RawEvent(orjson.loads(data), data)
     finally:
         resp.release()
-
-
-def _upstream_error(provider: str, status: int, raw: bytes, headers) -> ProxyError:
-    message = raw.decode("utf-8", "replace")[:2000]
-    etype = None
-    try:
-        data = orjson.loads(raw)
-        err = data.get("error") if isinstance(data, dict) else None
-        if isinstance(err, dict):
-            message = err.get("message") or message
-            etype = err.get("type")
-    except orjson.JSONDecodeError:
-        pass
-    retry_after = headers.get("retry-after")
-    try:
-        ra = float(retry_after) if retry_after else None
-    except ValueError:
-        ra = None
-    return ProxyError(status, message, type=etype, retry_after=ra, provider=provider)

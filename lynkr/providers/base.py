@@ -4,10 +4,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import aiohttp
+import orjson
 
+from ..errors import ProxyError
 from ..exchange import Exchange, Response
+from .resilience import as_proxy_error, parse_retry_after, upstream_error
 
-__all__ = ["Provider"]
+__all__ = ["Provider", "error_from_body"]
 
 
 class Provider:
@@ -30,9 +33,11 @@ class Provider:
 
     @classmethod
     def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
-        """Problems with this provider's config, as (key, message) pairs; empty when fine."""
-        return [(key, f"provider '{name}' ({config.get('kind')}) needs `{key}`")
-                for key in cls.required if not config.get(key)]
+        """Problems with this provider's config, as (key, message) pairs; empty when fine.
+
+        `from_env: {api_key: OPENROUTER_API_KEY}` in a provider entry names the variable a value
+        comes from, so the message can say which one to set."""
+        return [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -50,6 +55,50 @@ class Provider:
     async def send(self, x: Exchange, model: str) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def model_limit(self, model: str) -> int | None:
+        """The model's max output tokens when the pipeline's `models:` table or the provider's
+        `max_output` says so; requests above it are clamped instead of rejected upstream."""
+        limits = self.config.get("max_output")
+        if isinstance(limits, int):
+            return limits
+        if isinstance(limits, dict):
+            return limits.get(model)
+        return None
+
+    async def post(self, url: str, body: dict | bytes, headers: dict, *, params: dict | None = None
+                   ) -> aiohttp.ClientResponse:
+        """POST and return the response once its status is 2xx; an error status becomes a
+        classified ProxyError carrying the upstream's own wording."""
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        try:
+            resp = await self.session.post(url, data=data, headers=headers, params=params)
+        except Exception as e:
+            raise as_proxy_error(e, self.name) from None
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except Exception:
+                raw = b""
+            resp.release()
+            raise error_from_body(self.name, resp.status, raw, resp.headers)
+        return resp
+
+    async def read_json(self, resp: aiohttp.ClientResponse) -> dict:
+        try:
+            raw = await resp.read()
+        except Exception as e:
+            raise as_proxy_error(e, self.name) from None
+        finally:
+            resp.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProxyError(502, f"provider '{self.name}' sent a body that is not JSON: {raw[:200]!r}",
+                             provider=self.name, retryable=True) from None
+        if not isinstance(data, dict):
+            raise ProxyError(502, f"provider '{self.name}' sent unexpected JSON", provider=self.name, retryable=True)
+        return data
+
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
@@ -57,3 +106,47 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.base_url}>"
+
+
+def missing_message(name: str, config: dict, key: str) -> str:
+    var = (config.get("from_env") or {}).get(key)
+    msg = f"provider '{name}' ({config.get('kind')}) needs `{key}`"
+    return msg + (f": set {var}" if var else "")
+
+
+def error_from_body(provider: str, status: int, raw: bytes, headers) -> ProxyError:
+    """The upstream's error wording from any of the shapes providers use:
+    Anthropic/OpenAI `{"error": {"message", "type"}}`, Ollama `{"error": "…"}`, Bedrock
+    `{"message": "…"}` (+ `x-amzn-ErrorType`), Gemini `{"error": {"code", "message", "status"}}`."""
+    message = raw.decode("utf-8", "replace").strip()[:2000] or f"HTTP {status}"
+    etype = code = None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, list) and data and isinstance(data[0], dict):   # Gemini sometimes wraps in a list
+        data = data[0]
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            message = err.get("message") or message
+            etype = err.get("type") if isinstance(err.get("type"), str) else None
+            code = err.get("code") if isinstance(err.get("code"), str) else err.get("status")
+        elif isinstance(err, str):
+            message = err
+        elif isinstance(data.get("message"), str):
+            message = data["message"]
+        elif isinstance(data.get("Message"), str):
+            message = data["Message"]
+    amzn = headers.get("x-amzn-errortype") if headers is not None else None
+    if amzn:
+        code = amzn.split(":")[0]
+    if etype not in (None, "invalid_request_error", "authentication_error", "permission_error", "not_found_error",
+                     "request_too_large", "rate_limit_error", "api_error", "overloaded_error", "timeout_error",
+                     "billing_error"):
+        etype = None     # another protocol's type names mean nothing to an Anthropic client
+    ra = parse_retry_after(headers.get("retry-after")) if headers is not None else None
+    low = message.lower()
+    if status == 400 and ("model" in low and ("not found" in low or "does not exist" in low)):
+        status = 404     # some upstreams say 400 for an unknown model; fallback can act on 404
+    return upstream_error(provider, status, message, type=etype, retry_after=ra, code=code)

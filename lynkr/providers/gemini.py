@@ -1,0 +1,294 @@
+"""Gemini (`generateContent` / `streamGenerateContent`) and Vertex AI's Gemini endpoints.
+
+    gemini: {kind: gemini, api_key: "{{ env.GEMINI_API_KEY }}"}       # base_url defaults to …/v1beta
+    vertex: {kind: vertex, project: my-proj, location: us-central1, api_key: "{{ env.VERTEX_ACCESS_TOKEN }}"}
+
+Thought signatures: Gemini 3 rejects a replayed function call without the `thoughtSignature` it
+came with. A client such as Claude Code keeps only Anthropic-shaped blocks, so a signature rides
+in the `signature` of a thinking block placed right before the part it belongs to, prefixed
+`gemini:` (the value itself is passed back byte-for-byte). On the way back the prefix tells this
+adapter to restore it, and tells every other adapter to drop the block (a Gemini signature means
+nothing to Anthropic). Schemas are pruned to the OpenAPI subset Gemini accepts.
+"""
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from ..errors import ProxyError
+from ..exchange import Exchange, Response
+from ..wire.sse import iter_sse
+from .base import Provider
+from .prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
+from .stream import EventBuilder, new_message_id, new_tool_id
+
+__all__ = ["GeminiProvider", "VertexProvider", "to_gemini", "message_from_gemini", "SIG_PREFIX"]
+
+SIG_PREFIX = "gemini:"
+_STOP = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens", "SAFETY": "refusal", "RECITATION": "refusal",
+         "PROHIBITED_CONTENT": "refusal", "BLOCKLIST": "refusal", "SPII": "refusal"}
+_KEEP = frozenset({"type", "format", "description", "nullable", "enum", "items", "properties", "required", "anyOf",
+                   "minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength", "pattern", "title",
+                   "propertyOrdering"})
+
+
+def gemini_schema(schema):
+    """JSON Schema → the OpenAPI subset Gemini's `parameters` accepts (`["string","null"]` types
+    become `nullable`; keywords outside the subset are dropped)."""
+    s = prune_schema(schema, keep=_KEEP)
+
+    def fix(node):
+        if isinstance(node, list):
+            return [fix(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for k, v in node.items():
+            if k == "properties" and isinstance(v, dict):
+                out[k] = {n: fix(p) for n, p in v.items()}
+            elif k in ("items", "anyOf"):
+                out[k] = fix(v)
+            else:
+                out[k] = v
+        t = out.get("type")
+        if isinstance(t, list):
+            rest = [x for x in t if x != "null"]
+            out["type"] = rest[0] if rest else "string"
+            if "null" in t:
+                out["nullable"] = True
+        if out.get("format") not in (None, "enum", "date-time", "int32", "int64", "float", "double"):
+            out.pop("format")
+        if isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
+            out["required"] = [r for r in out["required"] if r in out["properties"]]
+        return out
+    return fix(s)
+
+
+def to_gemini(request: dict, model_limit: int | None = None) -> tuple[dict, ToolNames]:
+    names = ToolNames()
+    id_names: dict[str, str] = {}
+    contents: list[dict] = []
+    for m in request.get("messages") or []:
+        role = "model" if m.get("role") == "assistant" else "user"
+        parts: list[dict] = []
+        pending_sig = None
+        for b in m.get("content") or []:
+            t = b.get("type")
+            if t == "thinking":
+                sig = b.get("signature") or ""
+                if not sig.startswith(SIG_PREFIX):
+                    continue            # another provider's reasoning: Gemini can't verify it
+                if b.get("thinking"):
+                    parts.append({"text": b["thinking"], "thought": True, "thoughtSignature": sig[len(SIG_PREFIX):]})
+                else:
+                    pending_sig = sig[len(SIG_PREFIX):]
+                continue
+            part = None
+            if t == "text" and b.get("text"):
+                part = {"text": b["text"]}
+            elif t == "image" and (b.get("source") or {}).get("type") == "base64":
+                part = {"inlineData": {"mimeType": b["source"].get("media_type", "image/png"),
+                                       "data": b["source"].get("data", "")}}
+            elif t == "tool_use":
+                name = names.out(b.get("name", ""))
+                id_names[b.get("id", "")] = name
+                part = {"functionCall": {"name": name, "args": b.get("input") or {}}}
+            elif t == "tool_result":
+                text = tool_result_text(b)
+                key = "error" if b.get("is_error") else "content"
+                part = {"functionResponse": {"name": id_names.get(b.get("tool_use_id", ""), "tool"),
+                                             "response": {key: text}}}
+            if part is None:
+                continue
+            if pending_sig is not None:
+                part["thoughtSignature"] = pending_sig
+                pending_sig = None
+            parts.append(part)
+        if parts:
+            contents.append({"role": role, "content": parts})
+    contents = [{"role": c["role"], "parts": c["content"]}
+                for c in merge_same_role(contents)]
+    body: dict = {"contents": contents}
+    sys_parts = [{"text": b["text"]} for b in strip_billing(request.get("system"))
+                 if b.get("type") == "text" and b.get("text")]
+    if sys_parts:
+        body["systemInstruction"] = {"parts": sys_parts}
+    decls = [{"name": names.out(t["name"]), "description": t.get("description", ""),
+              "parameters": gemini_schema(t.get("input_schema") or {"type": "object", "properties": {}})}
+             for t in request.get("tools") or [] if t.get("input_schema") is not None or t.get("type") in (None, "custom")]
+    if decls:
+        body["tools"] = [{"functionDeclarations": decls}]
+        choice = request.get("tool_choice") or {}
+        mode = {"auto": "AUTO", "any": "ANY", "none": "NONE", "tool": "ANY"}.get(choice.get("type"))
+        if mode:
+            fc: dict = {"mode": mode}
+            if choice.get("type") == "tool" and choice.get("name"):
+                fc["allowedFunctionNames"] = [names.out(choice["name"])]
+            body["toolConfig"] = {"functionCallingConfig": fc}
+    gen: dict = {}
+    mt = clamp_max_tokens(request.get("max_tokens"), model_limit)
+    if mt:
+        gen["maxOutputTokens"] = int(mt)
+    for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK")):
+        if request.get(src) is not None:
+            gen[dst] = request[src]
+    if request.get("stop_sequences"):
+        gen["stopSequences"] = list(request["stop_sequences"])[:5]
+    th = request.get("thinking")
+    if isinstance(th, dict) and th.get("type") == "enabled":
+        gen["thinkingConfig"] = {"includeThoughts": True, "thinkingBudget": int(th.get("budget_tokens") or -1)}
+    if gen:
+        body["generationConfig"] = gen
+    return body, names
+
+
+def _usage(u: dict | None) -> dict:
+    u = u or {}
+    cached = int(u.get("cachedContentTokenCount") or 0)
+    out = {"input_tokens": max(0, int(u.get("promptTokenCount") or 0) - cached),
+           "output_tokens": int(u.get("candidatesTokenCount") or 0) + int(u.get("thoughtsTokenCount") or 0)}
+    if cached:
+        out["cache_read_input_tokens"] = cached
+    return out
+
+
+def _parts(data: dict) -> tuple[list, str | None]:
+    cands = data.get("candidates") or []
+    if not cands:
+        return [], None
+    c = cands[0]
+    return ((c.get("content") or {}).get("parts") or []), c.get("finishReason")
+
+
+def _blocks(parts: list, names: ToolNames) -> list[dict]:
+    """Gemini parts → canonical blocks (a signature on a non-thought part rides on an empty
+    thinking block just before it)."""
+    out = []
+    for p in parts:
+        sig = p.get("thoughtSignature")
+        if p.get("thought"):
+            out.append({"type": "thinking", "thinking": p.get("text", ""),
+                        "signature": SIG_PREFIX + sig if sig else ""})
+            continue
+        if sig:
+            out.append({"type": "thinking", "thinking": "", "signature": SIG_PREFIX + sig})
+        if "functionCall" in p:
+            fc = p["functionCall"]
+            out.append({"type": "tool_use", "id": new_tool_id(), "name": names.back_to(fc.get("name", "")),
+                        "input": fc.get("args") or {}})
+        elif p.get("text"):
+            out.append({"type": "text", "text": p["text"]})
+    return out
+
+
+def message_from_gemini(data: dict, model: str, names: ToolNames) -> dict:
+    parts, finish = _parts(data)
+    content = _blocks(parts, names)
+    called = any(b["type"] == "tool_use" for b in content)
+    stop = "tool_use" if called else _STOP.get(finish or "STOP", "end_turn")
+    return {"id": data.get("responseId") and "msg_" + str(data["responseId"]) or new_message_id(), "type": "message",
+            "role": "assistant", "model": model, "content": content, "stop_reason": stop, "stop_sequence": None,
+            "usage": _usage(data.get("usageMetadata"))}
+
+
+class GeminiProvider(Provider):
+    kind = "gemini"
+    required = ("api_key",)
+    default_base = "https://generativelanguage.googleapis.com/v1beta"
+
+    def __init__(self, name: str, config: dict):
+        super().__init__(name, config)
+        self.base_url = self.base_url or self.default_base
+
+    def url(self, model: str, stream: bool) -> str:
+        return f"{self.base_url}/models/{model}:{'streamGenerateContent' if stream else 'generateContent'}"
+
+    def headers(self) -> dict:
+        h = {"content-type": "application/json"}
+        if self.api_key:
+            h["x-goog-api-key"] = self.api_key
+        return h
+
+    async def send(self, x: Exchange, model: str) -> Response:
+        body, names = to_gemini(x.request, self.model_limit(model))
+        x.upstream_request = body
+        stream = bool(x.request.get("stream"))
+        resp = await self.post(self.url(model, stream), body, self.headers(), params={"alt": "sse"} if stream else None)
+        first = time.perf_counter()
+        if stream:
+            return Response(events=self._events(resp, model, names), first_byte_at=first)
+        data = await self.read_json(resp)
+        msg = message_from_gemini(data, model, names)
+        return Response(message=msg, usage=msg["usage"], first_byte_at=first, upstream_done_at=time.perf_counter())
+
+    async def _events(self, resp, model: str, names: ToolNames):
+        eb = EventBuilder(model)
+        finish = None
+        usage: dict = {}
+        try:
+            async for _event, data in iter_sse(resp.content):
+                if not data:
+                    continue
+                d = orjson.loads(data)
+                if isinstance(d, dict) and d.get("error"):
+                    err = d["error"]
+                    raise ProxyError(int(err.get("code") or 502) if str(err.get("code", "")).isdigit() else 502,
+                                     err.get("message") or "Gemini stream error", provider=self.name)
+                if not eb.started:
+                    for ev in eb.start():
+                        yield ev
+                parts, fr = _parts(d)
+                finish = fr or finish
+                if d.get("usageMetadata"):
+                    usage = _usage(d["usageMetadata"])
+                for b in _blocks(parts, names):
+                    if b["type"] == "thinking":
+                        evs = eb.thinking(b["thinking"], b["signature"] or None)
+                        if not b["thinking"]:
+                            evs += eb._close()    # an empty carrier block must not merge into the next thought
+                    elif b["type"] == "text":
+                        evs = eb.text(b["text"])
+                    else:
+                        evs = eb.tool(b["id"], b["name"], b["input"])
+                    for ev in evs:
+                        yield ev
+            if not eb.started:
+                raise ProxyError(502, f"provider '{self.name}' sent an empty stream", provider=self.name)
+            if finish is None:
+                raise ProxyError(502, f"provider '{self.name}' ended the stream without a finishReason",
+                                 provider=self.name)
+            for ev in eb.finish(_STOP.get(finish, "end_turn"), usage):
+                yield ev
+        finally:
+            resp.release()
+
+
+class VertexProvider(GeminiProvider):
+    """Vertex AI: the same body, under a project and location, with an OAuth access token
+    (`auth: bearer`, the default) or an express-mode API key (`auth: api-key`)."""
+
+    kind = "vertex"
+    required = ("project", "api_key")
+
+    def __init__(self, name: str, config: dict):
+        super().__init__(name, config)
+        self.location = config.get("location") or "us-central1"
+        if not config.get("base_url"):
+            host = "aiplatform.googleapis.com" if self.location == "global" else \
+                f"{self.location}-aiplatform.googleapis.com"
+            self.base_url = f"https://{host}/v1"
+        self.auth = config.get("auth") or "bearer"
+
+    def url(self, model: str, stream: bool) -> str:
+        return (f"{self.base_url}/projects/{self.config.get('project')}/locations/{self.location}/publishers/google/"
+                f"models/{model}:{'streamGenerateContent' if stream else 'generateContent'}")
+
+    def headers(self) -> dict:
+        h = {"content-type": "application/json"}
+        if self.api_key:
+            if self.auth == "bearer":
+                h["authorization"] = f"Bearer {self.api_key}"
+            else:
+                h["x-goog-api-key"] = self.api_key
+        return h

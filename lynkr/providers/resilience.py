@@ -1,0 +1,332 @@
+"""What to do when an upstream fails: the error taxonomy, retries, circuit breakers, and the
+first-byte rule that decides whether a failure can still be hidden from the client.
+
+Taxonomy (issue #4):
+- retryable (same target again, after a backoff): connect errors, timeouts, 408/429/500/502/503/504/529;
+- fallbackable (another target): the retryable ones plus "model not found" (404);
+- fatal (relayed to the client in its own shape, with the provider's wording): 400/401/403/413 and
+  context-length errors — Claude Code's auto-compaction matches "prompt is too long".
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..errors import ProxyError
+from ..exchange import Response
+
+__all__ = ["RetryPolicy", "Breaker", "Breakers", "classify_status", "context_length_error", "peek_first",
+           "stream_guard", "call_resilient"]
+
+# Upstreams word "the prompt does not fit" in many ways; all of them are fatal (no retry, no
+# fallback to a same-sized model would help), and Claude Code compacts when it reads the wording.
+_CONTEXT_WORDS = ("prompt is too long", "input is too long", "context_length_exceeded", "maximum context length",
+                  "context length", "exceeds the available context size", "too many tokens", "context window")
+
+
+def context_length_error(message: str) -> bool:
+    low = (message or "").lower()
+    return any(w in low for w in _CONTEXT_WORDS)
+
+
+def classify_status(status: int, message: str = "") -> tuple[bool, bool]:
+    """(retryable, fallbackable) for an upstream HTTP status and its message."""
+    if context_length_error(message) and status < 500:
+        return False, False
+    retryable = status in (408, 429, 500, 502, 503, 504, 529)
+    return retryable, retryable or status == 404
+
+
+def upstream_error(provider: str, status: int, message: str, *, type: str | None = None,
+                   retry_after: float | None = None, code: str | None = None) -> ProxyError:
+    """A ProxyError for an upstream's HTTP error, classified by the taxonomy above."""
+    retryable, fallbackable = classify_status(status, message)
+    if context_length_error(message) and status in (400, 413, 422):
+        # Claude Code's recovery keys on a 400 invalid_request_error ("prompt is too long").
+        status, type = 400, "invalid_request_error"
+    if status >= 400 and status not in (400, 401, 402, 403, 404, 408, 413, 422, 429, 500, 502, 503, 504, 529):
+        status = 502 if status >= 500 else 400
+    if status == 422:
+        status = 400
+    if status == 408:
+        status = 504
+    if status == 504 and type is None:
+        type = "timeout_error"
+    return ProxyError(status, message, type=type, retry_after=retry_after, retryable=retryable,
+                      fallbackable=fallbackable, provider=provider, code=code)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 2                 # total tries on one target (1 = no retry)
+    base_s: float = 0.25
+    max_s: float = 8.0
+    max_retry_after_s: float = 30.0   # a longer Retry-After is relayed to the client instead of waited out
+
+    @classmethod
+    def from_config(cls, conf: dict | None) -> "RetryPolicy":
+        conf = conf or {}
+        return cls(attempts=int(conf.get("attempts", cls.attempts)), base_s=float(conf.get("base_s", cls.base_s)),
+                   max_s=float(conf.get("max_s", cls.max_s)),
+                   max_retry_after_s=float(conf.get("max_retry_after_s", cls.max_retry_after_s)))
+
+    def delay(self, attempt: int, err: ProxyError) -> float | None:
+        """Seconds to wait before try `attempt + 1`, or None when it should not be retried."""
+        if attempt >= self.attempts or not err.retryable:
+            return None
+        if err.retry_after is not None:
+            return err.retry_after if err.retry_after <= self.max_retry_after_s else None
+        # Full jitter: spreads a burst of clients that failed together.
+        return random.uniform(0, min(self.max_s, self.base_s * (2 ** (attempt - 1))))
+
+
+@dataclass
+class Breaker:
+    """Closed → open after `threshold` failures within `window_s`; after `cooldown_s` one probe is
+    let through (half-open); its success closes the breaker, its failure re-opens it."""
+
+    threshold: int = 5
+    window_s: float = 60.0
+    cooldown_s: float = 30.0
+    state: str = "closed"
+    opened_at: float = 0.0
+    failures: deque = field(default_factory=deque)
+    probing: bool = False
+    opens: int = 0
+
+    def allow(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        if self.state == "closed":
+            return True
+        if self.state == "open" and now - self.opened_at >= self.cooldown_s:
+            self.state = "half_open"
+            self.probing = False
+        if self.state == "half_open" and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def retry_in(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        return max(0.0, self.cooldown_s - (now - self.opened_at))
+
+    def success(self) -> None:
+        self.state = "closed"
+        self.probing = False
+        self.failures.clear()
+
+    def failure(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.state == "half_open":
+            self._open(now)
+            return
+        self.failures.append(now)
+        while self.failures and now - self.failures[0] > self.window_s:
+            self.failures.popleft()
+        if len(self.failures) >= self.threshold:
+            self._open(now)
+
+    def _open(self, now: float) -> None:
+        self.state = "open"
+        self.opened_at = now
+        self.probing = False
+        self.failures.clear()
+        self.opens += 1
+
+    def snapshot(self) -> dict:
+        return {"state": self.state, "recent_failures": len(self.failures), "opens": self.opens}
+
+
+class Breakers:
+    """One breaker per provider+model. Kept in the engine's `shared` dict so a hot reload does not
+    forget that an upstream is down."""
+
+    def __init__(self):
+        self._by_key: dict[str, Breaker] = {}
+        self.settings: dict[str, dict] = {}      # provider name -> {threshold, window_s, cooldown_s}
+
+    def get(self, provider: str, model: str) -> Breaker:
+        key = f"{provider}:{model}"
+        b = self._by_key.get(key)
+        conf = self.settings.get(provider) or {}
+        if b is None:
+            b = self._by_key[key] = Breaker()
+        # Settings follow the current pipeline (a reload may change them); state is kept.
+        b.threshold = int(conf.get("threshold", b.threshold))
+        b.window_s = float(conf.get("window_s", b.window_s))
+        b.cooldown_s = float(conf.get("cooldown_s", b.cooldown_s))
+        return b
+
+    def snapshot(self) -> dict:
+        return {k: b.snapshot() for k, b in sorted(self._by_key.items())}
+
+
+def breakers_for(shared: dict) -> Breakers:
+    b = shared.get("provider_breakers")
+    if b is None:
+        b = shared["provider_breakers"] = Breakers()
+    return b
+
+
+async def _aiter_first(events, first):
+    yield first
+    async for ev in events:
+        yield ev
+
+
+async def peek_first(resp: Response, timeout: float | None) -> Response:
+    """Wait for a stream's first event, so a failure before the first byte reaches the client is
+    still a ProxyError that retry and fallback can act on. Returns a Response that replays it."""
+    if resp.events is None:
+        return resp
+    gen = resp.events
+    try:
+        first = await asyncio.wait_for(gen.__anext__(), timeout)
+    except StopAsyncIteration:
+        raise ProxyError(502, "the provider closed the stream before sending anything", retryable=True) from None
+    except asyncio.TimeoutError:
+        await _close(gen)
+        raise ProxyError(504, f"no first byte from the provider within {timeout:g}s", type="timeout_error",
+                         retryable=True) from None
+    except BaseException:
+        await _close(gen)
+        raise
+    resp.events = _aiter_first(gen, first)
+    return resp
+
+
+async def _close(gen) -> None:
+    close = getattr(gen, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            pass
+
+
+async def stream_guard(events, provider: str, breaker: Breaker | None = None):
+    """Wrap a canonical stream so any transport failure mid-stream becomes a ProxyError (the
+    renderer turns it into a well-formed error event) and the breaker learns how it ended."""
+    import aiohttp
+
+    outcome = None        # a client that hangs up says nothing about the upstream's health
+    try:
+        async for ev in events:
+            if ev.get("type") == "error":
+                err = ev.get("error") or {}
+                raise ProxyError(529 if err.get("type") == "overloaded_error" else 502,
+                                 err.get("message") or "the provider reported an error mid-stream",
+                                 type=err.get("type"), provider=provider)
+            yield ev
+        outcome = True
+    except ProxyError:
+        outcome = False
+        raise
+    except asyncio.TimeoutError:
+        outcome = False
+        raise ProxyError(504, f"provider '{provider}' stopped sending (read timeout)", type="timeout_error",
+                         provider=provider) from None
+    except (aiohttp.ClientError, OSError, ValueError) as e:
+        outcome = False
+        raise ProxyError(502, f"provider '{provider}' stream failed: {type(e).__name__}: {e}",
+                         provider=provider) from None
+    except Exception as e:   # a decoder's own error (bad CRC in an AWS frame, …): still a clean end
+        outcome = False
+        raise ProxyError(502, f"provider '{provider}' sent a stream that cannot be read: {type(e).__name__}: {e}",
+                         provider=provider) from None
+    finally:
+        if breaker is not None and outcome is not None:
+            (breaker.success if outcome else breaker.failure)()
+        await _close(events)
+
+
+def as_proxy_error(e: BaseException, provider: str) -> ProxyError:
+    """Transport exceptions (connect refused, reset, timeout, garbage JSON) in the taxonomy."""
+    import aiohttp
+
+    if isinstance(e, ProxyError):
+        return e
+    if isinstance(e, asyncio.TimeoutError):
+        return ProxyError(504, f"provider '{provider}' timed out", type="timeout_error", provider=provider,
+                          retryable=True)
+    if isinstance(e, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+        return ProxyError(502, f"cannot reach provider '{provider}': {e}", provider=provider, retryable=True)
+    if isinstance(e, (aiohttp.ClientError, OSError)):
+        return ProxyError(502, f"provider '{provider}' connection failed: {type(e).__name__}: {e}",
+                          provider=provider, retryable=True)
+    if isinstance(e, ValueError):   # orjson.JSONDecodeError and friends: the body was not what it claimed
+        return ProxyError(502, f"provider '{provider}' sent an unreadable response: {e}", provider=provider,
+                          retryable=True)
+    return ProxyError(502, f"provider '{provider}' failed: {type(e).__name__}: {e}", provider=provider,
+                      retryable=False, fallbackable=True)
+
+
+@dataclass
+class Attempt:
+    target: str
+    status: int | None
+    error: str | None
+    ms: int
+
+
+async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breakers: Breakers | None,
+                         first_byte_s: float | None, log: list | None = None) -> Response:
+    """One target: breaker check, send, wait for the first byte, retry retryable failures with
+    backoff. Raises the last ProxyError when the target cannot answer."""
+    breaker = breakers.get(provider.name, model) if breakers is not None else None
+    attempt = 0
+    while True:
+        attempt += 1
+        if breaker is not None and not breaker.allow():
+            raise ProxyError(503, f"circuit open for {provider.name}:{model} after repeated failures; "
+                                  f"next probe in {breaker.retry_in():.0f}s",
+                             type="overloaded_error", retry_after=breaker.retry_in(), retryable=True,
+                             fallbackable=True, provider=provider.name, code="circuit_open")
+        t0 = time.perf_counter()
+        try:
+            # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
+            # the read timeout instead (a long generation is not a hung upstream).
+            fb = first_byte_s if x.request.get("stream") else None
+            resp = await asyncio.wait_for(provider.send(x, model), fb) if fb else await provider.send(x, model)
+            resp = await peek_first(resp, fb)
+        except asyncio.TimeoutError:
+            err = ProxyError(504, f"no response from provider '{provider.name}' within {first_byte_s:g}s",
+                             type="timeout_error", provider=provider.name, retryable=True)
+        except Exception as e:
+            err = as_proxy_error(e, provider.name)
+        else:
+            if log is not None:
+                log.append({"target": f"{provider.name}:{model}", "status": resp.status,
+                            "ms": int((time.perf_counter() - t0) * 1000)})
+            if resp.events is not None:
+                # The breaker hears about a stream when it ends, not when it starts.
+                resp.events = stream_guard(resp.events, provider.name, breaker)
+            elif breaker is not None:
+                breaker.success()
+            return resp
+        if log is not None:
+            log.append({"target": f"{provider.name}:{model}", "status": err.status, "error": err.message[:200],
+                        "ms": int((time.perf_counter() - t0) * 1000)})
+        if breaker is not None and (err.retryable or err.status >= 500):
+            breaker.failure()
+        wait = retry.delay(attempt, err)
+        if wait is None:
+            raise err
+        await asyncio.sleep(wait)
