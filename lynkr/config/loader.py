@@ -57,6 +57,7 @@ def redacted(value):
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None) -> LoadedConfig:
     from ..engine.registry import load_path_stage, load_registry
+    from ..redact import register_secrets, secrets_in_config
 
     file = str(path)
     if text is None:
@@ -68,6 +69,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
     if not isinstance(raw, dict):
         raise ConfigError("a pipeline file is a mapping with `version:` and `stages:`", file=file, line=1)
     data = render_templates(raw, lines, file, environ)
+    # Before validation: a schema error may quote a value, and keys must be masked from the first message on.
+    register_secrets(secrets_in_config(data))
     cfg = LoadedConfig(file=file, data=data, lines=lines, hash="")
 
     # Resolve `uses` first, so the schema can include each stage's own options.

@@ -16,6 +16,7 @@ import time
 
 from ..errors import ProxyError
 from ..exchange import Exchange, Response, StageEvent
+from ..redact import redact
 from .plan import Plan, Step
 
 __all__ = ["run_request", "run_after"]
@@ -94,7 +95,8 @@ async def _on_failure(plan: Plan, step: Step, x: Exchange, exc: Exception, depth
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ProxyError):
         return f"{exc.status} {exc.message}"
-    return f"{type(exc).__name__}: {exc}"
+    # Exception text (a URL with ?key=, an echoed header) goes to telemetry and explain: mask keys.
+    return redact(f"{type(exc).__name__}: {exc}")
 
 
 async def run_after(x: Exchange) -> None:

@@ -1,0 +1,254 @@
+"""What stands in front of the client routes: client keys, per-key concurrency limits, load shedding.
+
+    server:
+      api_keys: ["{{ env.LYNKR_CLIENT_KEY }}"]   # x-api-key or Authorization: Bearer; unset = no client auth
+      max_concurrent_per_key: 8                   # 429 + retry-after beyond it
+      shed: {max_in_flight: 1024, max_loop_lag_ms: 500, retry_after_s: 2}
+
+Every refusal is an error in the client's own protocol (an Anthropic client gets
+`{"type":"error",…}`, an OpenAI client `{"error":{…}}`), with `retry-after` when waiting helps.
+
+Load shedding measures pressure instead of guessing it from heap size: requests in flight in this
+process, and event-loop lag (how late a 50 ms timer fires). Past either bound a new request is
+refused at once with 529 (Anthropic clients: overloaded_error, which the SDKs retry) or 503
+(OpenAI clients), before it costs anything, and `/health/ready` answers 503 so a balancer moves
+traffic away. Requests already admitted are never cut.
+
+Settings are read from the pipeline serving the request, so a reload changes them.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import importlib
+import logging
+import math
+
+import orjson
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..redact import install_log_redaction
+
+__all__ = ["setup", "Shedder", "protocol_for_path", "is_client_path", "DEFAULT_MAX_IN_FLIGHT",
+           "DEFAULT_MAX_LOOP_LAG_MS"]
+
+log = logging.getLogger("lynkr.server")
+
+# Defaults sized so a benchmark on a laptop never trips them: they are there to keep a flooded
+# process answering (fast refusals) instead of queueing until every request times out.
+DEFAULT_MAX_IN_FLIGHT = 2048
+DEFAULT_MAX_LOOP_LAG_MS = 500.0
+DEFAULT_RETRY_AFTER_S = 2.0
+LAG_SAMPLE_S = 0.05
+# Lag is kept as a decaying peak: one stall sheds for a moment, then the process recovers,
+# instead of flapping on each 50 ms sample.
+LAG_DECAY = 0.8
+
+_OPENAI_PATHS = {"/v1/chat/completions": "openai_chat", "/chat/completions": "openai_chat",
+                 "/v1/responses": "openai_responses", "/responses": "openai_responses"}
+
+
+def is_client_path(path: str) -> bool:
+    """The client API: everything under /v1/ except the admin endpoints (they have their own token)."""
+    return (path.startswith("/v1/") and not path.startswith("/v1/admin")) or path in _OPENAI_PATHS
+
+
+class _OpenAIErrors:
+    """Until lynkr.wire.openai_* exist: the OpenAI error envelope, same status and retry headers."""
+
+    @staticmethod
+    def error_response(err: ProxyError) -> web.Response:
+        h = {"x-should-retry": "true" if err.retryable else "false"}
+        if err.retry_after is not None:
+            h["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+        code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 413: "request_too_large"}.get(err.status)
+        etype = {401: "authentication_error", 429: "rate_limit_error", 503: "server_error",
+                 529: "server_error"}.get(err.status, "invalid_request_error" if err.status < 500 else "server_error")
+        return web.Response(status=err.status, content_type="application/json", headers=h, body=orjson.dumps(
+            {"error": {"message": err.message, "type": etype, "param": None, "code": code}}))
+
+
+def protocol_for_path(path: str):
+    """The wire module whose error envelope a client on this path understands."""
+    name = _OPENAI_PATHS.get(path.rstrip("/"))
+    if name is not None:
+        try:
+            mod = importlib.import_module(f"lynkr.wire.{name}")
+            if hasattr(mod, "error_response"):
+                return mod
+        except ImportError:
+            pass
+        return _OpenAIErrors
+    from ..wire import anthropic
+    return anthropic
+
+
+def _refuse(request: web.Request, err: ProxyError) -> web.StreamResponse:
+    return protocol_for_path(request.path).error_response(err)
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+class _Settings:
+    """The server block of one pipeline, digested once per load (keys hashed for constant-time checks)."""
+
+    def __init__(self, server: dict):
+        keys = [k for k in (server.get("api_keys") or ()) if isinstance(k, str) and k]
+        self.key_digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.max_per_key = server.get("max_concurrent_per_key")
+        shed = server.get("shed") or {}
+        self.max_in_flight = shed.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)
+        self.max_lag_ms = shed.get("max_loop_lag_ms", DEFAULT_MAX_LOOP_LAG_MS)
+        self.retry_after = float(shed.get("retry_after_s", DEFAULT_RETRY_AFTER_S))
+        self.enabled = shed.get("enabled", True)
+
+
+def _settings(app: web.Application) -> _Settings:
+    pipeline = app["engine"].current
+    cache = app["security_cache"]          # a dict made at setup: the app itself is frozen once started
+    if cache.get("pipeline") is pipeline and "settings" in cache:
+        return cache["settings"]
+    server = (pipeline.config.get("server") or {}) if pipeline is not None else {}
+    s = _Settings(server)
+    cache["pipeline"], cache["settings"] = pipeline, s
+    return s
+
+
+def presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.headers.get("x-api-key") or request.headers.get("api-key") or None
+
+
+def key_ok(given: str | None, digests: list[bytes]) -> bool:
+    # Compare digests, not the keys: fixed length, and every configured key is compared so the
+    # time taken says nothing about which key (or how much of one) matched.
+    g = hashlib.sha256((given or "").encode()).digest()
+    ok = False
+    for d in digests:
+        ok |= hmac.compare_digest(g, d)
+    return ok and given is not None
+
+
+# -- load shedding --------------------------------------------------------------------------------
+
+class Shedder:
+    """Measured pressure: in-flight client requests and event-loop lag (a decaying peak, ms)."""
+
+    def __init__(self, app: web.Application | None = None):
+        self.app = app
+        self.in_flight = 0
+        self.lag_ms = 0.0
+        self.shed = 0                 # requests refused since start
+        self._task: asyncio.Task | None = None
+
+    def _limits(self) -> tuple[int | None, float | None, bool]:
+        if self.app is None or self.app["engine"].current is None:
+            return DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_LOOP_LAG_MS, True
+        s = _settings(self.app)
+        return s.max_in_flight, s.max_lag_ms, s.enabled
+
+    def reason(self) -> str | None:
+        """Why a new request would be refused now, or None."""
+        max_in_flight, max_lag, enabled = self._limits()
+        if not enabled:
+            return None
+        if max_in_flight and self.in_flight >= max_in_flight:
+            return f"{self.in_flight} requests in flight (limit {max_in_flight})"
+        if max_lag and self.lag_ms >= max_lag:
+            return f"event loop lag {self.lag_ms:.0f} ms (limit {max_lag:.0f} ms)"
+        return None
+
+    def overloaded(self) -> bool:
+        return self.reason() is not None
+
+    def status(self) -> dict:
+        return {"in_flight": self.in_flight, "loop_lag_ms": round(self.lag_ms, 1), "shed": self.shed,
+                "overloaded": self.overloaded()}
+
+    async def _monitor(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(LAG_SAMPLE_S)
+            lag = max(0.0, (loop.time() - t - LAG_SAMPLE_S) * 1000)
+            self.lag_ms = max(lag, self.lag_ms * LAG_DECAY)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._monitor(), name="lynkr-lag-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+# -- the middleware -------------------------------------------------------------------------------
+
+@web.middleware
+async def guard(request: web.Request, handler):
+    if not is_client_path(request.path):
+        return await handler(request)
+    app = request.app
+    s = _settings(app)
+    key = presented_key(request)
+    if s.key_digests and not key_ok(key, s.key_digests):
+        return _refuse(request, ProxyError(
+            401, "a valid client key is required: send it as x-api-key or Authorization: Bearer"
+            if key else "this Lynkr requires a client key: send it as x-api-key or Authorization: Bearer",
+            retryable=False))
+
+    shedder: Shedder = app["shedder"]
+    why = shedder.reason()
+    if why is not None:
+        shedder.shed += 1
+        # Anthropic's SDKs retry 529 overloaded_error; OpenAI's retry 503.
+        overloaded = 503 if request.path.rstrip("/") in _OPENAI_PATHS else 529
+        return _refuse(request, ProxyError(overloaded, f"Lynkr is overloaded ({why}); retry shortly",
+                                           type="overloaded_error", retry_after=s.retry_after, retryable=True))
+
+    # Per-key accounting uses the key when there is one, else the peer address; only a digest is kept.
+    ident = hashlib.sha256((key or f"peer:{request.remote}").encode()).hexdigest()[:16] if s.max_per_key else None
+    per_key: dict = app["per_key_in_flight"]
+    if ident is not None and per_key.get(ident, 0) >= s.max_per_key:
+        return _refuse(request, ProxyError(
+            429, f"too many concurrent requests for this client key (limit {s.max_per_key}); retry when one finishes",
+            retry_after=1, retryable=True))
+
+    shedder.in_flight += 1
+    if ident is not None:
+        per_key[ident] = per_key.get(ident, 0) + 1
+    try:
+        return await handler(request)
+    finally:
+        shedder.in_flight -= 1
+        if ident is not None:
+            n = per_key[ident] - 1
+            if n:
+                per_key[ident] = n
+            else:
+                del per_key[ident]
+
+
+def setup(app: web.Application) -> None:
+    install_log_redaction()
+    shedder = Shedder(app)
+    app["shedder"] = shedder
+    app["per_key_in_flight"] = {}
+    app["security_cache"] = {}
+    app.middlewares.append(guard)
+
+    async def lifecycle(app):
+        shedder.start()
+        yield
+        await shedder.stop()
+
+    app.cleanup_ctx.append(lifecycle)
