@@ -1,17 +1,102 @@
-"""Routes of the client protocols. Each maps a path to a lynkr.wire module."""
+"""Routes of the client protocols. Each maps a path to a lynkr.wire module.
+
+Paths match with or without the `/v1` prefix where clients differ (Codex and Continue take a
+base URL that may or may not end in /v1); the query string (`?beta=true`) is ignored.
+"""
 from __future__ import annotations
 
+import asyncio
+
+import orjson
 from aiohttp import web
 
-from ..wire import anthropic
-from .handler import serve
+from ..errors import ProxyError
+from ..wire import anthropic, openai_chat, openai_responses
+from ..wire import embeddings as embed_wire
+from .handler import DEFAULT_MAX_BODY, read_json, serve
 
-__all__ = ["setup"]
+__all__ = ["setup", "model_ids"]
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     return await serve(request, anthropic)
 
 
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await serve(request, openai_chat)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await serve(request, openai_responses)
+
+
+def _max_body(request: web.Request) -> int:
+    p = request.app["engine"].current
+    return ((p.config.get("server") or {}) if p is not None else {}).get("max_body_bytes", DEFAULT_MAX_BODY)
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """An estimate (cl100k × 1.1) of system + messages + tools; never 0, never a 404 — Claude Code
+    times auto-compaction on it."""
+    try:
+        body = await read_json(request, _max_body(request))
+        canonical = anthropic.count_tokens_body(body)
+    except ProxyError as e:
+        return anthropic.error_response(e)
+    n = await asyncio.get_running_loop().run_in_executor(None, anthropic.estimate_tokens, canonical)
+    return web.Response(body=orjson.dumps({"input_tokens": n}), content_type="application/json")
+
+
+def model_ids(pipeline) -> list[str]:
+    """Model names a client can ask for: the `models:` table's names, then every routed model."""
+    if pipeline is None:
+        return []
+    data = pipeline.config or {}
+    ids: list[str] = list((data.get("models") or {}).keys())
+    targets = list((data.get("tiers") or {}).values())
+    for st in data.get("stages") or ():
+        to = (st.get("with") or {}).get("to") if isinstance(st, dict) else None
+        targets += to if isinstance(to, list) else [to]
+    for t in targets:
+        if isinstance(t, str) and ":" in t:
+            m = t.partition(":")[2]
+            if m and m != "*":
+                ids.append(m)
+    return list(dict.fromkeys(ids))
+
+
+async def models(request: web.Request) -> web.Response:
+    ids = model_ids(request.app["engine"].current)
+    h = request.headers
+    if "client_version" in request.query:
+        # Codex wants its own manifest; an empty list makes it use its bundled catalog.
+        return web.Response(body=orjson.dumps({"models": []}), content_type="application/json")
+    if "anthropic-version" in h or "x-api-key" in h and "authorization" not in h:
+        return web.Response(body=orjson.dumps(anthropic.models_body(ids)), content_type="application/json")
+    data = [{"id": i, "object": "model", "created": 0, "owned_by": "lynkr"} for i in ids]
+    return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    try:
+        body = await read_json(request, _max_body(request))
+        return await embed_wire.handle(request, body)
+    except ProxyError as e:
+        return openai_chat.error_response(e)
+
+
+async def hello(request: web.Request) -> web.Response:
+    # Claude Code's pre-connect warm-up (`HEAD /api/hello`); any fast answer will do.
+    return web.Response(status=200)
+
+
 def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/messages", messages)
+    r = app.router
+    r.add_post("/v1/messages", messages)
+    r.add_post("/v1/messages/count_tokens", count_tokens)
+    for prefix in ("/v1", ""):
+        r.add_post(prefix + "/chat/completions", chat_completions)
+        r.add_post(prefix + "/responses", responses)
+        r.add_get(prefix + "/models", models)
+        r.add_post(prefix + "/embeddings", embeddings)
+    r.add_route("HEAD", "/api/hello", hello)

@@ -25,15 +25,26 @@ def to_canonical(body) -> dict:
     if not isinstance(messages, list):
         raise ProxyError(400, "messages: field required (a list of {role, content})" if messages is None
                          else "messages: must be a list")
+    if "model" in body and not isinstance(body["model"], str):
+        raise ProxyError(400, "model: must be a string")
+    mt = body.get("max_tokens")
+    if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt < 1):
+        raise ProxyError(400, "max_tokens: must be a positive integer")
+    if "tools" in body and not isinstance(body["tools"], list):
+        raise ProxyError(400, "tools: must be a list")
     out = dict(body)
     system = body.get("system")
     if isinstance(system, str):
         out["system"] = [{"type": "text", "text": system}] if system else []
+    elif system is not None and not isinstance(system, list):
+        raise ProxyError(400, "system: must be a string or a list of text blocks")
     norm = []
     changed = False
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             raise ProxyError(400, f"messages.{i}: must be an object")
+        if m.get("role") not in ("user", "assistant", "system"):
+            raise ProxyError(400, f"messages.{i}.role: must be 'user' or 'assistant' (got {m.get('role')!r})")
         c = m.get("content")
         if isinstance(c, str):
             m = {**m, "content": [{"type": "text", "text": c}]}
@@ -76,12 +87,15 @@ def error_event(err: ProxyError) -> bytes:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .events import MessageAccumulator, collect, message_to_events
+    from .events import MessageAccumulator, collect, message_to_events, with_pings
 
     resp = x.response
     headers = lynkr_headers(x)
     if resp.error is not None:
         return error_response(resp.error, headers)
+    if resp.raw is not None and resp.raw_protocol == CLIENT:
+        from .openai_chat import _passthrough
+        return await _passthrough(request, x, headers)
     if not x.stream:
         message = resp.message
         if message is None:
@@ -97,10 +111,17 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                                                   "cache-control": "no-cache"})
     await out.prepare(request)
     acc = MessageAccumulator()
+    stopped = False
     try:
-        async for ev in events:
-            acc.feed(ev)
-            await out.write(sse_event(ev.get("type", "message"), ev))
+        async for ev in with_pings(events, _ping_interval(x)):
+            t = ev.get("type", "message")
+            if t != "ping":
+                acc.feed(ev)
+            stopped = stopped or t == "message_stop"
+            await out.write(sse_event(t, ev))
+        if not stopped:
+            # Ending without message_stop leaves Claude Code guessing; say what happened.
+            raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
     except ProxyError as e:
         await out.write(error_event(e))
     resp.final = acc.message
@@ -108,3 +129,28 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
         resp.usage = acc.usage
     await out.write_eof()
     return out
+
+
+def _ping_interval(x: Exchange) -> float | None:
+    p = x.pipeline
+    server = ((getattr(p, "config", None) or {}).get("server") or {}) if p is not None else {}
+    return server.get("ping_interval_s")
+
+
+# ---- count_tokens and models ------------------------------------------------------------
+
+def count_tokens_body(body) -> dict:
+    """The canonical request for `/v1/messages/count_tokens`: like a message request without
+    `max_tokens`; system, messages and tools all count."""
+    return to_canonical(body)
+
+
+def estimate_tokens(canonical: dict) -> int:
+    from ..tokens import count_request
+    # cl100k_base undercounts Claude's tokenizer by roughly a tenth on code and prose.
+    return max(1, int(round(count_request(canonical) * 1.1)))
+
+
+def models_body(ids: list[str]) -> dict:
+    data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in ids]
+    return {"data": data, "has_more": False, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None}

@@ -176,7 +176,10 @@ def _clean_blocks(content):
         if not isinstance(b, dict):
             out.append(b)
             continue
-        if b.get("type") == "thinking" and b.get("signature") in (SYNTHETIC_SIGNATURE, "", None):
+        if b.get("type") == "thinking" and (b.get("signature") in (SYNTHETIC_SIGNATURE, "", None)
+                                            or "_openai_reasoning" in b):
+            continue
+        if str(b.get("type", "")).startswith("_"):
             continue
         if any(k.startswith("_") for k in b):
             b = {k: v for k, v in b.items() if not k.startswith("_")}
@@ -193,6 +196,8 @@ def for_anthropic_upstream(body: dict, client: str) -> dict:
     if client == "anthropic":
         return body
     out = {k: v for k, v in body.items() if not k.startswith("_")}
+    if isinstance(out.get("system"), list):
+        out["system"] = _clean_blocks(out["system"])
     msgs = []
     for m in out.get("messages") or ():
         c = m.get("content")

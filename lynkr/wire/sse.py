@@ -5,7 +5,19 @@ from typing import AsyncIterator
 
 import orjson
 
-__all__ = ["iter_sse", "sse_event", "sse_data"]
+__all__ = ["iter_sse", "sse_event", "sse_data", "RawEvent"]
+
+
+class RawEvent(dict):
+    """A parsed upstream event that remembers its original `data:` bytes, so a same-protocol
+    renderer writes them back unchanged instead of serialising the dict again. A stage that
+    rewrites an event makes a plain dict, which is serialised as usual."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, parsed: dict, raw: bytes):
+        super().__init__(parsed)
+        self.raw = raw
 
 
 async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
@@ -35,7 +47,8 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
 
 def sse_event(event: str, payload: dict) -> bytes:
     """An Anthropic-style event: `event:` line then `data:` (both SDKs need the event line)."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+    data = payload.raw if type(payload) is RawEvent else orjson.dumps(payload)
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
 def sse_data(payload: dict | bytes) -> bytes:
