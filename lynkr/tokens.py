@@ -18,15 +18,31 @@ _lock = threading.Lock()
 _enc = None
 
 
+class _Approximate:
+    """Used when cl100k_base cannot be loaded (offline, no cache): ~4 characters a token.
+    Counts then say `approximate` in logs; the proxy keeps working."""
+
+    def encode_ordinary(self, text: str) -> range:
+        return range((len(text) + 3) // 4)
+
+
 def encoding():
     """cl100k_base, loaded once. tiktoken reads TIKTOKEN_CACHE_DIR (set by ../shared/env.sh for
-    offline machines) and downloads on first use otherwise."""
+    offline machines) and downloads on first use otherwise. A failed load is not retried per
+    call (that would put a network timeout on every count); it falls back to an estimate."""
     global _enc
     if _enc is None:
         with _lock:
             if _enc is None:
-                import tiktoken
-                _enc = tiktoken.get_encoding("cl100k_base")
+                try:
+                    import tiktoken
+                    _enc = tiktoken.get_encoding("cl100k_base")
+                except Exception as e:  # network, cache or plugin errors all mean "cannot load"
+                    import logging
+                    logging.getLogger("lynkr.tokens").warning(
+                        "cannot load tiktoken cl100k_base (%s); token counts are approximate (chars/4). "
+                        "Set TIKTOKEN_CACHE_DIR to a cache that holds it.", e)
+                    _enc = _Approximate()
     return _enc
 
 
