@@ -1,0 +1,253 @@
+"""strip_tools: send only the tool definitions this conversation can need, and minify their schemas.
+
+    - id: tools
+      uses: strip_tools
+      with: {keep: [Bash, Read, Edit, Write, Grep, Glob]}
+
+A tool is kept when any of these holds:
+- the conversation already called it, or `tool_choice` names it, or the pipeline lists it in `keep:`;
+- it is how the client discovers tools (Claude Code's `ToolSearch`, tools marked `defer_loading`),
+  a server tool without an input schema (web search), or it carries a `cache_control` breakpoint;
+- something the user typed in this conversation names it or echoes its description (rapidfuzz; and
+  cosine similarity with the shared embedder when `embed_threshold` is set).
+
+The kept set is session-stable: every rule above looks at the whole history, which only grows, and
+the set is also remembered per session, so a tool once sent is sent on every later turn (the tools
+sit at the very start of the provider's prompt cache). Tools keep the client's order.
+
+Minification is lossless: `$schema`, property titles that only repeat the property name and
+property descriptions that repeat the tool's description go; `properties`, `required`, `enum`,
+`anyOf`, defaults and every other keyword stay.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import OrderedDict
+
+import orjson
+from rapidfuzz import fuzz
+
+from lynkr.exchange import Exchange
+from lynkr.payloads import user_texts
+from lynkr.stage import Stage
+
+_DISCOVERY = {"toolsearch", "tool_search", "search_tools"}
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{2,}")
+_CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Words that appear in most tool descriptions and say nothing about which tool is meant.
+_STOP = frozenset("""the and for with from this that these those when what which will your you use used using
+    into only also then than them they their there here have has been being each other more most must
+    should would could can call calls called tool tools file files return returns value values input
+    output string number boolean object array default true false optional required make sure before after
+    about after again over under between without within while where does done just like such some any
+    every need needs want wants able first last next same new run runs running text""".split())
+
+
+def name_parts(name: str) -> list[str]:
+    parts = []
+    for chunk in re.split(r"[_\-\s.]+", name):
+        parts += [p.lower() for p in _CAMEL.findall(chunk)]
+    return [p for p in parts if len(p) >= 4 and p not in _STOP]
+
+
+def description_keywords(description: str, limit: int = 12) -> list[str]:
+    first = re.split(r"(?<=[.!?])\s|\n\n", description.strip(), maxsplit=1)[0][:200]
+    seen, out = set(), []
+    for w in _WORD.findall(first):
+        w = w.lower()
+        if len(w) >= 5 and w not in _STOP and w not in seen:
+            seen.add(w)
+            out.append(w)
+    return out[:limit]
+
+
+def _fuzzy_in(word: str, words: set[str], cutoff: float) -> bool:
+    if word in words:
+        return True
+    return any(abs(len(w) - len(word)) <= 2 and fuzz.ratio(word, w) >= cutoff for w in words)
+
+
+def minify_tool(tool: dict) -> dict:
+    """A tool with its schema minified losslessly (the same object when nothing changes)."""
+    schema = tool.get("input_schema")
+    if not isinstance(schema, dict):
+        return tool
+    desc = (tool.get("description") or "").strip()
+    new = _minify_schema(schema, desc, top=True)
+    return tool if new is schema else {**tool, "input_schema": new}
+
+
+def _minify_schema(schema: dict, tool_desc: str, top: bool = False) -> dict:
+    out = schema
+    if top and "$schema" in out:
+        out = {k: v for k, v in out.items() if k != "$schema"}
+    props = out.get("properties")
+    if isinstance(props, dict):
+        new_props = {}
+        changed = False
+        for pname, pschema in props.items():
+            if not isinstance(pschema, dict):
+                new_props[pname] = pschema
+                continue
+            p = pschema
+            title = p.get("title")
+            if isinstance(title, str) and _norm(title) == _norm(pname):
+                p = {k: v for k, v in p.items() if k != "title"}
+            d = p.get("description")
+            if isinstance(d, str) and tool_desc and d.strip() == tool_desc:
+                p = {k: v for k, v in p.items() if k != "description"}
+            p2 = _minify_schema(p, tool_desc)
+            changed |= p2 is not pschema
+            new_props[pname] = p2
+        if changed:
+            out = {**out, "properties": new_props}
+    items = out.get("items")
+    if isinstance(items, dict):
+        new_items = _minify_schema(items, tool_desc)
+        if new_items is not items:
+            out = {**out, "items": new_items}
+    return out
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"[\s_\-]+", "", s).lower()
+
+
+def always_kept(tool: dict) -> bool:
+    name = str(tool.get("name") or "")
+    if name.lower() in _DISCOVERY or tool.get("defer_loading"):
+        return True
+    if "input_schema" not in tool or (tool.get("type") not in (None, "custom")):
+        return True                 # server tools (web_search, code execution): defined by the provider
+    return "cache_control" in tool
+
+
+class StripTools(Stage):
+    name = "strip_tools"
+    summary = "Drops tool definitions the conversation cannot need (session-stable) and minifies schemas losslessly."
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "keep": {"type": "array", "items": {"type": "string"}, "default": [],
+                     "description": "tool names always sent (the client's core tools)"},
+            "min_tools": {"type": "integer", "minimum": 0, "default": 4,
+                          "description": "requests with this many tools or fewer are left alone"},
+            "name_cutoff": {"type": "number", "minimum": 0, "maximum": 100, "default": 85,
+                            "description": "rapidfuzz ratio at which a word the user typed matches a part of a tool's name"},
+            "description_hits": {"type": "integer", "minimum": 1, "default": 2,
+                                 "description": "keywords of a tool's first description sentence the user must echo to keep it"},
+            "embed_threshold": {"type": ["number", "null"], "default": None,
+                                "description": "also keep tools whose name+description embedding has at least this "
+                                               "cosine with the user's text (null: embedder off)"},
+            "model_path": {"type": ["string", "null"], "default": None,
+                           "description": "embedding model folder (defaults to $LYNKR_EMBED_MODEL_PATH)"},
+            "minify": {"type": "boolean", "default": True,
+                       "description": "minify tool schemas losslessly ($schema, repeated titles and descriptions)"},
+            "strip": {"type": "boolean", "default": True,
+                      "description": "drop tools; false only minifies"},
+            "sessions": {"type": "integer", "minimum": 1, "default": 4096,
+                         "description": "how many sessions' kept sets are remembered"},
+        },
+    }
+    examples = ["- {id: tools, uses: strip_tools, with: {keep: [Bash, Read, Edit, Write]}}"]
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        self.keep = set(options["keep"])
+        self.kept_by_session: OrderedDict[str, frozenset] = OrderedDict()
+        self.embedder = None
+        if options["embed_threshold"] is not None and not ctx.dry_run:
+            from lynkr.embed import get_embedder
+            path = options["model_path"] or os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
+            self.embedder = get_embedder(model_path=path)
+        self._tool_vecs: dict[str, object] = {}
+
+    def _session_key(self, x: Exchange) -> str:
+        if x.session:
+            return x.session
+        # No session header: the first message identifies the conversation well enough.
+        msgs = x.request.get("messages") or [None]
+        return "h:" + hashlib.sha256(orjson.dumps(msgs[0])).hexdigest()[:24]
+
+    def relevant(self, tool: dict, texts: list[str]) -> bool:
+        words = {w.lower() for t in texts for w in _WORD.findall(t)}
+        cut = self.options["name_cutoff"]
+        name = str(tool.get("name") or "")
+        if name.lower() in words or any(_fuzzy_in(p, words, cut) for p in name_parts(name)):
+            return True
+        kws = description_keywords(tool.get("description") or "")
+        hits = sum(1 for k in kws if _fuzzy_in(k, words, 90))
+        return hits >= self.options["description_hits"]
+
+    def _embed_relevant(self, tools: list[dict], texts: list[str]) -> set[str]:
+        import numpy as np
+        missing = [t for t in tools if t["name"] not in self._tool_vecs]
+        if missing:
+            vecs = self.embedder.embed([f"{t['name']}: {(t.get('description') or '')[:300]}" for t in missing])
+            for t, v in zip(missing, vecs):
+                self._tool_vecs[t["name"]] = v
+        q = self.embedder.embed([t[-2000:] for t in texts])
+        out = set()
+        for t in tools:
+            if float(np.max(q @ self._tool_vecs[t["name"]])) >= self.options["embed_threshold"]:
+                out.add(t["name"])
+        return out
+
+    async def run(self, x: Exchange) -> None:
+        tools = x.request.get("tools")
+        ev = x.event(self.id)
+        if not isinstance(tools, list) or not tools:
+            return
+        before = tools
+        if self.options["strip"] and len(tools) > self.options["min_tools"]:
+            tools = await self._strip(x, tools, ev)
+        if self.options["minify"]:
+            tools = [minify_tool(t) if isinstance(t, dict) else t for t in tools]
+        if any(a is not b for a, b in zip(tools, before)) or len(tools) != len(before):
+            x.request = {**x.request, "tools": tools}
+            if ev is not None:
+                ev.measure = (orjson.dumps(before).decode(), orjson.dumps(tools).decode())
+        if ev is not None:
+            ev.detail.update({"tools_in": len(before), "tools_out": len(tools)})
+
+    async def _strip(self, x: Exchange, tools: list, ev) -> list:
+        named = [t for t in tools if isinstance(t, dict) and t.get("name")]
+        keep = set(self.keep)
+        choice = x.request.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("name"):
+            keep.add(choice["name"])
+        for msg in x.request.get("messages") or ():
+            if isinstance(msg, dict) and msg.get("role") == "assistant" and isinstance(msg.get("content"), list):
+                keep.update(b.get("name") for b in msg["content"]
+                            if isinstance(b, dict) and b.get("type") in ("tool_use", "server_tool_use"))
+        key = self._session_key(x)
+        keep |= self.kept_by_session.get(key, frozenset())
+        texts = user_texts(x.request)
+        candidates = [t for t in named if t["name"] not in keep and not always_kept(t)]
+        reasons = {}
+        for t in candidates:
+            if self.relevant(t, texts):
+                keep.add(t["name"])
+                reasons[t["name"]] = "words"
+        if self.embedder is not None and texts:
+            rest = [t for t in candidates if t["name"] not in keep]
+            if rest:
+                import asyncio
+                for name in await asyncio.to_thread(self._embed_relevant, rest, texts):
+                    keep.add(name)
+                    reasons[name] = "embedding"
+        out = [t for t in tools if not isinstance(t, dict) or not t.get("name") or t["name"] in keep or always_kept(t)]
+        if not out and isinstance(choice, dict) and choice.get("type") == "any":
+            out = list(tools)       # `any` needs something to call
+        self.kept_by_session[key] = frozenset(t["name"] for t in out if isinstance(t, dict) and t.get("name"))
+        self.kept_by_session.move_to_end(key)
+        while len(self.kept_by_session) > self.options["sessions"]:
+            self.kept_by_session.popitem(last=False)
+        if ev is not None:
+            ev.detail["dropped"] = sorted(t["name"] for t in named if t not in out)
+            if reasons:
+                ev.detail["kept_for"] = reasons
+        return out
