@@ -4,4 +4,7 @@ through the same path third-party stages take; nothing registers on import."""
 DEFAULT_STAGES: tuple[str, ...] = (
     "provider_call",
     "fallback",
+    "strip_tools",
+    "toon",
+    "crush",
 )
