@@ -1,0 +1,320 @@
+"""The score's dimensions: each reads the user's ask (or the conversation) and returns a value in
+[0, 1] plus the evidence it found; the stage multiplies by the dimension's weight.
+
+Vocabulary is matched on word boundaries ("reproduction" is not "production") and risk and
+reasoning words are skipped when a negation governs them ("not a security issue"). The word
+lists name general classes — verbs of increasing scope, reasoning and risk vocabulary — not
+phrases from any evaluation set; docs/routing.md explains each one.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable
+
+from .text import Conversation
+
+__all__ = ["DIMENSIONS", "measure", "is_negated"]
+
+_I = re.IGNORECASE
+
+
+def _words(*alternatives: str) -> re.Pattern:
+    # Not inside a dotted or hyphenated name: "Store.remove", "auth.py", "non-security".
+    return re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b", _I)
+
+
+# -- action verbs, by how much work they ask for ------------------------------------------------
+# Each class is the value the dimension takes when its strongest verb is in that class.
+ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
+    ("design", 1.0, _words(
+        r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
+        r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
+        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason through", r"threat-model")),
+    ("build", 0.75, _words(
+        r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
+        r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
+        r"troubleshoot\w*", r"profil(?:e|ing)", r"optimi[sz](?:e|ing)", r"integrat(?:e|ing)", r"split(?:ting)?",
+        r"consolidat\w*", r"overhaul\w*", r"moderni[sz]\w*", r"paralleli[sz]\w*", r"instrument(?:ing)?",
+        r"build", r"review", r"harden", r"build out", r"set up", r"automate", r"decouple", r"scale", r"propose", r"plan")),
+    ("edit", 0.45, _words(
+        r"add(?:s|ing)?", r"write", r"writing", r"creat(?:e|ing)", r"generat(?:e|ing)", r"renam(?:e|ing)",
+        r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
+        r"delet(?:e|ing)", r"replac(?:e|ing)", r"test", r"document", r"format", r"summari[sz]e", r"translat(?:e|ing)",
+        r"extract", r"mov(?:e|ing)", r"sort", r"pars(?:e|ing)", r"configur(?:e|ing)", r"install", r"make",
+        r"convert\w* (?:this|the|it|these|my|our)", r"clean up", r"type hints?", r"docstrings?")),
+    ("lookup", 0.15, _words(
+        r"what", r"which", r"where", r"when", r"who", r"how", r"show", r"list", r"tell", r"print", r"convert",
+        r"define", r"mean(?:s|ing)?", r"explain", r"describe", r"difference", r"check")),
+]
+
+# -- scope: breadth words, enumerations, several steps, several components ----------------------
+_WIDE = _words(r"across", r"all", r"every", r"entire", r"whole", r"everywhere", r"throughout", r"codebase",
+               r"repo(?:sitory)?", r"project-wide", r"end[- ]to[- ]end", r"system-wide", r"globally",
+               r"multiple", r"several", r"each of")
+_STEP = _words(r"then", r"after that", r"afterwards", r"finally", r"first", r"next", r"including", r"with tests",
+               r"and (?:update|fix|add|make|write|run|check|verify|document|design|propose|recommend|explain|restructure)")
+_COMPONENT = _words(
+    r"api", r"apis", r"endpoints?", r"databases?", r"db", r"quer(?:y|ies)", r"schemas?", r"clients?", r"sdks?",
+    r"servers?", r"services?", r"modules?", r"handlers?", r"layers?", r"frontend", r"backend", r"ui", r"cli",
+    r"workers?", r"queues?", r"caches?", r"pipelines?", r"config(?:uration)?s?", r"docs", r"documentation",
+    r"tests?", r"suites?", r"fixtures?", r"logs?", r"nginx", r"proxy", r"load balancer", r"containers?",
+    r"kubernetes", r"ci", r"deploy(?:ment)?s?", r"imports", r"dependenc(?:y|ies)", r"packages?", r"routes?",
+    r"middleware", r"auth(?:entication)? flow", r"storage", r"websockets?", r"threads?", r"processes")
+# Objects that are whole systems rather than a line or a function.
+_LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r"backend", r"layers?", r"flows?",
+                r"pipelines?", r"architectures?", r"infrastructure", r"platform", r"suites?", r"codebase",
+                r"monolith", r"microservices?", r"stack", r"workers?", r"framework")
+# Objects no bigger than a function: the task is local however it is phrased.
+_SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
+                r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
+                r"unit tests?", r"a test", r"loop", r"constants?", r"arguments?", r"parameters?")
+_TRANSFORM = re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w", _I)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
+
+# -- reasoning markers ----------------------------------------------------------------------------
+_REASON_STRONG = _words(
+    r"prov(?:e|ing)", r"proofs?", r"deriv(?:e|ing|ation)", r"justif(?:y|ies|ication)", r"trade-?offs?",
+    r"threat[- ]model\w*", r"invariants?", r"formal(?:ly)?", r"asymptotic(?:ally)?", r"linearizab\w*",
+    r"reason (?:through|about|carefully)", r"with reasoning", r"analy[sz](?:e|es|ing|is)", r"evaluat(?:e|ion)",
+    r"compar(?:e|ison)", r"versus", r"vs\.?", r"pros and cons", r"correctness", r"guarantees?",
+    r"failure modes?", r"consistency model", r"time and space", r"(?:time|space) complexity", r"worst[- ]case",
+    r"recommend(?:ation)?", r"root cause", r"audit(?:s|ing)?", r"assess(?:ment)?", r"interleavings?",
+    r"critique", r"soundness", r"refut(?:e|ing)", r"weigh", r"correct under", r"safety and liveness")
+_REASON_WEAK = _words(
+    r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
+    r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
+    r"pick one", r"decisions?", r"constraints?", r"approach(?:es)?", r"alternatives?")
+
+# -- risk domains -----------------------------------------------------------------------------------
+RISK_DOMAINS: dict[str, re.Pattern] = {
+    "security": _words(
+        r"secur(?:e|ity)", r"vulnerab\w*", r"exploit\w*", r"attack(?:er|ers|s)?", r"csrf", r"xss", r"injection",
+        r"authenticat\w*", r"authori[sz]ation", r"session fixation", r"privilege\w*", r"sandbox\w*", r"secrets?",
+        r"credentials?", r"encrypt\w*", r"decrypt\w*", r"passwords?", r"threats?", r"malicious", r"untrusted",
+        r"user-supplied", r"cve", r"tokens? storage", r"cryptograph\w*", r"weakness(?:es)?", r"key rotation",
+        r"permissions?", r"rbac", r"oauth", r"jwt", r"pii"),
+    "concurrency": _words(
+        r"concurren\w*", r"race conditions?", r"races?", r"deadlocks?", r"lock-free", r"mutex\w*", r"atomic\w*",
+        r"thread-safe\w*", r"interleavings?", r"linearizab\w*", r"double[- ]\w+ing", r"idempoten\w*",
+        r"exactly-once", r"at-least-once", r"retr(?:y|ies)"),
+    "data": _words(
+        r"data loss", r"los(?:e|ing) data", r"corrupt\w*", r"migrations", r"schema migrations?",
+        r"database migrations?", r"data migrations?", r"zero-downtime", r"shard\w*", r"replicas?", r"replication",
+        r"failover", r"consisten(?:cy|t)", r"stale", r"transactions?", r"ledger", r"backups?", r"durab\w*",
+        r"isolation levels?"),
+    "distributed": _words(
+        r"distributed", r"multi-region", r"clusters?", r"consensus", r"network partitions?", r"kafka",
+        r"rebalanc\w*", r"eventual(?:ly)? consisten\w*", r"cache invalidation", r"split[- ]brain"),
+    "money": _words(r"payments?", r"billing", r"charg(?:e|es|ed|ing)", r"invoices?", r"refunds?", r"money",
+                    r"financial"),
+    "production": _words(r"production", r"outages?", r"incidents?", r"downtime", r"customer-facing", r"hotfix"),
+}
+
+# -- a problem to diagnose (the cause is not yet known) ---------------------------------------------
+_PROBLEM_STRONG = _words(
+    r"memory leaks?", r"leak(?:s|ing)?", r"crash(?:es|ing)?", r"hang(?:s|ing)?", r"freez(?:e|es|ing)",
+    r"intermittent(?:ly)?", r"flak(?:y|iness)", r"regressions?", r"bottlenecks?", r"drop(?:s|ped|ping)?",
+    r"times? out", r"timeouts?", r"root cause", r"find the cause", r"figure out why", r"slow(?:ly|er|down)?",
+    r"deadlocks?", r"(?:5\d\d|4\d\d) errors?", r"a 5\d\d", r"find and fix", r"track down", r"hunt down",
+    r"grows?", r"spikes?", r"degrad\w+")
+_PROBLEM_WEAK = _words(r"bugs?", r"errors?", r"exceptions?", r"fail(?:s|ed|ing|ures?)?", r"broken", r"wrong",
+                       r"doesn't work", r"not working", r"raises?", r"issues?")
+
+# -- code and named things -------------------------------------------------------------------------------
+_FENCE = re.compile(r"```|~~~")
+_CODE_LINE = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import|function |const |let |var |public |private |#include|"
+    r"return |if \(|for \(|SELECT |INSERT |UPDATE \w+ SET|\$ |>>> )|[{};]\s*$|\w+\s*=\s*[\[{(\"'\w]",
+    re.MULTILINE)
+_INLINE_CODE = re.compile(r"`[^`\n]+`|\b\w+\([^)]*\)|\bdef \w+|\w+\[['\"\w]+\]")
+_FILE = re.compile(
+    r"(?<![\w/])[\w./-]*\w\.(?:py|js|mjs|ts|tsx|jsx|go|rs|java|rb|php|c|h|cc|cpp|hpp|cs|kt|swift|sql|sh|ya?ml|"
+    r"json|toml|md|html|css|ini|cfg|env|txt|lock|gradle|tf|proto)\b", _I)
+_PATH = re.compile(r"(?<![\w.])/[\w{}:-]+(?:/[\w{}.:-]+)*")
+_IDENT = re.compile(r"\b(?:[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*|[A-Za-z]\w*\.[a-z_]\w*\(?|[a-z0-9]+_[a-z0-9_]+)\b")
+
+_CLAUSE_START = re.compile(r"(?:^|[.;:!?,\n(]|\b(?:and|then|to|please|also|can you|could you|would you|help me|"
+                           r"need to|want to|let's|should|we|i)\b)\s*$", _I)
+_OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|it|them|all|every|each|some|"
+                             r"its|their|out|up|why|how|what|whether)\b", _I)
+_QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
+                         r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
+_NEGATION = re.compile(r"\b(?:not|no|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|weren't|"
+                       r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b", _I)
+_CLAUSE_BREAK = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b", _I)
+_WORD = re.compile(r"[\w'-]+")
+
+
+def is_negated(text: str, start: int, window: int = 4) -> bool:
+    """Whether a negation within `window` words before `start`, in the same clause, governs it."""
+    before = text[max(0, start - 60):start]
+    parts = _CLAUSE_BREAK.split(before)
+    clause = parts[-1] if parts else before
+    words = _WORD.findall(clause)[-window:]
+    return bool(words) and bool(_NEGATION.search(" ".join(words)))
+
+
+def _hits(pattern: re.Pattern, text: str, negation: bool = False) -> list[str]:
+    out = []
+    for m in pattern.finditer(text):
+        if negation and is_negated(text, m.start()):
+            continue
+        out.append(m.group(0).lower())
+    return out
+
+
+# -- the dimensions -------------------------------------------------------------------------------
+# Each returns (value in [0, 1], evidence). Evidence is short: it is shown by `lynkr explain`.
+
+def length(ask: str, conv: Conversation):
+    n = len(_WORD.findall(ask)) if len(ask) < 20000 else len(ask) // 6
+    return min(1.0, n / 80), f"{n} words"
+
+
+def code(ask: str, conv: Conversation):
+    if _FENCE.search(ask):
+        return 1.0, "code block"
+    lines = len(_CODE_LINE.findall(ask))
+    if lines >= 2:
+        return 1.0, f"{lines} code lines"
+    if lines == 1 or _INLINE_CODE.search(ask):
+        return 0.6, "inline code"
+    return 0.0, ""
+
+
+def named(ask: str, conv: Conversation):
+    names = set(_FILE.findall(ask)) | set(_PATH.findall(ask)) | set(_IDENT.findall(ask))
+    names.discard("")
+    if not names:
+        return 0.0, ""
+    shown = sorted(names, key=len)[:4]
+    return min(1.0, len(names) / 4), ", ".join(shown) + (" …" if len(names) > 4 else "")
+
+
+def _used_as_verb(text: str, m: re.Match) -> bool:
+    """A verb at the start of a clause or followed by its object: "Port the service" (not "what port")."""
+    head = text[max(0, m.start() - 12):m.start()]
+    if _CLAUSE_START.search(head):
+        return True
+    return bool(_OBJECT_FOLLOWS.match(text, m.end()))
+
+
+def action(ask: str, conv: Conversation):
+    for label, value, pattern in ACTION_CLASSES:
+        for m in pattern.finditer(ask):
+            if _used_as_verb(ask, m):
+                return value, f"{label}: {m.group(0).lower()}"
+    return 0.0, ""
+
+
+def scope(ask: str, conv: Conversation):
+    wide = set(_hits(_WIDE, ask))
+    steps = _hits(_STEP, ask)
+    components = set(_hits(_COMPONENT, ask))
+    items = len(_LIST_ITEM.findall(ask))
+    large = set(_hits(_LARGE, ask))
+    transform = bool(_TRANSFORM.search(ask))
+    # Enumerations: "the cart, coupon and payment modules" — commas and a closing and/or.
+    commas = ask.count(",") + ask.count(";")
+    sentences = max(0, len(re.findall(r"[.!?](?:\s|$)", ask)) - 1)
+    v = (0.22 * min(len(wide), 3) + 0.12 * min(len(steps), 3) + 0.08 * min(max(len(components) - 1, 0), 4)
+         + 0.06 * min(commas + items, 6) + 0.05 * min(sentences, 3) + 0.15 * min(len(large), 2)
+         + 0.2 * transform)
+    ev = []
+    if wide:
+        ev.append("wide: " + ", ".join(sorted(wide)))
+    if steps:
+        ev.append("steps: " + ", ".join(steps[:3]))
+    if len(components) > 1:
+        ev.append(f"{len(components)} components")
+    if large:
+        ev.append("systems: " + ", ".join(sorted(large)))
+    if transform:
+        ev.append("from … to …")
+    if commas + items:
+        ev.append(f"{commas + items} list separators")
+    return min(1.0, v), "; ".join(ev)
+
+
+def small(ask: str, conv: Conversation):
+    """1 when the ask is about something function-sized and names nothing bigger (lowers the score)."""
+    hits = _hits(_SMALL, ask)
+    if not hits or _LARGE.search(ask) or _WIDE.search(ask) and not _FILE.search(ask):
+        return 0.0, ""
+    return 1.0, ", ".join(sorted(set(hits))[:3])
+
+
+def reasoning(ask: str, conv: Conversation):
+    strong = _hits(_REASON_STRONG, ask, negation=True)
+    weak = _hits(_REASON_WEAK, ask, negation=True)
+    v = 0.4 * len(set(strong)) + 0.12 * len(set(weak))
+    ev = sorted(set(strong)) + [f"({w})" for w in sorted(set(weak))]
+    return min(1.0, v), ", ".join(ev[:6])
+
+
+def risk(ask: str, conv: Conversation):
+    domains = []
+    extra = 0
+    for name, pattern in RISK_DOMAINS.items():
+        hits = set(_hits(pattern, ask, negation=True))
+        if hits:
+            domains.append(f"{name} ({', '.join(sorted(hits)[:3])})")
+            extra += len(hits) - 1
+    return min(1.0, 0.3 * len(domains) + 0.08 * min(extra, 5)), "; ".join(domains)
+
+
+def problem(ask: str, conv: Conversation):
+    strong = set(_hits(_PROBLEM_STRONG, ask, negation=True))
+    weak = set(_hits(_PROBLEM_WEAK, ask, negation=True))
+    v = 0.45 * len(strong) + 0.15 * len(weak)
+    return min(1.0, v), ", ".join(sorted(strong) + [f"({w})" for w in sorted(weak)][:4])
+
+
+def question(ask: str, conv: Conversation):
+    """1 for a plain question (lowers the score), 0 for an instruction."""
+    s = ask.strip()
+    if not s:
+        return 0.0, ""
+    # A one-sentence question; "Is this correct? Reason through each case." is an instruction.
+    if _QUESTION_START.match(s) and len(re.findall(r"[.!?](?:\s|$)", s)) <= 1:
+        return 1.0, "question"
+    return 0.0, "instruction"
+
+
+def agentic(ask: str, conv: Conversation):
+    v = 0.6 * min(1.0, conv.tool_loop_depth / 10) + 0.4 * min(1.0, conv.tool_errors / 2)
+    ev = []
+    if conv.tool_loop_depth:
+        ev.append(f"tool loop depth {conv.tool_loop_depth}")
+    if conv.tool_errors:
+        ev.append(f"{conv.tool_errors} failed tool results")
+    if conv.tools:
+        ev.append(f"{conv.tools} tools")
+    return min(1.0, v), ", ".join(ev)
+
+
+def conversation(ask: str, conv: Conversation):
+    return min(1.0, max(0, conv.human_turns - 1) / 8), f"{conv.human_turns} user turns, {conv.messages} messages"
+
+
+DIMENSIONS: dict[str, Callable[[str, Conversation], tuple[float, str]]] = {
+    "length": length, "code": code, "named": named, "action": action, "scope": scope, "reasoning": reasoning,
+    "risk": risk, "problem": problem, "question": question, "small": small, "agentic": agentic, "conversation": conversation,
+}
+
+
+def measure(ask: str, conv: Conversation, weights: dict[str, float]) -> tuple[float, dict[str, dict]]:
+    """(score 0–100, {dimension: {points, why}}). A negative weight lowers the score."""
+    total = 0.0
+    parts: dict[str, dict] = {}
+    for name, fn in DIMENSIONS.items():
+        w = weights.get(name, 0.0)
+        if not w:
+            continue
+        value, why = fn(ask, conv)
+        pts = round(w * value, 1)
+        if pts:
+            parts[name] = {"points": pts, "why": why} if why else {"points": pts}
+        total += w * value
+    return max(0.0, min(100.0, total)), parts

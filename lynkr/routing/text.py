@@ -1,0 +1,108 @@
+"""What the user asked, separated from what the harness added.
+
+Claude Code wraps context it injects in `<system-reminder>` blocks inside user messages; Codex
+sends `<environment_context>`; tool output arrives as `tool_result` blocks. None of that is the
+user's request, so scoring looks only at human-written text. One pass over the messages also
+collects the agentic facts (tool-loop depth, recent tool errors) the score uses.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = ["Conversation", "read_conversation", "strip_harness"]
+
+# Harness tags are lower-case words joined by - or _ (system-reminder, environment_context,
+# command-name, local-command-stdout); people rarely write those in prose, HTML tags have no
+# separator, so <div> or <T> in a pasted snippet stays.
+_HARNESS_BLOCK = re.compile(r"<([a-z][a-z0-9]*(?:[-_][a-z0-9]+)+)(?:\s[^>]*)?>.*?</\1>\s*", re.DOTALL)
+_ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b(?:Error|Exception|FAILED|error:|fatal:)", re.ASCII)
+# Only the start of a tool result is read for error words: enough for a traceback's last line in
+# short outputs, and it bounds the work on a 60 KB body.
+_ERROR_SCAN_CHARS = 2000
+_RECENT_RESULTS = 3
+
+
+def strip_harness(text: str) -> str:
+    if "<" not in text:
+        return text.strip()
+    return _HARNESS_BLOCK.sub("", text).strip()
+
+
+@dataclass(slots=True)
+class Conversation:
+    ask: str = ""                    # the human text scored
+    ask_source: str = "none"         # last_message | earlier_message | none
+    last_text: str = ""              # raw text of the last user message (harness text included)
+    human_turns: int = 0             # user messages carrying human text
+    messages: int = 0
+    tool_loop_depth: int = 0         # assistant tool calls since the ask
+    tool_errors: int = 0             # failed results among the last few tool results
+    tools: int = 0                   # tools offered to the model
+    tool_names: list[str] = field(default_factory=list)
+
+
+def _blocks(content) -> list:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return content if isinstance(content, list) else []
+
+
+def _human_text(blocks: list) -> str:
+    parts = []
+    for b in blocks:
+        if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str):
+            t = strip_harness(b["text"])
+            if t and not t.startswith("[SUGGESTION MODE:"):
+                parts.append(t)
+    return "\n".join(parts)
+
+
+def _result_failed(block: dict) -> bool:
+    if block.get("is_error"):
+        return True
+    c = block.get("content")
+    if isinstance(c, list):
+        c = " ".join(b.get("text", "") for b in c if isinstance(b, dict) and isinstance(b.get("text"), str))
+    return isinstance(c, str) and bool(_ERROR_TEXT.search(c, 0, _ERROR_SCAN_CHARS))
+
+
+def read_conversation(request: dict) -> Conversation:
+    conv = Conversation()
+    messages = request.get("messages") or []
+    conv.messages = len(messages)
+    tools = request.get("tools") or []
+    conv.tools = len(tools)
+    conv.tool_names = [t.get("name", "") for t in tools if isinstance(t, dict)]
+    results_seen = 0
+    later_turn = False               # an assistant or user turn follows the message being read
+    # Walk back from the end: tool calls and results until the user's last own words.
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if not isinstance(m, dict):
+            continue
+        role = m.get("role")
+        blocks = _blocks(m.get("content"))
+        if role == "assistant":
+            later_turn = True
+            if not conv.ask and any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks):
+                conv.tool_loop_depth += 1
+            continue
+        if role != "user":
+            continue
+        if not later_turn:
+            conv.last_text = "\n".join(b["text"] for b in blocks if isinstance(b, dict)
+                                       and b.get("type") == "text" and isinstance(b.get("text"), str))
+        if not conv.ask:
+            for b in reversed(blocks):
+                if isinstance(b, dict) and b.get("type") == "tool_result" and results_seen < _RECENT_RESULTS:
+                    results_seen += 1
+                    conv.tool_errors += _result_failed(b)
+        text = _human_text(blocks)
+        if text:
+            conv.human_turns += 1
+            if not conv.ask:
+                conv.ask = text
+                conv.ask_source = "earlier_message" if later_turn else "last_message"
+        later_turn = True
+    return conv
