@@ -4,6 +4,8 @@ through the same path third-party stages take; nothing registers on import."""
 DEFAULT_STAGES: tuple[str, ...] = (
     "provider_call",
     "fallback",
+    "score",
+    "tier_route",
     "strip_tools",
     "toon",
     "crush",
