@@ -6,6 +6,7 @@ no traceback ever reaches a client.
 """
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import time
@@ -27,9 +28,7 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 async def read_json(request: web.Request, max_bytes: int) -> object:
     if request.content_length is not None and request.content_length > max_bytes:
         raise ProxyError(413, f"request body is {request.content_length} bytes; the limit is {max_bytes}")
-    raw = await request.content.read(max_bytes + 1) if request.can_read_body else b""
-    if len(raw) > max_bytes:
-        raise ProxyError(413, f"request body is larger than the limit of {max_bytes} bytes")
+    raw = await _read_body(request, max_bytes)
     enc = (request.headers.get("content-encoding") or "").lower().strip()
     if enc in ("gzip", "x-gzip"):
         try:
@@ -49,6 +48,24 @@ async def read_json(request: web.Request, max_bytes: int) -> object:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise ProxyError(400, f"request body is not valid JSON: {e}") from None
+
+
+async def _read_body(request: web.Request, max_bytes: int) -> bytes:
+    if not request.can_read_body:
+        return b""
+    if request.content_length is not None:
+        try:
+            return await request.content.readexactly(request.content_length)
+        except asyncio.IncompleteReadError:
+            raise ProxyError(400, "request body ended before its content-length") from None
+    # Chunked upload: read to the end, refusing once past the limit.
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ProxyError(413, f"request body is larger than the limit of {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _session_of(request: web.Request, body: dict) -> str | None:
