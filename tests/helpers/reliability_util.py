@@ -42,9 +42,15 @@ class GatedUpstream(AnthropicUpstream):
                 await asyncio.sleep(0.01)
 
 
-async def start_upstream(up: AnthropicUpstream):
-    runner, url = await start_app(up.app())
-    up.url = url
+async def start_upstream(up):
+    """Serve a test upstream in this process; its cleanup waits at most 1 s for stuck handlers."""
+    from aiohttp import web
+
+    runner = web.AppRunner(up.app(), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    up.url = f"http://127.0.0.1:{port}"
     return runner
 
 
