@@ -17,11 +17,13 @@ from .text import Conversation
 __all__ = ["DIMENSIONS", "measure", "is_negated"]
 
 _I = re.IGNORECASE
+MAX_SCAN_CHARS = 6000
 
 
 def _words(*alternatives: str) -> re.Pattern:
     # Not inside a dotted or hyphenated name: "Store.remove", "auth.py", "non-security".
-    return re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b", _I)
+    # Matched against the lower-cased ask (one lower() beats IGNORECASE on every pattern).
+    return re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b")
 
 
 # -- action verbs, by how much work they ask for ------------------------------------------------
@@ -69,7 +71,7 @@ _LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r
 _SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
                 r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
                 r"unit tests?", r"a test", r"loop", r"constants?", r"arguments?", r"parameters?")
-_TRANSFORM = re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w", _I)
+_TRANSFORM = re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 # -- reasoning markers ----------------------------------------------------------------------------
@@ -135,14 +137,14 @@ _PATH = re.compile(r"(?<![\w.])/[\w{}:-]+(?:/[\w{}.:-]+)*")
 _IDENT = re.compile(r"\b(?:[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*|[A-Za-z]\w*\.[a-z_]\w*\(?|[a-z0-9]+_[a-z0-9_]+)\b")
 
 _CLAUSE_START = re.compile(r"(?:^|[.;:!?,\n(]|\b(?:and|then|to|please|also|can you|could you|would you|help me|"
-                           r"need to|want to|let's|should|we|i)\b)\s*$", _I)
+                           r"need to|want to|let's|should|we|i)\b)\s*$")
 _OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|it|them|all|every|each|some|"
-                             r"its|their|out|up|why|how|what|whether)\b", _I)
+                             r"its|their|out|up|why|how|what|whether)\b")
 _QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
 _NEGATION = re.compile(r"\b(?:not|no|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|weren't|"
-                       r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b", _I)
-_CLAUSE_BREAK = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b", _I)
+                       r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b")
+_CLAUSE_BREAK = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b")
 _WORD = re.compile(r"[\w'-]+")
 
 
@@ -167,12 +169,12 @@ def _hits(pattern: re.Pattern, text: str, negation: bool = False) -> list[str]:
 # -- the dimensions -------------------------------------------------------------------------------
 # Each returns (value in [0, 1], evidence). Evidence is short: it is shown by `lynkr explain`.
 
-def length(ask: str, conv: Conversation):
+def length(ask: str, low: str, conv: Conversation):
     n = len(_WORD.findall(ask)) if len(ask) < 20000 else len(ask) // 6
     return min(1.0, n / 80), f"{n} words"
 
 
-def code(ask: str, conv: Conversation):
+def code(ask: str, low: str, conv: Conversation):
     if _FENCE.search(ask):
         return 1.0, "code block"
     lines = len(_CODE_LINE.findall(ask))
@@ -183,7 +185,7 @@ def code(ask: str, conv: Conversation):
     return 0.0, ""
 
 
-def named(ask: str, conv: Conversation):
+def named(ask: str, low: str, conv: Conversation):
     names = set(_FILE.findall(ask)) | set(_PATH.findall(ask)) | set(_IDENT.findall(ask))
     names.discard("")
     if not names:
@@ -200,21 +202,21 @@ def _used_as_verb(text: str, m: re.Match) -> bool:
     return bool(_OBJECT_FOLLOWS.match(text, m.end()))
 
 
-def action(ask: str, conv: Conversation):
+def action(ask: str, low: str, conv: Conversation):
     for label, value, pattern in ACTION_CLASSES:
-        for m in pattern.finditer(ask):
-            if _used_as_verb(ask, m):
+        for m in pattern.finditer(low):
+            if _used_as_verb(low, m):
                 return value, f"{label}: {m.group(0).lower()}"
     return 0.0, ""
 
 
-def scope(ask: str, conv: Conversation):
-    wide = set(_hits(_WIDE, ask))
-    steps = _hits(_STEP, ask)
-    components = set(_hits(_COMPONENT, ask))
+def scope(ask: str, low: str, conv: Conversation):
+    wide = set(_hits(_WIDE, low))
+    steps = _hits(_STEP, low)
+    components = set(_hits(_COMPONENT, low))
     items = len(_LIST_ITEM.findall(ask))
-    large = set(_hits(_LARGE, ask))
-    transform = bool(_TRANSFORM.search(ask))
+    large = set(_hits(_LARGE, low))
+    transform = bool(_TRANSFORM.search(low))
     # Enumerations: "the cart, coupon and payment modules" — commas and a closing and/or.
     commas = ask.count(",") + ask.count(";")
     sentences = max(0, len(re.findall(r"[.!?](?:\s|$)", ask)) - 1)
@@ -237,52 +239,52 @@ def scope(ask: str, conv: Conversation):
     return min(1.0, v), "; ".join(ev)
 
 
-def small(ask: str, conv: Conversation):
+def small(ask: str, low: str, conv: Conversation):
     """1 when the ask is about something function-sized and names nothing bigger (lowers the score)."""
-    hits = _hits(_SMALL, ask)
-    if not hits or _LARGE.search(ask) or _WIDE.search(ask) and not _FILE.search(ask):
+    hits = _hits(_SMALL, low)
+    if not hits or _LARGE.search(low) or _WIDE.search(low) and not _FILE.search(ask):
         return 0.0, ""
     return 1.0, ", ".join(sorted(set(hits))[:3])
 
 
-def reasoning(ask: str, conv: Conversation):
-    strong = _hits(_REASON_STRONG, ask, negation=True)
-    weak = _hits(_REASON_WEAK, ask, negation=True)
+def reasoning(ask: str, low: str, conv: Conversation):
+    strong = _hits(_REASON_STRONG, low, negation=True)
+    weak = _hits(_REASON_WEAK, low, negation=True)
     v = 0.4 * len(set(strong)) + 0.12 * len(set(weak))
     ev = sorted(set(strong)) + [f"({w})" for w in sorted(set(weak))]
     return min(1.0, v), ", ".join(ev[:6])
 
 
-def risk(ask: str, conv: Conversation):
+def risk(ask: str, low: str, conv: Conversation):
     domains = []
     extra = 0
     for name, pattern in RISK_DOMAINS.items():
-        hits = set(_hits(pattern, ask, negation=True))
+        hits = set(_hits(pattern, low, negation=True))
         if hits:
             domains.append(f"{name} ({', '.join(sorted(hits)[:3])})")
             extra += len(hits) - 1
     return min(1.0, 0.3 * len(domains) + 0.08 * min(extra, 5)), "; ".join(domains)
 
 
-def problem(ask: str, conv: Conversation):
-    strong = set(_hits(_PROBLEM_STRONG, ask, negation=True))
-    weak = set(_hits(_PROBLEM_WEAK, ask, negation=True))
+def problem(ask: str, low: str, conv: Conversation):
+    strong = set(_hits(_PROBLEM_STRONG, low, negation=True))
+    weak = set(_hits(_PROBLEM_WEAK, low, negation=True))
     v = 0.45 * len(strong) + 0.15 * len(weak)
     return min(1.0, v), ", ".join(sorted(strong) + [f"({w})" for w in sorted(weak)][:4])
 
 
-def question(ask: str, conv: Conversation):
+def question(ask: str, low: str, conv: Conversation):
     """1 for a plain question (lowers the score), 0 for an instruction."""
     s = ask.strip()
     if not s:
         return 0.0, ""
     # A one-sentence question; "Is this correct? Reason through each case." is an instruction.
-    if _QUESTION_START.match(s) and len(re.findall(r"[.!?](?:\s|$)", s)) <= 1:
+    if _QUESTION_START.match(low.lstrip()) and len(re.findall(r"[.!?](?:\s|$)", s)) <= 1:
         return 1.0, "question"
     return 0.0, "instruction"
 
 
-def agentic(ask: str, conv: Conversation):
+def agentic(ask: str, low: str, conv: Conversation):
     v = 0.6 * min(1.0, conv.tool_loop_depth / 10) + 0.4 * min(1.0, conv.tool_errors / 2)
     ev = []
     if conv.tool_loop_depth:
@@ -294,11 +296,11 @@ def agentic(ask: str, conv: Conversation):
     return min(1.0, v), ", ".join(ev)
 
 
-def conversation(ask: str, conv: Conversation):
+def conversation(ask: str, low: str, conv: Conversation):
     return min(1.0, max(0, conv.human_turns - 1) / 8), f"{conv.human_turns} user turns, {conv.messages} messages"
 
 
-DIMENSIONS: dict[str, Callable[[str, Conversation], tuple[float, str]]] = {
+DIMENSIONS: dict[str, Callable[[str, str, Conversation], tuple[float, str]]] = {
     "length": length, "code": code, "named": named, "action": action, "scope": scope, "reasoning": reasoning,
     "risk": risk, "problem": problem, "question": question, "small": small, "agentic": agentic, "conversation": conversation,
 }
@@ -308,11 +310,15 @@ def measure(ask: str, conv: Conversation, weights: dict[str, float]) -> tuple[fl
     """(score 0–100, {dimension: {points, why}}). A negative weight lowers the score."""
     total = 0.0
     parts: dict[str, dict] = {}
+    # A pasted log or file can make the ask huge; its head and tail carry the request, and the
+    # cap keeps the score's cost bounded. `length` still sees the whole ask.
+    text = ask if len(ask) <= MAX_SCAN_CHARS else ask[:MAX_SCAN_CHARS - 2000] + "\n" + ask[-2000:]
+    low = text.lower()
     for name, fn in DIMENSIONS.items():
         w = weights.get(name, 0.0)
         if not w:
             continue
-        value, why = fn(ask, conv)
+        value, why = fn(ask if name == "length" else text, low, conv)
         pts = round(w * value, 1)
         if pts:
             parts[name] = {"points": pts, "why": why} if why else {"points": pts}
