@@ -30,11 +30,26 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)
         self.path = config.get("path") or "/v1/messages"
+        if self.base_url.endswith("/v1/messages"):     # Lynkr's ZAI_/AZURE_ANTHROPIC_ENDPOINT are full URLs
+            self.base_url = self.base_url[: -len("/v1/messages")]
         host = urlparse(self.base_url).hostname or ""
         # The billing block means something only to Anthropic itself; anywhere else it just
         # defeats prefix caching (a different `cch` every request).
         self.strip_billing = config.get("strip_billing", not host.endswith("anthropic.com"))
         self.auth = config.get("auth") or "x-api-key"      # x-api-key | bearer | api-key
+
+    @classmethod
+    def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
+        problems = super().check(name, config)
+        host = urlparse(config.get("base_url") or "").hostname or ""
+        # Hosted Anthropic-compatible APIs (Z.AI, Foundry, Moonshot) need a key. api.anthropic.com
+        # itself is the default pipeline's target on a machine with nothing set, so there a missing
+        # key is Anthropic's own 401, relayed, rather than a pipeline that will not load.
+        if (config.get("base_url") and not config.get("api_key") and not host.endswith("anthropic.com")
+                and host not in ("localhost", "127.0.0.1", "::1")):
+            from .base import missing_message
+            problems.append(("api_key", missing_message(name, config, "api_key")))
+        return problems
 
     def _headers(self, x: Exchange) -> dict:
         h = {"content-type": "application/json", "anthropic-version": self.config.get("version") or "2023-06-01",

@@ -35,7 +35,7 @@ class Provider:
     def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
         """Problems with this provider's config, as (key, message) pairs; empty when fine.
 
-        `from_env: {api_key: OPENROUTER_API_KEY}` in a provider entry names the variable a value
+        `env_vars: {OPENROUTER_API_KEY: api_key}` in a provider entry names the variable an option
         comes from, so the message can say which one to set."""
         return [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
 
@@ -109,7 +109,7 @@ class Provider:
 
 
 def missing_message(name: str, config: dict, key: str) -> str:
-    var = (config.get("from_env") or {}).get(key)
+    var = next((v for v, opt in (config.get("env_vars") or {}).items() if opt == key), None)
     msg = f"provider '{name}' ({config.get('kind')}) needs `{key}`"
     return msg + (f": set {var}" if var else "")
 

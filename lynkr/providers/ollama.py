@@ -36,6 +36,11 @@ def to_ollama(request: dict, model: str, *, num_ctx: int | None, keep_alive=None
     names: dict[str, str] = {}          # tool_use id -> name, for tool results' `tool_name`
     for m in request.get("messages") or []:
         content = m.get("content") or []
+        if m.get("role") == "system":     # Claude Code sends mid-conversation system turns
+            text = "\n\n".join(block_text(b) for b in content if block_text(b))
+            if text:
+                msgs.append({"role": "system", "content": text})
+            continue
         if m.get("role") == "assistant":
             out: dict = {"role": "assistant", "content": ""}
             texts, thinking, calls = [], [], []

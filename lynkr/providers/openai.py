@@ -37,6 +37,7 @@ _HOSTS = {"openrouter.ai": "openrouter", "api.deepseek.com": "deepseek", "api.mo
           "api.moonshot.cn": "moonshot", "api.z.ai": "zai", "open.bigmodel.cn": "zai", "api.openai.com": "openai",
           "generativelanguage.googleapis.com": "gemini"}
 _REASONING_BACK = {"deepseek", "moonshot"}
+_HOSTED = {"openrouter", "deepseek", "moonshot", "zai", "openai", "gemini", "databricks", "azure"}
 _DEFAULT_LIMITS = {"deepseek": 8192}
 _PRUNE = {"gemini": frozenset({"$schema", "additionalProperties"})}
 
@@ -75,11 +76,23 @@ class OpenAIProvider(Provider):
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)
+        # Lynkr's *_ENDPOINT variables hold the full URL; base_url here ends before /chat/completions.
+        if self.base_url.endswith("/chat/completions") and "/openai/deployments/" not in self.base_url:
+            self.base_url = self.base_url[: -len("/chat/completions")]
         self.flavor = guess_flavor(self.base_url, config)
         self.path = config.get("path") or ("/serving-endpoints/{model}/invocations" if self.flavor == "databricks"
                                            else "/chat/completions")
         extra = config.get("prune_schema")
         self.prune = frozenset(extra) if extra else _PRUNE.get(self.flavor, frozenset())
+
+    @classmethod
+    def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
+        problems = super().check(name, config)
+        # Hosted APIs need a key; local servers (llama.cpp, LM Studio, vLLM) usually do not.
+        if guess_flavor(config.get("base_url") or "", config) in _HOSTED and not config.get("api_key"):
+            from .base import missing_message
+            problems.append(("api_key", missing_message(name, config, "api_key")))
+        return problems
 
     def model_limit(self, model: str) -> int | None:
         return super().model_limit(model) or _DEFAULT_LIMITS.get(self.flavor)
