@@ -319,7 +319,7 @@ class Crush(Stage):
                          "description": "JSON arrays longer than this keep only their informative rows"},
             "min_lines": {"type": "integer", "minimum": 10, "default": 40,
                           "description": "text shorter than this many lines is left alone"},
-            "max_chars": {"type": "integer", "minimum": 1, "default": 8_000_000,
+            "max_chars": {"type": "integer", "minimum": 1, "default": 2_000_000,
                           "description": "results longer than this are left alone (bounded CPU per request)"},
             "keep_words": {"type": "array", "items": {"type": "string"}, "default": [],
                            "description": "lines/rows containing these words are always kept"},
