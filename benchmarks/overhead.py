@@ -1,0 +1,291 @@
+"""What the proxy costs: the same load against the upstream directly, a bare aiohttp+orjson
+proxy, and `lynkr run` with shipped pipelines — in one run, reported as ratios.
+
+    python -m benchmarks.overhead                       # all paths, all workloads, 10 s each
+    python -m benchmarks.overhead --duration 5 --paths bare,passthrough --workloads small
+
+Load comes from wrk (Debian package `wrk`) at fixed concurrency when installed, otherwise from
+an aiohttp client in a separate process. Streaming time-to-first-byte is measured by a client
+that reads the first event of each of N sequential streamed requests. Results are printed and
+written to benchmarks/results/overhead-latest.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT.parent / "shared" / "fixtures" / "claude-code" / "fix-negative-stock" / "req_004.json"
+
+SMALL = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Say ok."}]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def workload_bodies() -> dict[str, bytes]:
+    bodies = {"small": json.dumps(SMALL).encode()}
+    if FIXTURE.is_file():
+        body = json.loads(FIXTURE.read_text())["body"]
+        body["stream"] = False
+        bodies["cc62k"] = json.dumps(body).encode()
+    bodies["stream"] = json.dumps({**SMALL, "stream": True}).encode()
+    return bodies
+
+
+# -- processes -------------------------------------------------------------------------------
+
+class Proc:
+    def __init__(self, name: str, args: list[str], url: str, env: dict | None = None):
+        self.name, self.url = name, url
+        self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        host, port = self.url.split("//")[1].split(":")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: {self.p.stderr.read().decode()[-2000:]}")
+            try:
+                with socket.create_connection((host, int(port)), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(self.name)
+
+    def rss_mb(self) -> float | None:
+        try:
+            for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(30)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None:
+    py = sys.executable
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    if name == "direct":
+        return None
+    if name == "bare":
+        return Proc(name, [py, "-m", "benchmarks.bare_proxy", "--port", str(port), "--upstream", upstream], url)
+    if name.startswith("lynkr-"):
+        pipeline = name.removeprefix("lynkr-")
+        env = {"ANTHROPIC_UPSTREAM_URL": upstream, "LYNKR_TELEMETRY": str(tmp / f"{name}.duckdb"),
+               "LYNKR_STATE_DIR": str(tmp / f"{name}-state"), "LOG_LEVEL": "warning"}
+        for k, v in PIPELINE_ENV.get(pipeline, {}).items():
+            env[k] = v.format(upstream=upstream)
+        args = [py, "-m", "lynkr.cli", "run", str(ROOT / "pipelines" / f"{pipeline}.yaml"), "--port", str(port),
+                "--no-reload", "--log-level", "warning"]
+        if workers > 1:
+            args += ["--workers", str(workers)]
+        return Proc(name, args, url, env)
+    raise SystemExit(f"unknown path {name}")
+
+
+# Environment that points a shipped pipeline at the fake upstream.
+PIPELINE_ENV: dict[str, dict[str, str]] = {
+    "passthrough": {},
+    "default": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_BASE_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench"},
+}
+
+
+# -- load ------------------------------------------------------------------------------------
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-api-key"] = "bench"
+local f = io.open("%s", "rb"); wrk.body = f:read("*a"); f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests":%%d,"duration_us":%%d,"errors":%%d,"non2xx":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def run_wrk(url: str, body_file: Path, duration: float, connections: int, tmp: Path) -> dict:
+    lua = tmp / "post.lua"
+    lua.write_text(WRK_LUA % body_file)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(duration))}s", "-s", str(lua), url + "/v1/messages"],
+                         capture_output=True, text=True, timeout=duration + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(out.stdout + out.stderr)
+    r = json.loads(line[7:])
+    return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
+            "errors": r["errors"] + r["non2xx"], "requests": r["requests"]}
+
+
+def run_aiohttp_load(url: str, body_file: Path, duration: float, connections: int) -> dict:
+    code = f"""
+import asyncio, time, json, aiohttp
+body = open({str(body_file)!r}, 'rb').read()
+lat = []; errors = 0
+async def w(s, end):
+    global errors
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        try:
+            async with s.post({url!r} + '/v1/messages', data=body, headers={{'content-type': 'application/json'}}) as r:
+                await r.read()
+                if r.status != 200: errors += 1
+        except Exception: errors += 1
+        lat.append(time.perf_counter() - t)
+async def main():
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit={connections})) as s:
+        t0 = time.perf_counter(); end = t0 + {duration}
+        await asyncio.gather(*(w(s, end) for _ in range({connections})))
+        el = time.perf_counter() - t0
+    lat.sort()
+    print(json.dumps({{'rps': len(lat)/el, 'p50_ms': lat[len(lat)//2]*1000, 'p99_ms': lat[int(len(lat)*0.99)]*1000,
+                      'errors': errors, 'requests': len(lat)}}))
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=duration + 120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_ttfb(url: str, body: bytes, n: int) -> dict:
+    """Sequential streamed requests; time to the first body byte and to the end of the stream."""
+    code = f"""
+import asyncio, time, json, aiohttp
+body = {body!r}
+async def main():
+    ttfb, total = [], []
+    async with aiohttp.ClientSession() as s:
+        for i in range({n} + 20):
+            t = time.perf_counter()
+            async with s.post({url!r} + '/v1/messages', data=body, headers={{'content-type': 'application/json', 'x-api-key': 'bench'}}) as r:
+                await r.content.readany()
+                t1 = time.perf_counter()
+                await r.read()
+                t2 = time.perf_counter()
+            if i >= 20:
+                ttfb.append((t1 - t) * 1000); total.append((t2 - t) * 1000)
+    ttfb.sort(); total.sort()
+    print(json.dumps({{'ttfb_p50_ms': ttfb[len(ttfb)//2], 'ttfb_p99_ms': ttfb[int(len(ttfb)*0.99)],
+                      'stream_p50_ms': total[len(total)//2]}}))
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- report ----------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough")
+    ap.add_argument("--workloads", default="small,cc62k,stream")
+    ap.add_argument("--ttfb-requests", type=int, default=200)
+    ap.add_argument("--workers", type=int, default=1, help="lynkr --workers")
+    ap.add_argument("--load", choices=["auto", "wrk", "aiohttp"], default="auto")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
+    args = ap.parse_args(argv)
+
+    use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk"))
+    tmp = Path(tempfile.mkdtemp(prefix="lynkr-bench-"))
+    bodies = workload_bodies()
+    workloads = [w for w in args.workloads.split(",") if w in bodies]
+    paths = args.paths.split(",")
+
+    up_port = free_port()
+    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
+                    f"http://127.0.0.1:{up_port}")
+    upstream.wait_ready()
+    results: dict = {"load": "wrk" if use_wrk else "aiohttp", "connections": args.connections,
+                     "duration_s": args.duration, "workers": args.workers, "paths": {}}
+    try:
+        for name in paths:
+            proc = start_path(name, upstream.url, tmp, args.workers)
+            url = upstream.url if proc is None else proc.url
+            if proc is not None:
+                proc.wait_ready()
+            res: dict = {}
+            try:
+                for w in workloads:
+                    f = tmp / f"{w}.json"
+                    f.write_bytes(bodies[w])
+                    if w == "stream":
+                        res[w] = measure_ttfb(url, bodies[w], args.ttfb_requests)
+                        continue
+                    # warm up (connection pools, caches, JIT-free but lazy imports)
+                    (run_wrk if use_wrk else run_aiohttp_load)(url, f, 2, args.connections, *( [tmp] if use_wrk else []))
+                    res[w] = (run_wrk(url, f, args.duration, args.connections, tmp) if use_wrk
+                              else run_aiohttp_load(url, f, args.duration, args.connections))
+                if proc is not None:
+                    res["rss_mb"] = proc.rss_mb()
+            finally:
+                if proc is not None:
+                    proc.stop()
+            results["paths"][name] = res
+            print(f"{name}: {json.dumps(res)}", file=sys.stderr)
+    finally:
+        upstream.stop()
+    print_table(results, workloads)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def print_table(results: dict, workloads: list[str]) -> None:
+    paths = results["paths"]
+    print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
+          f"lynkr workers: {results['workers']}\n")
+    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   vs bare")
+    for w in [w for w in workloads if w != "stream"]:
+        bare = paths.get("bare", {}).get(w, {}).get("rps")
+        for name, res in paths.items():
+            r = res.get(w)
+            if not r:
+                continue
+            ratio = f"{r['rps'] / bare:6.1%}" if bare else ""
+            print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}   {ratio}")
+    if "stream" in workloads:
+        print(f"\n{'path':<22}{'TTFB p50 ms':>12}{'TTFB p99 ms':>12}{'stream p50 ms':>15}   added TTFB vs bare")
+        bare = paths.get("bare", {}).get("stream", {}).get("ttfb_p50_ms")
+        for name, res in paths.items():
+            r = res.get("stream")
+            if not r:
+                continue
+            added = f"{r['ttfb_p50_ms'] - bare:+.2f} ms" if bare is not None else ""
+            print(f"{name:<22}{r['ttfb_p50_ms']:>12.2f}{r['ttfb_p99_ms']:>12.2f}{r['stream_p50_ms']:>15.2f}   {added}")
+    rss = {n: r.get("rss_mb") for n, r in paths.items() if r.get("rss_mb")}
+    if rss:
+        print("\nRSS after the run: " + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
