@@ -73,13 +73,34 @@ def format_report(r: dict) -> str:
     lines = [f"pipeline {r['pipeline']} ({r['hash']})", "", "plan:"]
     lines += ["  " + s for s in r["plan"]]
     lines += ["", "stages:"]
+    breakdowns = []
     for s in r["stages"]:
-        detail = f"  {json.dumps(s['detail'], default=str)}" if s["detail"] else ""
+        shown = s["detail"]
+        if isinstance(shown, dict) and isinstance(shown.get("dimensions"), dict):
+            # A score breakdown reads better as a table below than as one JSON line.
+            breakdowns.append((s["id"], shown))
+            shown = {k: v for k, v in shown.items() if k != "dimensions"}
+        detail = f"  {json.dumps(shown, default=str)}" if shown else ""
         lines.append(f"  {s['id']:<16} {s['uses']:<16} {s['outcome']:<12} {s['duration_us']:>7} µs{detail}")
+    for stage_id, d in breakdowns:
+        lines += ["", f"score ({stage_id}): {d.get('score')} → {d.get('tier')}  ({d.get('reason')})"]
+        dims = sorted(d["dimensions"].items(), key=lambda kv: -abs(kv[1].get("points", 0)))
+        lines += [f"  {name:<13} {p.get('points', 0):>+6.1f}  {p.get('why', '')}" for name, p in dims]
     interesting = {k: v for k, v in r["vars"].items() if k not in ("path",)}
     if interesting:
         lines += ["", "vars:"] + [f"  {k}: {json.dumps(v, default=str)}" for k, v in interesting.items()]
-    lines += ["", f"route: {r['route'] or '(none)'}",
+    v = r["vars"]
+    route = r["route"] or "(none)"
+    if v.get("tier") and r["route"]:
+        route += f"  (tier {v['tier']})"
+    if v.get("cost_estimate") is not None or v.get("baseline_cost_estimate") is not None:
+        def usd(c):
+            return "unpriced" if c is None else f"${c:.4f}"
+        asked = next((s["detail"]["baseline"].get("model") for s in r["stages"]
+                      if isinstance(s["detail"], dict) and isinstance(s["detail"].get("baseline"), dict)), None)
+        route += (f"  est. {usd(v.get('cost_estimate'))} vs {usd(v.get('baseline_cost_estimate'))}"
+                  f" for {asked or 'the requested model'}")
+    lines += ["", f"route: {route}",
               f"tokens: client sent {r['tokens_client']}, would send upstream {r['tokens_upstream']}"
               f" ({r['tokens_client'] - r['tokens_upstream']:+d} saved)" if r["tokens_client"] else "tokens: n/a"]
     if r["response"]:

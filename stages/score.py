@@ -110,6 +110,8 @@ class Score(Stage):
         self.thresholds = [(t, th[t]) for t in TIERS[1:]]
         self.reasoning_min = options["reasoning_min_points"]
         self.memory = TierMemory(options["max_sessions"]) if options["session_stability"] else None
+        # Score once at load so the first real request pays no lazy setup.
+        measure("Refactor `a.py` across the repo; why?\n```x = 1```", read_conversation({}), self.weights)
 
     def tier_for(self, score: float, parts: dict) -> str:
         tier = TIERS[0]

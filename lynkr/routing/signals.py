@@ -146,6 +146,7 @@ _NEGATION = re.compile(r"\b(?:not|no|never|without|nothing|none|neither|nor|isn'
                        r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b")
 _CLAUSE_BREAK = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b")
 _WORD = re.compile(r"[\w'-]+")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
 
 def is_negated(text: str, start: int, window: int = 4) -> bool:
@@ -219,7 +220,7 @@ def scope(ask: str, low: str, conv: Conversation):
     transform = bool(_TRANSFORM.search(low))
     # Enumerations: "the cart, coupon and payment modules" — commas and a closing and/or.
     commas = ask.count(",") + ask.count(";")
-    sentences = max(0, len(re.findall(r"[.!?](?:\s|$)", ask)) - 1)
+    sentences = max(0, len(_SENTENCE_END.findall(ask)) - 1)
     v = (0.22 * min(len(wide), 3) + 0.12 * min(len(steps), 3) + 0.08 * min(max(len(components) - 1, 0), 4)
          + 0.06 * min(commas + items, 6) + 0.05 * min(sentences, 3) + 0.15 * min(len(large), 2)
          + 0.2 * transform)
@@ -279,7 +280,7 @@ def question(ask: str, low: str, conv: Conversation):
     if not s:
         return 0.0, ""
     # A one-sentence question; "Is this correct? Reason through each case." is an instruction.
-    if _QUESTION_START.match(low.lstrip()) and len(re.findall(r"[.!?](?:\s|$)", s)) <= 1:
+    if _QUESTION_START.match(low.lstrip()) and len(_SENTENCE_END.findall(s)) <= 1:
         return 1.0, "question"
     return 0.0, "instruction"
 
