@@ -50,13 +50,15 @@ class Fallback(Stage):
         if not isinstance(err, ProxyError):
             err = ProxyError(502, f"provider call failed: {type(err).__name__}: {err}", retryable=False,
                              fallbackable=True)
-        if not err.fallbackable or not self.targets:
+        # tier_route's per-tier fallbacks (`with: {fallbacks: {TIER: [...]}}`) are tried first.
+        targets = [Route.parse(t, reason="fallback") for t in x.vars.get("route_fallbacks") or ()] + self.targets
+        if not err.fallbackable or not targets:
             raise err
         failed = x.route
         attempts: list = []
         ev = x.event(self.id)
         last = err
-        for route in self.targets:
+        for route in targets:
             if failed is not None and str(route) == str(failed):
                 continue
             if x.dry_run:

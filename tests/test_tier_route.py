@@ -210,3 +210,29 @@ async def test_tier_picks_the_upstream_model_end_to_end(anthropic_upstream, writ
                 assert r.status == 200
                 assert r.headers["x-lynkr-tier"] == tier and r.headers["x-lynkr-model"] == model
             assert anthropic_upstream.requests[-1]["model"] == model
+
+
+async def test_per_tier_fallback_is_tried_when_the_tier_fails(anthropic_upstream, write_pipeline, lynkr):
+    from tests.conftest import free_port
+    text = f"""
+version: 1
+providers:
+  down: {{kind: anthropic, base_url: "http://127.0.0.1:{free_port()}", retry: {{attempts: 1}}}}
+  cloud: {{kind: anthropic, base_url: "{anthropic_upstream.url}"}}
+tiers:
+  SIMPLE: down:claude-haiku-4-5
+  MEDIUM: cloud:claude-sonnet-4-5
+  COMPLEX: cloud:claude-sonnet-4-5
+  REASONING: cloud:claude-opus-4-5
+stages:
+  - {{id: score, uses: score}}
+  - {{id: route, uses: tier_route, needs: [score], with: {{fallbacks: {{SIMPLE: ["cloud:claude-haiku-4-5"]}}}}}}
+  - {{id: call, uses: provider_call, needs: [route], on_error: backup}}
+  - {{id: backup, uses: fallback, with: {{to: ""}}}}
+"""
+    engine, url = await lynkr(write_pipeline(text))
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/v1/messages", json=user_request("thanks!")) as r:
+            assert r.status == 200
+            assert r.headers["x-lynkr-fallback"] == "cloud:claude-haiku-4-5"
+    assert anthropic_upstream.requests[-1]["model"] == "claude-haiku-4-5"
