@@ -330,6 +330,10 @@ class Crush(Stage):
                           "description": "where originals are kept for lynkr_expand (default <state_dir>/crush)"},
             "sessions": {"type": "integer", "minimum": 1, "default": 4096,
                          "description": "how many sessions' decisions are remembered"},
+            "expand_tool": {"enum": ["always", "once_crushed"], "default": "always",
+                            "description": "add lynkr_expand to every request (the tools prefix never changes) or "
+                                           "only from a session's first crush on (saves ~80 tokens a request, "
+                                           "costs one prompt-cache miss per session)"},
         },
     }
     examples = ["- {id: crush, uses: crush, with: {keep_last: 2, min_tokens: 400}}"]
@@ -398,6 +402,8 @@ class Crush(Stage):
                     changed[(p.msg, p.block, p.inner)] = out
         if changed:
             x.request = replace_payloads(x.request, changed)
+            session.expand = True
+        if self.options["expand_tool"] == "always" and x.request.get("tools"):
             session.expand = True
         if session.expand:
             tools = list(x.request.get("tools") or [])
