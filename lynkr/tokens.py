@@ -89,21 +89,38 @@ def _content_tokens(content) -> int:
     return total
 
 
-def count_request(body: dict | None) -> int:
-    """Estimated input tokens of a canonical (Anthropic-shaped) request: system, messages, tools."""
+def count_request(body: dict | None, memo: dict | None = None) -> int:
+    """Estimated input tokens of a canonical (Anthropic-shaped) request: system, messages, tools.
+
+    `memo` (id -> count) lets two counts of related requests share work: stages change requests
+    copy-on-write, so the parts of the upstream request a stage did not touch are the very same
+    objects as in the client's request and are counted once.
+    """
     if not body:
         return 0
+    memo = {} if memo is None else memo
     total = 0
     system = body.get("system")
     if system:
-        total += _content_tokens(system) if not isinstance(system, str) else count_text(system)
+        total += _memo(memo, system, lambda s: count_text(s) if isinstance(s, str) else _content_tokens(s))
     for msg in body.get("messages") or ():
         if isinstance(msg, dict):
-            total += 4 + _content_tokens(msg.get("content"))
+            total += _memo(memo, msg, lambda m: 4 + _content_tokens(m.get("content")))
     for tool in body.get("tools") or ():
         if isinstance(tool, dict):
-            total += count_text(tool.get("name", "")) + count_text(tool.get("description", "") or "")
-            schema = tool.get("input_schema")
-            if schema is not None:
-                total += count_value(schema)
+            total += _memo(memo, tool, _tool_tokens)
     return total
+
+
+def _tool_tokens(tool: dict) -> int:
+    n = count_text(tool.get("name", "")) + count_text(tool.get("description", "") or "")
+    schema = tool.get("input_schema")
+    return n + (count_value(schema) if schema is not None else 0)
+
+
+def _memo(memo: dict, obj, fn) -> int:
+    key = id(obj)
+    hit = memo.get(key)
+    if hit is None or hit[0] is not obj:
+        hit = memo[key] = (obj, fn(obj))   # holding obj keeps its id from being reused meanwhile
+    return hit[1]

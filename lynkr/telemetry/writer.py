@@ -71,6 +71,7 @@ class TelemetryWriter:
         self.dropped = 0
         self.written = 0
         self._flush_requests: list[threading.Event] = []
+        self.on_rows: list = []        # callables(row, events) in the writer thread (metrics' token counters)
         self._lock = threading.Lock()
         con = connect_with_retry(self.path)
         try:
@@ -162,6 +163,11 @@ class TelemetryWriter:
                 continue
             req_rows.append(r)
             ev_rows.extend(evs)
+            for cb in self.on_rows:
+                try:
+                    cb(r, evs)
+                except Exception:
+                    log.exception("telemetry on_rows hook failed")
         try:
             con = connect_with_retry(self.path, timeout=30)
         except Exception:
@@ -204,7 +210,8 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
     usage = (resp.usage if resp is not None else None) or {}
     err = resp.error if resp is not None else None
     cache = v.get("cache")
-    tokens_client = count_request(x.baseline if x.baseline is not None else x.request)
+    memo: dict = {}
+    tokens_client = count_request(x.baseline if x.baseline is not None else x.request, memo)
     upstream = x.upstream_request
     row = {
         "id": x.id,
@@ -216,7 +223,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
         "session": x.session,
         "requested_model": (x.original or {}).get("model") if isinstance(x.original, dict) else None,
         "provider": x.route.provider if x.route else None,
-        "model": x.route.model if x.route else None,
+        "model": _called_model(x),
         "tier": v.get("tier"),
         "score": v.get("score"),
         "cache": cache,
@@ -229,7 +236,9 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
         "upstream_ms": v.get("upstream_ms"),
         "overhead_ms": v.get("overhead_ms"),
         "tokens_client": tokens_client,
-        "tokens_upstream": count_request(upstream) if upstream is not None else 0,
+        # What went upstream, measured in the canonical form like the baseline (the provider's own
+        # wire format would count differently); 0 when no upstream was called (cache hits).
+        "tokens_upstream": count_request(x.request, memo) if upstream is not None else 0,
         "usage_input": usage.get("input_tokens"),
         "usage_output": usage.get("output_tokens"),
         "usage_cache_read": usage.get("cache_read_input_tokens"),
@@ -251,6 +260,16 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
             "detail": orjson.dumps(ev.detail, default=str).decode() if ev.detail else None,
         })
     return row, evs
+
+
+def _called_model(x) -> str | None:
+    """The model the upstream was asked for: a `provider:*` route keeps the client's model."""
+    if x.route is None:
+        return None
+    if x.route.model == "*":
+        sent = x.upstream_request if isinstance(x.upstream_request, dict) else x.request
+        return sent.get("model") or x.route.model
+    return x.route.model
 
 
 def default_worker_id() -> int:
