@@ -32,13 +32,13 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
     ("design", 1.0, _words(
         r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
         r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
-        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason through", r"threat-model")),
+        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)", r"threat-model")),
     ("build", 0.75, _words(
         r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
         r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
         r"troubleshoot\w*", r"profil(?:e|ing)", r"optimi[sz](?:e|ing)", r"integrat(?:e|ing)", r"split(?:ting)?",
         r"consolidat\w*", r"overhaul\w*", r"moderni[sz]\w*", r"paralleli[sz]\w*", r"instrument(?:ing)?",
-        r"build", r"review", r"harden", r"build out", r"set up", r"automate", r"decouple", r"scale", r"propose", r"plan")),
+        r"build", r"review", r"harden", r"upgrad(?:e|ing)", r"switch over", r"build out", r"set up", r"automate", r"decouple", r"scale", r"propose", r"plan")),
     ("edit", 0.45, _words(
         r"add(?:s|ing)?", r"write", r"writing", r"creat(?:e|ing)", r"generat(?:e|ing)", r"renam(?:e|ing)",
         r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
@@ -82,7 +82,8 @@ _REASON_STRONG = _words(
     r"compar(?:e|ison)", r"versus", r"vs\.?", r"pros and cons", r"correctness", r"guarantees?",
     r"failure modes?", r"consistency model", r"time and space", r"(?:time|space) complexity", r"worst[- ]case",
     r"recommend(?:ation)?", r"root cause", r"audit(?:s|ing)?", r"assess(?:ment)?", r"interleavings?",
-    r"critique", r"soundness", r"refut(?:e|ing)", r"weigh", r"correct under", r"safety and liveness")
+    r"critique", r"soundness", r"refut(?:e|ing)", r"weigh", r"correct under", r"safety and liveness",
+    r"(?:is|are|be|remains?) (?:safe|correct|sound|consistent) (?:under|when|if|against)")
 _REASON_WEAK = _words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
@@ -107,7 +108,8 @@ RISK_DOMAINS: dict[str, re.Pattern] = {
         r"isolation levels?"),
     "distributed": _words(
         r"distributed", r"multi-region", r"clusters?", r"consensus", r"network partitions?", r"kafka",
-        r"rebalanc\w*", r"eventual(?:ly)? consisten\w*", r"cache invalidation", r"split[- ]brain"),
+        r"rebalanc\w*", r"eventual(?:ly)? consisten\w*", r"cache invalidation", r"split[- ]brain",
+        r"leader election", r"clock skew", r"quorum", r"leases?", r"fencing", r"byzantine", r"gossip"),
     "money": _words(r"payments?", r"billing", r"charg(?:e|es|ed|ing)", r"invoices?", r"refunds?", r"money",
                     r"financial"),
     "production": _words(r"production", r"outages?", r"incidents?", r"downtime", r"customer-facing", r"hotfix"),
@@ -142,6 +144,8 @@ _OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|
                              r"its|their|out|up|why|how|what|whether)\b")
 _QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
+_MIGRATING_VERBS = ("mov", "convert", "switch", "transition")
+_REQUEST_FORM = re.compile(r"(?:can|could|would|will) (?:you|u)\b")
 _NEGATION = re.compile(r"\b(?:not|no|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|weren't|"
                        r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b")
 _CLAUSE_BREAK = re.compile(r"[.;:!?,]|\bbut\b|\bhowever\b")
@@ -207,7 +211,11 @@ def action(ask: str, low: str, conv: Conversation):
     for label, value, pattern in ACTION_CLASSES:
         for m in pattern.finditer(low):
             if _used_as_verb(low, m):
-                return value, f"{label}: {m.group(0).lower()}"
+                # "Move the jobs from cron to Celery" is a migration whatever the verb.
+                if (label == "edit" and m.group(0).startswith(_MIGRATING_VERBS) and _TRANSFORM.search(low)
+                        and not _SMALL.search(low)):
+                    return 0.75, f"build: {m.group(0)} from … to …"
+                return value, f"{label}: {m.group(0)}"
     return 0.0, ""
 
 
@@ -279,8 +287,11 @@ def question(ask: str, low: str, conv: Conversation):
     s = ask.strip()
     if not s:
         return 0.0, ""
-    # A one-sentence question; "Is this correct? Reason through each case." is an instruction.
-    if _QUESTION_START.match(low.lstrip()) and len(_SENTENCE_END.findall(s)) <= 1:
+    # A short one-sentence question. "Is this correct? Reason through each case." and "can you add
+    # logging…" are instructions.
+    head = low.lstrip()
+    if (_QUESTION_START.match(head) and not _REQUEST_FORM.match(head) and len(_SENTENCE_END.findall(s)) <= 1
+            and len(_WORD.findall(s)) <= 15):
         return 1.0, "question"
     return 0.0, "instruction"
 
