@@ -68,10 +68,12 @@ class ScriptedAnthropic(AnthropicUpstream):
 
         def script(body):
             if not is_agent_turn(body, agent_tool) or self.turn >= len(self.steps):
-                return step_to_message({"type": "text", "text": "ok"})
-            step = self.steps[self.turn]
-            self.turn += 1
-            return step_to_message(step)
+                msg = step_to_message({"type": "text", "text": "ok"})
+            else:
+                msg = step_to_message(self.steps[self.turn])
+                self.turn += 1
+            self._last_message = msg
+            return msg
         super().__init__(script)
 
     def app(self) -> web.Application:
