@@ -69,6 +69,11 @@ async def handle(request: web.Request, body) -> web.Response:
         raise ProxyError(503, f"the local embedding model is unavailable: {e}", retryable=False) from None
     from ..tokens import count_text
     tokens = await asyncio.get_running_loop().run_in_executor(None, lambda: sum(count_text(t) for t in texts))
+    if body.get("encoding_format") == "base64":     # the openai SDK's default: float32 little-endian
+        import base64
+
+        import numpy as np
+        vecs = [base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vecs]
     out = {"object": "list", "model": body.get("model") or "all-MiniLM-L6-v2",
            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)],
            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
