@@ -130,7 +130,9 @@ def error_from_body(provider: str, status: int, raw: bytes, headers) -> ProxyErr
         err = data.get("error")
         if isinstance(err, dict):
             message = err.get("message") or message
-            etype = err.get("type") if isinstance(err.get("type"), str) else None
+            # Only an Anthropic-shaped body's type means what an Anthropic client reads into it
+            # (OpenAI says "invalid_request_error" for a 401 or a 429).
+            etype = err.get("type") if data.get("type") == "error" and isinstance(err.get("type"), str) else None
             code = err.get("code") if isinstance(err.get("code"), str) else err.get("status")
         elif isinstance(err, str):
             message = err

@@ -108,6 +108,9 @@ class Double:
             return self.error(400, "; ".join(problems))
         stream = self.is_stream(request, body)
         fault = self.faults.pop(0) if self.faults else {}
+        if fault.get("exception"):          # served inside the stream by respond()
+            self.faults.insert(0, fault)
+            fault = {}
         if fault.get("hang"):
             await asyncio.sleep(fault["hang"])
         if fault.get("status"):
@@ -532,6 +535,14 @@ class GeminiDouble(Double):
             return web.json_response({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP",
                                                       "index": 0}], "usageMetadata": usage, "modelVersion": "gemini-x",
                                       "responseId": f"r{next(_ids)}"})
+        # Text arrives a few words per chunk, as Gemini streams it.
+        split = []
+        for part in parts:
+            if "text" in part and not part.get("thought"):
+                split += [{"text": w} for w in re.findall(r"\S+\s*", part["text"])]
+            else:
+                split.append(part)
+        parts = split
         chunks = []
         for j, part in enumerate(parts):
             last = j == len(parts) - 1

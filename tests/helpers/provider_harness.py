@@ -35,8 +35,8 @@ async def post(url: str, body: dict, headers: dict | None = None, timeout: float
                                    **(headers or {})}) as r:
             raw = await r.read()
             if r.headers.get("content-type", "").startswith("text/event-stream"):
-                return r.status, dict(r.headers), parse_sse(raw)
-            return r.status, dict(r.headers), orjson.loads(raw)
+                return r.status, r.headers.copy(), parse_sse(raw)
+            return r.status, r.headers.copy(), orjson.loads(raw)
 
 
 def parse_sse(raw: bytes) -> list[tuple[str, dict]]:
