@@ -45,6 +45,7 @@ class Engine:
         self._reload_lock = asyncio.Lock()
         self._after_tasks: set[asyncio.Task] = set()
         self.listeners: list = []      # callables(event: str, pipeline) — metrics, logs
+        self.on_finish: list = []      # callables(x) per finished request, on the loop: cheap (metrics counters)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -140,4 +141,9 @@ class Engine:
                 await x.pipeline.finish(x)
         except Exception:
             log.exception("after hooks failed for %s", x.id)
+        for cb in self.on_finish:
+            try:
+                cb(x)
+            except Exception:
+                log.exception("on_finish hook failed for %s", x.id)
         self.writer.submit(x)

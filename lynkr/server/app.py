@@ -14,6 +14,8 @@ ROUTE_MODULES: tuple[str, ...] = (
     "lynkr.server.security",      # middlewares: client keys, limits, load shedding (before any route)
     "lynkr.server.health",
     "lynkr.server.admin",
+    "lynkr.server.metrics",
+    "lynkr.server.dashboard",
     "lynkr.server.client_routes",
 )
 

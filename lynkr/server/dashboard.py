@@ -1,0 +1,125 @@
+"""`GET /dashboard`: one page of savings charts, fed by JSON from the same SQL as `lynkr report`.
+
+Off unless the pipeline says `dashboard: {enabled: true}` (404 otherwise), and every data
+endpoint and the page itself need the admin token (`Authorization: Bearer …`, or `?token=` to
+open the page in a browser; the page then keeps it in sessionStorage and drops it from the URL).
+The page's script and style are static files with no data in them.
+
+Queries run in a thread on a read-only attach of the telemetry file (lynkr/telemetry/reports.py),
+never on the event loop. No prompt or response text is ever sent: the reports do not select it.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from aiohttp import web
+
+from ..telemetry.reports import ReportError, NoRequests, list_reports, parse_since, run_reports
+from .auth import require_admin
+
+__all__ = ["setup", "DASHBOARD_REPORTS"]
+
+STATIC = Path(__file__).parent / "static"
+# The reports the page draws, in the order of its panels.
+DASHBOARD_REPORTS = ("savings", "by-day", "by-model", "tiers", "cache", "latency", "errors", "pipelines")
+_ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",       # the page URL may carry ?token=
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                               "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'",
+}
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers={"Cache-Control": "no-store"})
+
+
+def _enabled_or_404(request: web.Request) -> None:
+    p = request.app["engine"].current
+    if p is None or not (p.config.get("dashboard") or {}).get("enabled", False):
+        raise web.HTTPNotFound(text='{"error":"the dashboard is off: set dashboard: {enabled: true} in the pipeline"}',
+                               content_type="application/json")
+
+
+def telemetry_path(engine) -> str | None:
+    path = getattr(engine.writer, "path", None)
+    if path:
+        return path
+    p = engine.current
+    tcfg = (p.config.get("telemetry") or {}) if p is not None else {}
+    if not tcfg.get("enabled", True):
+        return None
+    return getattr(engine, "_telemetry_path", None) or tcfg.get("path") or ".lynkr/telemetry.duckdb"
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    _enabled_or_404(request)
+    require_admin(request)
+    return web.Response(body=(STATIC / "dashboard.html").read_bytes(), content_type="text/html", charset="utf-8",
+                        headers=_HEADERS)
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    _enabled_or_404(request)
+    name = request.match_info["name"]
+    if name not in _ASSETS:
+        raise web.HTTPNotFound()
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=_ASSETS[name], headers=_HEADERS)
+
+
+async def data(request: web.Request) -> web.Response:
+    """All the page's reports at once: {requests, reports: {name: {columns, rows}}, ...}."""
+    _enabled_or_404(request)
+    require_admin(request)
+    names = list(DASHBOARD_REPORTS)
+    if "report" in request.match_info:
+        name = request.match_info["report"]
+        if name not in list_reports():
+            return _json_error(404, f"no report named '{name}' (available: {', '.join(list_reports())})")
+        names = [name]
+    return await _run(request, names)
+
+
+async def _run(request: web.Request, names: list[str]) -> web.Response:
+    engine = request.app["engine"]
+    since = request.query.get("since") or None
+    pipeline = request.query.get("pipeline") or None
+    try:
+        parse_since(since)
+    except ReportError as e:
+        return _json_error(400, str(e))
+    p = engine.current
+    body = {"generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "pipeline": {"name": p.name, "hash": p.hash} if p is not None else None,
+            "since": since, "filter_pipeline": pipeline, "requests": 0, "reports": {}}
+    path = telemetry_path(engine)
+    if path is None:
+        body["message"] = "telemetry is disabled in this pipeline"
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+    config = p.config if p is not None else None
+    loop = asyncio.get_running_loop()
+    try:
+        out = await loop.run_in_executor(
+            None, lambda: run_reports(path, names, since=since, pipeline=pipeline, config=config))
+    except NoRequests:
+        body["message"] = "no requests yet"
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+    except ReportError as e:
+        return _json_error(500, str(e))
+    body["requests"] = out.pop("requests")
+    body["reports"] = out
+    if not body["requests"]:
+        body["message"] = "no requests yet"
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/dashboard", page)
+    app.router.add_get("/dashboard/", page)
+    app.router.add_get("/dashboard/static/{name}", asset)
+    app.router.add_get("/dashboard/api/data", data)
+    app.router.add_get("/dashboard/api/report/{report}", data)
