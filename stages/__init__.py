@@ -9,4 +9,6 @@ DEFAULT_STAGES: tuple[str, ...] = (
     "strip_tools",
     "toon",
     "crush",
+    "exact_cache",
+    "semantic_cache",
 )

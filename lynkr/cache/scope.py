@@ -1,0 +1,142 @@
+"""What a cached answer is keyed by, read from a canonical request.
+
+- `exact_key(request)`: everything that changes an answer (model, system, tools, the whole
+  history, sampling and output parameters), with volatile parts normalised, hashed.
+- `split_prompt(request)`: for the semantic cache, the question the user asked (the text of
+  the last user message, without `<system-reminder>` blocks) and the context around it.
+- `scope_key(...)`: the semantic cache's partition: pipeline, model, a hash of the context
+  (system prompt, tools, earlier turns, reminders) with dates, git status and per-request ids
+  normalised away, and the session or chosen headers when the pipeline asks for them. Two
+  repositories have different working directories and CLAUDE.md files in that context, so their
+  answers never meet.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import orjson
+
+__all__ = ["exact_key", "split_prompt", "scope_key", "normalise_volatile", "eligibility", "ANSWER_PARAMS"]
+
+# Request fields that change what the model answers (besides model, system, tools, messages).
+ANSWER_PARAMS = ("temperature", "top_p", "top_k", "max_tokens", "stop_sequences", "tool_choice", "thinking",
+                 "output_config", "output_format", "response_format", "reasoning", "seed", "n")
+
+_VOLATILE = [
+    # Claude Code's per-request billing line in the system prompt.
+    (re.compile(r"x-anthropic-billing-header:[^\n]*"), "x-anthropic-billing-header"),
+    # The git status snapshot: branch, dirty files and recent commits change every few minutes.
+    (re.compile(r"(?s)(# ?gitStatus|gitStatus:).*?(?=\n#[^#]|\n<|</system-reminder>|\Z)"), "gitStatus"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"), "<date>"),
+    (re.compile(r"(?i)\b(?:today'?s date is|current date:?|date:)\s*[^\n]*"), "<date>"),
+    (re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp][Mm])?\b"), "<time>"),
+    (re.compile(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+    (re.compile(r"\b(?:req|msg|toolu|call|resp|run|sess|chatcmpl)_[A-Za-z0-9]{8,}\b"), "<id>"),
+    (re.compile(r"(?i)\b[0-9a-f]{16,}\b"), "<hex>"),
+]
+_REMINDER = re.compile(r"(?s)^\s*<system-reminder>.*</system-reminder>\s*$")
+
+
+def normalise_volatile(text: str) -> str:
+    for rx, repl in _VOLATILE:
+        text = rx.sub(repl, text)
+    return text
+
+
+def _digest(value) -> str:
+    return hashlib.blake2b(orjson.dumps(value, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def _normalise_value(value):
+    """A request part with volatile strings normalised (cache keys, never what is sent upstream)."""
+    if isinstance(value, str):
+        return normalise_volatile(value)
+    if isinstance(value, list):
+        return [_normalise_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalise_value(v) for k, v in value.items() if k not in ("cache_control", "id", "tool_use_id")}
+    return value
+
+
+def exact_key(request: dict, *, model: str | None = None, extra: tuple = ()) -> str:
+    """A key that changes when anything that changes the answer changes. Tool call ids are
+    dropped (`toolu_…` differs between two runs of the same conversation), their order is kept."""
+    msgs = request.get("messages") or []
+    body = {
+        "model": model if model is not None else request.get("model"),
+        "system": _normalise_value(request.get("system") or []),
+        "tools": request.get("tools") or [],
+        "messages": _normalise_value(msgs),
+        "params": {k: request.get(k) for k in ANSWER_PARAMS if request.get(k) is not None},
+        "extra": list(extra),
+    }
+    return _digest(body)
+
+
+def _text_of(block) -> str:
+    if isinstance(block, dict) and block.get("type") == "text":
+        return block.get("text") or ""
+    return ""
+
+
+def split_prompt(request: dict) -> tuple[str, list]:
+    """(the question, the context it was asked in). The question is the last user message's
+    own text; reminder blocks Claude Code adds to it and every other message are context."""
+    msgs = request.get("messages") or []
+    last_user = None
+    for i in range(len(msgs) - 1, -1, -1):
+        if isinstance(msgs[i], dict) and msgs[i].get("role") == "user":
+            last_user = i
+            break
+    if last_user is None:
+        return "", msgs
+    question, reminders = [], []
+    for block in msgs[last_user].get("content") or []:
+        text = _text_of(block)
+        if text and not _REMINDER.match(text):
+            question.append(text)
+        else:
+            reminders.append(block)
+    context = msgs[:last_user] + [{"role": "user", "content": reminders}] + msgs[last_user + 1:]
+    return "\n".join(question).strip(), context
+
+
+def eligibility(request: dict, max_turns: int) -> str | None:
+    """None when a cached answer to this request can be right; else why not."""
+    msgs = request.get("messages") or []
+    turns = 1
+    for m in msgs:
+        if not isinstance(m, dict):
+            continue
+        for block in m.get("content") or ():
+            if isinstance(block, dict) and block.get("type") in ("tool_result", "tool_use", "server_tool_use",
+                                                                   "web_search_tool_result"):
+                return "tool_loop"
+            if isinstance(block, dict) and block.get("type") in ("image", "document"):
+                return "attachment"     # we embed text only; the picture may be the question
+        if m.get("role") == "assistant":
+            turns += 1
+    if turns > max_turns:
+        return "turns"
+    if not msgs or not isinstance(msgs[-1], dict) or msgs[-1].get("role") == "assistant":
+        return "prefill"                # an assistant prefill continues a specific answer
+    return None
+
+
+def scope_key(x, request: dict, context: list, *, pipeline: str, model: str | None, per_session: bool,
+              headers: list[str]) -> str:
+    parts = {
+        "pipeline": pipeline,
+        "model": model,
+        "system": _normalise_value(request.get("system") or []),
+        "tools": sorted((t.get("name") or "", _digest(t)) for t in request.get("tools") or [] if isinstance(t, dict)),
+        "context": _normalise_value(context),
+        "params": {k: request.get(k) for k in ANSWER_PARAMS
+                   if request.get(k) is not None and k not in ("max_tokens", "temperature", "top_p", "top_k", "seed")},
+    }
+    if per_session:
+        parts["session"] = x.session
+    for h in headers:
+        parts["h:" + h] = x.headers.get(h.lower())
+    return _digest(parts)

@@ -1,0 +1,147 @@
+"""Cache persistence: a DuckDB file beside (never inside) the telemetry file, so a restart keeps
+the cache. Default `<state_dir>/cache.duckdb`.
+
+Writes go through one thread per file and open the file per batch, closing it straight after
+(like the telemetry writer), so several workers and a hot-reloaded pipeline can share it. The
+event loop only enqueues. Reads happen once, when a stage is built (already off the loop).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+__all__ = ["CacheStore", "open_store", "cache_path"]
+
+log = logging.getLogger("lynkr.cache")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS cache_entries (
+  id VARCHAR PRIMARY KEY,
+  kind VARCHAR,          -- exact | semantic
+  stage VARCHAR,         -- the stage id that stored it
+  scope VARCHAR,         -- semantic: the partition; exact: the key
+  text VARCHAR,          -- semantic: the question embedded
+  vector FLOAT[],
+  message VARCHAR,       -- the canonical response, JSON
+  created DOUBLE,
+  expires DOUBLE
+)"""
+
+
+class CacheStore:
+    def __init__(self, path: str):
+        from lynkr.telemetry.writer import connect_with_retry
+
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._connect = connect_with_retry
+        con = connect_with_retry(self.path)
+        try:
+            con.execute(_DDL)
+        finally:
+            con.close()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-cache-store")
+        self._refs = 0
+        self._lock = threading.Lock()
+        self._last: Future | None = None
+        self.errors = 0
+
+    # -- lifecycle (shared between pipeline reloads) -------------------------------------------
+    def acquire(self) -> "CacheStore":
+        with self._lock:
+            self._refs += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self._refs -= 1
+            last = self._refs <= 0
+        if last:
+            self.flush()
+            self._pool.shutdown(wait=True)
+            with _stores_lock:
+                if _stores.get(self.path) is self:
+                    del _stores[self.path]
+
+    def flush(self, timeout: float = 30.0) -> None:
+        fut = self._pool.submit(lambda: None)
+        fut.result(timeout)
+
+    # -- reads --------------------------------------------------------------------------------
+    def load(self, kind: str, stage: str, now: float | None = None) -> list[dict]:
+        now = time.time() if now is None else now
+        self.flush()
+        con = self._connect(self.path, read_only=False)
+        try:
+            rows = con.execute(
+                "SELECT id, scope, text, vector, message, created, expires FROM cache_entries "
+                "WHERE kind = ? AND stage = ? AND expires > ? ORDER BY created", [kind, stage, now]).fetchall()
+        finally:
+            con.close()
+        out = []
+        for rid, scope, text, vector, message, created, expires in rows:
+            try:
+                msg = orjson.loads(message)
+            except orjson.JSONDecodeError:
+                continue
+            out.append({"id": rid, "scope": scope, "text": text, "vector": vector, "message": msg,
+                        "created": created, "expires": expires})
+        return out
+
+    # -- writes (queued; never block the caller) ------------------------------------------------
+    def put(self, *, id: str, kind: str, stage: str, scope: str, message: dict, created: float, expires: float,
+            text: str | None = None, vector=None) -> None:
+        vec = [float(v) for v in vector] if vector is not None else None
+        row = [id, kind, stage, scope, text, vec, orjson.dumps(message).decode(), created, expires]
+        self._pool.submit(self._write, "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+    def delete(self, ids: list[str]) -> None:
+        if ids:
+            self._pool.submit(self._write, "DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))", [list(ids)])
+
+    def purge_expired(self, now: float | None = None) -> None:
+        self._pool.submit(self._write, "DELETE FROM cache_entries WHERE expires <= ?", [time.time() if now is None else now])
+
+    def _write(self, sql: str, params: list) -> None:
+        try:
+            con = self._connect(self.path, timeout=30)
+            try:
+                con.execute(sql, params)
+            finally:
+                con.close()
+        except Exception:
+            self.errors += 1
+            log.exception("cache store %s: write failed", self.path)
+
+
+_stores: dict[str, CacheStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(path: str) -> CacheStore:
+    """The process-wide store for this file (exact and semantic stages, old and new pipeline
+    during a reload, all share one writer thread). Call `release()` when done."""
+    key = str(Path(path).resolve())
+    with _stores_lock:
+        st = _stores.get(key)
+        if st is None:
+            st = _stores[key] = CacheStore(key)
+        return st.acquire()
+
+
+def cache_path(ctx, options: dict) -> str:
+    """The stage's cache file: `with: {path}` or <state_dir>/cache.duckdb; never the telemetry file
+    (DuckDB lets one writer hold a file, and the telemetry writer opens its own per batch)."""
+    import os
+
+    path = options.get("path") or os.path.join(ctx.state_dir, "cache.duckdb")
+    tel = ((ctx.config.get("telemetry") or {}).get("path")) or ".lynkr/telemetry.duckdb"
+    if os.path.abspath(tel) == os.path.abspath(path):
+        raise ctx.cfg.error(f"the cache file {path} is the telemetry file; give the cache its own path",
+                            ("stages", ctx.index, "with", "path"))
+    return path

@@ -1,0 +1,127 @@
+"""exact_cache: the same request again gets the stored answer, in the client's own protocol.
+
+    - id: exact
+      uses: exact_cache
+      with: {ttl: 3600}
+
+The key covers everything that changes an answer: the model, the system prompt, the tools, the
+whole history and the sampling and output parameters (temperature, max_tokens, thinking, …).
+Volatile parts are normalised first (Claude Code's billing line, dates, the git status snapshot,
+tool call ids), so a retry or a re-run of the same conversation hits. Only complete, successful
+answers are stored (stop_reason end_turn or stop_sequence; tool calls only with `tool_use: true`).
+A hit answers with `x-lynkr-cache: exact`; `x-lynkr-cache: bypass` on a request skips the cache.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+
+from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
+from lynkr.cache.scope import exact_key
+from lynkr.cache.store import cache_path, open_store
+from lynkr.exchange import Exchange
+from lynkr.stage import Stage
+
+
+class ExactCache(Stage):
+    name = "exact_cache"
+    summary = "Answers a repeated request (same model, system, tools, history, parameters) from a stored response."
+    status = "stable"
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "ttl": {"type": "number", "exclusiveMinimum": 0, "default": 3600,
+                    "description": "Seconds a stored answer stays valid."},
+            "max_entries": {"type": "integer", "minimum": 1, "default": 5000,
+                            "description": "Answers kept in memory; the least recently used go first."},
+            "tool_use": {"type": "boolean", "default": False,
+                         "description": "Also store answers that call tools (the same history asks for the same call)."},
+            "per_session": {"type": "boolean", "default": False,
+                            "description": "Key by the client's session too, so sessions never share answers."},
+            "persist": {"type": "boolean", "default": True,
+                        "description": "Keep answers in <state_dir>/cache.duckdb so a restart keeps them."},
+            "path": {"type": ["string", "null"], "default": None,
+                     "description": "The cache file; default <state_dir>/cache.duckdb (never the telemetry file)."},
+            "bypass": {"type": "boolean", "default": False,
+                       "description": "Skip the cache for every request (the stage stays in the plan, recording bypasses)."},
+        },
+    }
+    examples = ["- {id: exact, uses: exact_cache, with: {ttl: 600}}"]
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        self.ttl = float(options["ttl"])
+        self.max_entries = int(options["max_entries"])
+        self._entries: OrderedDict[str, tuple[dict, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.store = None
+        if options["persist"] and not ctx.dry_run:
+            self.store = open_store(cache_path(ctx, options))
+            for row in self.store.load("exact", self.id)[-self.max_entries:]:
+                self._entries[row["scope"]] = (row["message"], row["expires"])
+
+    def _key(self, x: Exchange) -> str:
+        extra = (x.session,) if self.options["per_session"] else ()
+        return exact_key(x.request, extra=(self.ctx.pipeline_name, *extra))
+
+    async def run(self, x: Exchange) -> None:
+        ev = x.event(self.id)
+        if x.dry_run:                   # `lynkr explain`/replay: no lookups, no model calls
+            ev.detail["result"] = "dry_run"
+            return
+        if self.options["bypass"] or bypassed(x):
+            ev.detail["result"] = "bypass"
+            return
+        key = self._key(x)
+        x.vars["_exact_cache_key"] = key
+        now = time.time()
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and hit[1] <= now:
+                del self._entries[key]
+                hit = None
+            if hit is not None:
+                self._entries.move_to_end(key)
+        if hit is None:
+            ev.detail["result"] = "miss"
+            x.vars.setdefault("cache", "miss")
+            return
+        ev.detail["result"] = "hit"
+        x.vars["cache"] = "exact"
+        x.response = replay(hit[0], "exact")
+
+    async def after(self, x: Exchange) -> None:
+        resp = x.response
+        if resp is not None and resp.source == "cache:exact":
+            await record_saved(x, self.id)
+            return
+        key = x.vars.get("_exact_cache_key")
+        if key is None or (resp is not None and resp.source.startswith("cache:")):
+            return
+        message = answer_of(x)
+        why_not = storable(message, tool_use=self.options["tool_use"])
+        if why_not:
+            x.event(self.id).detail["not_stored"] = why_not
+            return
+        now = time.time()
+        expires = now + self.ttl
+        evicted = []
+        with self._lock:
+            self._entries[key] = (message, expires)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                evicted.append(self._entries.popitem(last=False)[0])
+        x.event(self.id).detail["stored"] = True
+        if self.store is not None:
+            self.store.put(id=f"exact:{self.id}:{key}", kind="exact", stage=self.id, scope=key, message=message,
+                           created=now, expires=expires)
+            self.store.delete([f"exact:{self.id}:{k}" for k in evicted])
+
+    async def aclose(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, store.release)
+

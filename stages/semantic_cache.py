@@ -1,0 +1,216 @@
+"""semantic_cache: a question asked again in other words gets the stored answer — unless the
+words that differ change the answer.
+
+    - id: cache
+      uses: semantic_cache
+      with: {threshold: 0.85, ttl: 86400}
+
+1. Only where a cached answer can be right: no tool calls or results in the conversation, at
+   most `max_turns` user turns, no prefill, no attachments.
+2. The question (the last user message's own text, without `<system-reminder>` blocks) is
+   embedded with fastembed (all-MiniLM-L6-v2) in a thread pool, never on the event loop.
+3. Candidates come from the request's scope only: pipeline, model, the system prompt, tools and
+   earlier turns (dates, git status and request ids normalised away), and the session or chosen
+   headers when `per_session`/`scope_headers` say so. Two repositories never share answers.
+4. A candidate over `threshold` must pass the guard (lynkr/cache/guard.py): numbers, identifiers,
+   paths, quoted strings, names, tools and languages, negations and opposites must agree.
+5. A hit answers with `x-lynkr-cache: semantic` and `x-lynkr-cache-similarity`; the `after` hook
+   stores complete, successful, tool-free answers. Entries live in memory (a matrix per scope,
+   TTL, size bound) and in `<state_dir>/cache.duckdb`, so a restart keeps them.
+
+Fails open: an embedding error is a recorded miss, never a failed request.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from lynkr.cache import guard
+from lynkr.cache.index import Entry, VectorIndex
+from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
+from lynkr.cache.scope import eligibility, scope_key, split_prompt
+from lynkr.cache.store import cache_path, open_store
+from lynkr.embed import EmbedderError, get_embedder
+from lynkr.exchange import Exchange
+from lynkr.stage import Stage
+
+# One embedding thread for the process: the model is single-threaded and locked anyway, and a
+# dedicated thread keeps embeddings from queueing behind token counting in the default pool.
+_EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-embed")
+
+
+class SemanticCache(Stage):
+    name = "semantic_cache"
+    summary = "Answers a rephrased question from a stored answer, guarded against near misses (numbers, names, opposites)."
+    status = "beta"
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.85,
+                          "description": "Lowest cosine similarity (all-MiniLM-L6-v2) for a candidate; the guard "
+                                         "then checks what differs. Tuned on ../shared/eval (docs/cache.md)."},
+            "ttl": {"type": "number", "exclusiveMinimum": 0, "default": 86400,
+                    "description": "Seconds a stored answer stays valid."},
+            "model_path": {"type": ["string", "null"], "default": None,
+                           "description": "Folder of the ONNX embedding model (fastembed specific_model_path); "
+                                          "default $LYNKR_EMBED_MODEL_PATH, else fastembed downloads it."},
+            "model": {"type": "string", "default": "sentence-transformers/all-MiniLM-L6-v2",
+                      "description": "fastembed model name."},
+            "max_turns": {"type": "integer", "minimum": 1, "default": 1,
+                          "description": "Only requests with at most this many user turns; later turns depend "
+                                         "on the conversation (which is part of the scope anyway)."},
+            "max_chars": {"type": "integer", "minimum": 1, "default": 2000,
+                          "description": "Longer questions are not looked up: they are tasks, not questions."},
+            "max_entries": {"type": "integer", "minimum": 1, "default": 10000,
+                            "description": "Answers kept in memory over all scopes; the oldest go first."},
+            "max_per_scope": {"type": "integer", "minimum": 1, "default": 2000,
+                              "description": "Answers kept per scope."},
+            "per_session": {"type": "boolean", "default": False,
+                            "description": "Partition by the client's session (answers never cross sessions)."},
+            "scope_headers": {"type": "array", "items": {"type": "string"}, "default": ["x-lynkr-tenant"],
+                              "description": "Request headers whose values partition the cache (tenants, projects)."},
+            "guard": {"type": "boolean", "default": True,
+                      "description": "Check what differs between the question and a candidate (turn off only to measure)."},
+            "persist": {"type": "boolean", "default": True,
+                        "description": "Keep answers in the cache file so a restart keeps them."},
+            "path": {"type": ["string", "null"], "default": None,
+                     "description": "The cache file; default <state_dir>/cache.duckdb (never the telemetry file)."},
+            "bypass": {"type": "boolean", "default": False,
+                       "description": "Skip lookups and stores (requests can also send `x-lynkr-cache: bypass`)."},
+        },
+    }
+    examples = ["- {id: cache, uses: semantic_cache, with: {threshold: 0.85, ttl: 86400}}"]
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        self.threshold = float(options["threshold"])
+        self.ttl = float(options["ttl"])
+        self.store = None
+        try:
+            self.embedder = get_embedder(options.get("model_path"), options["model"])
+        except EmbedderError as e:
+            key = "model_path" if options.get("model_path") else "model"
+            raise ctx.cfg.error(f"semantic_cache: {e}", ("stages", ctx.index, "with", key)) from None
+        self.index = VectorIndex(self.embedder.dim, max_entries=options["max_entries"],
+                                 max_per_scope=options["max_per_scope"])
+        if options["persist"] and not ctx.dry_run:
+            self.store = open_store(cache_path(ctx, options))
+            for row in self.store.load("semantic", self.id):
+                if row["vector"] is None or len(row["vector"]) != self.embedder.dim:
+                    continue
+                entry = Entry(id=row["id"], scope=row["scope"], text=row["text"] or "", message=row["message"],
+                              created=row["created"], expires=row["expires"])
+                self.index.add(entry, np.asarray(row["vector"], dtype=np.float32))
+
+    # -- request phase ------------------------------------------------------------------------
+    async def run(self, x: Exchange) -> None:
+        ev = x.event(self.id)
+        if x.dry_run:                   # `lynkr explain`/replay: no lookups, no model calls
+            ev.detail["result"] = "dry_run"
+            return
+        if self.options["bypass"] or bypassed(x):
+            ev.detail["result"] = "bypass"
+            return
+        why_not = eligibility(x.request, self.options["max_turns"])
+        question, context = split_prompt(x.request) if why_not is None else ("", [])
+        if why_not is None and not question:
+            why_not = "no_question"
+        if why_not is None and len(question) > self.options["max_chars"]:
+            why_not = "too_long"
+        if why_not is not None:
+            ev.detail["result"] = "skip"
+            ev.detail["reason"] = why_not
+            return
+        scope = scope_key(x, x.request, context, pipeline=self.ctx.pipeline_name, model=x.request.get("model"),
+                          per_session=self.options["per_session"], headers=self.options["scope_headers"])
+        try:
+            vector = (await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self.embedder.embed, [question]))[0]
+        except Exception as e:
+            # Fail open: the executor records the stage as failed_open and the request goes on.
+            ev.detail.update(result="error", error=f"embedding failed: {type(e).__name__}: {e}")
+            x.vars.setdefault("cache", "miss")
+            raise
+        # Remembered for `after`, which stores the answer under the same scope and vector.
+        x.vars["_semantic_cache"] = (scope, question, vector)
+        candidates = self.index.search(scope, vector, threshold=self.threshold)
+        rejected = []
+        for sim, entry in candidates:
+            reason = guard.check(question, entry.text) if self.options["guard"] else None
+            if reason is None and self.options["guard"]:
+                reason = guard.check(entry.text, question)
+            if reason is not None:
+                rejected.append({"similarity": round(sim, 4), "reason": reason})
+                continue
+            entry.hits += 1
+            ev.detail.update(result="hit", similarity=round(sim, 4), entry=entry.id)
+            if rejected:
+                ev.detail["rejected"] = rejected
+            x.vars["cache"] = "semantic"
+            x.vars["cache_similarity"] = round(sim, 4)
+            x.response = replay(entry.message, "semantic", {"x-lynkr-cache-similarity": f"{sim:.4f}"})
+            return
+        ev.detail["result"] = "reject" if rejected else "miss"
+        if rejected:
+            ev.detail["rejected"] = rejected
+        if candidates:
+            ev.detail["best"] = round(candidates[0][0], 4)
+        x.vars.setdefault("cache", "miss")
+
+    # -- response phase -----------------------------------------------------------------------
+    async def after(self, x: Exchange) -> None:
+        resp = x.response
+        if resp is not None and resp.source == "cache:semantic" and x.vars.get("cache") == "semantic":
+            await record_saved(x, self.id)
+            return
+        pending = x.vars.get("_semantic_cache")
+        if pending is None or self.options["bypass"] or (resp is not None and resp.source.startswith("cache:")):
+            return
+        message = answer_of(x)
+        why_not = storable(message, tool_use=False)
+        ev = x.event(self.id)
+        if why_not:
+            ev.detail["not_stored"] = why_not
+            return
+        scope, question, vector = pending
+        now = time.time()
+        entry = Entry(id=f"semantic:{self.id}:{uuid.uuid4().hex}", scope=scope, text=question, message=message,
+                      created=now, expires=now + self.ttl)
+        evicted = self.index.add(entry, vector)
+        ev.detail["stored"] = True
+        if self.store is not None:
+            self.store.put(id=entry.id, kind="semantic", stage=self.id, scope=scope, text=question, vector=vector,
+                           message=message, created=now, expires=entry.expires)
+            self.store.delete([e.id for e in evicted])
+        if len(self.index) % 256 == 0:
+            gone = self.index.expire(now)
+            if self.store is not None and gone:
+                self.store.delete([e.id for e in gone])
+
+    async def aclose(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, store.release)
+
+
+def decide(embedder, question: str, cached: list[str], *, threshold: float, use_guard: bool = True,
+           vectors=None) -> tuple[int | None, float, list]:
+    """The stage's decision for `question` against cached questions, outside a server (used by
+    benchmarks/cache_quality.py): (index of the hit or None, best similarity, rejections)."""
+    qv = embedder.embed([question])[0] if vectors is None else vectors[0]
+    cv = embedder.embed(cached) if vectors is None else vectors[1]
+    sims = cv @ qv
+    rejected = []
+    best = float(sims.max()) if len(cached) else 0.0
+    for i in np.argsort(-sims):
+        if sims[i] < threshold:
+            break
+        reason = (guard.check(question, cached[i]) or guard.check(cached[i], question)) if use_guard else None
+        if reason is None:
+            return int(i), float(sims[i]), rejected
+        rejected.append(reason)
+    return None, best, rejected

@@ -1,0 +1,235 @@
+"""semantic_cache end to end: replays in every client protocol, streaming and not; what must
+never hit (tool loops, other scopes, near misses); persistence across a restart; TTL; bypass;
+load-time and run-time failures."""
+import asyncio
+
+import aiohttp
+import pytest
+
+from lynkr.errors import ConfigError
+from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
+from tests.helpers.cache_clients import ask, pipeline
+from tests.conftest import start_app
+
+SEM = "  - {id: cache, uses: semantic_cache, with: {threshold: 0.85%s}}"
+Q1 = "What is the difference between TCP and UDP?"
+Q1_PARAPHRASE = "How does TCP differ from UDP?"
+
+
+def answers():
+    n = {"i": 0}
+
+    def script(body):
+        n["i"] += 1
+        return text_message(f"Answer number {n['i']}: TCP is connection-oriented, UDP is not.")
+    return script
+
+
+@pytest.fixture
+async def upstream():
+    up = AnthropicUpstream(answers())
+    runner, url = await start_app(up.app())
+    up.url = url
+    yield up
+    await runner.cleanup()
+
+
+async def settle(engine):
+    """Wait for `after` hooks (the cache store) of finished requests."""
+    for _ in range(200):
+        if not engine._after_tasks:
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("protocol", ["anthropic", "openai_chat", "openai_responses"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_hit_replays_in_each_protocol(protocol, stream, upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    async with aiohttp.ClientSession() as s:
+        st, h, first, _ = await ask(s, url, protocol, Q1, stream=stream)
+        assert st == 200 and h.get("x-lynkr-cache") is None
+        await settle(engine)
+        st, h, second, _ = await ask(s, url, protocol, Q1_PARAPHRASE, stream=stream)
+    assert st == 200
+    assert h["x-lynkr-cache"] == "semantic"
+    assert 0.85 <= float(h["x-lynkr-cache-similarity"]) <= 1.0
+    assert second == first and first.startswith("Answer number 1")
+    assert len(upstream.requests) == 1
+
+
+async def test_stored_from_a_stream_replayed_as_json_across_protocols(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    async with aiohttp.ClientSession() as s:
+        _, _, first, _ = await ask(s, url, "anthropic", Q1, stream=True)
+        await settle(engine)
+        st, h, again, _ = await ask(s, url, "openai_chat", Q1)
+    assert h["x-lynkr-cache"] == "semantic" and again == first
+
+
+async def test_tool_results_never_hit_and_tool_answers_are_not_stored(write_pipeline, lynkr, tmp_path):
+    up = AnthropicUpstream(lambda body: tool_message("Bash", {"command": "ls"}) if len(body["messages"]) == 1
+                           else text_message("Done listing."))
+    runner, up_url = await start_app(up.app())
+    try:
+        engine, url = await lynkr(write_pipeline(pipeline(up_url, tmp_path, SEM % ", max_turns: 5")))
+        loop = [{"role": "user", "content": "List the files here."},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.py"}]}]
+        async with aiohttp.ClientSession() as s:
+            for _ in range(2):
+                for messages in (loop[:1], loop):
+                    async with s.post(url + "/v1/messages", json={"model": "m", "max_tokens": 50, "messages": messages}) as r:
+                        assert r.status == 200 and "x-lynkr-cache" not in r.headers
+                    await settle(engine)
+        assert len(up.requests) == 4            # nothing was answered from the cache
+        stage = engine.current.stages["cache"]
+        assert len(stage.index) == 0            # the tool_use answer was not stored; the loop was skipped
+    finally:
+        await runner.cleanup()
+
+
+async def test_scopes_never_share_entries(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1, extra={"system": "You work in /home/dev/project-a"})
+        await settle(engine)
+        # another repository (system prompt), another model, another tenant: all misses
+        for kw in ({"extra": {"system": "You work in /home/dev/project-b"}},
+                   {"model": "claude-other"},
+                   {"headers": {"x-lynkr-tenant": "acme"}}):
+            _, h, _, _ = await ask(s, url, "anthropic", Q1, **kw)
+            assert "x-lynkr-cache" not in h, kw
+            await settle(engine)
+        # volatile parts of the system prompt (dates, request ids) do not split the scope
+        _, h, _, _ = await ask(s, url, "anthropic", Q1_PARAPHRASE,
+                               extra={"system": "You work in /home/dev/project-a"})
+        assert h["x-lynkr-cache"] == "semantic"
+    assert len(upstream.requests) == 4
+
+
+async def test_volatile_system_parts_keep_the_scope(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    sys1 = "x-anthropic-billing-header: cc_version=1.2.3.abc;\nToday's date is 2026-11-26.\nSession 3f0c9a4e-1111-2222-3333-444455556666"
+    sys2 = "x-anthropic-billing-header: cc_version=1.2.3.def;\nToday's date is 2026-11-27.\nSession 9a9a9a9a-1111-2222-3333-444455556666"
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1, extra={"system": sys1})
+        await settle(engine)
+        _, h, _, _ = await ask(s, url, "anthropic", Q1_PARAPHRASE, extra={"system": sys2})
+    assert h["x-lynkr-cache"] == "semantic"
+
+
+async def test_guard_rejects_a_near_miss_and_records_it(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", "How do I undo my last git commit but keep the changes?")
+        await settle(engine)
+        _, h, text, _ = await ask(s, url, "anthropic", "How do I undo my last git commit and discard the changes?")
+        assert "x-lynkr-cache" not in h and text.startswith("Answer number 2")
+        await settle(engine)
+    engine.writer.flush()
+    from lynkr.telemetry.reports import run_query
+    cols, rows = run_query(str(tmp_path / "telemetry.duckdb"),
+                           "SELECT detail FROM stage_events WHERE stage_id = 'cache' AND phase = 'run' ORDER BY ts")
+    assert '"reject"' in rows[-1][0] and '"opposites"' in rows[-1][0]
+
+
+async def test_restart_keeps_entries_and_ttl_expires_them(upstream, write_pipeline, lynkr, tmp_path):
+    path = write_pipeline(pipeline(upstream.url, tmp_path, SEM % ", ttl: 3600"))
+    engine, url = await lynkr(path)
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1)
+        await settle(engine)
+    await engine.current.aclose()           # flushes the store
+    engine2, url2 = await lynkr(path)        # a new process would load the same file
+    async with aiohttp.ClientSession() as s:
+        _, h, text, _ = await ask(s, url2, "anthropic", Q1_PARAPHRASE)
+    assert h["x-lynkr-cache"] == "semantic" and text.startswith("Answer number 1")
+    # the same entries with a TTL that has passed: gone
+    stage = engine2.current.stages["cache"]
+    import time
+    assert stage.index.search(next(iter(stage.index._scopes)), next(iter(stage.index._scopes.values())).matrix[0],
+                              threshold=0.5, now=time.time() + 7200) == []
+    assert len(stage.index.expire(time.time() + 7200)) == 1 and len(stage.index) == 0
+
+
+async def test_ttl_expiry_over_http(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % ", ttl: 0.2")))
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1)
+        await settle(engine)
+        await asyncio.sleep(0.3)
+        _, h, text, _ = await ask(s, url, "anthropic", Q1)
+    assert "x-lynkr-cache" not in h and text.startswith("Answer number 2")
+
+
+async def test_bypass_header_and_option(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1)
+        await settle(engine)
+        _, h, _, _ = await ask(s, url, "anthropic", Q1, headers={"x-lynkr-cache": "bypass"})
+        assert "x-lynkr-cache" not in h
+    engine2, url2 = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path / "b", SEM % ", bypass: true"), "b.yaml"))
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):
+            _, h, _, _ = await ask(s, url2, "anthropic", Q1)
+            await settle(engine2)
+            assert "x-lynkr-cache" not in h
+    assert len(upstream.requests) == 4
+
+
+async def test_upstream_errors_and_truncated_answers_are_not_stored(write_pipeline, lynkr, tmp_path):
+    msg = text_message("cut off")
+    msg["stop_reason"] = "max_tokens"
+    up = AnthropicUpstream(lambda body: msg)
+    up.fail_next.append((529, {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}))
+    runner, up_url = await start_app(up.app())
+    try:
+        engine, url = await lynkr(write_pipeline(pipeline(up_url, tmp_path, SEM % "")))
+        body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": Q1}]}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(2):      # the first meets a 529 (retried or not), then max_tokens answers
+                async with s.post(url + "/v1/messages", json=body) as r:
+                    await r.read()
+                await settle(engine)
+        assert len(engine.current.stages["cache"].index) == 0
+    finally:
+        await runner.cleanup()
+
+
+async def test_embedding_failure_fails_open(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+    stage = engine.current.stages["cache"]
+
+    class Broken:
+        dim = stage.embedder.dim
+
+        def embed(self, texts):
+            raise RuntimeError("onnx session died")
+    stage.embedder = Broken()
+    async with aiohttp.ClientSession() as s:
+        st, h, text, _ = await ask(s, url, "anthropic", Q1)
+    assert st == 200 and text.startswith("Answer number 1")
+    await settle(engine)
+    engine.writer.flush()
+    from lynkr.telemetry.reports import run_query
+    _, rows = run_query(str(tmp_path / "telemetry.duckdb"),
+                        "SELECT outcome, detail FROM stage_events WHERE stage_id = 'cache' AND phase = 'run'")
+    assert rows[0][0] == "failed_open" and "onnx session died" in rows[0][1]
+
+
+def test_bad_model_path_is_a_load_time_error(tmp_path):
+    from lynkr.engine.pipeline import load_pipeline
+
+    p = tmp_path / "p.yaml"
+    p.write_text(pipeline("http://127.0.0.1:9", tmp_path, SEM % f", model_path: {tmp_path}/no-such-model"))
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(p)
+    msg = str(e.value)
+    assert "no-such-model" in msg and "p.yaml" in msg and "model_path" in msg
+    (tmp_path / "empty").mkdir()
+    p.write_text(pipeline("http://127.0.0.1:9", tmp_path, SEM % f", model_path: {tmp_path}/empty"))
+    with pytest.raises(ConfigError) as e:
+        load_pipeline(p)
+    assert str(tmp_path / "empty") in str(e.value)
