@@ -21,6 +21,7 @@ _ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b(?:Error|Except
 # short outputs, and it bounds the work on a 60 KB body.
 _ERROR_SCAN_CHARS = 2000
 _RECENT_RESULTS = 3
+_TURNS_COUNTED = 10
 
 
 def strip_harness(text: str) -> str:
@@ -98,6 +99,8 @@ def read_conversation(request: dict) -> Conversation:
                 if isinstance(b, dict) and b.get("type") == "tool_result" and results_seen < _RECENT_RESULTS:
                     results_seen += 1
                     conv.tool_errors += _result_failed(b)
+        if conv.ask and conv.human_turns >= _TURNS_COUNTED:
+            break                    # the conversation dimension is saturated; older turns cost time only
         text = _human_text(blocks)
         if text:
             conv.human_turns += 1
