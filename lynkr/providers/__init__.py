@@ -59,4 +59,5 @@ def build_providers(cfg: LoadedConfig) -> dict[str, Provider]:
             for key, message in cls.check(name, conf):
                 raise cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
         out[name] = cls(name, conf)
+        out[name].models = cfg.data.get("models") or {}
     return out

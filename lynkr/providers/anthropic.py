@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import orjson
 
 from ..exchange import Exchange, Response
-from ..wire.canonical import for_anthropic_upstream
+from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
 from ..wire.sse import RawEvent, iter_sse
 from .base import Provider
 from .prepare import clamp_max_tokens, strip_billing
@@ -100,7 +100,7 @@ def _foreign(block: dict) -> bool:
     if block.get("type") != "thinking":
         return False
     sig = block.get("signature") or ""
-    return not sig or sig.startswith("gemini:")
+    return not sig or sig == SYNTHETIC_SIGNATURE or sig.startswith("gemini:")
 
 
 async def _events(resp):

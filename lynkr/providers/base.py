@@ -30,6 +30,7 @@ class Provider:
         self.base_url = (config.get("base_url") or "").rstrip("/")
         self.api_key = config.get("api_key") or None
         self._session: aiohttp.ClientSession | None = None
+        self.models: dict = {}        # the pipeline's `models:` table (build_providers sets it)
 
     @classmethod
     def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
@@ -58,6 +59,9 @@ class Provider:
     def model_limit(self, model: str) -> int | None:
         """The model's max output tokens when the pipeline's `models:` table or the provider's
         `max_output` says so; requests above it are clamped instead of rejected upstream."""
+        entry = self.models.get(model)
+        if isinstance(entry, dict) and entry.get("max_output"):
+            return int(entry["max_output"])
         limits = self.config.get("max_output")
         if isinstance(limits, int):
             return limits

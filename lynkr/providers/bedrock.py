@@ -23,6 +23,7 @@ import orjson
 
 from ..errors import ProxyError
 from ..exchange import Exchange, Response
+from ..wire.canonical import SYNTHETIC_SIGNATURE
 from .base import Provider, missing_message
 from .prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
 from .resilience import upstream_error
@@ -82,7 +83,8 @@ def _content(blocks: list, names: ToolNames, seen_tools: dict) -> list[dict]:
                                        "status": "error" if b.get("is_error") else "success"}})
         elif t == "thinking":
             # Only a real signature can go back; a synthetic one (from another provider) would be rejected.
-            if b.get("signature") and b.get("thinking"):
+            sig = b.get("signature") or ""
+            if sig and b.get("thinking") and sig != SYNTHETIC_SIGNATURE and not sig.startswith("gemini:"):
                 out.append({"reasoningContent": {"reasoningText": {"text": b["thinking"], "signature": b["signature"]}}})
         elif t == "redacted_thinking":
             if b.get("data"):

@@ -18,6 +18,7 @@ import orjson
 
 from ..errors import ProxyError
 from ..exchange import Exchange, Response
+from ..wire.canonical import SYNTHETIC_SIGNATURE
 from ..wire.sse import iter_sse
 from .base import Provider
 from .prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
@@ -169,7 +170,7 @@ def _blocks(parts: list, names: ToolNames) -> list[dict]:
         sig = p.get("thoughtSignature")
         if p.get("thought"):
             out.append({"type": "thinking", "thinking": p.get("text", ""),
-                        "signature": SIG_PREFIX + sig if sig else ""})
+                        "signature": SIG_PREFIX + sig if sig else SYNTHETIC_SIGNATURE})
             continue
         if sig:
             out.append({"type": "thinking", "thinking": "", "signature": SIG_PREFIX + sig})
@@ -244,7 +245,8 @@ class GeminiProvider(Provider):
                     usage = _usage(d["usageMetadata"])
                 for b in _blocks(parts, names):
                     if b["type"] == "thinking":
-                        evs = eb.thinking(b["thinking"], b["signature"] or None)
+                        real = b["signature"] if b["signature"].startswith(SIG_PREFIX) else None
+                        evs = eb.thinking(b["thinking"], real)
                         if not b["thinking"]:
                             evs += eb._close()    # an empty carrier block must not merge into the next thought
                     elif b["type"] == "text":

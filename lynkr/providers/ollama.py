@@ -18,6 +18,7 @@ import orjson
 
 from ..errors import ProxyError
 from ..exchange import Exchange, Response
+from ..wire.canonical import SYNTHETIC_SIGNATURE
 from .base import Provider
 from .prepare import block_text, prune_schema, strip_billing, system_text, tool_result_text
 from .stream import EventBuilder, new_message_id, new_tool_id
@@ -119,7 +120,7 @@ def message_from_ollama(d: dict, model: str) -> dict:
     msg = d.get("message") or {}
     content: list[dict] = []
     if msg.get("thinking"):
-        content.append({"type": "thinking", "thinking": msg["thinking"], "signature": ""})
+        content.append({"type": "thinking", "thinking": msg["thinking"], "signature": SYNTHETIC_SIGNATURE})
     if msg.get("content"):
         content.append({"type": "text", "text": msg["content"]})
     calls = msg.get("tool_calls") or []

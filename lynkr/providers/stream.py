@@ -8,6 +8,8 @@ import uuid
 
 import orjson
 
+from ..wire.canonical import SYNTHETIC_SIGNATURE
+
 __all__ = ["EventBuilder", "new_message_id", "new_tool_id"]
 
 
@@ -27,6 +29,7 @@ class EventBuilder:
         self.open: str | None = None          # type of the block currently open
         self.tool_called = False
         self.started = False
+        self.signed = False                   # the open thinking block got a signature
 
     def start(self, message_id: str | None = None) -> list[dict]:
         self.started = True
@@ -38,8 +41,15 @@ class EventBuilder:
     def _close(self) -> list[dict]:
         if self.open is None:
             return []
+        out = []
+        if self.open == "thinking" and not self.signed:
+            # Clients expect every thinking block signed; this marker tells the Anthropic adapter
+            # (and the wire module) to drop the block rather than send it to a real Claude.
+            out.append({"type": "content_block_delta", "index": self.index,
+                        "delta": {"type": "signature_delta", "signature": SYNTHETIC_SIGNATURE}})
         self.open = None
-        return [{"type": "content_block_stop", "index": self.index}]
+        out.append({"type": "content_block_stop", "index": self.index})
+        return out
 
     def _open(self, block: dict) -> list[dict]:
         out = self._close()
@@ -57,10 +67,13 @@ class EventBuilder:
 
     def thinking(self, text: str = "", signature: str | None = None) -> list[dict]:
         out = [] if self.open == "thinking" else self._open({"type": "thinking", "thinking": "", "signature": ""})
+        if out:
+            self.signed = False
         if text:
             out.append({"type": "content_block_delta", "index": self.index,
                         "delta": {"type": "thinking_delta", "thinking": text}})
         if signature:
+            self.signed = True
             out.append({"type": "content_block_delta", "index": self.index,
                         "delta": {"type": "signature_delta", "signature": signature}})
         return out
