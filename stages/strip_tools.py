@@ -164,6 +164,7 @@ class StripTools(Stage):
             path = options["model_path"] or os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
+        self._relevance: dict[tuple, bool] = {}
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:
@@ -173,6 +174,16 @@ class StripTools(Stage):
         return "h:" + hashlib.sha256(orjson.dumps(msgs[0])).hexdigest()[:24]
 
     def relevant(self, tool: dict, texts: list[str]) -> bool:
+        # Every turn of an agent loop asks the same question again: remember the answer.
+        key = (tool.get("name"), hash(tool.get("description")), hash(tuple(texts)))
+        hit = self._relevance.get(key)
+        if hit is None:
+            if len(self._relevance) > 50_000:
+                self._relevance.clear()
+            hit = self._relevance[key] = self._relevant(tool, texts)
+        return hit
+
+    def _relevant(self, tool: dict, texts: list[str]) -> bool:
         words = {w.lower() for t in texts for w in _WORD.findall(t)}
         cut = self.options["name_cutoff"]
         name = str(tool.get("name") or "")

@@ -102,24 +102,27 @@ def encode(text: str, *, max_depth: int = 32, max_chars: int = 2_000_000, use_he
     value, why = parse_json(text, max_depth)
     if why:
         return text, why
-    best_text, best_how, best_n = text, "as_is", count_text(text)
     compact = _canonical(value)
-    n = count_text(compact)
-    if n < best_n:
-        best_text, best_how, best_n = compact, "json", n
-    for delim in _DELIMITERS:
+    candidates = [(count_text(text), 0, text, "as_is", None), (count_text(compact), 1, compact, "json", None)]
+    for rank, delim in enumerate(_DELIMITERS, start=2):
         try:
             doc = toon_format.encode(value, delimiter=delim)
-            same = _canonical(toon_format.decode(doc)) == compact
-        except (TypeError, ValueError, RecursionError, toon_format.ToonDecodeError):
+        except (TypeError, ValueError, RecursionError):
             continue
-        if not same:
-            continue
-        doc = f"{header(delim)}\n{doc}" if use_header else doc
-        n = count_text(doc)
-        if n < best_n:
-            best_text, best_how, best_n = doc, f"toon:{_DELIMITERS[delim]}", n
-    return best_text, best_how
+        shown = f"{header(delim)}\n{doc}" if use_header else doc
+        candidates.append((count_text(shown), rank, shown, f"toon:{_DELIMITERS[delim]}", doc))
+        if '"' not in doc:
+            break           # nothing needed quoting: another delimiter cannot do better
+    # Smallest first (ties: as-is, then JSON, then TOON); TOON only once it decodes to exactly `value`.
+    for _n, _rank, shown, how, doc in sorted(candidates, key=lambda c: c[:2]):
+        if doc is None:
+            return shown, how
+        try:
+            if _canonical(toon_format.decode(doc)) == compact:
+                return shown, how
+        except (ValueError, RecursionError, toon_format.ToonDecodeError):
+            pass
+    return text, "as_is"
 
 
 class _Memo:
