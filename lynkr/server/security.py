@@ -46,17 +46,25 @@ LAG_SAMPLE_S = 0.05
 # instead of flapping on each 50 ms sample.
 LAG_DECAY = 0.8
 
-_OPENAI_PATHS = {"/v1/chat/completions": "openai_chat", "/chat/completions": "openai_chat",
-                 "/v1/responses": "openai_responses", "/responses": "openai_responses"}
+# Paths with their own protection (admin token) or none by design (probes, Claude Code's warm-up).
+# Everything else is client API: a path added later is behind client keys unless listed here.
+_NOT_CLIENT = ("/health", "/v1/admin", "/dashboard", "/metrics")
+_OPEN_EXACT = {"/", "/api/hello"}
+_OPENAI_SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/models")
 
 
 def is_client_path(path: str) -> bool:
-    """The client API: everything under /v1/ except the admin endpoints (they have their own token)."""
-    return (path.startswith("/v1/") and not path.startswith("/v1/admin")) or path in _OPENAI_PATHS
+    if path in _OPEN_EXACT:
+        return False
+    return not any(path == p or path.startswith(p + "/") for p in _NOT_CLIENT)
+
+
+def _is_openai(path: str) -> bool:
+    return path.rstrip("/").endswith(_OPENAI_SUFFIXES)
 
 
 class _OpenAIErrors:
-    """Until lynkr.wire.openai_* exist: the OpenAI error envelope, same status and retry headers."""
+    """If lynkr.wire.openai_* cannot be imported: the OpenAI error envelope, same status and retry headers."""
 
     @staticmethod
     def error_response(err: ProxyError) -> web.Response:
@@ -72,8 +80,8 @@ class _OpenAIErrors:
 
 def protocol_for_path(path: str):
     """The wire module whose error envelope a client on this path understands."""
-    name = _OPENAI_PATHS.get(path.rstrip("/"))
-    if name is not None:
+    if _is_openai(path):
+        name = "openai_responses" if path.rstrip("/").endswith("/responses") else "openai_chat"
         try:
             mod = importlib.import_module(f"lynkr.wire.{name}")
             if hasattr(mod, "error_response"):
@@ -211,7 +219,7 @@ async def guard(request: web.Request, handler):
     if why is not None:
         shedder.shed += 1
         # Anthropic's SDKs retry 529 overloaded_error; OpenAI's retry 503.
-        overloaded = 503 if request.path.rstrip("/") in _OPENAI_PATHS else 529
+        overloaded = 503 if _is_openai(request.path) else 529
         return _refuse(request, ProxyError(overloaded, f"Lynkr is overloaded ({why}); retry shortly",
                                            type="overloaded_error", retry_after=s.retry_after, retryable=True))
 
