@@ -196,3 +196,35 @@ async def test_all_fallbacks_fail_relays_primary_error(runners, lynkr, write_pip
     status, headers, out = await post(base, body(True))
     assert status == 503 and out["error"]["message"] == "primary overloaded"
     assert "x-lynkr-fallback" not in headers
+
+
+async def _post_openai(base, path, payload):
+    import aiohttp
+    import orjson
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as s:
+        async with s.post(base + path, json=payload) as r:
+            return r.status, r.headers.copy(), await r.read()
+
+
+async def test_openai_clients_get_errors_in_their_own_shape(runners, lynkr, write_pipeline):
+    """Chat Completions and Responses clients see the same failures in their protocols: an HTTP
+    error body before the first byte, an error event after it."""
+    import orjson
+    primary, _b, base, _e = await setup("ollama", runners, lynkr, write_pipeline, fallback=False,
+                                        primary_script=[Answer(text="one two three four five six seven")])
+    primary.faults.append({"status": 429, "retry_after": 100})
+    chat = {"model": "gpt-x", "messages": [{"role": "user", "content": "hi"}]}
+    status, headers, raw = await _post_openai(base, "/v1/chat/completions", chat)
+    assert status == 429 and headers["x-lynkr-provider"] == "p"
+    err = orjson.loads(raw)["error"]
+    assert err["message"] == "simulated 429" and "type" in err
+    primary.faults.append({"die_after": 3})
+    status, _h, raw = await _post_openai(base, "/v1/chat/completions", {**chat, "stream": True})
+    assert status == 200
+    frames = [f for f in raw.decode().split("\n\n") if f.startswith("data: ")]
+    assert any('"error"' in f for f in frames), frames
+    primary.faults.append({"die_after": 3})
+    status, _h, raw = await _post_openai(base, "/v1/responses", {"model": "gpt-x", "input": "hi", "stream": True})
+    assert status == 200
+    assert b"response.failed" in raw or b"event: error" in raw, raw[-400:]
+    assert b"response.completed" not in raw
