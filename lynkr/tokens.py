@@ -8,7 +8,7 @@ every turn, so after the first turn almost every block is a cache hit.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from collections import OrderedDict
 
 import orjson
 
@@ -46,17 +46,27 @@ def encoding():
     return _enc
 
 
-@lru_cache(maxsize=16384)
-def _count_cached(text: str) -> int:
-    return len(encoding().encode_ordinary(text))
+# (length, hash) -> count. Keyed by the text's hash rather than the text so the cache holds ints,
+# not every tool result of every session (an lru_cache on the text would keep them all alive).
+_counts: OrderedDict[tuple[int, int], int] = OrderedDict()
+_COUNTS_MAX = 65536
 
 
 def count_text(text: str) -> int:
     if not text:
         return 0
-    if len(text) > 200_000:         # too big to be worth caching
-        return len(encoding().encode_ordinary(text))
-    return _count_cached(text)
+    key = (len(text), hash(text))
+    with _lock:
+        hit = _counts.get(key)
+        if hit is not None:
+            _counts.move_to_end(key)
+            return hit
+    n = len(encoding().encode_ordinary(text))
+    with _lock:
+        _counts[key] = n
+        if len(_counts) > _COUNTS_MAX:
+            _counts.popitem(last=False)
+    return n
 
 
 def count_value(value) -> int:

@@ -1,0 +1,36 @@
+"""Token estimates: cl100k_base counts, cached by hash (never holding the texts), request totals."""
+import json
+
+import tiktoken
+
+from lynkr import tokens
+from lynkr.tokens import count_request, count_text
+from tests.conftest import FIXTURES
+
+
+def test_counts_are_cl100k_and_cached_without_keeping_texts():
+    enc = tiktoken.get_encoding("cl100k_base")
+    text = "def add(a, b):\n    return a + b  # ünïcode ✓\n" * 50
+    assert count_text(text) == len(enc.encode_ordinary(text))
+    assert count_text(text) == len(enc.encode_ordinary(text))      # from the cache
+    assert all(isinstance(k, tuple) and isinstance(v, int) for k, v in list(tokens._counts.items())[:50])
+    assert count_text("") == 0
+
+
+def test_count_request_covers_system_messages_and_tools():
+    body = {"system": [{"type": "text", "text": "You are terse."}],
+            "tools": [{"name": "Read", "description": "Reads a file.", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hello there"}]}]}
+    n = count_request(body)
+    assert n == count_request({**body, "tools": []}) + count_text("Read") + count_text("Reads a file.") \
+        + count_text('{"type":"object"}')
+    assert count_request({**body, "system": []}) < n
+
+
+def test_fixture_bodies_count_close_to_their_json_size():
+    for path in list(FIXTURES.rglob("req_000.json"))[:2]:
+        body = json.loads(path.read_text())["body"]
+        if "messages" not in body:
+            continue
+        n = count_request(body)
+        assert len(json.dumps(body)) / 8 < n < len(json.dumps(body)) / 2
