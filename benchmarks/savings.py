@@ -227,10 +227,10 @@ def sessions() -> dict:
 # -- 4. per-stage cost -----------------------------------------------------------------------------
 
 def stage_costs(repeat: int = 25) -> dict:
-    path = next(FIXTURES.glob("claude-code/*/req_001.json"))
-    _route, _h, body = load_request_file(str(path))
+    path = next(FIXTURES.glob("claude-code/*/req_004.json"))      # the longest body of the session
+    _route, headers, body = load_request_file(str(path))
     req = canonical(path)
-    size = len(json.dumps(body, separators=(",", ":")).encode())
+    size = int(headers.get("Content-Length") or len(json.dumps(body, separators=(",", ":")).encode()))
     keep = default_keep()
     makers = {"strip_tools": lambda: stage(StripTools, keep=keep), "toon": lambda: stage(Toon),
               "crush (keep_last 0)": lambda: stage(Crush, keep_last=0)}
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
         for s, r in v["sessions"].items():
             print(f"    {s}: {r['client']} → {r['upstream']} ({pct(r['client'], r['upstream'])}%), violations {r['violations']}")
     c = res["cost"]
-    print(f"== per-stage cost on the {c['body_bytes'] // 1024} KB Claude Code body (median µs, cold / warm)")
+    print(f"== per-stage cost on the {c['body_bytes'] / 1000:.0f} KB Claude Code body (median µs, cold / warm)")
     for k, v in c.items():
         if isinstance(v, dict):
             print(f"  {k:<20} {v['cold_median_us']:>8} / {v['warm_median_us']:>6}")
