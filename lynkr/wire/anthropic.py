@@ -16,6 +16,7 @@ from .sse import sse_event
 __all__ = ["CLIENT", "to_canonical", "render", "error_response", "error_event"]
 
 CLIENT = "anthropic"
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 def to_canonical(body) -> dict:
@@ -87,7 +88,7 @@ def error_event(err: ProxyError) -> bytes:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .events import MessageAccumulator, collect, message_to_events, with_pings
+    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
 
     resp = x.response
     headers = lynkr_headers(x)
@@ -112,18 +113,23 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     await out.prepare(request)
     acc = MessageAccumulator()
     stopped = False
-    try:
-        async for ev in with_pings(events, _ping_interval(x)):
-            t = ev.get("type", "message")
-            if t != "ping":
+    # Pings only after message_start: Claude Code rejects any event before it.
+    async with KeepAlive(out.write, PING, _ping_interval(x), armed=False) as ka:
+        try:
+            async for ev in events:
+                t = ev.get("type", "message")
                 acc.feed(ev)
-            stopped = stopped or t == "message_stop"
-            await out.write(sse_event(t, ev))
-        if not stopped:
-            # Ending without message_stop leaves Claude Code guessing; say what happened.
-            raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
-    except ProxyError as e:
-        await out.write(error_event(e))
+                stopped = stopped or t == "message_stop"
+                await out.write(sse_event(t, ev))
+                ka.touch()
+                ka.armed = True
+            if not stopped:
+                # Ending without message_stop leaves Claude Code guessing; say what happened.
+                raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
+        except ProxyError as e:
+            ka.armed = False
+            await out.write(error_event(e))
+        ka.armed = False
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage

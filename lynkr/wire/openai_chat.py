@@ -659,8 +659,8 @@ def _chat_id(mid) -> str:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .anthropic import lynkr_headers
-    from .events import MessageAccumulator, collect, message_to_events, with_pings
+    from .anthropic import _ping_interval, lynkr_headers
+    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
 
     resp = x.response
     headers = lynkr_headers(x)
@@ -695,45 +695,44 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     def chunk(delta: dict, finish_reason=None) -> bytes:
         return sse_data({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model or "",
                          "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
-    try:
-        async for ev in with_pings(events):
-            t = ev.get("type")
-            if t == "ping":
-                await out.write(b": ping\n\n")
-                continue
-            acc.feed(ev)
-            if t == "message_start":
-                m = ev.get("message") or {}
-                cid = _chat_id(m.get("id"))
-                model = model or m.get("model")
-                await out.write(chunk({"role": "assistant", "content": ""}))
-            elif t == "content_block_start":
-                b = ev.get("content_block") or {}
-                if b.get("type") in ("tool_use", "server_tool_use"):
-                    tool_pos += 1
-                    tool_called = True
-                    await out.write(chunk({"tool_calls": [{"index": tool_pos, "id": b.get("id"), "type": "function",
-                                                           "function": {"name": b.get("name"), "arguments": ""}}]}))
-            elif t == "content_block_delta":
-                d = ev.get("delta") or {}
-                dt = d.get("type")
-                if dt == "text_delta":
-                    await out.write(chunk({"content": d.get("text", "")}))
-                elif dt == "input_json_delta" and d.get("partial_json"):
-                    await out.write(chunk({"tool_calls": [{"index": tool_pos, "function": {"arguments": d["partial_json"]}}]}))
-                elif dt == "thinking_delta":
-                    await out.write(chunk({"reasoning_content": d.get("thinking", "")}))
-            elif t == "message_delta":
-                finish = (ev.get("delta") or {}).get("stop_reason") or finish
-            elif t == "error":
-                raise ProxyError(500, ((ev.get("error") or {}).get("message")) or "upstream error")
-        await out.write(chunk({}, stop_to_finish(finish, tool_called)))
-        if include_usage:
-            await out.write(sse_data({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                      "model": model or "", "choices": [], "usage": usage_to_openai(acc.usage)}))
-        await out.write(b"data: [DONE]\n\n")
-    except ProxyError as e:
-        await out.write(sse_data(error_body(e)))
+    async with KeepAlive(out.write, b": ping\n\n", _ping_interval(x)) as ka:
+        try:
+            async for ev in events:
+                ka.touch()
+                t = ev.get("type")
+                acc.feed(ev)
+                if t == "message_start":
+                    m = ev.get("message") or {}
+                    cid = _chat_id(m.get("id"))
+                    model = model or m.get("model")
+                    await out.write(chunk({"role": "assistant", "content": ""}))
+                elif t == "content_block_start":
+                    b = ev.get("content_block") or {}
+                    if b.get("type") in ("tool_use", "server_tool_use"):
+                        tool_pos += 1
+                        tool_called = True
+                        await out.write(chunk({"tool_calls": [{"index": tool_pos, "id": b.get("id"), "type": "function",
+                                                               "function": {"name": b.get("name"), "arguments": ""}}]}))
+                elif t == "content_block_delta":
+                    d = ev.get("delta") or {}
+                    dt = d.get("type")
+                    if dt == "text_delta":
+                        await out.write(chunk({"content": d.get("text", "")}))
+                    elif dt == "input_json_delta" and d.get("partial_json"):
+                        await out.write(chunk({"tool_calls": [{"index": tool_pos, "function": {"arguments": d["partial_json"]}}]}))
+                    elif dt == "thinking_delta":
+                        await out.write(chunk({"reasoning_content": d.get("thinking", "")}))
+                elif t == "message_delta":
+                    finish = (ev.get("delta") or {}).get("stop_reason") or finish
+                elif t == "error":
+                    raise ProxyError(500, ((ev.get("error") or {}).get("message")) or "upstream error")
+            await out.write(chunk({}, stop_to_finish(finish, tool_called)))
+            if include_usage:
+                await out.write(sse_data({"id": cid, "object": "chat.completion.chunk", "created": created,
+                                          "model": model or "", "choices": [], "usage": usage_to_openai(acc.usage)}))
+            await out.write(b"data: [DONE]\n\n")
+        except ProxyError as e:
+            await out.write(sse_data(error_body(e)))
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage

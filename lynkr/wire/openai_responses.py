@@ -775,8 +775,8 @@ class _Writer:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .anthropic import lynkr_headers
-    from .events import MessageAccumulator, collect, message_to_events, with_pings
+    from .anthropic import _ping_interval, lynkr_headers
+    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
 
     resp = x.response
     headers = lynkr_headers(x)
@@ -803,35 +803,34 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     w = _Writer(x, out)
     acc = MessageAccumulator()
     started = finished = False
-    try:
-        async for ev in with_pings(events):
-            t = ev.get("type")
-            if t == "ping":
-                await out.write(b": ping\n\n")
-                continue
-            acc.feed(ev)
-            if t == "message_start":
-                started = True
-                await w.start(ev.get("message") or {})
-            elif t == "content_block_start":
-                await w.block_start(ev.get("content_block") or {})
-            elif t == "content_block_delta":
-                await w.delta(ev.get("delta") or {})
-            elif t == "content_block_stop":
-                await w.block_stop()
-            elif t == "message_delta":
-                w.stop = (ev.get("delta") or {}).get("stop_reason") or w.stop
-            elif t == "message_stop":
-                await w.complete(acc.usage)
-                finished = True
-            elif t == "error":
-                raise ProxyError(502, ((ev.get("error") or {}).get("message")) or "upstream error")
-        if not finished:
-            raise ProxyError(502, "the upstream stream ended before the message was complete")
-    except ProxyError as e:
-        if not started:
-            await w.start({})
-        await w.fail(e)
+    async with KeepAlive(out.write, b": ping\n\n", _ping_interval(x)) as ka:
+        try:
+            async for ev in events:
+                ka.touch()
+                t = ev.get("type")
+                acc.feed(ev)
+                if t == "message_start":
+                    started = True
+                    await w.start(ev.get("message") or {})
+                elif t == "content_block_start":
+                    await w.block_start(ev.get("content_block") or {})
+                elif t == "content_block_delta":
+                    await w.delta(ev.get("delta") or {})
+                elif t == "content_block_stop":
+                    await w.block_stop()
+                elif t == "message_delta":
+                    w.stop = (ev.get("delta") or {}).get("stop_reason") or w.stop
+                elif t == "message_stop":
+                    await w.complete(acc.usage)
+                    finished = True
+                elif t == "error":
+                    raise ProxyError(502, ((ev.get("error") or {}).get("message")) or "upstream error")
+            if not finished:
+                raise ProxyError(502, "the upstream stream ended before the message was complete")
+        except ProxyError as e:
+            if not started:
+                await w.start({})
+            await w.fail(e)
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage
