@@ -3,7 +3,7 @@ words that differ change the answer.
 
     - id: cache
       uses: semantic_cache
-      with: {threshold: 0.85, ttl: 86400}
+      with: {threshold: 0.87, ttl: 86400}
 
 1. Only where a cached answer can be right: no tool calls or results in the conversation, at
    most `max_turns` user turns, no prefill, no attachments.
@@ -40,6 +40,7 @@ from lynkr.stage import Stage
 
 # One embedding thread for the process: the model is single-threaded and locked anyway, and a
 # dedicated thread keeps embeddings from queueing behind token counting in the default pool.
+DEFAULT_THRESHOLD = 0.87   # tuned on ../shared/eval: benchmarks/cache_quality.py, docs/cache.md
 _EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-embed")
 
 
@@ -51,7 +52,7 @@ class SemanticCache(Stage):
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.85,
+            "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULT_THRESHOLD,
                           "description": "Lowest cosine similarity (all-MiniLM-L6-v2) for a candidate; the guard "
                                          "then checks what differs. Tuned on ../shared/eval (docs/cache.md)."},
             "ttl": {"type": "number", "exclusiveMinimum": 0, "default": 86400,
@@ -84,7 +85,7 @@ class SemanticCache(Stage):
                        "description": "Skip lookups and stores (requests can also send `x-lynkr-cache: bypass`)."},
         },
     }
-    examples = ["- {id: cache, uses: semantic_cache, with: {threshold: 0.85, ttl: 86400}}"]
+    examples = ["- {id: cache, uses: semantic_cache, with: {threshold: 0.87, ttl: 86400}}"]
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)

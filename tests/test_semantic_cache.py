@@ -11,7 +11,7 @@ from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, to
 from tests.helpers.cache_clients import ask, pipeline
 from tests.conftest import start_app
 
-SEM = "  - {id: cache, uses: semantic_cache, with: {threshold: 0.85%s}}"
+SEM = "  - {id: cache, uses: semantic_cache, with: {threshold: 0.87%s}}"
 Q1 = "What is the difference between TCP and UDP?"
 Q1_PARAPHRASE = "How does TCP differ from UDP?"
 
@@ -53,7 +53,7 @@ async def test_hit_replays_in_each_protocol(protocol, stream, upstream, write_pi
         st, h, second, _ = await ask(s, url, protocol, Q1_PARAPHRASE, stream=stream)
     assert st == 200
     assert h["x-lynkr-cache"] == "semantic"
-    assert 0.85 <= float(h["x-lynkr-cache-similarity"]) <= 1.0
+    assert 0.87 <= float(h["x-lynkr-cache-similarity"]) <= 1.0
     assert second == first and first.startswith("Answer number 1")
     assert len(upstream.requests) == 1
 

@@ -130,8 +130,8 @@ _FILLER = {
     "at", "for", "with", "by", "about", "as", "into", "from", "and", "or", "but", "so", "if", "then", "than",
     "there", "here", "some", "any", "all", "every", "each", "please", "exactly", "actually", "really",
     "just", "also", "way", "ways", "best", "good", "correct", "proper", "properly", "right",
-    "explain", "tell", "describe", "meaning", "mean", "means", "use", "used", "using", "command", "syntax", "code", "example", "help", "need", "want", "like",
-    "get", "go", "going", "thing", "things", "something", "anything", "someone", "somebody", "one",
+    "explain", "tell", "describe", "meaning", "mean", "means", "purpose", "reason", "use", "used", "using", "command", "syntax", "code", "example", "help", "need", "want", "like",
+    "go", "going", "thing", "things", "something", "anything", "someone", "somebody", "one",
     "difference", "differ", "differs", "different", "between", "vs", "versus", "compare", "compared", "same",
     "function", "method", "called", "call", "does", "mean", "meant", "kind", "type", "sort", "quick",
     "quickly", "easy", "easiest", "simple", "simplest", "fastest", "recommended", "idiomatic",
@@ -143,7 +143,7 @@ _FILLER = {
 _SYNONYMS = [
     {"undo", "revert", "roll back", "rollback"}, {"make", "creat", "build", "generat"},
     {"delet", "remov", "eras", "rm"}, {"exit", "quit", "leav", "close"}, {"show", "list", "display", "print", "see", "view"},
-    {"find", "check", "see", "determin", "identifi", "get", "know", "tell", "detect"},
+    {"find", "check", "see", "determin", "identifi", "get", "obtain", "know", "tell", "detect"},
     {"combin", "squash", "merg"}, {"recent", "latest", "last", "previous"}, {"rename", "renam"},
     {"big-o", "complex", "time complex"}, {"program", "code", "script"}, {"error", "except"},
     {"folder", "directori", "dir"}, {"file", "files"}, {"fix", "solv", "resolv", "repair"},
@@ -164,6 +164,7 @@ _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\w.\-~]*/)+[\w.\-]+|[\w\-]+\.(?:py|js|ts|
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:\s?(?:%|ms|s|sec|secs|seconds?|minutes?|mins?|hours?|h|days?|"
                      r"kb|mb|gb|tb|k|m|px|em|rem|x|gib|mib|bytes?|bits?|fps|hz|khz|mhz|ghz))?(?![\w])", re.I)
 _TOKEN = re.compile(r"[A-Za-z_][\w]*(?:[.:\-]{1,2}[A-Za-z_][\w]*)*(?:\(\))?|--?[A-Za-z][\w\-]*|\d+(?:\.\d+)*|[#+]+", re.U)
+_OPERATOR = re.compile(r"(?!\.\.)[=!<>&|+\-*/%^~:?.]{2,}(?![\w])|(?<=\s)[=<>!&|^~%*/+\-](?=\s)")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2,}[a-z]")
 
 
@@ -213,6 +214,7 @@ class Features:
     entities: tuple                                   # capitalised words inside a sentence (names, places)
     questions: frozenset                              # kinds of question asked: why, where, yesno, …
     sentences: int
+    person: frozenset                                 # who asks about whom: "1" (I, my), "2" (you, your)
     tokens: tuple                                     # stemmed words, in order (for the edit check)
     content: tuple                                    # stemmed words minus filler, in order
 
@@ -230,6 +232,7 @@ def features(text: str) -> Features:
         num = re.sub(r"\s+", "", m.group(0).lower()).replace(",", "")
         numbers.append(_normalise_unit(num))
     raw_tokens = [t for t in _TOKEN.findall(text)]
+    operators = _OPERATOR.findall(text)
     words: list[str] = []
     identifiers: list[str] = []
     tech: set[str] = set()
@@ -254,14 +257,14 @@ def features(text: str) -> Features:
             negations += 1
         words.append(low)
     text_low = " " + " ".join(words) + " "
-    stems = [_stem(w) for w in words]
+    stems = [w if w in _FILLER else _stem(w) for w in words]
     stem_set = set(stems) | set(words)
     opposites = []
     for group in _STEMMED_OPPOSITES:
         named = frozenset(j for j, cls in enumerate(group)
                           if any((w in stem_set) if " " not in w else (f" {w} " in text_low) for w in cls))
         opposites.append(named)
-    content = tuple(s for s, w in zip(stems, words) if w not in _FILLER and s not in _FILLER_STEMS)
+    content = tuple(_TECH_ALIASES.get(w, s) for s, w in zip(stems, words) if w not in _FILLER and s not in _FILLER_STEMS)
     entities = []
     for i, tok in enumerate(raw_tokens):
         # A capitalised word that does not open a sentence, and is not a tech name or an
@@ -280,13 +283,28 @@ def features(text: str) -> Features:
         questions.add("compare")
     if _MECHANISM.search(text_low):
         questions.add("mechanism")
+    if _COMPOUND.search(text_low):
+        questions.add("compound")       # "what is X and how …": two questions in one
     for sent in re.split(r"(?<=[.?!])\s+", text.strip()):
         first = sent.split(None, 1)[0].lower() if sent.strip() else ""
         if first in _YESNO_OPENERS:
             questions.add("yesno")
     sentences = max(1, len([q for q in re.split(r"[?]+", text) if q.strip()]) if "?" in text else 1)
+    # "How do I/you …" asks for a procedure, anyone's: marked apart from a question about me
+    # ("should I", "my symptoms") or about you ("your dream"), which must then agree.
+    person = set()
+    rest = text_low
+    for m in _PROCEDURAL.finditer(text_low):
+        person.add("p1" if m.group(2) in ("i", "we") else "p2")
+    rest = _PROCEDURAL.sub(" how to ", rest)
+    rest = _REQUEST.sub(" ", rest)
+    if any(f" {w} " in rest for w in _FIRST_PERSON):
+        person.add("1")
+    if _SECOND_PERSON.search(rest):
+        person.add("2")
+    identifiers += operators                          # == vs ===, -> vs =>: different questions
     return Features(numbers=tuple(numbers), entities=tuple(entities), questions=frozenset(questions),
-                    sentences=sentences, identifiers=tuple(identifiers), quoted=quoted, paths=paths,
+                    sentences=sentences, person=frozenset(person), identifiers=tuple(identifiers), quoted=quoted, paths=paths,
                     tech=frozenset(tech), negations=negations, opposites=tuple(opposites), tokens=tuple(stems),
                     content=content)
 
@@ -311,6 +329,15 @@ _QUESTION_WORDS = {"why": "why", "purpose": "why", "reason": "why", "reasons": "
                    "when": "when", "who": "who", "whom": "who", "whose": "who"}
 _COMPARE = re.compile(r" (differen\w*|differ|differs|vs|versus|compare\w*|same (as|thing)|similar\w*|better|worse) ")
 _MECHANISM = re.compile(r" how (does|do|is|are|did|was|were) (?!i |you |we |one )(\w+ ){1,4}(work|works|done|made|happen|function) ")
+_ARTICLES = {"a", "an", "the", "some", "any"}
+_WH = {"what", "which", "how", "whats"}
+_FUNCTION = _ARTICLES | {"about", "in", "on", "at", "for", "of", "from", "to", "with", "into", "by", "over", "under",
+                         "my", "your", "his", "her", "their", "our", "its", "this", "that", "these", "those"}
+_FIRST_PERSON = {"i", "me", "my", "mine", "myself", "we", "us", "our", "ours"}
+_SECOND_PERSON = re.compile(r" (you|your|yours|yourself) ")
+_PROCEDURAL = re.compile(r" how (do|can|could|would|should|shall|will|to) (i|we|you|one) ")
+_REQUEST = re.compile(r" (can|could|would|will) you (please )?(explain|tell|show|help|give|describe|list|write|suggest) ")
+_COMPOUND = re.compile(r" and (how|why|where|when|what|which|who) ")
 _YESNO_OPENERS = {"is", "are", "was", "were", "do", "does", "did", "should", "will", "have", "has", "am",
                   "isn't", "aren't", "doesn't", "don't", "shall"}
 MAX_UNMATCHED = 1        # content words one side says and the other does not, before we call it a different question
@@ -348,7 +375,11 @@ def check(a: str, b: str) -> str | None:
         return "question"
     if fa.sentences != fb.sentences:
         return "questions"
-    if (fa.negations > 0) != (fb.negations > 0):
+    pa, pb = fa.person, fb.person
+    if ({"p1", "p2"} <= pa | pb and not ({"p1", "p2"} <= pa or {"p1", "p2"} <= pb)) or \
+            (pa & {"1", "2"}) != (pb & {"1", "2"}):
+        return "person"
+    if min(fa.negations, 2) != min(fb.negations, 2):       # "not X" vs "X"; "not X" vs "not X and not Y"
         return "negation"
     for ga, gb in zip(fa.opposites, fb.opposites):
         # Both name something from the same group, and not the same things: keep vs discard.
@@ -356,11 +387,13 @@ def check(a: str, b: str) -> str | None:
         if ga != gb and ga and gb:
             return "opposites"
     # The same words in another order around "to"/"from"/"than": "count to total" vs "total to count".
-    if set(fa.content) == set(fb.content) and fa.content != fb.content and (
+    if set(fa.content) == set(fb.content) and fa.content != fb.content and "compare" not in fa.questions and (
             _direction_flipped(fa.tokens, fb.tokens) or _direction_flipped(fb.tokens, fa.tokens)):
         return "direction"
     # Short prompts get no slack: in "how do spiders mate" every word is the question.
     slack = MAX_UNMATCHED if min(len(set(fa.content)), len(set(fb.content))) >= 3 else 0
+    if _preposition_swapped(fa.tokens, fb.tokens):
+        return "preposition"
     if _unmatched(fa.content, fb.content) > slack:
         return "coverage"
     reason = _small_edit(fa, fb)
@@ -403,6 +436,36 @@ def _unmatched(ca: tuple, cb: tuple) -> int:
     return missing
 
 
+_PREPOSITIONS = {"about", "in", "on", "at", "for", "of", "from", "to", "with", "into", "by", "over", "under",
+                 "within", "inside", "using", "via", "without", "against", "between", "toward", "towards"}
+_SAME_PREPOSITION = [{"in", "with", "using", "via", "within", "inside"}, {"toward", "towards", "to"}]
+
+
+def _preposition_triples(tokens: tuple) -> dict:
+    out = {}
+    skip = _ARTICLES | _FUNCTION - _PREPOSITIONS
+    for i, t in enumerate(tokens):
+        if t not in _PREPOSITIONS:
+            continue
+        x = next((w for w in reversed(tokens[:i]) if w not in skip), None)
+        y = next((w for w in tokens[i + 1:] if w not in skip), None)
+        if x and y and x not in _PREPOSITIONS and y not in _PREPOSITIONS:
+            out.setdefault((x, y), set()).add(t)
+    return out
+
+
+def _preposition_swapped(ta: tuple, tb: tuple) -> bool:
+    """'poems about India' vs 'poems in India': the same two words joined by another preposition."""
+    pa, pb = _preposition_triples(ta), _preposition_triples(tb)
+    for pair, preps in pa.items():
+        other = pb.get(pair)
+        if other is None or preps & other:
+            continue
+        if not any((preps | other) <= same for same in _SAME_PREPOSITION):
+            return True
+    return False
+
+
 def _canon(w: str) -> str:
     return _STEM_SYNONYM.get(w, w)
 
@@ -415,6 +478,13 @@ def _small_edit(fa: Features, fb: Features) -> str | None:
     if SequenceMatcher(a=ta, b=tb, autojunk=False).ratio() < NEAR_IDENTICAL and \
             SequenceMatcher(a=" ".join(fa.tokens), b=" ".join(fb.tokens), autojunk=False).ratio() < 0.85:
         return None
+    # In one sentence, a swapped preposition or possessive is the point: "poems about India" vs
+    # "poems in India", "make my account" vs "make an account".
+    for op, i1, i2, j1, j2 in SequenceMatcher(a=ta, b=tb, autojunk=False).get_opcodes():
+        if op == "replace":
+            sa, sb = set(ta[i1:i2]), set(tb[j1:j2])
+            if sa <= _FUNCTION and sb <= _FUNCTION and not (sa | sb) <= _ARTICLES and not (sa | sb) <= _WH:
+                return "edit"
     xa, xb = [_canon(w) for w in fa.content], [_canon(w) for w in fb.content]
     if xa == xb:
         return None
