@@ -174,3 +174,19 @@ def test_minify_drops_repeats_only():
         "mode": {"title": "Search mode", "enum": ["a", "b"], "description": "which mode"},
         "opt": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None}}, "required": ["query"]}
     assert tool["input_schema"]["$schema"]          # the client's object is not mutated
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
+def test_embedder_keeps_a_tool_the_words_do_not_name(monkeypatch):
+    import os
+    if not os.environ.get("LYNKR_EMBED_MODEL_PATH"):
+        pytest.skip("no local embedding model")
+    base = copy.deepcopy(tools_fixture())
+    base["messages"][0]["content"][-1] = {
+        "type": "text", "text": "Come back to this every ten minutes and keep polling the deploy until it finishes."}
+    words_only = names(run_stage(build_stage(StripTools, keep=["Bash"]), base).request["tools"])
+    assert "ScheduleWakeup" not in words_only
+    stage = build_stage(StripTools, keep=["Bash"], embed_threshold=0.25)
+    x = run_stage(stage, base)
+    assert "ScheduleWakeup" in names(x.request["tools"])
+    assert x.event(stage.id).detail["kept_for"] == {"ScheduleWakeup": "embedding"}
