@@ -267,3 +267,12 @@ async def test_dev_set_accuracy_and_no_under_routing(score):
         if r["tier"] in ("COMPLEX", "REASONING"):
             assert TIERS.index(r["tier"]) - TIERS.index(got) < 2, r["prompt"]
     assert exact / len(rows) >= 0.85
+
+
+async def test_a_title_in_a_real_task_is_not_a_side_request(score):
+    x = await run_stage(score, user_request("Create a React settings page with the title in the header, a dark "
+                                            "mode toggle persisted across the whole app, and tests."))
+    assert "side_request" not in x.vars and x.vars["tier"] != "SIMPLE"
+    y = await run_stage(score, user_request("Please write a 5-10 word title for the following conversation:\n"
+                                            "[Last 4 of 9 messages]\nRefactor the storage layer across the repo."))
+    assert y.vars["side_request"] == "title"

@@ -16,9 +16,15 @@ from .text import Conversation
 __all__ = ["side_request"]
 
 _PROBE_WORDS = {"quota", "count", "warmup", "ping", "test"}
-_TITLE = re.compile(
+# In a system prompt any "write a title" instruction marks a helper call. In a user message only
+# the harness's own wording does: "create a page with the title …" is a real task.
+_TITLE_SYSTEM = re.compile(
     r"\b(?:write|generate|create|come up with|suggest|extract)\b[^.\n]{0,60}\btitle\b|\b\d+-\d+ word title\b|"
     r"new conversation topic|isNewTopic|succinct title|user stepped away|recap what you were doing",
+    re.IGNORECASE)
+_TITLE_USER = re.compile(
+    r"\b\d+-\d+ word title\b|\btitle for (?:the|this) (?:following )?(?:conversation|session|chat)\b|"
+    r"respond with the title|new conversation topic|user stepped away and is coming back|recap what you were doing",
     re.IGNORECASE)
 
 
@@ -41,7 +47,7 @@ def side_request(request: dict, conv: Conversation, background_models: list[str]
         return "probe"
     if conv.messages <= 2 and last.strip().lower() in _PROBE_WORDS:
         return "probe"
-    if not conv.tools and (_TITLE.search(_system_text(request)) or _TITLE.search(last[:4000])):
+    if not conv.tools and (_TITLE_SYSTEM.search(_system_text(request)) or _TITLE_USER.search(last[:4000])):
         return "title"
     model = request.get("model")
     if isinstance(model, str) and any(fnmatch.fnmatchcase(model.lower(), p.lower()) for p in background_models):
