@@ -9,8 +9,10 @@ synthesised) before a body goes to a real Anthropic-compatible upstream.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
+from functools import lru_cache
 
 __all__ = [
     "SYNTHETIC_SIGNATURE", "BILLING_PREFIX", "usage_from_openai", "usage_to_openai", "usage_to_responses",
@@ -137,11 +139,14 @@ def image_url_of(block: dict) -> str | None:
 
 # ---- tool names -------------------------------------------------------------------------
 
+_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+@lru_cache(maxsize=4096)
 def short_name(name: str, limit: int = 64) -> str:
     """OpenAI limits function names to 64 [A-Za-z0-9_-] characters; MCP tool names can be longer.
     Deterministic, so the reverse map can be rebuilt from the request's tools."""
-    ok = all(c.isalnum() or c in "_-" for c in name) and name.isascii()
-    if len(name) <= limit and ok:
+    if len(name) <= limit and _NAME_OK.fullmatch(name):
         return name
     clean = "".join(c if (c.isascii() and (c.isalnum() or c in "_-")) else "_" for c in name)
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]

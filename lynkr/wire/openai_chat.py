@@ -428,14 +428,10 @@ def message_from_openai(resp: dict, request: dict | None = None) -> dict:
 
 
 class _Tool:
-    __slots__ = ("id", "name", "args", "index")
+    __slots__ = ("id", "name", "text")
 
     def __init__(self, id, name):
-        self.id, self.name, self.args, self.index = id, name, [], None
-
-    @property
-    def text(self) -> str:
-        return "".join(self.args)
+        self.id, self.name, self.text = id, name, ""
 
 
 async def events_from_openai(chunks, request: dict | None = None):
@@ -581,12 +577,12 @@ async def events_from_openai(chunks, request: dict | None = None):
                 if f.get("name") and not t.name:
                     t.name = f["name"]
                 acc = t.text
-                if acc and frag.startswith(acc) and len(frag) > len(acc):
+                if acc and len(frag) > len(acc) and frag.startswith(acc):
                     frag = frag[len(acc):]     # a server sending cumulative snapshots, not deltas
                 elif acc and frag == acc and complete_json(acc):
                     frag = ""
                 if frag:
-                    t.args.append(frag)
+                    t.text += frag
                     if t is live:
                         yield {"type": "content_block_delta", "index": index,
                                "delta": {"type": "input_json_delta", "partial_json": frag}}
