@@ -32,7 +32,8 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
     ("design", 1.0, _words(
         r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
         r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
-        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)", r"threat-model")),
+        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)", r"threat-model", r"justify", r"argue", r"work out",
+        r"determine whether", r"show (?:that|whether|why)", r"weigh")),
     ("build", 0.75, _words(
         r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
         r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
@@ -55,7 +56,10 @@ _WIDE = _words(r"across", r"all", r"every", r"entire", r"whole", r"everywhere", 
                r"repo(?:sitory)?", r"project-wide", r"end[- ]to[- ]end", r"system-wide", r"globally",
                r"multiple", r"several", r"each of")
 _STEP = _words(r"then", r"after that", r"afterwards", r"finally", r"first", r"next", r"including", r"with tests",
-               r"and (?:update|fix|add|make|write|run|check|verify|document|design|propose|recommend|explain|restructure)")
+               r"and (?:then )?(?:update|fix|add|make|write|run|check|verify|document|design|propose|recommend|explain|"
+               r"restructure|move|migrate|set up|deploy|measure|benchmark|test|integrate|remove|rename|wire|port)",
+               r"keep(?:ing)? (?:the |all |our |it )?[\w ]{0,30}(?:working|green|passing|identical|compatible)",
+               r"backwards? compatib\w*", r"without (?:breaking|downtime)", r"during the (?:transition|migration)")
 _COMPONENT = _words(
     r"api", r"apis", r"endpoints?", r"databases?", r"db", r"quer(?:y|ies)", r"schemas?", r"clients?", r"sdks?",
     r"servers?", r"services?", r"modules?", r"handlers?", r"layers?", r"frontend", r"backend", r"ui", r"cli",
@@ -66,7 +70,7 @@ _COMPONENT = _words(
 # Objects that are whole systems rather than a line or a function.
 _LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r"backend", r"layers?", r"flows?",
                 r"pipelines?", r"architectures?", r"infrastructure", r"platform", r"suites?", r"codebase",
-                r"monolith", r"microservices?", r"stack", r"workers?", r"framework")
+                r"monolith", r"monorepo", r"microservices?", r"stack", r"workers?", r"framework")
 # Objects no bigger than a function: the task is local however it is phrased.
 _SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
                 r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
@@ -83,7 +87,10 @@ _REASON_STRONG = _words(
     r"failure modes?", r"consistency model", r"time and space", r"(?:time|space) complexity", r"worst[- ]case",
     r"recommend(?:ation)?", r"root cause", r"audit(?:s|ing)?", r"assess(?:ment)?", r"interleavings?",
     r"critique", r"soundness", r"refut(?:e|ing)", r"weigh", r"correct under", r"safety and liveness",
-    r"(?:is|are|be|remains?) (?:safe|correct|sound|consistent) (?:under|when|if|against)")
+    r"(?:is|are|be|remains?) (?:safe|correct|sound|consistent) (?:under|when|if|against)",
+    r"design (?:a|an|the|our)", r"architect\w*", r"choose between", r"decide between", r"weigh(?:s|ing)?",
+    r"failure (?:handling|cases?|scenarios?)", r"memory model", r"big-o",
+    r"thread-safe(?:ty)?", r"correctness argument", r"counter-?example")
 _REASON_WEAK = _words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
@@ -100,7 +107,8 @@ RISK_DOMAINS: dict[str, re.Pattern] = {
     "concurrency": _words(
         r"concurren\w*", r"race conditions?", r"races?", r"deadlocks?", r"lock-free", r"mutex\w*", r"atomic\w*",
         r"thread-safe\w*", r"interleavings?", r"linearizab\w*", r"double[- ]\w+ing", r"idempoten\w*",
-        r"exactly-once", r"at-least-once", r"retr(?:y|ies)"),
+        r"exactly-once", r"at-least-once", r"retr(?:y|ies)", r"locking", r"memory model", r"volatile",
+        r"happens-before"),
     "data": _words(
         r"data loss", r"los(?:e|ing) data", r"corrupt\w*", r"migrations", r"schema migrations?",
         r"database migrations?", r"data migrations?", r"zero-downtime", r"shard\w*", r"replicas?", r"replication",
@@ -109,7 +117,8 @@ RISK_DOMAINS: dict[str, re.Pattern] = {
     "distributed": _words(
         r"distributed", r"multi-region", r"clusters?", r"consensus", r"network partitions?", r"kafka",
         r"rebalanc\w*", r"eventual(?:ly)? consisten\w*", r"cache invalidation", r"split[- ]brain",
-        r"leader election", r"clock skew", r"quorum", r"leases?", r"fencing", r"byzantine", r"gossip"),
+        r"leader election", r"clock skew", r"quorum", r"leases?", r"fencing", r"byzantine", r"gossip", r"raft",
+        r"paxos", r"active-active", r"crdts?", r"vector clocks?"),
     "money": _words(r"payments?", r"billing", r"charg(?:e|es|ed|ing)", r"invoices?", r"refunds?", r"money",
                     r"financial"),
     "production": _words(r"production", r"outages?", r"incidents?", r"downtime", r"customer-facing", r"hotfix"),
@@ -145,6 +154,10 @@ _OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|
 _QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
 _MIGRATING_VERBS = ("mov", "convert", "switch", "transition")
+_BIG_O = re.compile(r"\bo\((?:1|n|log n|n log n|n\^?2|n²|2\^n|n!)\)")
+_TO = re.compile(r"\bto\b")
+_SMALL_OBJECT = re.compile(r"\s+(?:this|that|the|a|my|our)?\s*(?:\w+\s+)?(?:function|method|snippet|loop|line|"
+                           r"variable|regex|query|one-liner|class)\b")
 _REQUEST_FORM = re.compile(r"(?:can|could|would|will) (?:you|u)\b")
 _NEGATION = re.compile(r"\b(?:not|no|never|without|nothing|none|neither|nor|isn't|aren't|wasn't|weren't|"
                        r"don't|doesn't|didn't|won't|can't|cannot|hardly|rather than|instead of)\b|n't\b")
@@ -212,9 +225,13 @@ def action(ask: str, low: str, conv: Conversation):
         for m in pattern.finditer(low):
             if _used_as_verb(low, m):
                 # "Move the jobs from cron to Celery" is a migration whatever the verb.
-                if (label == "edit" and m.group(0).startswith(_MIGRATING_VERBS) and _TRANSFORM.search(low)
-                        and not _SMALL.search(low)):
-                    return 0.75, f"build: {m.group(0)} from … to …"
+                after = low[m.end():m.end() + 80]
+                if (label == "edit" and m.group(0).startswith(_MIGRATING_VERBS) and not _SMALL.search(low)
+                        and (_TRANSFORM.search(low) or _TO.search(after))):
+                    return 0.75, f"build: {m.group(0)} … to …"
+                # "Refactor this function" is an edit: a big verb on a function-sized object.
+                if label == "build" and _SMALL_OBJECT.match(after):
+                    return 0.45, f"edit: {m.group(0)} (small target)"
                 return value, f"{label}: {m.group(0)}"
     return 0.0, ""
 
@@ -257,7 +274,7 @@ def small(ask: str, low: str, conv: Conversation):
 
 
 def reasoning(ask: str, low: str, conv: Conversation):
-    strong = _hits(_REASON_STRONG, low, negation=True)
+    strong = _hits(_REASON_STRONG, low, negation=True) + _BIG_O.findall(low)
     weak = _hits(_REASON_WEAK, low, negation=True)
     v = 0.4 * len(set(strong)) + 0.12 * len(set(weak))
     ev = sorted(set(strong)) + [f"({w})" for w in sorted(set(weak))]
