@@ -32,7 +32,7 @@ def by(rows, key):
 
 
 def test_lists_every_builtin_report(capsys):
-    assert sorted(list_reports()) == ALL
+    assert set(ALL) <= set(list_reports())       # other areas add their own (cache-stages)
     assert main(["report"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ALL) and "_priced" not in out

@@ -167,9 +167,8 @@ function kpis(data) {
   const r = data.reports;
   const total = rowsOf(r.savings).find((x) => x.stage === "TOTAL") || {};
   const cache = rowsOf(r.cache);
-  const withCache = cache.filter((c) => c.cache !== "(no cache stage)");
-  const hits = withCache.filter((c) => c.hit).reduce((s, c) => s + c.requests, 0);
-  const seen = withCache.reduce((s, c) => s + c.requests, 0);
+  const hits = cache.filter((c) => c.hit).reduce((s, c) => s + c.requests, 0);
+  const seen = cache.reduce((s, c) => s + c.requests, 0);
   const days = rowsOf(r["by-day"]);
   const cost = days.reduce((s, d) => s + (d.cost_usd || 0), 0);
   const errors = days.reduce((s, d) => s + (d.errors || 0), 0);
