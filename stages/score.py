@@ -3,7 +3,7 @@
     - id: score
       uses: score
       with:
-        thresholds: {MEDIUM: 7, COMPLEX: 25, REASONING: 50}
+        thresholds: {MEDIUM: 7, COMPLEX: 25, REASONING: 45}
         weights: {reasoning: 30}          # only the ones you change
 
 The score adds weighted dimensions read from what the user wrote (never from `<system-reminder>`
@@ -30,7 +30,7 @@ DEFAULT_WEIGHTS = {
     "length": 16, "code": 10, "named": 8, "action": 24, "scope": 22, "reasoning": 28, "risk": 14, "problem": 14,
     "question": -8, "small": -3, "agentic": 10, "conversation": 4,
 }
-DEFAULT_THRESHOLDS = {"MEDIUM": 7, "COMPLEX": 25, "REASONING": 50}
+DEFAULT_THRESHOLDS = {"MEDIUM": 7, "COMPLEX": 25, "REASONING": 45}
 
 _DIM_HELP = {
     "length": "words in the ask (full at 80)",

@@ -70,7 +70,7 @@ _COMPONENT = _words(
 # Objects that are whole systems rather than a line or a function.
 _LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r"backend", r"layers?", r"flows?",
                 r"pipelines?", r"architectures?", r"infrastructure", r"platform", r"suites?", r"codebase",
-                r"monolith", r"monorepo", r"microservices?", r"stack", r"workers?", r"framework")
+                r"monolith", r"monorepo", r"support", r"microservices?", r"stack", r"workers?", r"framework")
 # Objects no bigger than a function: the task is local however it is phrased.
 _SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
                 r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
@@ -90,7 +90,8 @@ _REASON_STRONG = _words(
     r"(?:is|are|be|remains?) (?:safe|correct|sound|consistent) (?:under|when|if|against)",
     r"design (?:a|an|the|our)", r"architect\w*", r"choose between", r"decide between", r"weigh(?:s|ing)?",
     r"failure (?:handling|cases?|scenarios?)", r"memory model", r"big-o",
-    r"thread-safe(?:ty)?", r"correctness argument", r"counter-?example")
+    r"thread-safe(?:ty)?", r"correctness argument", r"counter-?example", r"hypothes[ie]s", r"evidence",
+    r"distinguish", r"(?:security|privacy|performance|scalability) implications")
 _REASON_WEAK = _words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
@@ -155,6 +156,7 @@ _QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
 _MIGRATING_VERBS = ("mov", "convert", "switch", "transition")
 _BIG_O = re.compile(r"\bo\((?:1|n|log n|n log n|n\^?2|n²|2\^n|n!)\)")
+_CAUSE_GIVEN = re.compile(r"\b(?:because|caused by|due to)\b")
 _TO = re.compile(r"\bto\b")
 _SMALL_OBJECT = re.compile(r"\s+(?:this|that|the|a|my|our)?\s*(?:\w+\s+)?(?:function|method|snippet|loop|line|"
                            r"variable|regex|query|one-liner|class)\b")
@@ -296,6 +298,9 @@ def problem(ask: str, low: str, conv: Conversation):
     strong = set(_hits(_PROBLEM_STRONG, low, negation=True))
     weak = set(_hits(_PROBLEM_WEAK, low, negation=True))
     v = 0.45 * len(strong) + 0.15 * len(weak)
+    if _CAUSE_GIVEN.search(low):
+        v /= 2                       # "fails because of a hard-coded sleep": the diagnosis is done
+        weak.add("cause given")
     return min(1.0, v), ", ".join(sorted(strong) + [f"({w})" for w in sorted(weak)][:4])
 
 
