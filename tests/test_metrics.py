@@ -57,6 +57,8 @@ async def test_metrics_count_requests_errors_latency_tokens_and_reloads(anthropi
             m = parse(await r.text())
 
     assert total(m, "lynkr_requests_total") == 3
+    assert total(m, "lynkr_http_responses_total", route="/v1/messages") == 3
+    assert total(m, "lynkr_http_responses_total", route="/v1/messages", status="400") == 1
     assert total(m, "lynkr_requests_total", status="200", provider="up", model="claude-x", pipeline="metered") == 2
     assert total(m, "lynkr_requests_total", status="400") == 1
     assert total(m, "lynkr_errors_total", status="400") == 1
@@ -112,3 +114,22 @@ def test_histogram_buckets_are_cumulative():
     s = parse("# TYPE x histogram\n" + "\n".join(h.samples("x", {})) + "\n")
     assert [v for _l, v in s["x_bucket"]] == [2, 3, 4]
     assert total(s, "x_count") == 4 and abs(total(s, "x_sum") - 2.65) < 1e-9
+
+
+async def test_refusals_before_the_pipeline_are_counted(anthropic_upstream, write_pipeline, lynkr, tmp_path):
+    path = write_pipeline((PIPE % (anthropic_upstream.url, tmp_path / "r.duckdb")) + "server: {api_keys: [k1]}\n")
+    _engine, url = await lynkr(path)
+    body = {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/v1/messages", json=body) as r:
+            assert r.status == 401
+        async with s.post(url + "/v1/messages", json=body, headers={"x-api-key": "k1"}) as r:
+            assert r.status == 200
+        async with s.get(url + "/nowhere") as r:
+            assert r.status in (401, 404)      # the client-key guard may answer first
+        async with s.get(url + "/metrics") as r:
+            m = parse(await r.text())
+    assert total(m, "lynkr_http_responses_total", route="/v1/messages", status="401") == 1
+    assert total(m, "lynkr_http_responses_total", route="/v1/messages", status="200") == 1
+    assert total(m, "lynkr_http_responses_total", route="(unmatched)") == 1
+    assert total(m, "lynkr_requests_total") == 1        # only the one that reached the pipeline

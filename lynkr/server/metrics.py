@@ -13,6 +13,7 @@ Open like /health (no prompt text, only names and counts); keep the port private
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from bisect import bisect_left
 
@@ -71,6 +72,7 @@ class Metrics:
         self.stage_runs: dict[tuple, int] = {}     # (pipeline, stage, uses, outcome)
         self.latency: dict[str, dict[str, Histogram]] = {"total": {}, "upstream": {}, "overhead": {}, "ttfb": {}}
         self.reload_events: dict[str, int] = {}    # reload | reload_failed, as the listeners saw them
+        self.http: dict[tuple, int] = {}           # (route, status) of every response, refusals included
         self.last_reload_ts: float | None = None
         # Writer thread only.
         self.tokens: dict[tuple, int] = {}         # (pipeline, kind: client | upstream | saved)
@@ -162,6 +164,10 @@ class Metrics:
         family("lynkr_requests_total", "counter", "Requests answered, by pipeline, client protocol, provider, model and status.",
                [_sample("lynkr_requests_total", dict(zip(("pipeline", "client", "provider", "model", "status"), k)), n)
                 for k, n in sorted(self.requests.items())])
+        family("lynkr_http_responses_total", "counter",
+               "Every HTTP response by route and status, including requests refused before the pipeline (401, 413, 429, 529).",
+               [_sample("lynkr_http_responses_total", {"route": k[0], "status": k[1]}, n)
+                for k, n in sorted(self.http.items())])
         family("lynkr_errors_total", "counter", "Requests answered with an error status (>= 400).",
                [_sample("lynkr_errors_total", dict(zip(("pipeline", "provider", "model", "status"), k)), n)
                 for k, n in sorted(self.errors.items())])
@@ -256,10 +262,33 @@ async def get_metrics(request: web.Request) -> web.Response:
                                                      "Cache-Control": "no-store"})
 
 
+def _counting_middleware(m: Metrics):
+    @web.middleware
+    async def count_responses(request: web.Request, handler):
+        info = request.match_info
+        route = info.route.resource.canonical if info.route.resource is not None else "(unmatched)"
+        try:
+            resp = await handler(request)
+        except web.HTTPException as e:
+            _inc(m.http, (route, str(e.status)))
+            raise
+        except asyncio.CancelledError:     # the client went away mid-request
+            _inc(m.http, (route, "499"))
+            raise
+        except Exception:
+            _inc(m.http, (route, "500"))
+            raise
+        _inc(m.http, (route, str(resp.status)))
+        return resp
+    return count_responses
+
+
 def setup(app: web.Application) -> None:
     engine = app["engine"]
     m = Metrics(engine)
     app["metrics"] = m
+    # Outermost, so it also sees what other middlewares refuse (client keys, limits, shedding).
+    app.middlewares.insert(0, _counting_middleware(m))
     hooks = getattr(engine, "on_finish", None)
     if hooks is not None:
         hooks.append(m.on_finish)
