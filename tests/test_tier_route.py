@@ -236,3 +236,14 @@ stages:
             assert r.status == 200
             assert r.headers["x-lynkr-fallback"] == "cloud:claude-haiku-4-5"
     assert anthropic_upstream.requests[-1]["model"] == "claude-haiku-4-5"
+
+
+async def test_explain_shows_the_breakdown_and_the_route(write_pipeline):
+    from lynkr.explain import explain, format_report
+    from tests.helpers.routing_requests import SESSION
+    report = await explain(str(write_pipeline(tiered())), str(SESSION / "req_004.json"))
+    text = format_report(report)
+    assert "score (score): " in text and "→ MEDIUM" in text
+    assert "  action " in text and "edit: make" in text          # one line per dimension, with evidence
+    assert "route: local:qwen2.5-coder:32b  (tier MEDIUM)  est. $0.0000 vs $" in text
+    assert "for claude-opus-5-5" in text
