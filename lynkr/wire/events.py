@@ -59,50 +59,66 @@ class KeepAlive:
 
 
 class MessageAccumulator:
-    """Builds the complete message from canonical events as they pass by."""
+    """Builds the complete message from canonical events as they pass by.
+
+    Deltas are collected in lists and joined when their block closes: appending to a growing
+    string would copy the whole answer on every delta (quadratic on long answers)."""
 
     def __init__(self):
         self.message: dict | None = None
         self.usage: dict = {}
         self._blocks: dict[int, dict] = {}
-        self._json: dict[int, list[str]] = {}
+        self._parts: dict[tuple[int, str], list[str]] = {}
+
+    def _close(self, idx) -> None:
+        block = self._blocks.get(idx)
+        if block is None:
+            return
+        for field in ("text", "thinking", "signature", "input"):
+            parts = self._parts.pop((idx, field), None)
+            if parts is None:
+                continue
+            if field == "input":
+                raw = "".join(parts)
+                try:
+                    block["input"] = orjson.loads(raw) if raw.strip() else (block.get("input") or {})
+                except orjson.JSONDecodeError:
+                    block["input"] = {}
+            else:
+                block[field] = block.get(field, "") + "".join(parts)
 
     def feed(self, ev: dict) -> None:
         t = ev.get("type")
-        if t == "message_start":
+        if t == "content_block_delta":
+            idx = ev.get("index")
+            if idx not in self._blocks:
+                return
+            d = ev.get("delta") or {}
+            dt = d.get("type")
+            if dt == "text_delta":
+                key, value = "text", d.get("text", "")
+            elif dt == "input_json_delta":
+                key, value = "input", d.get("partial_json", "")
+            elif dt == "thinking_delta":
+                key, value = "thinking", d.get("thinking", "")
+            elif dt == "signature_delta":
+                key, value = "signature", d.get("signature", "")
+            else:
+                return
+            parts = self._parts.get((idx, key))
+            if parts is None:
+                parts = self._parts[(idx, key)] = []
+            parts.append(value)
+        elif t == "message_start":
             self.message = dict(ev.get("message") or {})
             self.message["content"] = []
             self.usage = dict(self.message.get("usage") or {})
         elif t == "content_block_start":
             block = dict(ev.get("content_block") or {})
             idx = ev.get("index", len(self._blocks))
-            if block.get("type") in ("tool_use", "server_tool_use"):
-                self._json[idx] = []
             self._blocks[idx] = block
-        elif t == "content_block_delta":
-            idx = ev.get("index")
-            block = self._blocks.get(idx)
-            d = ev.get("delta") or {}
-            if block is None:
-                return
-            dt = d.get("type")
-            if dt == "text_delta":
-                block["text"] = block.get("text", "") + d.get("text", "")
-            elif dt == "input_json_delta":
-                self._json.setdefault(idx, []).append(d.get("partial_json", ""))
-            elif dt == "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + d.get("thinking", "")
-            elif dt == "signature_delta":
-                block["signature"] = block.get("signature", "") + d.get("signature", "")
         elif t == "content_block_stop":
-            idx = ev.get("index")
-            block = self._blocks.get(idx)
-            if block is not None and idx in self._json:
-                raw = "".join(self._json.pop(idx))
-                try:
-                    block["input"] = orjson.loads(raw) if raw.strip() else (block.get("input") or {})
-                except orjson.JSONDecodeError:
-                    block["input"] = {}
+            self._close(ev.get("index"))
         elif t == "message_delta":
             if self.message is None:
                 self.message = {"type": "message", "role": "assistant", "content": []}
@@ -110,6 +126,8 @@ class MessageAccumulator:
             self.usage.update(ev.get("usage") or {})
         elif t == "message_stop":
             if self.message is not None:
+                for idx in list(self._blocks):
+                    self._close(idx)
                 self.message["content"] = [self._blocks[i] for i in sorted(self._blocks)]
                 self.message["usage"] = self.usage
 

@@ -337,7 +337,7 @@ def _messages_from_canonical(canonical: dict) -> list:
             calls = [{"id": b.get("id"), "type": "function",
                       "function": {"name": short_name(b.get("name", "")),
                                    "arguments": orjson.dumps(b.get("input") or {}).decode()}}
-                     for b in content if b.get("type") in ("tool_use", "server_tool_use")]
+                     for b in content if b.get("type") == "tool_use"]
             msg["content"] = text if (text or not calls) else None
             if calls:
                 msg["tool_calls"] = calls
@@ -633,7 +633,7 @@ def message_to_completion(message: dict, model: str | None = None) -> dict:
             text.append(b.get("text", ""))
         elif t == "thinking":
             reasoning.append(b.get("thinking", ""))
-        elif t in ("tool_use", "server_tool_use"):
+        elif t == "tool_use":     # server_tool_use ran upstream; the client has nothing to execute
             calls.append({"id": b.get("id"), "type": "function",
                           "function": {"name": b.get("name"), "arguments": orjson.dumps(b.get("input") or {}).decode()}})
     msg: dict = {"role": "assistant", "content": "".join(text) if (text or not calls) else None}
@@ -685,6 +685,7 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     acc = MessageAccumulator()
     cid, created = _chat_id(None), now()
     tool_pos = -1
+    in_tool = False
     finish = None
     tool_called = False
 
@@ -704,7 +705,8 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                     await out.write(chunk({"role": "assistant", "content": ""}))
                 elif t == "content_block_start":
                     b = ev.get("content_block") or {}
-                    if b.get("type") in ("tool_use", "server_tool_use"):
+                    in_tool = b.get("type") == "tool_use"
+                    if in_tool:
                         tool_pos += 1
                         tool_called = True
                         await out.write(chunk({"tool_calls": [{"index": tool_pos, "id": b.get("id"), "type": "function",
@@ -714,7 +716,7 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                     dt = d.get("type")
                     if dt == "text_delta":
                         await out.write(chunk({"content": d.get("text", "")}))
-                    elif dt == "input_json_delta" and d.get("partial_json"):
+                    elif dt == "input_json_delta" and in_tool and d.get("partial_json"):
                         await out.write(chunk({"tool_calls": [{"index": tool_pos, "function": {"arguments": d["partial_json"]}}]}))
                     elif dt == "thinking_delta":
                         await out.write(chunk({"reasoning_content": d.get("thinking", "")}))

@@ -690,7 +690,7 @@ class _Writer:
             await self.send("response.reasoning_summary_part.added", {"item_id": self.item["id"], "output_index": self.oi,
                                                                       "summary_index": 0,
                                                                       "part": {"type": "summary_text", "text": ""}})
-        elif t in ("tool_use", "server_tool_use"):
+        elif t == "tool_use":     # server_tool_use ran upstream; Codex has nothing to execute
             custom = b.get("name") in self.custom
             self.kind = "custom" if custom else "tool"
             if custom:
