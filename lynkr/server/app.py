@@ -21,7 +21,9 @@ ROUTE_MODULES: tuple[str, ...] = (
 
 
 def create_app(engine: Engine, *, manage_engine: bool = True) -> web.Application:
-    app = web.Application(client_max_size=1024 ** 3)   # body limits are ours (server.max_body_bytes)
+    # Body limits are ours (server.max_body_bytes), and so is inflating gzip bodies: aiohttp's own
+    # decoder answers a bad or unsupported content-encoding in plain text, outside any client protocol.
+    app = web.Application(client_max_size=1024 ** 3, handler_args={"auto_decompress": False})
     app["engine"] = engine
     for name in ROUTE_MODULES:
         importlib.import_module(name).setup(app)

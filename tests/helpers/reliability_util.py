@@ -167,3 +167,57 @@ def telemetry_rows(path, table: str = "requests", where: str = "") -> int:
         return con.execute(f"SELECT count(*) FROM {table} {where}").fetchone()[0]
     finally:
         con.close()
+
+
+# -- a Lynkr in a thread, for synchronous drivers (hypothesis) ---------------------------------------
+
+class ThreadedLynkr:
+    """An upstream double and a Lynkr serving `pipeline_text` (with `{upstream}` filled in) on a loop
+    in a background thread; `url` is set once both listen."""
+
+    def __init__(self, pipeline_text: str, tmp_path: Path, upstream=None):
+        import threading
+
+        self.tmp_path = tmp_path
+        self.pipeline_text = pipeline_text
+        self.upstream = upstream or AnthropicUpstream()
+        self.url: str | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.app = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="lynkr-test-server", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:   # surfaced by start()
+            self._error = e
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        up_runner = await start_upstream(self.upstream)
+        path = self.tmp_path / "pipeline.yaml"
+        path.write_text(self.pipeline_text.format(upstream=self.upstream.url))
+        try:
+            async with lynkr_app(path, self.tmp_path) as (app, url):
+                self.app, self.url = app, url
+                self._ready.set()
+                await self._stop.wait()
+        finally:
+            await up_runner.cleanup()
+
+    def start(self) -> "ThreadedLynkr":
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
