@@ -60,14 +60,14 @@ class Score(Stage):
                 "description": "Points each dimension gives at full strength; unnamed ones keep their default.",
                 "properties": {k: {"type": "number", "description": _DIM_HELP[k], "default": v}
                                for k, v in DEFAULT_WEIGHTS.items()},
-                "default": {},
+                "default": DEFAULT_WEIGHTS,
             },
             "thresholds": {
                 "type": "object", "additionalProperties": False,
                 "description": "The lowest score of each tier above SIMPLE; must increase.",
                 "properties": {t: {"type": "number", "minimum": 0, "maximum": 100, "default": DEFAULT_THRESHOLDS[t],
                                    "description": f"lowest score routed to {t}"} for t in TIERS[1:]},
-                "default": {},
+                "default": DEFAULT_THRESHOLDS,
             },
             "reasoning_min_points": {
                 "type": "number", "minimum": 0, "default": 10,
