@@ -218,3 +218,37 @@ def test_anthropic_drops_foreign_thinking_only():
     assert body["system"] == req["system"]          # Anthropic itself keeps the billing block
     zai = AnthropicProvider("z", {"kind": "anthropic", "base_url": "https://api.z.ai/api/anthropic/v1/messages", "api_key": "k"})
     assert zai.build(req, "glm")["system"] == [] and zai.base_url == "https://api.z.ai/api/anthropic"
+
+
+def test_thinking_sent_only_where_the_model_takes_it():
+    """Claude Code asks for thinking on every request; models without it answer 400."""
+    from lynkr.providers.bedrock import to_converse
+    from lynkr.providers.gemini import to_gemini
+    from lynkr.providers.ollama import to_ollama
+    req = {"max_tokens": 32000, "thinking": {"type": "enabled", "budget_tokens": 31999},
+           "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}]}
+    assert "think" not in to_ollama(req, "qwen2.5-coder:7b", num_ctx=4096)
+    assert to_ollama(req, "qwen3:8b", num_ctx=4096, think=True)["think"] is True
+    assert "generationConfig" not in to_gemini({**req, "max_tokens": None})[0]
+    assert to_gemini(req, thinking=True)[0]["generationConfig"]["thinkingConfig"]["thinkingBudget"] == 24576
+    assert "additionalModelRequestFields" not in to_converse(req, claude=False)[0]
+    assert to_converse(req)[0]["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 31999
+
+
+def test_azure_old_api_version_gets_no_stream_options():
+    from lynkr.providers.openai import AzureOpenAIProvider
+    req = {"stream": True, "max_tokens": 10, "messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]}]}
+    old = AzureOpenAIProvider("a", {"kind": "azure_openai", "base_url": "https://r.openai.azure.com", "api_key": "k",
+                                    "api_version": "2024-08-01-preview"})
+    new = AzureOpenAIProvider("a", {"kind": "azure_openai", "base_url": "https://r.openai.azure.com", "api_key": "k"})
+    assert "stream_options" not in old.build(req, "gpt-4o")
+    assert new.build(req, "gpt-4o")["stream_options"] == {"include_usage": True}
+    assert new.url("gpt-4o") == "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions"
+
+
+def test_half_open_probe_released_when_client_leaves():
+    b = Breaker(threshold=1, cooldown_s=1)
+    b.failure(now=0)
+    assert b.allow(now=2) and not b.allow(now=2)
+    b.release()                      # the probing client hung up: no verdict
+    assert b.allow(now=2)

@@ -94,7 +94,7 @@ def _content(blocks: list, names: ToolNames, seen_tools: dict) -> list[dict]:
     return out
 
 
-def to_converse(request: dict, model_limit: int | None = None) -> tuple[dict, ToolNames]:
+def to_converse(request: dict, model_limit: int | None = None, claude: bool = True) -> tuple[dict, ToolNames]:
     names = ToolNames()
     seen_tools: dict = {}
     system = []
@@ -156,11 +156,14 @@ def to_converse(request: dict, model_limit: int | None = None) -> tuple[dict, To
         elif ct == "auto":
             tc["toolChoice"] = {"auto": {}}
         body["toolConfig"] = tc            # `none` has no Converse form: tools stay, choice is left out
+    # Model-specific fields: only Claude on Bedrock reads `thinking` and `top_k` (Nova, Llama and
+    # others reject unknown fields), and Claude needs budget_tokens below maxTokens.
     extra: dict = {}
     th = request.get("thinking")
-    if isinstance(th, dict) and th.get("type") == "enabled":
-        extra["thinking"] = th
-    if request.get("top_k") is not None:
+    if claude and isinstance(th, dict) and th.get("type") == "enabled" and th.get("budget_tokens"):
+        if not mt or int(th["budget_tokens"]) < int(mt):
+            extra["thinking"] = {"type": "enabled", "budget_tokens": int(th["budget_tokens"])}
+    if claude and request.get("top_k") is not None:
         extra["top_k"] = request["top_k"]
     if extra:
         body["additionalModelRequestFields"] = extra
@@ -237,7 +240,8 @@ class BedrockProvider(Provider):
         return dict(req.headers.items())
 
     async def send(self, x: Exchange, model: str) -> Response:
-        body, names = to_converse(x.request, self.model_limit(model))
+        body, names = to_converse(x.request, self.model_limit(model),
+                                  claude="anthropic" in model or "claude" in model)
         x.upstream_request = body
         stream = bool(x.request.get("stream"))
         # Model ids and ARNs go in the path percent-encoded (`/` must not survive, `:` may).

@@ -12,6 +12,7 @@ nothing to Anthropic). Schemas are pruned to the OpenAPI subset Gemini accepts.
 """
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -66,7 +67,10 @@ def gemini_schema(schema):
     return fix(s)
 
 
-def to_gemini(request: dict, model_limit: int | None = None) -> tuple[dict, ToolNames]:
+_THINKERS = re.compile(r"gemini-(2\.5|[3-9])")
+
+
+def to_gemini(request: dict, model_limit: int | None = None, thinking: bool = False) -> tuple[dict, ToolNames]:
     names = ToolNames()
     id_names: dict[str, str] = {}
     contents: list[dict] = []
@@ -137,8 +141,12 @@ def to_gemini(request: dict, model_limit: int | None = None) -> tuple[dict, Tool
     if request.get("stop_sequences"):
         gen["stopSequences"] = list(request["stop_sequences"])[:5]
     th = request.get("thinking")
-    if isinstance(th, dict) and th.get("type") == "enabled":
-        gen["thinkingConfig"] = {"includeThoughts": True, "thinkingBudget": int(th.get("budget_tokens") or -1)}
+    if thinking and isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
+        # Claude Code asks for 31999 tokens; Gemini's thinking models cap the budget at 24576
+        # (Flash) to 32768 (Pro), and non-thinking models reject thinkingConfig altogether.
+        budget = th.get("budget_tokens")
+        gen["thinkingConfig"] = {"includeThoughts": True,
+                                 "thinkingBudget": min(int(budget), 24576) if budget else -1}
     if gen:
         body["generationConfig"] = gen
     return body, names
@@ -212,7 +220,10 @@ class GeminiProvider(Provider):
         return h
 
     async def send(self, x: Exchange, model: str) -> Response:
-        body, names = to_gemini(x.request, self.model_limit(model))
+        thinking = self.config.get("thinking")
+        if thinking is None:
+            thinking = bool(_THINKERS.search(model))
+        body, names = to_gemini(x.request, self.model_limit(model), thinking=bool(thinking))
         x.upstream_request = body
         stream = bool(x.request.get("stream"))
         resp = await self.post(self.url(model, stream), body, self.headers(), params={"alt": "sse"} if stream else None)

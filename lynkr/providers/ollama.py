@@ -1,6 +1,6 @@
 """Ollama's native API: `/api/chat` (NDJSON stream), `/api/embed`, `/api/tags`.
 
-    ollama: {kind: ollama, base_url: http://localhost:11434, num_ctx: 65536, keep_alive: 5m}
+    ollama: {kind: ollama, base_url: http://localhost:11434, num_ctx: 65536, keep_alive: 5m, think: true}
 
 What the native API needs that a naive converter misses (protocols.md §5):
 - `options.num_ctx` is always set: Ollama's default (4 K below 24 GiB VRAM) silently truncates
@@ -29,7 +29,8 @@ _STOP = {"stop": "end_turn", "length": "max_tokens", "load": "end_turn", "unload
 _DROP = frozenset({"$schema", "additionalProperties", "format", "default", "const", "examples", "$id", "title"})
 
 
-def to_ollama(request: dict, model: str, *, num_ctx: int | None, keep_alive=None, max_output: int | None = None) -> dict:
+def to_ollama(request: dict, model: str, *, num_ctx: int | None, keep_alive=None, max_output: int | None = None,
+              think=None) -> dict:
     msgs: list[dict] = []
     sys_text = system_text(strip_billing(request.get("system")))
     if sys_text:
@@ -104,9 +105,11 @@ def to_ollama(request: dict, model: str, *, num_ctx: int | None, keep_alive=None
         opts["stop"] = list(request["stop_sequences"])
     if opts:
         body["options"] = opts
+    # Claude Code asks for thinking on every request, and Ollama answers 400 "does not support
+    # thinking" for most models, so `think` is sent only when the provider entry says so.
     th = request.get("thinking")
-    if isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
-        body["think"] = True
+    if think is not None and isinstance(th, dict) and th.get("type") in ("enabled", "adaptive"):
+        body["think"] = think
     if keep_alive is not None:
         body["keep_alive"] = keep_alive
     return body
@@ -158,6 +161,7 @@ class OllamaProvider(Provider):
         super().__init__(name, config)
         self.num_ctx = config.get("num_ctx", 65536)
         self.keep_alive = config.get("keep_alive") or None
+        self.think = config.get("think")          # true | "low" | "medium" | "high"; unset = model default
 
     def _headers(self) -> dict:
         h = {"content-type": "application/json"}
@@ -167,7 +171,7 @@ class OllamaProvider(Provider):
 
     async def send(self, x: Exchange, model: str) -> Response:
         body = to_ollama(x.request, model, num_ctx=self.num_ctx, keep_alive=self.keep_alive,
-                         max_output=self.model_limit(model))
+                         max_output=self.model_limit(model), think=self.think)
         x.upstream_request = body
         resp = await self.post(self.base_url + "/api/chat", body, self._headers())
         first = time.perf_counter()

@@ -195,6 +195,14 @@ class AzureOpenAIProvider(OpenAIProvider):
     def params(self) -> dict | None:
         return None if self.v1 else {"api-version": self.api_version}
 
+    def build(self, request: dict, model: str) -> dict:
+        body = super().build(request, model)
+        # stream_options arrived in api-version 2024-09-01-preview; older versions reject the
+        # field (Lynkr's default was 2024-08-01-preview), and then usage comes without it anyway.
+        if not self.v1 and self.api_version < "2024-09-01" and "stream_options" in body:
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+        return body
+
     def headers(self) -> dict:
         h = {"content-type": "application/json", "accept": "application/json"}
         if self.api_key:

@@ -127,6 +127,11 @@ class Breaker:
         now = time.monotonic() if now is None else now
         return max(0.0, self.cooldown_s - (now - self.opened_at))
 
+    def release(self) -> None:
+        """A probe that ended without a verdict (the client went away): let the next one try."""
+        if self.state == "half_open":
+            self.probing = False
+
     def success(self) -> None:
         self.state = "closed"
         self.probing = False
@@ -252,8 +257,11 @@ async def stream_guard(events, provider: str, breaker: Breaker | None = None):
         raise ProxyError(502, f"provider '{provider}' sent a stream that cannot be read: {type(e).__name__}: {e}",
                          provider=provider) from None
     finally:
-        if breaker is not None and outcome is not None:
-            (breaker.success if outcome else breaker.failure)()
+        if breaker is not None:
+            if outcome is None:
+                breaker.release()
+            else:
+                (breaker.success if outcome else breaker.failure)()
         await _close(events)
 
 
@@ -309,6 +317,10 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
         except asyncio.TimeoutError:
             err = ProxyError(504, f"no response from provider '{provider.name}' within {first_byte_s:g}s",
                              type="timeout_error", provider=provider.name, retryable=True)
+        except asyncio.CancelledError:
+            if breaker is not None:
+                breaker.release()
+            raise
         except Exception as e:
             err = as_proxy_error(e, provider.name)
         else:
