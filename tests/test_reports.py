@@ -206,6 +206,9 @@ def test_empty_and_missing_telemetry_say_no_requests_yet(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("no requests yet")
     assert main(["report", "savings", "--db", str(tmp_path / "empty.duckdb"), "--format", "json"]) == 0
     assert capsys.readouterr().out.strip() == "[]"
+    (tmp_path / "zero.duckdb").write_bytes(b"")
+    assert main(["report", "savings", "--db", str(tmp_path / "zero.duckdb")]) == 0
+    assert capsys.readouterr().out.startswith("no requests yet")
     (tmp_path / "junk.duckdb").write_text("not a database")
     assert main(["report", "savings", "--db", str(tmp_path / "junk.duckdb")]) == 1
     assert "cannot open" in capsys.readouterr().err

@@ -106,6 +106,8 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
 
     if not Path(path).exists():
         raise NoRequests(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
+    if Path(path).stat().st_size == 0:
+        raise NoRequests(f"{path} is empty")
     con = duckdb.connect()
     try:
         _attach(con, path, timeout)
