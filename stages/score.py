@@ -22,7 +22,7 @@ from lynkr.config.loader import TIERS
 from lynkr.exchange import Exchange
 from lynkr.routing.sessions import TierMemory
 from lynkr.routing.side import side_request
-from lynkr.routing.signals import DIMENSIONS, measure
+from lynkr.routing.signals import measure
 from lynkr.routing.text import read_conversation
 from lynkr.stage import Stage
 

@@ -87,7 +87,8 @@ class TierRoute(Stage):
         if self.tiers is not None:
             tier = x.vars.get("tier")
             if tier not in self.tiers:
-                detail["note"] = "no score stage ran: routed as MEDIUM" if tier is None else f"unknown tier {tier!r}: MEDIUM"
+                detail["note"] = ("no score stage ran: routed as MEDIUM" if tier is None
+                                  else f"unknown tier {tier!r}: routed as MEDIUM")
                 tier = "MEDIUM"
             route, moved = self._fit(tier, tokens)
             if moved:
@@ -118,8 +119,9 @@ class TierRoute(Stage):
             if window is None or need <= window:
                 if t == tier:
                     return Route(r.provider, r.model, tier=t, reason="tier"), None
+                window = self.catalog.context_window(chosen.model)
                 return (Route(r.provider, r.model, tier=t, reason="context window"),
-                        f"~{need} tokens do not fit {chosen} ({self.catalog.context_window(chosen.model)}); moved up to {t}")
+                        f"~{need} tokens do not fit {chosen} ({window}); moved up to {t}")
         return (Route(chosen.provider, chosen.model, tier=tier, reason="tier"),
                 f"~{need} tokens fit no tier's context window; kept {tier}")
 

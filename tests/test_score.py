@@ -1,6 +1,5 @@
 """The score stage: user-authored text only, word boundaries, negation, side requests, session
 stability, fallbacks for empty messages, and accuracy on the labelled dev set."""
-import copy
 import json
 
 import pytest

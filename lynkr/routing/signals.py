@@ -8,7 +8,6 @@ phrases from any evaluation set; docs/routing.md explains each one.
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Callable
 
@@ -32,14 +31,15 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
     ("design", 1.0, _words(
         r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
         r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
-        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)", r"threat-model", r"justify", r"argue", r"work out",
-        r"determine whether", r"show (?:that|whether|why)", r"weigh")),
+        r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)",
+        r"justify", r"argue", r"work out", r"determine whether", r"show (?:that|whether|why)", r"weigh")),
     ("build", 0.75, _words(
         r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
         r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
         r"troubleshoot\w*", r"profil(?:e|ing)", r"optimi[sz](?:e|ing)", r"integrat(?:e|ing)", r"split(?:ting)?",
         r"consolidat\w*", r"overhaul\w*", r"moderni[sz]\w*", r"paralleli[sz]\w*", r"instrument(?:ing)?",
-        r"build", r"review", r"harden", r"upgrad(?:e|ing)", r"switch over", r"build out", r"set up", r"automate", r"decouple", r"scale", r"propose", r"plan")),
+        r"build", r"review", r"harden", r"upgrad(?:e|ing)", r"switch over", r"build out", r"set up", r"automate",
+        r"decouple", r"scale", r"propose", r"plan")),
     ("edit", 0.45, _words(
         r"add(?:s|ing)?", r"write", r"writing", r"creat(?:e|ing)", r"generat(?:e|ing)", r"renam(?:e|ing)",
         r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
@@ -86,7 +86,7 @@ _REASON_STRONG = _words(
     r"compar(?:e|ison)", r"versus", r"vs\.?", r"pros and cons", r"correctness", r"guarantees?",
     r"failure modes?", r"consistency model", r"time and space", r"(?:time|space) complexity", r"worst[- ]case",
     r"recommend(?:ation)?", r"root cause", r"audit(?:s|ing)?", r"assess(?:ment)?", r"interleavings?",
-    r"critique", r"soundness", r"refut(?:e|ing)", r"weigh", r"correct under", r"safety and liveness",
+    r"critique", r"soundness", r"refut(?:e|ing)", r"correct under", r"safety and liveness",
     r"(?:is|are|be|remains?) (?:safe|correct|sound|consistent) (?:under|when|if|against)",
     r"design (?:a|an|the|our)", r"architect\w*", r"choose between", r"decide between", r"weigh(?:s|ing)?",
     r"failure (?:handling|cases?|scenarios?)", r"memory model", r"big-o",
@@ -270,7 +270,7 @@ def scope(ask: str, low: str, conv: Conversation):
 def small(ask: str, low: str, conv: Conversation):
     """1 when the ask is about something function-sized and names nothing bigger (lowers the score)."""
     hits = _hits(_SMALL, low)
-    if not hits or _LARGE.search(low) or _WIDE.search(low) and not _FILE.search(ask):
+    if not hits or _LARGE.search(low) or (_WIDE.search(low) and not _FILE.search(ask)):
         return 0.0, ""
     return 1.0, ", ".join(sorted(set(hits))[:3])
 
@@ -336,7 +336,8 @@ def conversation(ask: str, low: str, conv: Conversation):
 
 DIMENSIONS: dict[str, Callable[[str, str, Conversation], tuple[float, str]]] = {
     "length": length, "code": code, "named": named, "action": action, "scope": scope, "reasoning": reasoning,
-    "risk": risk, "problem": problem, "question": question, "small": small, "agentic": agentic, "conversation": conversation,
+    "risk": risk, "problem": problem, "question": question, "small": small, "agentic": agentic,
+    "conversation": conversation,
 }
 
 
