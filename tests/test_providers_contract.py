@@ -238,3 +238,26 @@ async def test_ollama_embed_and_tags(runners):
         assert len(await p.embed(["a", "b"], "all-minilm")) == 2
     finally:
         await p.aclose()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_anthropic_sdk_reads_every_kind(kind, runners, lynkr, write_pipeline):
+    """The official SDK as the oracle: its stream accumulator must build the same message."""
+    import anthropic
+
+    double = make_double(kind, [Answer(text="Reading it.", tools=[("Read", {"file_path": "/a.py"})],
+                                       thinking="look first" if kind in REASONING else None)])
+    base = await _lynkr_for(kind, double, runners, lynkr, write_pipeline)
+    client = anthropic.AsyncAnthropic(base_url=base, api_key="sk-ant-client", max_retries=0)
+    try:
+        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=256, tools=TOOLS,
+                                          messages=[{"role": "user", "content": "read /a.py"}]) as s:
+            msg = await s.get_final_message()
+    finally:
+        await client.close()
+    assert double.problems == []
+    assert msg.stop_reason == "tool_use"
+    tool = [b for b in msg.content if b.type == "tool_use"][0]
+    assert tool.name == "Read" and tool.input == {"file_path": "/a.py"}
+    if kind in REASONING:
+        assert msg.content[0].type == "thinking" and msg.content[0].thinking == "look first"
