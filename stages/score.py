@@ -86,6 +86,11 @@ class Score(Stage):
                 "type": "boolean", "default": True,
                 "description": "Inside a tool loop, never route below the tier the loop started on.",
             },
+            "follow_up_words": {
+                "type": "integer", "minimum": 0, "default": 8,
+                "description": "A later user turn this short (\"yes, go ahead\", \"now run the tests\") keeps the "
+                               "session's previous tier, since it carries on that task; 0 turns this off.",
+            },
             "max_sessions": {
                 "type": "integer", "minimum": 1, "default": 10000,
                 "description": "Sessions remembered for stability (least recently used are forgotten).",
@@ -122,6 +127,21 @@ class Score(Stage):
             tier = "COMPLEX"
         return tier
 
+    def _stable(self, session: str, conv, tier: str, why: str) -> tuple[str, str]:
+        """Keep a task on the tier it started on: inside its tool loop, and across a short follow-up."""
+        key = hash(conv.ask)
+        floor = self.memory.floor(session, key)
+        if floor is not None and floor > TIERS.index(tier):
+            why = f"session floor: this tool loop started on {TIERS[floor]} (score says {tier})"
+            tier = TIERS[floor]
+        elif floor is None and conv.human_turns > 1 and conv.ask_words <= self.options["follow_up_words"]:
+            last = self.memory.last(session)
+            if last is not None and last > TIERS.index(tier):
+                why = f"follow-up: carries on the previous {TIERS[last]} task (score says {tier})"
+                tier = TIERS[last]
+        self.memory.record(session, key, TIERS.index(tier))
+        return tier, why
+
     async def run(self, x: Exchange) -> None:
         conv = read_conversation(x.request)
         ev = x.event(self.id)
@@ -139,12 +159,7 @@ class Score(Stage):
             tier = self.tier_for(score, parts)
             why = "score" if conv.ask_source == "last_message" else "score of the last user text"
             if self.memory is not None and x.session:
-                key = hash(conv.ask)
-                floor = self.memory.floor(x.session, key)
-                if floor is not None and floor > TIERS.index(tier):
-                    why = f"session floor: this tool loop started on {TIERS[floor]} (score says {tier})"
-                    tier = TIERS[floor]
-                self.memory.record(x.session, key, TIERS.index(tier))
+                tier, why = self._stable(x.session, conv, tier, why)
         x.vars["score"] = score
         x.vars["tier"] = tier
         x.vars["score_parts"] = {k: v["points"] for k, v in parts.items()}

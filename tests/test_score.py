@@ -191,6 +191,34 @@ async def test_stability_can_be_switched_off():
     assert deeper.vars["tier"] != "COMPLEX"
 
 
+def _follow_up(first: str, reply: str) -> dict:
+    return {"model": "claude-opus-5-5", "max_tokens": 1000, "messages": [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": "Here is the plan: 1. … 2. … Shall I go ahead?"},
+        {"role": "user", "content": reply}]}
+
+
+async def test_a_short_follow_up_carries_on_the_previous_task():
+    stage = build_stage(Score)
+    first = await run_stage(stage, _loop(0, ASK), session="f")
+    assert first.vars["tier"] == "COMPLEX"
+    x = await run_stage(stage, _follow_up(ASK, "yes, go ahead"), session="f")
+    assert x.vars["tier"] == "COMPLEX" and x.vars["tier_reason"].startswith("follow-up")
+    # A longer new ask is scored on its own; without history or memory, "yes" is SIMPLE.
+    y = await run_stage(stage, _follow_up(ASK, "Now write a haiku about the weather in Lisbon for my friend's card"),
+                        session="f")
+    assert y.vars["tier_reason"] == "score"
+    z = await run_stage(stage, user_request("yes, go ahead"), session="fresh")
+    assert z.vars["tier"] == "SIMPLE"
+
+
+async def test_follow_up_inheritance_can_be_switched_off():
+    stage = build_stage(Score, {"follow_up_words": 0})
+    await run_stage(stage, _loop(0, ASK), session="g")
+    x = await run_stage(stage, _follow_up(ASK, "yes, go ahead"), session="g")
+    assert x.vars["tier"] == "SIMPLE"
+
+
 def test_session_memory_is_bounded():
     from lynkr.routing.sessions import TierMemory
     m = TierMemory(max_sessions=3)

@@ -2,7 +2,8 @@
 
 Dropping tier inside a loop switches model mid-task: the provider's prompt cache is lost and a
 weaker model inherits a half-done plan. The floor is the highest tier the current task (the
-same user ask in the same session) has been served; a new user turn starts afresh.
+same user ask in the same session) has been served; a new user turn starts afresh, except a short
+follow-up ("yes, go ahead"), which carries on the previous task.
 """
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ class TierMemory:
             return None
         self._d.move_to_end(session)
         return got[1]
+
+    def last(self, session: str) -> int | None:
+        """The tier the session's previous task was served on, whatever its ask."""
+        got = self._d.get(session)
+        return None if got is None else got[1]
 
     def record(self, session: str, ask_key: int, tier_index: int) -> None:
         got = self._d.get(session)

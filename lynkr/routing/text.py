@@ -34,6 +34,7 @@ def strip_harness(text: str) -> str:
 class Conversation:
     ask: str = ""                    # the human text scored
     ask_source: str = "none"         # last_message | earlier_message | none
+    ask_words: int = 0
     last_text: str = ""              # raw text of the last user message (harness text included)
     human_turns: int = 0             # user messages carrying human text
     messages: int = 0
@@ -106,6 +107,7 @@ def read_conversation(request: dict) -> Conversation:
             conv.human_turns += 1
             if not conv.ask:
                 conv.ask = text
+                conv.ask_words = len(text.split())
                 conv.ask_source = "earlier_message" if later_turn else "last_message"
         later_turn = True
     return conv
