@@ -303,3 +303,10 @@ async def test_a_title_in_a_real_task_is_not_a_side_request(score):
     y = await run_stage(score, user_request("Please write a 5-10 word title for the following conversation:\n"
                                             "[Last 4 of 9 messages]\nRefactor the storage layer across the repo."))
     assert y.vars["side_request"] == "title"
+
+
+def test_codex_session_header_is_the_session():
+    from aiohttp.test_utils import make_mocked_request
+    from lynkr.server.handler import _session_of
+    req = make_mocked_request("POST", "/v1/responses", headers={"session-id": "01a2057a-39c5"})
+    assert _session_of(req, {}) == "01a2057a-39c5"

@@ -83,7 +83,8 @@ def _inflate(raw: bytes, max_bytes: int, *, wbits: int, name: str) -> bytes:
 
 def _session_of(request: web.Request, body: dict) -> str | None:
     h = request.headers
-    sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("x-session-id")
+    # Codex sends `session-id` (its fixture in ../shared shows it); tier stability keys on the session.
+    sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("session-id") or h.get("x-session-id")
     if sid:
         return sid
     meta = body.get("metadata") if isinstance(body, dict) else None
