@@ -142,8 +142,6 @@ class SemanticCache(Stage):
         rejected = []
         for sim, entry in candidates:
             reason = guard.check(question, entry.text) if self.options["guard"] else None
-            if reason is None and self.options["guard"]:
-                reason = guard.check(entry.text, question)
             if reason is not None:
                 rejected.append({"similarity": round(sim, 4), "reason": reason})
                 continue
@@ -210,7 +208,7 @@ def decide(embedder, question: str, cached: list[str], *, threshold: float, use_
     for i in np.argsort(-sims):
         if sims[i] < threshold:
             break
-        reason = (guard.check(question, cached[i]) or guard.check(cached[i], question)) if use_guard else None
+        reason = guard.check(question, cached[i]) if use_guard else None
         if reason is None:
             return int(i), float(sims[i]), rejected
         rejected.append(reason)

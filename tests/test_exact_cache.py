@@ -84,6 +84,14 @@ def test_key_covers_what_changes_the_answer():
         {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{i}", "name": "Bash", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": "a.py"}]}]}
     assert exact_key(tool_ids("01ABCDEF")) == exact_key(tool_ids("99ZYXWVU"))
+    # what the user wrote is kept exactly, dates and ids included; reminders are normalised
+    ask = lambda text: {**base, "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    assert exact_key(ask("What changed on 2026-11-26?")) != exact_key(ask("What changed on 2026-11-27?"))
+    assert exact_key(ask("Explain commit 0123456789abcdef0123")) != exact_key(ask("Explain commit fedcba98765432100123"))
+    remind = lambda d: {**base, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": f"<system-reminder>Today's date is {d}.</system-reminder>"},
+        {"type": "text", "text": "hi"}]}]}
+    assert exact_key(remind("2026-11-26")) == exact_key(remind("2026-11-27"))
 
 
 async def test_tool_use_answers_stored_only_when_asked(write_pipeline, lynkr, tmp_path):

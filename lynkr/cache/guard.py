@@ -225,6 +225,13 @@ def features(text: str) -> Features:
     text = re.sub(r"(?i)\b(can)'?t\b", r"\1 not", text)
     text = re.sub(r"(?i)\bwon'?t\b", "will not", text)
     text = re.sub(r"(?i)n't\b", " not", text)
+    text = re.sub(r"(?i)\b(what|that|it|there|here|who|where|how|when|why|which|she|he)'s\b", r"\1 is", text)
+    text = re.sub(r"(?i)'re\b", " are", text)
+    text = re.sub(r"(?i)'ve\b", " have", text)
+    text = re.sub(r"(?i)'ll\b", " will", text)
+    text = re.sub(r"(?i)\bi'm\b", "I am", text)
+    text = re.sub(r"(?i)\blet's\b", "let us", text)
+    text = re.sub(r"(?<=\w)'s\b", "", text)        # possessive: "Gandhi's" names Gandhi
     quoted = frozenset(next(g for g in m.groups() if g is not None).strip().lower() for m in _QUOTED.finditer(text))
     paths = frozenset(m.group(0).lower() for m in _PATH.finditer(text))
     numbers = []
@@ -346,10 +353,14 @@ _DIRECTION = {"to", "into", "from", "than", "instead", "over", "onto", "as"}
 
 
 def check(a: str, b: str) -> str | None:
-    """None if `a` and `b` may share an answer; otherwise a short reason (for telemetry)."""
+    """None if `a` and `b` may share an answer; otherwise a short reason (for telemetry).
+    Symmetric: check(a, b) == check(b, a)."""
     if a == b:
         return None
-    fa, fb = features(a), features(b)
+    return _check(features(a), features(b))
+
+
+def _check(fa: Features, fb: Features) -> str | None:
     # Numbers are compared in order, so "Python 2 to 3" and "Python 3 to 2" differ; a number
     # only one side states is a difference too ("the last commits" vs "the last 3 commits").
     if fa.numbers != fb.numbers:
@@ -408,18 +419,19 @@ def _order_flipped(xs: tuple, ys: tuple) -> bool:
 
 
 def _direction_flipped(ta: tuple, tb: tuple) -> bool:
-    """'X to Y' in one and Y before X in the other."""
-    pos_b = {}
-    for i, t in enumerate(tb):
-        pos_b.setdefault(t, i)
-    for i, t in enumerate(ta):
-        if t not in _DIRECTION:
-            continue
-        x = next((w for w in reversed(ta[:i]) if w not in _FILLER_STEMS), None)
-        y = next((w for w in ta[i + 1:] if w not in _FILLER_STEMS), None)
-        if x and y and x != y and x in pos_b and y in pos_b and pos_b[y] < pos_b[x]:
-            return True
-    return False
+    """'X to Y' in one and 'Y to X' in the other (the same linking word, the ends swapped)."""
+    def triples(tokens):
+        out = set()
+        for i, t in enumerate(tokens):
+            if t not in _DIRECTION:
+                continue
+            x = next((w for w in reversed(tokens[:i]) if w not in _FILLER_STEMS), None)
+            y = next((w for w in tokens[i + 1:] if w not in _FILLER_STEMS), None)
+            if x and y and x != y:
+                out.add((x, t, y))
+        return out
+    tb_triples = triples(tb)
+    return any((y, d, x) in tb_triples for x, d, y in triples(ta))
 
 
 def _unmatched(ca: tuple, cb: tuple) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 import orjson
 
@@ -36,9 +37,15 @@ _VOLATILE = [
     (re.compile(r"(?i)\b[0-9a-f]{16,}\b"), "<hex>"),
 ]
 _REMINDER = re.compile(r"(?s)^\s*<system-reminder>.*</system-reminder>\s*$")
+_UNKEYED = ("cache_control", "id", "tool_use_id")
 
 
+@lru_cache(maxsize=4096)
 def normalise_volatile(text: str) -> str:
+    """Dates, times, ids, the git status and the billing line masked. Only for text the client
+    generates around the user (system prompt, reminders), never for what the user wrote: "what
+    changed on 2026-11-26" and "… on 2026-11-27" are different questions. Cached: an agent resends
+    the same system prompt every turn."""
     for rx, repl in _VOLATILE:
         text = rx.sub(repl, text)
     return text
@@ -49,14 +56,40 @@ def _digest(value) -> str:
 
 
 def _normalise_value(value):
-    """A request part with volatile strings normalised (cache keys, never what is sent upstream)."""
+    """A system prompt with volatile strings normalised (cache keys, never what is sent upstream)."""
     if isinstance(value, str):
         return normalise_volatile(value)
     if isinstance(value, list):
         return [_normalise_value(v) for v in value]
     if isinstance(value, dict):
-        return {k: _normalise_value(v) for k, v in value.items() if k not in ("cache_control", "id", "tool_use_id")}
+        return {k: _normalise_value(v) for k, v in value.items() if k not in _UNKEYED}
     return value
+
+
+def _normalise_messages(messages: list) -> list:
+    """Messages for a key: reminder blocks and client-made system messages normalised like the
+    system prompt; what the user and the model wrote kept exactly; tool call ids dropped."""
+    out = []
+    for m in messages:
+        if not isinstance(m, dict):
+            out.append(m)
+            continue
+        if m.get("role") == "system":
+            out.append(_normalise_value(m))
+            continue
+        content = m.get("content")
+        if isinstance(content, list):
+            blocks = []
+            for b in content:
+                if not isinstance(b, dict):
+                    blocks.append(b)
+                elif b.get("type") == "text" and _REMINDER.match(b.get("text") or ""):
+                    blocks.append(_normalise_value(b))
+                else:
+                    blocks.append({k: v for k, v in b.items() if k not in _UNKEYED})
+            content = blocks
+        out.append({**{k: v for k, v in m.items() if k not in _UNKEYED}, "content": content})
+    return out
 
 
 def exact_key(request: dict, *, model: str | None = None, extra: tuple = ()) -> str:
@@ -67,7 +100,7 @@ def exact_key(request: dict, *, model: str | None = None, extra: tuple = ()) -> 
         "model": model if model is not None else request.get("model"),
         "system": _normalise_value(request.get("system") or []),
         "tools": request.get("tools") or [],
-        "messages": _normalise_value(msgs),
+        "messages": _normalise_messages(msgs),
         "params": {k: request.get(k) for k in ANSWER_PARAMS if request.get(k) is not None},
         "extra": list(extra),
     }
@@ -131,7 +164,7 @@ def scope_key(x, request: dict, context: list, *, pipeline: str, model: str | No
         "model": model,
         "system": _normalise_value(request.get("system") or []),
         "tools": sorted((t.get("name") or "", _digest(t)) for t in request.get("tools") or [] if isinstance(t, dict)),
-        "context": _normalise_value(context),
+        "context": _normalise_messages(context),
         "params": {k: request.get(k) for k in ANSWER_PARAMS
                    if request.get(k) is not None and k not in ("max_tokens", "temperature", "top_p", "top_k", "seed")},
     }
