@@ -252,3 +252,12 @@ def test_half_open_probe_released_when_client_leaves():
     assert b.allow(now=2) and not b.allow(now=2)
     b.release()                      # the probing client hung up: no verdict
     assert b.allow(now=2)
+
+
+def test_context_errors_speak_claude_codes_words():
+    e = upstream_error("o", 400, "This model's maximum context length is 128000 tokens. However, you requested 150000 tokens.")
+    assert e.status == 400 and e.message.startswith("prompt is too long: This model's maximum context length")
+    assert upstream_error("b", 400, "Input is too long.").message == "Input is too long."
+    assert upstream_error("a", 400, "prompt is too long: 210000 tokens > 200000 maximum").message.startswith("prompt is too long: 210000")
+    m = upstream_error("b", 424, "Model error")
+    assert m.status == 502 and m.retryable

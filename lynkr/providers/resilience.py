@@ -43,10 +43,16 @@ def classify_status(status: int, message: str = "") -> tuple[bool, bool]:
 def upstream_error(provider: str, status: int, message: str, *, type: str | None = None,
                    retry_after: float | None = None, code: str | None = None) -> ProxyError:
     """A ProxyError for an upstream's HTTP error, classified by the taxonomy above."""
+    if status == 424:          # Bedrock ModelErrorException: the model failed, not the request
+        status = 502
     retryable, fallbackable = classify_status(status, message)
     if context_length_error(message) and status in (400, 413, 422):
-        # Claude Code's recovery keys on a 400 invalid_request_error ("prompt is too long").
+        # Claude Code's auto-compaction keys on a 400 invalid_request_error saying "prompt is too
+        # long" (or Bedrock's "Input is too long."); other providers' wording is kept after it.
         status, type = 400, "invalid_request_error"
+        low = message.lower()
+        if "prompt is too long" not in low and "input is too long" not in low:
+            message = f"prompt is too long: {message}"
     if status >= 400 and status not in (400, 401, 402, 403, 404, 408, 413, 422, 429, 500, 502, 503, 504, 529):
         status = 502 if status >= 500 else 400
     if status == 422:
