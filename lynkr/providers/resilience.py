@@ -342,8 +342,10 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
         if log is not None:
             log.append({"target": f"{provider.name}:{model}", "status": err.status, "error": err.message[:200],
                         "ms": int((time.perf_counter() - t0) * 1000)})
-        if breaker is not None and (err.retryable or err.status >= 500):
-            breaker.failure()
+        if breaker is not None:
+            # A 4xx (other than 408/429) means the upstream is up and answering: good news for
+            # its health, even if this request was bad.
+            (breaker.failure if (err.retryable or err.status >= 500) else breaker.success)()
         wait = retry.delay(attempt, err)
         if wait is None:
             raise err
