@@ -48,6 +48,7 @@ def cmd_validate(args) -> int:
     from .config import load_config
     from .engine.pipeline import build_pipeline
 
+    _load_dotenv()     # validate what `run` would serve: a Lynkr .env decides the providers
     failed = 0
     for path in args.pipelines:
         try:
@@ -69,6 +70,7 @@ def cmd_explain(args) -> int:
     """Dry-run a request through a pipeline: the plan, which stages run and why, what each changed."""
     from .explain import explain
 
+    _load_dotenv()
     try:
         report = asyncio.run(explain(args.pipeline, args.request))
     except ConfigError as e:
