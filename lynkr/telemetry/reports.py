@@ -95,11 +95,13 @@ def _attach(con, path: str, timeout: float) -> None:
 
 
 def connect(path: str, *, since: str | None = None, pipeline: str | None = None, config: Mapping | None = None,
-            timeout: float = 10.0, lock: bool = True):
+            timeout: float = 10.0, lock: bool = True, materialize: bool = False):
     """An in-memory connection with the telemetry file attached read-only and the report views made.
 
     `config` is the pipeline's config dict, for its `models:` prices. With `lock`, file access is
-    off afterwards (what `--sql` gets); `export_parquet` passes lock=False to write its files."""
+    off afterwards (what `--sql` gets); `export_parquet` passes lock=False to write its files.
+    With `materialize`, `requests` is priced once into a temp table instead of a view, for
+    running several reports on one connection (the dashboard); stage_events stays a view."""
     import duckdb
 
     from .pricing import PriceTable
@@ -124,7 +126,8 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
         if rows:
             con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         priced = (REPORTS_DIR / "_priced.sql").read_text().replace("{where}", _filters(since, pipeline, "r."))
-        con.execute("CREATE TEMP VIEW requests AS " + _strip_comments(priced))
+        kind = "TABLE" if materialize else "VIEW"
+        con.execute(f"CREATE TEMP {kind} requests AS " + _strip_comments(priced))
         if "stage_events" in present:
             con.execute("CREATE TEMP VIEW stage_events AS SELECT * FROM tel.main.stage_events"
                         + _filters(since, pipeline))
@@ -189,7 +192,7 @@ def count_requests(con) -> int:
 
 def run_reports(path: str, names: list[str], **filters) -> dict:
     """Several built-in reports on one connection (the dashboard's JSON): {name: {columns, rows}}."""
-    con = connect(path, **filters)
+    con = connect(path, materialize=True, **filters)
     try:
         out = {"requests": count_requests(con)}
         for name in names:
