@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..errors import ProxyError
 from ..exchange import Exchange
-from .sse import sse_event
+from .sse import finish_stream, sse_event
 
 __all__ = ["CLIENT", "to_canonical", "render", "error_response", "error_event"]
 
@@ -133,7 +133,7 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage
-    await out.write_eof()
+    await finish_stream(out)
     return out
 
 

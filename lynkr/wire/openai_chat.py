@@ -19,7 +19,7 @@ from ..exchange import Exchange
 from .canonical import (SYNTHETIC_SIGNATURE, finish_to_stop, image_block_from_url, image_url_of, name_map,
                         new_id, now, short_name, stop_to_finish, strip_billing, text_of, usage_from_openai,
                         usage_to_openai)
-from .sse import sse_data
+from .sse import finish_stream, sse_data
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_openai", "events_from_openai",
            "render", "error_response", "error_body", "message_to_completion"]
@@ -734,7 +734,7 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage
-    await out.write_eof()
+    await finish_stream(out)
     return out
 
 
@@ -748,5 +748,5 @@ async def _passthrough(request: web.Request, x: Exchange, headers: dict) -> web.
     await out.prepare(request)
     async for c in resp.raw:
         await out.write(c)
-    await out.write_eof()
+    await finish_stream(out)
     return out

@@ -21,7 +21,7 @@ from ..errors import ProxyError
 from ..exchange import Exchange
 from .canonical import (SYNTHETIC_SIGNATURE, image_block_from_url, image_url_of, name_map, new_id, now, short_name,
                         strip_billing, text_of, usage_from_openai, usage_to_responses)
-from .sse import sse_event
+from .sse import finish_stream, sse_event
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_responses", "events_from_responses",
            "render", "error_response", "error_body", "message_to_response"]
@@ -834,5 +834,5 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage
-    await out.write_eof()
+    await finish_stream(out)
     return out

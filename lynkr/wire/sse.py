@@ -5,7 +5,7 @@ from typing import AsyncIterator
 
 import orjson
 
-__all__ = ["iter_sse", "sse_event", "sse_data", "RawEvent"]
+__all__ = ["iter_sse", "sse_event", "sse_data", "RawEvent", "finish_stream"]
 
 
 class RawEvent(dict):
@@ -55,3 +55,12 @@ def sse_data(payload: dict | bytes) -> bytes:
     """An OpenAI-style event: `data:` only."""
     body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
     return b"data: " + body + b"\n\n"
+
+
+async def finish_stream(out) -> None:
+    """End a streamed response. Clients such as Codex close the connection as soon as they have
+    the terminal event; that is a finished answer, not a disconnect."""
+    try:
+        await out.write_eof()
+    except ConnectionError:
+        pass
