@@ -9,7 +9,7 @@ Every refusal is an error in the client's own protocol (an Anthropic client gets
 `{"type":"error",…}`, an OpenAI client `{"error":{…}}`), with `retry-after` when waiting helps.
 
 Load shedding measures pressure instead of guessing it from heap size: requests in flight in this
-process, and event-loop lag (how late a 50 ms timer fires). Past either bound a new request is
+process, and event-loop lag (how late a 50 ms timer fires, smoothed). Past either bound a new request is
 refused at once with 529 (Anthropic clients: overloaded_error, which the SDKs retry) or 503
 (OpenAI clients), before it costs anything, and `/health/ready` answers 503 so a balancer moves
 traffic away. Requests already admitted are never cut.
@@ -42,9 +42,10 @@ DEFAULT_MAX_IN_FLIGHT = 2048
 DEFAULT_MAX_LOOP_LAG_MS = 500.0
 DEFAULT_RETRY_AFTER_S = 2.0
 LAG_SAMPLE_S = 0.05
-# Lag is kept as a decaying peak: one stall sheds for a moment, then the process recovers,
-# instead of flapping on each 50 ms sample.
-LAG_DECAY = 0.8
+# Lag is smoothed (exponentially weighted, 0.3 per 50 ms sample): sustained lag sheds within a few
+# samples, while a one-off stall (a lazy import, a collection) moves it by a third and fades, so it
+# neither sheds on a hiccup nor flaps sample to sample.
+LAG_WEIGHT = 0.3
 
 # Paths with their own protection (admin token) or none by design (probes, Claude Code's warm-up).
 # Everything else is client API: a path added later is behind client keys unless listed here.
@@ -144,7 +145,7 @@ def key_ok(given: str | None, digests: list[bytes]) -> bool:
 # -- load shedding --------------------------------------------------------------------------------
 
 class Shedder:
-    """Measured pressure: in-flight client requests and event-loop lag (a decaying peak, ms)."""
+    """Measured pressure: in-flight client requests and event-loop lag (smoothed, ms)."""
 
     def __init__(self, app: web.Application | None = None):
         self.app = app
@@ -183,7 +184,7 @@ class Shedder:
             t = loop.time()
             await asyncio.sleep(LAG_SAMPLE_S)
             lag = max(0.0, (loop.time() - t - LAG_SAMPLE_S) * 1000)
-            self.lag_ms = max(lag, self.lag_ms * LAG_DECAY)
+            self.lag_ms += LAG_WEIGHT * (lag - self.lag_ms)
 
     def start(self) -> None:
         if self._task is None:
