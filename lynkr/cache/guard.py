@@ -238,7 +238,8 @@ def features(text: str) -> Features:
     for m in _NUMBER.finditer(text):
         num = re.sub(r"\s+", "", m.group(0).lower()).replace(",", "")
         numbers.append(_normalise_unit(num))
-    raw_tokens = [t for t in _TOKEN.findall(text)]
+    # Numbers (with their units) are compared on their own; the words are what is left.
+    raw_tokens = [t for t in _TOKEN.findall(_NUMBER.sub(" ", text))]
     operators = _OPERATOR.findall(text)
     words: list[str] = []
     identifiers: list[str] = []
