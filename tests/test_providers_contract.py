@@ -261,3 +261,28 @@ async def test_anthropic_sdk_reads_every_kind(kind, runners, lynkr, write_pipeli
     assert tool.name == "Read" and tool.input == {"file_path": "/a.py"}
     if kind in REASONING:
         assert msg.content[0].type == "thinking" and msg.content[0].thinking == "look first"
+
+
+async def test_gemini_signature_survives_a_client_that_drops_thinking(runners, lynkr, write_pipeline):
+    """Claude Code keeps tool ids but not thinking blocks: the signature comes back by tool id."""
+    double = make_double("gemini", [Answer(text=None, tools=[("get_weather", {"city": "Lima"})]), Answer(text="Mild.")])
+    base = await _lynkr_for("gemini", double, runners, lynkr, write_pipeline)
+    first = {"model": "m", "max_tokens": 64, "tools": TOOLS[:1], "messages": [{"role": "user", "content": "Lima?"}]}
+    _s, _h, msg = await post(base, first)
+    kept = [b for b in msg["content"] if b["type"] != "thinking"]
+    tool = next(b for b in kept if b["type"] == "tool_use")
+    second = {**first, "messages": first["messages"] + [
+        {"role": "assistant", "content": kept},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool["id"], "content": "18C"}]}]}
+    status, _h, _out = await post(base, second)
+    assert status == 200 and double.problems == [], double.problems
+
+
+def test_gemini3_gets_the_documented_stand_in_when_the_signature_is_gone():
+    from lynkr.providers.gemini import SKIP_SIGNATURE, to_gemini
+    req = {"messages": [{"role": "user", "content": [{"type": "text", "text": "q"}]},
+                        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_from_elsewhere", "name": "Read", "input": {}}]},
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_from_elsewhere", "content": "x"}]}]}
+    part = to_gemini(req, strict_signatures=True)[0]["contents"][1]["parts"][0]
+    assert part["thoughtSignature"] == SKIP_SIGNATURE
+    assert "thoughtSignature" not in to_gemini(req)[0]["contents"][1]["parts"][0]

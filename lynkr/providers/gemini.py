@@ -4,16 +4,20 @@
     vertex: {kind: vertex, project: my-proj, location: us-central1, api_key: "{{ env.VERTEX_ACCESS_TOKEN }}"}
 
 Thought signatures: Gemini 3 rejects a replayed function call without the `thoughtSignature` it
-came with. A client such as Claude Code keeps only Anthropic-shaped blocks, so a signature rides
-in the `signature` of a thinking block placed right before the part it belongs to, prefixed
-`gemini:` (the value itself is passed back byte-for-byte). On the way back the prefix tells this
-adapter to restore it, and tells every other adapter to drop the block (a Gemini signature means
-nothing to Anthropic). Schemas are pruned to the OpenAPI subset Gemini accepts.
+came with, byte-for-byte. Three ways back, in order:
+1. the `signature` of a thinking block placed right before the part it belongs to, prefixed
+   `gemini:` — for clients that keep thinking blocks (every other adapter drops the prefix);
+2. a bounded in-process memory keyed by the tool_use id — Claude Code drops thinking blocks from
+   its history (seen with the real CLI in tests/test_providers_claude_code.py) but keeps tool ids;
+3. for Gemini 3, Google's documented `skip_thought_signature_validator` when neither has it
+   (after a restart, or history written by another model).
+Schemas are pruned to the OpenAPI subset Gemini accepts.
 """
 from __future__ import annotations
 
 import re
 import time
+from collections import OrderedDict
 
 import orjson
 
@@ -28,6 +32,17 @@ from .stream import EventBuilder, new_message_id, new_tool_id
 __all__ = ["GeminiProvider", "VertexProvider", "to_gemini", "message_from_gemini", "SIG_PREFIX"]
 
 SIG_PREFIX = "gemini:"
+# Google's documented stand-in for a signature that was lost (history from another model, or a
+# restart); Gemini 3 accepts it instead of failing the turn with a 400.
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_SIG_MEMORY_MAX = 50_000
+_sig_memory: OrderedDict[str, str] = OrderedDict()   # tool_use id -> thoughtSignature
+
+
+def _remember(tool_id: str, sig: str) -> None:
+    _sig_memory[tool_id] = sig
+    if len(_sig_memory) > _SIG_MEMORY_MAX:
+        _sig_memory.popitem(last=False)
 _STOP = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens", "SAFETY": "refusal", "RECITATION": "refusal",
          "PROHIBITED_CONTENT": "refusal", "BLOCKLIST": "refusal", "SPII": "refusal"}
 _KEEP = frozenset({"type", "format", "description", "nullable", "enum", "items", "properties", "required", "anyOf",
@@ -70,7 +85,11 @@ def gemini_schema(schema):
 _THINKERS = re.compile(r"gemini-(2\.5|[3-9])")
 
 
-def to_gemini(request: dict, model_limit: int | None = None, thinking: bool = False) -> tuple[dict, ToolNames]:
+_NEEDS_SIGNATURE = re.compile(r"gemini-([3-9])")
+
+
+def to_gemini(request: dict, model_limit: int | None = None, thinking: bool = False,
+              strict_signatures: bool = False) -> tuple[dict, ToolNames]:
     names = ToolNames()
     id_names: dict[str, str] = {}
     contents: list[dict] = []
@@ -99,6 +118,8 @@ def to_gemini(request: dict, model_limit: int | None = None, thinking: bool = Fa
                 name = names.out(b.get("name", ""))
                 id_names[b.get("id", "")] = name
                 part = {"functionCall": {"name": name, "args": b.get("input") or {}}}
+                if pending_sig is None:
+                    pending_sig = _sig_memory.get(b.get("id", "")) or (SKIP_SIGNATURE if strict_signatures else None)
             elif t == "tool_result":
                 text = tool_result_text(b)
                 key = "error" if b.get("is_error") else "content"
@@ -184,7 +205,10 @@ def _blocks(parts: list, names: ToolNames) -> list[dict]:
             out.append({"type": "thinking", "thinking": "", "signature": SIG_PREFIX + sig})
         if "functionCall" in p:
             fc = p["functionCall"]
-            out.append({"type": "tool_use", "id": new_tool_id(), "name": names.back_to(fc.get("name", "")),
+            tid = new_tool_id()
+            if sig:
+                _remember(tid, sig)
+            out.append({"type": "tool_use", "id": tid, "name": names.back_to(fc.get("name", "")),
                         "input": fc.get("args") or {}})
         elif p.get("text"):
             out.append({"type": "text", "text": p["text"]})
@@ -223,7 +247,8 @@ class GeminiProvider(Provider):
         thinking = self.config.get("thinking")
         if thinking is None:
             thinking = bool(_THINKERS.search(model))
-        body, names = to_gemini(x.request, self.model_limit(model), thinking=bool(thinking))
+        body, names = to_gemini(x.request, self.model_limit(model), thinking=bool(thinking),
+                                strict_signatures=bool(_NEEDS_SIGNATURE.search(model)))
         x.upstream_request = body
         stream = bool(x.request.get("stream"))
         resp = await self.post(self.url(model, stream), body, self.headers(), params={"alt": "sse"} if stream else None)
