@@ -125,3 +125,35 @@ async def test_dashboard_api_refuses_without_token(dashboard_server):
             assert r.status == 401
         async with s.get(dashboard_server + "/dashboard/api/data", headers={"Authorization": "Bearer wrong"}) as r:
             assert r.status == 401
+
+
+async def test_dashboard_with_no_requests_yet(tmp_path):
+    """A fresh install: every chart says so, and the page still logs no error."""
+    pw_api = pytest.importorskip("playwright.async_api")
+    from lynkr.engine.runtime import Engine
+    from lynkr.server.app import create_app
+
+    db = str(tmp_path / "fresh.duckdb")
+    engine = Engine(write_pipeline(tmp_path, db, token="s3cret"), watch=False, telemetry_path=db)
+    await engine.start()
+    runner, url = await start_app(create_app(engine, manage_engine=False))
+    problems: list[str] = []
+    try:
+        async with pw_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+                page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+                await page.goto(url + "/dashboard?token=s3cret")
+                await page.wait_for_selector('body[data-ready="1"]', timeout=20_000)
+                assert (await page.inner_text("#status")).strip() == "no requests yet"
+                rendered = await page.eval_on_selector_all("[data-chart]", "els => els.map(e => e.dataset.rendered)")
+                assert rendered and set(rendered) == {"empty"}
+                assert await page.inner_text('[data-kpi="requests"] .v') == "0"
+            finally:
+                await browser.close()
+    finally:
+        await runner.cleanup()
+        await engine.stop()
+    assert not problems, problems

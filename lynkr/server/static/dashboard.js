@@ -202,7 +202,7 @@ function draw(data) {
     parts: [{ key: "cost", value: d.cost_usd, cls: "cost" }, { key: "saved", value: d.saved_usd, cls: "saved" }],
   })), [["cost", "cost"], ["saved", "saved"]]);
 
-  hbars(chart("savings-by-stage"), rowsOf(r.savings).filter((s) => s.stage !== "TOTAL").map((s) => ({
+  hbars(chart("savings-by-stage"), rowsOf(r.savings).filter((s) => s.stage !== "TOTAL" && s.requests > 0).map((s) => ({
     label: s.stage, value: s.usd_saved,
     text: `${fmtUsd(s.usd_saved)} · ${fmtInt(s.tokens_saved)} tok`, cls: "saved",
   })));

@@ -42,7 +42,7 @@ total AS (
 rows AS (
   SELECT 1 AS _o, * FROM cache_rows
   UNION ALL SELECT 2, * FROM stage_rows
-  UNION ALL SELECT 3, * FROM routing
+  UNION ALL SELECT 3, * FROM routing WHERE requests > 0 OR abs(usd_saved) > 1e-12
   UNION ALL SELECT 4, stage, uses, requests, tokens_saved, usd_saved FROM total
 )
 SELECT
