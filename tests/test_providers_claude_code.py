@@ -65,3 +65,41 @@ async def test_claude_code_tool_loop_through_provider(kind, tmp_path, write_pipe
     store = (app / "inventory" / "store.py").read_text()
     assert "raise ValueError" in store and "only {current} in stock" in store, diag
     assert "refuse to remove more than is in stock" in out, diag
+
+
+CODEX = cli("codex")
+CODEX_FINAL = "The inventory package holds __init__.py, report.py and store.py."
+
+
+@pytest.mark.skipif(CODEX is None, reason="Codex CLI not installed (run .ci/setup.d/10-clis.sh)")
+@pytest.mark.parametrize("kind", ["ollama", "bedrock", "gemini"])
+async def test_codex_tool_loop_through_provider(kind, tmp_path, write_pipeline, lynkr, runners):
+    """Codex (Responses API) → Lynkr → a native provider: exec_command, its output back, final text."""
+    from tests.helpers.wire_cli import codex_env
+
+    app = make_inventory_app(tmp_path / "work")
+    steps = [Answer(text=None, tools=[("exec_command", {"cmd": "ls inventory"})]), Answer(text=CODEX_FINAL)]
+    turn = {"n": 0}
+
+    def script(body):
+        if "exec_command" not in _tool_names(kind, body) or turn["n"] >= len(steps):
+            return Answer(text="ok")
+        turn["n"] += 1
+        return steps[turn["n"] - 1]
+
+    double = make_double(kind, script)
+    url = await serve_double(double, runners)
+    prov = {"ollama": f"{{kind: ollama, base_url: '{url}'}}",
+            "bedrock": f"{{kind: bedrock, base_url: '{url}', region: us-east-1, api_key: test-bedrock-key}}",
+            "gemini": f"{{kind: gemini, base_url: '{url}/v1beta', api_key: test-gemini-key}}"}[kind]
+    _, proxy = await lynkr(write_pipeline(
+        "version: 1\nserver: {shed: {enabled: false}}\n"
+        f"providers:\n  up: {prov}\n"
+        "stages:\n  - {id: call, uses: provider_call, with: {to: 'up:model-x'}}\n"))
+    code, out, err = await run([CODEX, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+                                "list the files in the inventory package"], codex_env(tmp_path / "home", proxy), cwd=app)
+    diag = f"exit {code}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-4000:]}\nturns {turn['n']}\nproblems {double.problems}"
+    assert code == 0, diag
+    assert double.problems == [], diag
+    assert CODEX_FINAL in out and turn["n"] == 2, diag
+    assert "store.py" in str(double.requests[-1]), diag          # the command's real output went upstream
