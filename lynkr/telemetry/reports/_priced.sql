@@ -50,7 +50,7 @@ SELECT
   _c_in IS NOT NULL                                            AS priced,
   cost_usd,
   baseline_input_usd + baseline_output_usd                     AS baseline_usd,
-  baseline_input_usd + baseline_output_usd - cost_usd          AS saved_usd,
+  round(baseline_input_usd + baseline_output_usd - cost_usd, 12) AS saved_usd,   -- no 1e-20 float dust
   -- USD of one client token at the requested model: prices a stage's token savings.
   baseline_input_usd / nullif(tokens_client, 0)                AS usd_per_client_token,
   CASE WHEN _failed THEN 0
