@@ -106,6 +106,28 @@ stages:
             async with s.get(url + "/v1/admin/pipeline", headers={"authorization": "Bearer admin-token-5e1f0c2b9d"}) as r:
                 assert r.status == 200
                 assert "admin-token-5e1f0c2b9d" not in await r.text()
+            # The dashboard is off unless the pipeline enables it, and even then behind the token.
+            async with s.get(url + "/dashboard/api/data") as r:
+                assert r.status in (401, 403, 404)
+
+
+async def test_dashboard_needs_the_admin_token(anthropic_upstream, write_pipeline, tmp_path, monkeypatch):
+    pipe = write_pipeline(f"""
+version: 1
+dashboard: {{enabled: true}}
+providers:
+  up: {{kind: anthropic, base_url: "{anthropic_upstream.url}"}}
+stages:
+  - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
+""")
+    monkeypatch.setenv("LYNKR_ADMIN_TOKEN", "admin-token-77aa66bb55")
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        async with aiohttp.ClientSession() as s:
+            for path in ("/dashboard", "/dashboard/api/data"):
+                async with s.get(url + path) as r:
+                    assert r.status == 401, path
+                async with s.get(url + path, headers={"authorization": "Bearer admin-token-77aa66bb55"}) as r:
+                    assert r.status == 200, path
 
 
 def test_redact_masks_known_secrets_and_key_shapes():

@@ -191,3 +191,68 @@ async def test_fault(upstream_url, tmp_path, fault, stream, fallback):
 
         assert sockets1 <= sockets0, f"sockets {sockets0} → {sockets1}"
         assert tasks1 <= tasks0, f"tasks {tasks0} → {tasks1}"
+
+
+# -- the same upstream faults, seen by OpenAI clients (Chat Completions, Responses) ------------------
+
+OPENAI = {
+    "chat": ("/v1/chat/completions", lambda model, stream: {"model": model, "stream": stream,
+                                                             "messages": [{"role": "user", "content": "hi"}]}),
+    "responses": ("/v1/responses", lambda model, stream: {"model": model, "stream": stream, "input": "hi"}),
+}
+OPENAI_CASES = [("500", False, 500), ("429", False, 429), ("silence", True, 504), ("reset", True, 200),
+                ("stall", True, 200), ("trickle", True, 200)]
+
+
+def _data_lines(raw: bytes) -> list[bytes]:
+    return [line[6:] for line in raw.splitlines() if line.startswith(b"data: ")]
+
+
+@pytest.mark.parametrize("client", sorted(OPENAI))
+@pytest.mark.parametrize("fault,stream,want", OPENAI_CASES,
+                         ids=[f"{f}-{'stream' if s else 'json'}" for f, s, _ in OPENAI_CASES])
+async def test_fault_openai_clients(upstream_url, tmp_path, client, fault, stream, want):
+    pipe = tmp_path / "pipeline.yaml"
+    pipe.write_text(PIPE.format(url=upstream_url, dead=free_port(), common=COMMON, primary="up", on_error="", backup=""))
+    path, body = OPENAI[client]
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        async def ask(model):
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+                async with s.post(url + path, json=body(model, stream), timeout=aiohttp.ClientTimeout(total=30)) as r:
+                    return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
+        await ask("ok")
+        await asyncio.sleep(0.05)
+        sockets0, tasks0 = open_sockets(), live_tasks()
+        status, headers, raw = await ask(fault)
+        sockets1, tasks1 = await settle(sockets0, tasks0)
+        if status != 200:
+            seen = f"{status} {orjson.loads(raw)['error']['type']}"
+        elif client == "chat":
+            last = _data_lines(raw)[-1]
+            seen = "200 SSE, ends with data: [DONE]" if last == b"[DONE]" else "200 SSE, ends with data: {error}"
+        else:
+            last = [line[7:] for line in raw.splitlines() if line.startswith(b"event: ")][-1].decode()
+            seen = f"200 SSE, ends with {last}"
+        OBSERVED.append((f"{fault} ({client} client)", "yes" if stream else "no", "no", seen,
+                         "-", f"{max(0, sockets1 - sockets0)} / {max(0, tasks1 - tasks0)}"))
+
+        assert status == want and b"Traceback" not in raw
+        if status != 200:
+            err = orjson.loads(raw)["error"]                 # the OpenAI envelope, not Anthropic's
+            assert isinstance(err, dict) and err["message"] and "type" in err
+            if fault == "429":
+                assert headers.get("retry-after") == "1"
+        elif client == "chat":
+            data = _data_lines(raw)
+            if fault == "trickle":
+                assert data[-1] == b"[DONE]" and b'"finish_reason":"stop"' in data[-2]
+            else:   # a failure mid-stream: an error object, and no [DONE] that would claim success
+                assert b"[DONE]" not in data and b'"error"' in data[-1], data[-2:]
+        else:
+            names = [line[7:] for line in raw.splitlines() if line.startswith(b"event: ")]
+            if fault == "trickle":
+                assert names[-1] == b"response.completed"
+            else:
+                assert names[-1] == b"response.failed" and b"response.completed" not in names, names[-3:]
+        assert sockets1 <= sockets0, f"sockets {sockets0} → {sockets1}"
+        assert tasks1 <= tasks0, f"tasks {tasks0} → {tasks1}"
