@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -284,7 +285,7 @@ def _numeric(v: str) -> bool:
 def add_report_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="a built-in report (omit to list them)")
     p.add_argument("--sql", help="run your own (read-only) SQL over `requests`, `stage_events` and `prices`")
-    p.add_argument("--db", default=None, help=f"telemetry file (default: telemetry.path of --config, or {DEFAULT_PATH})")
+    p.add_argument("--db", default=None, help=f"telemetry file (default: telemetry.path of --config, else $LYNKR_TELEMETRY, else {DEFAULT_PATH})")
     p.add_argument("--config", help="a pipeline file: its telemetry.path and its `models:` prices")
     p.add_argument("--since", help="only rows newer than this: 30m, 24h, 7d, 2w")
     p.add_argument("--pipeline", help="only rows of this pipeline name")
@@ -304,7 +305,8 @@ def _db_path(args, config: dict | None) -> str:
         return args.db
     if config is not None:
         return ((config.get("telemetry") or {}).get("path")) or DEFAULT_PATH
-    return DEFAULT_PATH
+    # pipelines/default.yaml takes its telemetry.path from LYNKR_TELEMETRY.
+    return os.environ.get("LYNKR_TELEMETRY") or DEFAULT_PATH
 
 
 def run_report_cli(args) -> int:
