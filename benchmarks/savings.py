@@ -254,6 +254,19 @@ def stage_costs(repeat: int = 25) -> dict:
             out[name] = {"cold_median_us": round(statistics.median(cold)),
                          "warm_median_us": round(statistics.median(warm))}
     asyncio.run(measure())
+    from lynkr import tokens
+    cold, warm = [], []
+    for _ in range(repeat):
+        tokens._counts.clear()
+        t0 = time.perf_counter()
+        count_request(req)
+        cold.append((time.perf_counter() - t0) * 1e6)
+        again = canonical(path)                 # a new parse of the same body: the next turn's case
+        t0 = time.perf_counter()
+        count_request(again)
+        warm.append((time.perf_counter() - t0) * 1e6)
+    out["count_request (telemetry thread)"] = {"cold_median_us": round(statistics.median(cold)),
+                                               "warm_median_us": round(statistics.median(warm))}
     return out
 
 
