@@ -20,9 +20,49 @@ class RawEvent(dict):
         self.raw = raw
 
 
+def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            event = value.decode()
+    if data or event:
+        return event, b"\n".join(data)
+    return None
+
+
 async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
     """(event name, data bytes) for each event of an aiohttp StreamReader (or any async
-    iterator of lines). Comment lines (`:`) are skipped; multi-line data is joined with \\n."""
+    iterator of lines). Comment lines (`:`) are skipped; multi-line data is joined with \\n.
+
+    A StreamReader is read in whatever chunks the network delivers and split on blank lines:
+    reading it line by line costs an await per line, three per event."""
+    if hasattr(stream, "iter_any"):
+        buf = b""
+        async for chunk in stream.iter_any():
+            buf += chunk
+            if b"\r" in buf:
+                buf = buf.replace(b"\r\n", b"\n")
+            while True:
+                i = buf.find(b"\n\n")
+                if i < 0:
+                    break
+                ev = _parse_block(buf[:i])
+                buf = buf[i + 2:]
+                if ev is not None:
+                    yield ev
+        if buf.strip():
+            ev = _parse_block(buf.rstrip(b"\r\n"))
+            if ev is not None:
+                yield ev
+        return
     event: str | None = None
     data: list[bytes] = []
     async for raw in stream:
