@@ -381,7 +381,9 @@ class Crush(Stage):
         recent = set(order[len(order) - self.options["keep_last"]:]) if self.options["keep_last"] else set()
         changed, todo, reasons = {}, [], {}
         for p in payloads:
-            key = f"{p.tool_use_id}:{p.inner}:{len(p.text)}"
+            # Which result, and which version of it: a client that edits a result gets a new decision.
+            where = p.tool_use_id or f"m{p.msg}b{p.block}"
+            key = f"{where}:{p.inner}:{len(p.text)}:{hash(p.text)}"
             if key in session.fate and not (revisit and session.fate[key] is None and p.tool_use_id not in recent):
                 if session.fate[key] is not None:
                     changed[(p.msg, p.block, p.inner)] = session.fate[key]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import OrderedDict
 
 import toon_format
@@ -132,21 +133,24 @@ class _Memo:
         self._d: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._size = 0
         self._max = max_chars
+        self._lock = threading.Lock()       # filled from worker threads, read on the event loop
 
     def get(self, key):
-        hit = self._d.get(key)
-        if hit is not None:
-            self._d.move_to_end(key)
-        return hit
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None:
+                self._d.move_to_end(key)
+            return hit
 
     def put(self, key, value):
-        if key in self._d:
-            return
-        self._d[key] = value
-        self._size += len(key) + len(value[0])
-        while self._size > self._max and self._d:
-            k, v = self._d.popitem(last=False)
-            self._size -= len(k) + len(v[0])
+        with self._lock:
+            if key in self._d:
+                return
+            self._d[key] = value
+            self._size += len(key) + len(value[0])
+            while self._size > self._max and self._d:
+                k, v = self._d.popitem(last=False)
+                self._size -= len(k) + len(v[0])
 
 
 class Toon(Stage):
