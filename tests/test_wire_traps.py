@@ -550,3 +550,27 @@ async def test_wrong_types_and_oversized_bodies(anth, path, field):
         async with s.post(proxy + path, json=big) as r:
             assert r.status == 413
             assert "limit" in str(await r.json())
+
+
+async def test_trap_4_5_quirky_openai_upstream_to_the_anthropic_sdk(write_pipeline, lynkr):
+    """An OpenAI-compatible upstream that interleaves two parallel calls and then says
+    finish_reason "stop": the anthropic SDK still gets two whole tool_use blocks and tool_use."""
+    import anthropic as anthropic_sdk
+    up = OpenAIUpstream([[{"type": "text", "text": "Both at once."},
+                          {"type": "tool", "name": "Bash", "input": {"command": "ls -la /tmp"}},
+                          {"type": "tool", "name": "Bash", "input": {"command": "date"}}]],
+                        interleave=True, finish_on_tools="stop", chunk=3, reasoning="Two commands.")
+    runner, url = await serve_upstream(up)
+    try:
+        _, proxy = await lynkr(write_pipeline(PIPE_O % url))
+        client = anthropic_sdk.AsyncAnthropic(base_url=proxy, api_key="x", max_retries=0)
+        async with client.messages.stream(model="c", max_tokens=100, tools=[TOOL],
+                                          messages=[{"role": "user", "content": "go"}]) as s:
+            final = await s.get_final_message()
+    finally:
+        await runner.cleanup()
+    assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert final.content[0].signature == SYNTHETIC_SIGNATURE
+    assert [b.input for b in final.content[2:]] == [{"command": "ls -la /tmp"}, {"command": "date"}]
+    assert final.stop_reason == "tool_use"
+    assert final.usage.input_tokens == 100 and final.usage.cache_read_input_tokens == 20
