@@ -24,7 +24,7 @@ import toon_format
 from lynkr.exchange import Exchange
 from lynkr.payloads import replace_payloads, tool_results
 from lynkr.stage import Stage
-from lynkr.tokens import count_text
+from lynkr.tokens import count_text, encoding
 
 _DELIMITERS = {",": "comma", "\t": "tab", "|": "pipe"}
 
@@ -175,6 +175,8 @@ class Toon(Stage):
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
         self.memo = _Memo()
+        if not ctx.dry_run:
+            encoding()          # load cl100k_base now, not inside the first request that needs it
 
     def _encode(self, text: str) -> tuple[str, str]:
         o = self.options
