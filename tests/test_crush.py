@@ -216,3 +216,25 @@ async def start_app_upstream():
     yield start
     for r in runners:
         await r.cleanup()
+
+
+async def test_expand_round_trip_for_an_openai_chat_client(lynkr, write_pipeline, start_app_upstream, tmp_path):
+    up, url = await start_app_upstream(expanding_upstream())
+    _, base = await lynkr(write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")))
+    _, compact = seed_grep()
+    body = {"model": "claude-test", "messages": [
+        {"role": "user", "content": "which file has the rate-limiting TODO for carol?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "grep", "arguments": "{\"pattern\":\"TODO\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": compact}],
+        "tools": [{"type": "function", "function": {"name": "grep", "description": "search files",
+                                                    "parameters": {"type": "object", "properties": {}}}}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(base + "/v1/chat/completions", json=body, headers={"authorization": "Bearer k"}) as r:
+            assert r.status == 200, await r.text()
+            out = await r.json()
+    assert len(up.requests) == 2
+    assert up.requests[1]["messages"][-1]["content"][0]["content"] == compact
+    msg = out["choices"][0]["message"]
+    assert "carol is in the original" in msg["content"] and not msg.get("tool_calls")
+    assert out["choices"][0]["finish_reason"] == "stop"
