@@ -236,6 +236,10 @@ def to_canonical(body) -> dict:
         tools = [t for t in (_tool_from_openai(t, j) for j, t in enumerate(tools_in)) if t]
         if tools:
             canonical["tools"] = tools
+        strict = [(t.get("function") or t).get("name") for t in tools_in
+                  if isinstance(t, dict) and (t.get("function") or t).get("strict")]
+        if strict:
+            extra_flags["strict_tools"] = strict
     tc = _tool_choice(body.get("tool_choice", body.get("function_call")), body.get("parallel_tool_calls"))
     if tc and canonical.get("tools"):
         canonical["tool_choice"] = tc
@@ -373,11 +377,13 @@ def from_canonical(canonical: dict, model: str) -> dict:
             body[k] = canonical[k]
     if canonical.get("stop_sequences"):
         body["stop"] = canonical["stop_sequences"]
+    strict = set(extra.pop("strict_tools", None) or ())
     tools = [t for t in canonical.get("tools") or () if isinstance(t, dict) and t.get("type") in (None, "custom")]
     if tools:
         body["tools"] = [{"type": "function", "function": {
             "name": short_name(t["name"]), **({"description": t["description"]} if t.get("description") else {}),
-            "parameters": _schema(t.get("input_schema"))}} for t in tools]
+            "parameters": _schema(t.get("input_schema")),
+            **({"strict": True} if t["name"] in strict else {})}} for t in tools]
         tc = canonical.get("tool_choice") or {}
         ty = tc.get("type")
         if ty == "any":

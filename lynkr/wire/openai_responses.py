@@ -196,7 +196,7 @@ def to_canonical(body) -> dict:
     if tools_in is not None:
         if not isinstance(tools_in, list):
             raise _bad("tools: must be a list", param="tools")
-        tools, custom, other = [], [], []
+        tools, custom, other, strict = [], [], [], []
         for j, t in enumerate(tools_in):
             if not isinstance(t, dict):
                 raise _bad(f"tools[{j}]: must be an object", param="tools")
@@ -208,6 +208,8 @@ def to_canonical(body) -> dict:
                 tool = {"name": f["name"], "input_schema": f.get("parameters") or {"type": "object", "properties": {}}}
                 if f.get("description"):
                     tool["description"] = f["description"]
+                if f.get("strict"):
+                    strict.append(f["name"])
                 tools.append(tool)
             elif ty == "custom":
                 tool = {"name": t.get("name"), "input_schema": _CUSTOM_SCHEMA}
@@ -225,6 +227,8 @@ def to_canonical(body) -> dict:
             extra["custom_tools"] = custom
         if other:
             extra["other_tools"] = other
+        if strict:
+            extra["strict_tools"] = strict
     tc = body.get("tool_choice")
     if canonical.get("tools") and tc is not None:
         if tc == "auto":
@@ -348,6 +352,7 @@ def from_canonical(canonical: dict, model: str) -> dict:
     other = extra.pop("other_tools", None) or []
     order = extra.pop("tools_order", None)
     tool_choice_raw = extra.pop("tool_choice", None)
+    strict = set(extra.pop("strict_tools", None) or ())
     tools = []
     for t in canonical.get("tools") or ():
         if not isinstance(t, dict) or t.get("type") not in (None, "custom"):
@@ -357,7 +362,7 @@ def from_canonical(canonical: dict, model: str) -> dict:
         else:
             tools.append({"type": "function", "name": short_name(t["name"]),
                           **({"description": t["description"]} if t.get("description") else {}),
-                          "strict": False,
+                          "strict": t["name"] in strict,
                           "parameters": {k: v for k, v in (t.get("input_schema") or {}).items() if k != "$schema"}})
     tools.extend(other)
     if order:
