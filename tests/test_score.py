@@ -310,3 +310,37 @@ def test_codex_session_header_is_the_session():
     from lynkr.server.handler import _session_of
     req = make_mocked_request("POST", "/v1/responses", headers={"session-id": "01a2057a-39c5"})
     assert _session_of(req, {}) == "01a2057a-39c5"
+
+
+# -- any shape a client may send --------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=12)
+_block = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=200)}),
+    st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": st.text(max_size=5),
+                           "content": st.one_of(st.text(max_size=50), st.lists(_json, max_size=3)),
+                           "is_error": st.booleans()}),
+    st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.text(max_size=5), "name": st.text(max_size=5),
+                           "input": _json}),
+    _json)
+_message = st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "tool", 7]),
+                                  "content": st.one_of(st.text(max_size=200), st.lists(_block, max_size=4), _json)})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(_message, max_size=6), tools=st.one_of(st.none(), st.lists(_json, max_size=3), _json),
+       model=st.one_of(st.text(max_size=20), _json), max_tokens=_json)
+def test_any_request_shape_gets_a_score_or_the_default(messages, tools, model, max_tokens):
+    import asyncio
+    from lynkr.config.loader import TIERS as ALL
+    from lynkr.exchange import Exchange
+    stage = build_stage(Score)
+    x = Exchange.new("anthropic", {"messages": messages, "tools": tools, "model": model, "max_tokens": max_tokens},
+                     session="h")
+    asyncio.run(stage.run(x))
+    assert x.vars["tier"] in ALL
+    assert x.vars["score"] is None or 0 <= x.vars["score"] <= 100

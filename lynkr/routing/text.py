@@ -71,9 +71,11 @@ def _result_failed(block: dict) -> bool:
 
 def read_conversation(request: dict) -> Conversation:
     conv = Conversation()
-    messages = request.get("messages") or []
+    messages = request.get("messages")
+    messages = messages if isinstance(messages, list) else []
     conv.messages = len(messages)
-    tools = request.get("tools") or []
+    tools = request.get("tools")
+    tools = tools if isinstance(tools, list) else []
     conv.tools = len(tools)
     conv.tool_names = [t.get("name", "") for t in tools if isinstance(t, dict)]
     results_seen = 0
