@@ -113,6 +113,11 @@ def crush_rows(rows: list[dict], words: set[str], max_rows: int) -> tuple[list[d
             drop_cols.add(col)
             notes.append(f"{col}={_short(first, 120)} in every row")
             continue
+        if n >= 3 and n <= max_rows and all(type(v) is int for v in vals) and \
+                len({b - a for a, b in zip(vals, vals[1:])}) == 1 and vals[1] != vals[0]:
+            drop_cols.add(col)      # 1, 2, 3, … : a row's position says it
+            notes.append(f"{col} = {vals[0]}, {vals[1]}, … {vals[-1]} in row order")
+            continue
         if not all(isinstance(v, str) for v in vals):
             continue
         own = _own_lines(col, vals, rows)

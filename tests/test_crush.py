@@ -238,3 +238,13 @@ async def test_expand_round_trip_for_an_openai_chat_client(lynkr, write_pipeline
     msg = out["choices"][0]["message"]
     assert "carol is in the original" in msg["content"] and not msg.get("tool_calls")
     assert out["choices"][0]["finish_reason"] == "stop"
+
+
+def test_sequences_and_constants_are_stated_once():
+    rows = [{"id": 10 + 5 * i, "kind": "warning", "rule": f"rule-{i % 7}", "file": f"src/mod_{i}.py"} for i in range(30)]
+    out, reason, _ = crush_text(json.dumps(rows, indent=2), set(), min_tokens=100, min_saving=0.3, max_rows=80,
+                                min_lines=40, max_chars=10**7)
+    assert reason == "crushed"
+    head, body = out.split("\n", 1)
+    assert "id = 10, 15, … 155 in row order" in head and 'kind="warning" in every row' in head
+    assert "warning" not in body and "rule-6" in body and "src/mod_29.py" in body
