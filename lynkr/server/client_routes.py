@@ -1,7 +1,7 @@
 """Routes of the client protocols. Each maps a path to a lynkr.wire module.
 
-Paths match with or without the `/v1` prefix where clients differ (Codex and Continue take a
-base URL that may or may not end in /v1); the query string (`?beta=true`) is ignored.
+Chat completions and Responses match with or without the `/v1` prefix (clients differ on whether
+their base URL ends in /v1); the query string (`?beta=true`) is ignored.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ async def models(request: web.Request) -> web.Response:
     if "client_version" in request.query:
         # Codex wants its own manifest; an empty list makes it use its bundled catalog.
         return web.Response(body=orjson.dumps({"models": []}), content_type="application/json")
-    if "anthropic-version" in h or "x-api-key" in h and "authorization" not in h:
+    if "anthropic-version" in h or ("x-api-key" in h and "authorization" not in h):
         return web.Response(body=orjson.dumps(anthropic.models_body(ids)), content_type="application/json")
     data = [{"id": i, "object": "model", "created": 0, "owned_by": "lynkr"} for i in ids]
     return web.Response(body=orjson.dumps({"object": "list", "data": data}), content_type="application/json")
@@ -97,6 +97,7 @@ def setup(app: web.Application) -> None:
     for prefix in ("/v1", ""):
         r.add_post(prefix + "/chat/completions", chat_completions)
         r.add_post(prefix + "/responses", responses)
-        r.add_get(prefix + "/models", models)
-        r.add_post(prefix + "/embeddings", embeddings)
+    # /v1 only: lynkr.server.security guards /v1/* and the two unprefixed paths above.
+    r.add_get("/v1/models", models)
+    r.add_post("/v1/embeddings", embeddings)
     r.add_route("HEAD", "/api/hello", hello)
