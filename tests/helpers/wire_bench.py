@@ -70,6 +70,46 @@ stages:
     return out["direct"], out["lynkr"]
 
 
+async def render_cost(n: int = 20000) -> float:
+    """Anthropic client, Anthropic upstream: RawEvents in, bytes out (a stand-in response object)."""
+    import orjson
+    from aiohttp.test_utils import make_mocked_request
+
+    from lynkr.exchange import Exchange, Response
+    from lynkr.wire.sse import RawEvent
+    from tests.helpers.anthropic_upstream import sse, text_message
+
+    frames = sse(text_message("word " * (n * 8 // 5)))
+    datas = [f.split(b"data: ", 1)[1].rstrip(b"\n") for f in frames]
+
+    class Out:
+        def __init__(self, *a, **kw):
+            self.n = 0
+
+        async def prepare(self, request):
+            pass
+
+        async def write(self, b):
+            self.n += len(b)
+
+        async def write_eof(self):
+            pass
+
+    async def events():
+        for d in datas:
+            yield RawEvent(orjson.loads(d), d)
+    import lynkr.wire.anthropic as mod
+    real, mod.web.StreamResponse = mod.web.StreamResponse, Out
+    try:
+        x = Exchange.new("anthropic", {"messages": [], "stream": True})
+        x.response = Response(events=events())
+        t = time.perf_counter()
+        await mod.render(make_mocked_request("POST", "/"), x)
+        return (time.perf_counter() - t) / len(datas) * 1e6
+    finally:
+        mod.web.StreamResponse = real
+
+
 def main() -> None:
     cc = json.loads((FIX / "claude-code/fix-negative-stock/req_004.json").read_text())["body"]
     cx = json.loads((FIX / "codex/list-files/req_001.json").read_text())["body"]
@@ -105,6 +145,8 @@ def main() -> None:
     for e in evs:
         acc.feed(e)
     print(f"MessageAccumulator.feed, per event (20k deltas)   {(time.perf_counter() - t) / len(evs) * 1e6:8.2f} µs")
+
+    print(f"anthropic.render, per upstream event, no network {asyncio.run(render_cost()):8.2f} µs")
 
     direct, through = asyncio.run(stream_through(2000))
     print(f"2 000-event Anthropic stream, median of 15: direct {direct:.1f} ms, through Lynkr {through:.1f} ms "
