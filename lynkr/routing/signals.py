@@ -32,7 +32,9 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
         r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
         r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
         r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)",
-        r"justify", r"argue", r"work out", r"determine whether", r"show (?:that|whether|why)", r"weigh")),
+        r"justify", r"argue", r"work out", r"determine whether", r"show (?:that|whether|why)", r"weigh",
+        r"recommend", r"think (?:about|through|hard|carefully)",
+        r"explain (?:the )?(?:trade-?offs?|implications|risks|consequences)")),
     ("build", 0.75, _words(
         r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
         r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
@@ -45,14 +47,15 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
         r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
         r"delet(?:e|ing)", r"replac(?:e|ing)", r"test", r"document", r"format", r"summari[sz]e", r"translat(?:e|ing)",
         r"extract", r"mov(?:e|ing)", r"sort", r"pars(?:e|ing)", r"configur(?:e|ing)", r"install", r"make",
-        r"convert\w* (?:this|the|it|these|my|our)", r"clean up", r"type hints?", r"docstrings?")),
+        r"convert\w* (?:this|the|it|these|my|our)", r"clean up", r"type hints?", r"docstrings?",
+        r"(?:we|i) (?:need|want)(?! to know)")),
     ("lookup", 0.15, _words(
         r"what", r"which", r"where", r"when", r"who", r"how", r"show", r"list", r"tell", r"print", r"convert",
         r"define", r"mean(?:s|ing)?", r"explain", r"describe", r"difference", r"check")),
 ]
 
 # -- scope: breadth words, enumerations, several steps, several components ----------------------
-_WIDE = _words(r"across", r"all", r"every", r"entire", r"whole", r"everywhere", r"throughout", r"codebase",
+_WIDE = _words(r"across", r"all (?:[\w.-]+ ){0,2}[\w-]+s", r"every", r"entire", r"whole", r"everywhere", r"throughout", r"codebase",
                r"repo(?:sitory)?", r"project-wide", r"end[- ]to[- ]end", r"system-wide", r"globally",
                r"multiple", r"several", r"each of")
 _STEP = _words(r"then", r"after that", r"afterwards", r"finally", r"first", r"next", r"including", r"with tests",
@@ -91,11 +94,13 @@ _REASON_STRONG = _words(
     r"design (?:a|an|the|our)", r"architect\w*", r"choose between", r"decide between", r"weigh(?:s|ing)?",
     r"failure (?:handling|cases?|scenarios?)", r"memory model", r"big-o",
     r"thread-safe(?:ty)?", r"correctness argument", r"counter-?example", r"hypothes[ie]s", r"evidence",
-    r"distinguish", r"(?:security|privacy|performance|scalability) implications")
+    r"distinguish", r"(?:security|privacy|performance|scalability) implications", r"terminat(?:es|ion)",
+    r"walk (?:me |us )?through", r"think (?:about|through|hard|carefully)", r"attack surface")
 _REASON_WEAK = _words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
-    r"pick one", r"decisions?", r"constraints?", r"approach(?:es)?", r"alternatives?")
+    r"pick one", r"decisions?", r"constraints?", r"approach(?:es)?", r"alternatives?", r"is it possible",
+    r"prevent\w*", r"could happen")
 
 # -- risk domains -----------------------------------------------------------------------------------
 RISK_DOMAINS: dict[str, re.Pattern] = {
@@ -104,12 +109,13 @@ RISK_DOMAINS: dict[str, re.Pattern] = {
         r"authenticat\w*", r"authori[sz]ation", r"session fixation", r"privilege\w*", r"sandbox\w*", r"secrets?",
         r"credentials?", r"encrypt\w*", r"decrypt\w*", r"passwords?", r"threats?", r"malicious", r"untrusted",
         r"user-supplied", r"cve", r"tokens? storage", r"cryptograph\w*", r"weakness(?:es)?", r"key rotation",
-        r"permissions?", r"rbac", r"oauth", r"jwt", r"pii"),
+        r"permissions?", r"rbac", r"oauth", r"jwt", r"pii", r"attack surface", r"abus(?:e|ed|ing)"),
     "concurrency": _words(
         r"concurren\w*", r"race conditions?", r"races?", r"deadlocks?", r"lock-free", r"mutex\w*", r"atomic\w*",
         r"thread-safe\w*", r"interleavings?", r"linearizab\w*", r"double[- ]\w+ing", r"idempoten\w*",
         r"exactly-once", r"at-least-once", r"retr(?:y|ies)", r"locking", r"memory model", r"volatile",
-        r"happens-before"),
+        r"happens-before", r"at the same time", r"simultaneous\w*", r"at once",
+        r"two (?:requests|users|threads|processes|workers|clients|transactions)"),
     "data": _words(
         r"data loss", r"los(?:e|ing) data", r"corrupt\w*", r"migrations", r"schema migrations?",
         r"database migrations?", r"data migrations?", r"zero-downtime", r"shard\w*", r"replicas?", r"replication",
