@@ -4,6 +4,8 @@ stops hitting and the savings cost money."""
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lynkr.replay import prefix_violations, replay_sessions
 from tests.conftest import FIXTURES, ROOT
@@ -115,3 +117,27 @@ def test_cache_control_moves_are_not_violations_but_client_rewrites_are_reported
     assert prefix_violations(a, b) == []
     c = request_with_results(["changed", "y"])
     assert prefix_violations(a, c) == ["message 2"]
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                           lambda c: st.lists(c, max_size=6) | st.dictionaries(st.text(max_size=6), c, max_size=6),
+                           max_leaves=30)
+odd_content = st.one_of(
+    st.text(max_size=300), json_values.map(json.dumps), json_values,
+    st.lists(st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=200)}),
+                       st.dictionaries(st.text(max_size=5), json_values, max_size=3)), max_size=3))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(odd_content, min_size=1, max_size=4), tools=st.lists(json_values, max_size=6))
+def test_savings_stages_never_raise_on_odd_shapes(tmp_path, payloads, tools):
+    from lynkr.stages.crush import Crush
+    from lynkr.stages.strip_tools import StripTools
+    from lynkr.stages.toon import Toon
+    from tests.helpers.savings_util import build_stage, run_stage
+    req = request_with_results(payloads)
+    req["tools"] = tools
+    for stage in (build_stage(StripTools, min_tools=0), build_stage(Toon, min_chars=0),
+                  build_stage(Crush, keep_last=0, min_tokens=0, state_dir=str(tmp_path))):
+        x = run_stage(stage, req)
+        json.dumps(x.request)           # still a JSON body
