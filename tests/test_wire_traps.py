@@ -574,3 +574,14 @@ async def test_trap_4_5_quirky_openai_upstream_to_the_anthropic_sdk(write_pipeli
     assert [b.input for b in final.content[2:]] == [{"command": "ls -la /tmp"}, {"command": "date"}]
     assert final.stop_reason == "tool_use"
     assert final.usage.input_tokens == 100 and final.usage.cache_read_input_tokens == 20
+
+
+async def test_trap_6_call_whose_name_arrives_late_is_buffered_not_nameless():
+    chunks = [chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"arguments": ""}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": '{"k":'}}]}),
+              chunk({"tool_calls": [{"index": 0, "function": {"arguments": '"v"}'}}]}), chunk({}, "tool_calls")]
+    events = await collect_events(openai_chat.events_from_openai(aiter(chunks)))
+    check_anthropic_grammar(events)
+    start = next(e for e in events if e["type"] == "content_block_start")
+    assert start["content_block"]["name"] == "f"
+    assert "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta") == '{"k":"v"}'

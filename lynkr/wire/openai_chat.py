@@ -571,8 +571,9 @@ async def events_from_openai(chunks, request: dict | None = None):
                     continue                  # fragments after a call closed would corrupt it
                 else:
                     t = _Tool(tc.get("id"), f.get("name") or "")
-                    # A new call: it streams live when nothing else is open or the open call's JSON is complete.
-                    if live is None or complete_json(live.text):
+                    # A new call streams live when nothing else is open (or the open call's JSON is
+                    # complete) and its name is known; otherwise it is buffered and flushed whole.
+                    if t.name and (live is None or complete_json(live.text)):
                         for e in close():
                             yield e
                         live, live_oi = t, oi
