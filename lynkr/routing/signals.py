@@ -41,7 +41,7 @@ ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
         r"troubleshoot\w*", r"profil(?:e|ing)", r"optimi[sz](?:e|ing)", r"integrat(?:e|ing)", r"split(?:ting)?",
         r"consolidat\w*", r"overhaul\w*", r"moderni[sz]\w*", r"paralleli[sz]\w*", r"instrument(?:ing)?",
         r"build", r"review", r"harden", r"upgrad(?:e|ing)", r"switch over", r"build out", r"set up", r"automate",
-        r"decouple", r"scale", r"propose", r"plan")),
+        r"decouple", r"scale", r"propose", r"plan", r"speed up")),
     ("edit", 0.45, _words(
         r"add(?:s|ing)?", r"write", r"writing", r"creat(?:e|ing)", r"generat(?:e|ing)", r"renam(?:e|ing)",
         r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
@@ -95,7 +95,8 @@ _REASON_STRONG = _words(
     r"failure (?:handling|cases?|scenarios?)", r"memory model", r"big-o",
     r"thread-safe(?:ty)?", r"correctness argument", r"counter-?example", r"hypothes[ie]s", r"evidence",
     r"distinguish", r"(?:security|privacy|performance|scalability) implications", r"terminat(?:es|ion)",
-    r"walk (?:me |us )?through", r"think (?:about|through|hard|carefully)", r"attack surface")
+    r"walk (?:me |us )?through", r"think (?:about|through|hard|carefully)", r"attack surface",
+    r"probabilit(?:y|ies)", r"expected (?:number|value)", r"collisions?", r"decide whether", r"estimate")
 _REASON_WEAK = _words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
@@ -148,6 +149,8 @@ _CODE_LINE = re.compile(
     r"return |if \(|for \(|SELECT |INSERT |UPDATE \w+ SET|\$ |>>> )|[{};]\s*$|\w+\s*=\s*[\[{(\"'\w]",
     re.MULTILINE)
 _INLINE_CODE = re.compile(r"`[^`\n]+`|\b\w+\([^)]*\)|\bdef \w+|\w+\[['\"\w]+\]")
+# A token dense in operators is code or a pattern even without backticks: ^\d{3}-\d{4}$, a[i]->b.
+_SYMBOLIC = re.compile(r"\S*[\\^$|{}\[\]<>=*+](?:\S*[\\^$|{}\[\]<>=*+]){2}\S*")
 _FILE = re.compile(
     r"(?<![\w/])[\w./-]*\w\.(?:py|js|mjs|ts|tsx|jsx|go|rs|java|rb|php|c|h|cc|cpp|hpp|cs|kt|swift|sql|sh|ya?ml|"
     r"json|toml|md|html|css|ini|cfg|env|txt|lock|gradle|tf|proto)\b", _I)
@@ -206,7 +209,7 @@ def code(ask: str, low: str, conv: Conversation):
     lines = len(_CODE_LINE.findall(ask))
     if lines >= 2:
         return 1.0, f"{lines} code lines"
-    if lines == 1 or _INLINE_CODE.search(ask):
+    if lines == 1 or _INLINE_CODE.search(ask) or _SYMBOLIC.search(ask):
         return 0.6, "inline code"
     return 0.0, ""
 
