@@ -158,6 +158,9 @@ def test_shipped_pipelines_validate():
     root = Path(__file__).resolve().parent.parent
     files = sorted(str(p) for p in (root / "pipelines").glob("*.yaml"))
     files += sorted(str(p) for p in (root / "examples").rglob("*.yaml") if "pipelines" in p.parts)
+    # A fresh machine: no provider keys or Lynkr variables, only the offline model and tokenizer.
+    import os
+    keep = ("PATH", "HOME", "LYNKR_EMBED_MODEL_PATH", "TIKTOKEN_CACHE_DIR", "HF_HUB_OFFLINE")
     res = subprocess.run([sys.executable, "-m", "lynkr.cli", "validate", *files], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+                         env={k: os.environ[k] for k in keep if k in os.environ})
     assert res.returncode == 0, res.stderr
