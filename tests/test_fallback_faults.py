@@ -232,3 +232,24 @@ async def test_openai_clients_get_errors_in_their_own_shape(runners, lynkr, writ
     assert status == 200
     assert b"response.failed" in raw or b"event: error" in raw, raw[-400:]
     assert b"response.completed" not in raw
+
+
+async def test_breaker_state_visible_and_resettable(runners, lynkr, write_pipeline, monkeypatch):
+    import aiohttp
+    monkeypatch.setenv("LYNKR_ADMIN_TOKEN", "admin-secret-token")
+    primary, _b, base, _e = await setup("openai", runners, lynkr, write_pipeline, fallback=True,
+                                        primary_extra=", breaker: {threshold: 1, cooldown_s: 60}")
+    primary.faults.append({"status": 503})
+    await post(base, body(False))
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/v1/health/providers") as r:
+            state = await r.json()
+        assert state["breakers"]["p:model-a"]["state"] == "open"
+        assert state["providers"]["p"]["kind"] == "openai"
+        async with s.post(base + "/v1/admin/circuit-breakers/reset") as r:
+            assert r.status in (401, 403)
+        async with s.post(base + "/v1/admin/circuit-breakers/reset",
+                          headers={"authorization": "Bearer admin-secret-token"}) as r:
+            assert r.status == 200 and (await r.json())["breakers"]["p:model-a"]["state"] == "closed"
+    status, _h, out = await post(base, body(False))
+    assert out["content"][0]["text"] == "from primary"

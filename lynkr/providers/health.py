@@ -1,0 +1,40 @@
+"""Provider health over HTTP: circuit-breaker state per provider+model, and a reset.
+
+    GET  /v1/health/providers              (Lynkr's path) breakers and the providers they belong to
+    POST /v1/admin/circuit-breakers/reset  (admin token) close every breaker, e.g. after an outage
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .resilience import breakers_for
+
+__all__ = ["setup", "status"]
+
+
+def status(engine) -> dict:
+    pipeline = engine.current
+    providers = {}
+    if pipeline is not None:
+        providers = {name: {"kind": p.kind, "base_url": p.base_url} for name, p in pipeline.providers.items()}
+    return {"providers": providers, "breakers": breakers_for(engine.shared).snapshot()}
+
+
+async def get_providers(request: web.Request) -> web.Response:
+    return web.json_response(status(request.app["engine"]))
+
+
+async def post_reset(request: web.Request) -> web.Response:
+    from ..server.auth import require_admin
+
+    require_admin(request)
+    engine = request.app["engine"]
+    breakers = breakers_for(engine.shared)
+    for b in breakers._by_key.values():
+        b.success()
+    return web.json_response({"reset": True, **status(engine)})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/v1/health/providers", get_providers)
+    app.router.add_post("/v1/admin/circuit-breakers/reset", post_reset)
