@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Embedder", "EmbedderError", "get_embedder", "DEFAULT_EMBED_MODEL"]
+__all__ = ["Embedder", "EmbedderError", "get_embedder", "check_model_path", "DEFAULT_EMBED_MODEL"]
 
 
 class EmbedderError(Exception):
@@ -35,12 +35,8 @@ class Embedder:
         self.model_path = model_path
         kwargs = {"threads": threads}
         if model_path:
-            p = Path(model_path)
-            if not p.is_dir():
-                raise EmbedderError(f"embedding model path {model_path} does not exist or is not a folder")
-            if not any(p.glob("*.onnx")):
-                raise EmbedderError(f"embedding model path {model_path} holds no .onnx file")
-            kwargs["specific_model_path"] = str(p)
+            check_model_path(model_path)
+            kwargs["specific_model_path"] = str(Path(model_path))
         try:
             self._model = TextEmbedding(model_name=self.model_name, **kwargs)
         except Exception as e:
@@ -62,6 +58,21 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder(model_name={self.model_name!r}, model_path={self.model_path!r})"
+
+
+def check_model_path(model_path: str | None = None) -> str | None:
+    """Without loading anything (for `lynkr validate`): the model folder that would be used, or
+    EmbedderError naming it when it is missing or holds no ONNX file. None: fastembed's download."""
+    if model_path is None:
+        model_path = os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
+    if not model_path:
+        return None
+    p = Path(model_path)
+    if not p.is_dir():
+        raise EmbedderError(f"embedding model path {model_path} does not exist or is not a folder")
+    if not any(p.glob("*.onnx")):
+        raise EmbedderError(f"embedding model path {model_path} holds no .onnx file")
+    return str(p)
 
 
 _cache: dict[tuple[str, str | None], Embedder] = {}

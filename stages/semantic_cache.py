@@ -34,7 +34,7 @@ from lynkr.cache.index import Entry, VectorIndex
 from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import eligibility, scope_key, split_prompt
 from lynkr.cache.store import cache_path, open_store
-from lynkr.embed import EmbedderError, get_embedder
+from lynkr.embed import EmbedderError, check_model_path, get_embedder
 from lynkr.exchange import Exchange
 from lynkr.stage import Stage
 
@@ -93,20 +93,24 @@ class SemanticCache(Stage):
         self.ttl = float(options["ttl"])
         self.store = None
         try:
-            self.embedder = get_embedder(options.get("model_path"), options["model"])
+            if ctx.dry_run:
+                # `lynkr validate`/`explain`: check the model folder, load nothing, download nothing.
+                check_model_path(options.get("model_path"))
+                self.embedder = None
+            else:
+                self.embedder = get_embedder(options.get("model_path"), options["model"])
         except EmbedderError as e:
             key = "model_path" if options.get("model_path") else "model"
             raise ctx.cfg.error(f"semantic_cache: {e}", ("stages", ctx.index, "with", key)) from None
-        self.index = VectorIndex(self.embedder.dim, max_entries=options["max_entries"],
-                                 max_per_scope=options["max_per_scope"])
+        self.index = VectorIndex(self.embedder.dim if self.embedder is not None else 384,
+                                 max_entries=options["max_entries"], max_per_scope=options["max_per_scope"])
         if options["persist"] and not ctx.dry_run:
             self.store = open_store(cache_path(ctx, options))
-            for row in self.store.load("semantic", self.id):
-                if row["vector"] is None or len(row["vector"]) != self.embedder.dim:
-                    continue
-                entry = Entry(id=row["id"], scope=row["scope"], text=row["text"] or "", message=row["message"],
-                              created=row["created"], expires=row["expires"])
-                self.index.add(entry, np.asarray(row["vector"], dtype=np.float32))
+            self.index.load([
+                (Entry(id=row["id"], scope=row["scope"], text=row["text"] or "", message=row["message"],
+                       created=row["created"], expires=row["expires"]), np.asarray(row["vector"], dtype=np.float32))
+                for row in self.store.load("semantic", self.id)
+                if row["vector"] is not None and len(row["vector"]) == self.embedder.dim])
 
     # -- request phase ------------------------------------------------------------------------
     async def run(self, x: Exchange) -> None:

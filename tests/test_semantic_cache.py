@@ -228,6 +228,9 @@ def test_bad_model_path_is_a_load_time_error(tmp_path):
         load_pipeline(p)
     msg = str(e.value)
     assert "no-such-model" in msg and "p.yaml" in msg and "model_path" in msg
+    with pytest.raises(ConfigError) as e:          # `lynkr validate` checks it too, loading nothing
+        load_pipeline(p, dry_run=True)
+    assert "no-such-model" in str(e.value)
     (tmp_path / "empty").mkdir()
     p.write_text(pipeline("http://127.0.0.1:9", tmp_path, SEM % f", model_path: {tmp_path}/empty"))
     with pytest.raises(ConfigError) as e:

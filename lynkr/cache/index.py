@@ -69,8 +69,26 @@ class VectorIndex:
                 evicted.append(sc.entries[0])
                 self._remove_at(sc, 0)
             if self._count > self.max_entries:
-                evicted += self._evict_oldest(self._count - self.max_entries)
+                # Evict a tenth at once: the sort over all entries is then paid once per many inserts.
+                evicted += self._evict_oldest(self._count - self.max_entries + max(1, self.max_entries // 10))
         return evicted
+
+    def load(self, rows: list[tuple[Entry, np.ndarray]]) -> None:
+        """Bulk insert at start-up (one matrix per scope, not one copy per row), newest kept
+        within the bounds."""
+        by_scope: dict[str, list[tuple[Entry, np.ndarray]]] = {}
+        for entry, vec in sorted(rows, key=lambda r: r[0].created)[-self.max_entries:]:
+            by_scope.setdefault(entry.scope, []).append((entry, vec))
+        with self._lock:
+            for scope, items in by_scope.items():
+                items = items[-self.max_per_scope:]
+                sc = self._scopes.setdefault(scope, _Scope(self.dim))
+                mat = np.asarray([v for _e, v in items], dtype=np.float32).reshape(len(items), self.dim)
+                for (e, _v), row in zip(items, mat):
+                    e.vector = row
+                sc.entries.extend(e for e, _v in items)
+                sc.matrix = np.vstack([sc.matrix, mat])
+                self._count += len(items)
 
     def _remove_at(self, sc: _Scope, i: int) -> None:
         del sc.entries[i]
