@@ -52,6 +52,7 @@ class Fallback(Stage):
                              fallbackable=True)
         # tier_route's per-tier fallbacks (`with: {fallbacks: {TIER: [...]}}`) are tried first.
         targets = [Route.parse(t, reason="fallback") for t in x.vars.get("route_fallbacks") or ()] + self.targets
+        targets = [r for i, r in enumerate(targets) if str(r) not in {str(t) for t in targets[:i]}]
         if not err.fallbackable or not targets:
             raise err
         failed = x.route

@@ -253,3 +253,30 @@ async def test_breaker_state_visible_and_resettable(runners, lynkr, write_pipeli
             assert r.status == 200 and (await r.json())["breakers"]["p:model-a"]["state"] == "closed"
     status, _h, out = await post(base, body(False))
     assert out["content"][0]["text"] == "from primary"
+
+
+async def test_router_fallbacks_go_first(runners, lynkr, write_pipeline):
+    """A stage that routes may name fallbacks for its choice (tier_route's `fallbacks:` publishes
+    vars.route_fallbacks); they are tried before the fallback stage's own targets."""
+    primary = make_double("openai", [Answer(text="from primary")])
+    purl = await serve_double(primary, runners)
+    tier_fb = make_double("ollama", [Answer(text="from tier fallback")])
+    turl = await serve_double(tier_fb, runners)
+    backup = make_double("anthropic", [Answer(text="from fallback")])
+    burl = await serve_double(backup, runners)
+    stage_file = write_pipeline(
+        "from lynkr.stage import Stage\n"
+        "class Pick(Stage):\n"
+        "    name = 'pick'\n"
+        "    async def run(self, x):\n"
+        "        x.vars['route_fallbacks'] = ['t:qwen:7b']\n", name="pick.py")
+    providers = (provider_yaml("openai", purl, "p", ", retry: {attempts: 1}") + provider_yaml("ollama", turl, "t")
+                 + provider_yaml("anthropic", burl, "fb"))
+    stages = (f"  - {{id: pick, uses: '{stage_file}:Pick'}}\n"
+              "  - {id: call, uses: provider_call, needs: [pick], with: {to: 'p:model-a'}, on_error: backup}\n"
+              "  - {id: backup, uses: fallback, with: {to: 'fb:claude-b'}}\n")
+    _e, base = await lynkr(write_pipeline(pipeline(providers, stages)))
+    primary.faults.append({"status": 503})
+    status, headers, out = await post(base, body(False))
+    assert status == 200 and out["content"][0]["text"] == "from tier fallback"
+    assert headers["x-lynkr-fallback"] == "t:qwen:7b" and backup.requests == []
