@@ -105,6 +105,7 @@ def test_taxonomy():
     assert classify_status(400) == (False, False)
     assert classify_status(401) == (False, False)
     assert classify_status(400, "prompt is too long: 210000 tokens > 200000 maximum") == (False, False)
+    assert classify_status(400, 'registry.ollama.ai/library/gemma:2b does not support tools') == (False, True)
     e = upstream_error("p", 413, "Input is too long.")
     assert e.status == 400 and e.type == "invalid_request_error" and not e.fallbackable
     assert upstream_error("p", 422, "bad").status == 400

@@ -3,7 +3,8 @@ first-byte rule that decides whether a failure can still be hidden from the clie
 
 Taxonomy (issue #4):
 - retryable (same target again, after a backoff): connect errors, timeouts, 408/429/500/502/503/504/529;
-- fallbackable (another target): the retryable ones plus "model not found" (404);
+- fallbackable (another target): the retryable ones plus "model not found" (404) and a model that
+  "does not support" what the request needs (tools, thinking, images);
 - fatal (relayed to the client in its own shape, with the provider's wording): 400/401/403/413 and
   context-length errors — Claude Code's auto-compaction matches "prompt is too long".
 """
@@ -37,7 +38,10 @@ def classify_status(status: int, message: str = "") -> tuple[bool, bool]:
     if context_length_error(message) and status < 500:
         return False, False
     retryable = status in (408, 429, 500, 502, 503, 504, 529)
-    return retryable, retryable or status == 404
+    # "model not found" and "<model> does not support tools|thinking|images" (Ollama's 400 for a
+    # model without that capability): this request can't go to this model, another may serve it.
+    capability = status == 400 and "does not support" in (message or "").lower()
+    return retryable, retryable or status == 404 or capability
 
 
 def upstream_error(provider: str, status: int, message: str, *, type: str | None = None,
