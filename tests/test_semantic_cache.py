@@ -236,3 +236,25 @@ def test_bad_model_path_is_a_load_time_error(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_pipeline(p)
     assert str(tmp_path / "empty") in str(e.value)
+
+
+async def test_codex_environment_context_scopes_by_cwd_not_date(upstream, write_pipeline, lynkr, tmp_path):
+    engine, url = await lynkr(write_pipeline(pipeline(upstream.url, tmp_path, SEM % "")))
+
+    def env(cwd, date):
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text":
+                f"<environment_context>\n  <cwd>{cwd}</cwd>\n  <current_date>{date}</current_date>\n</environment_context>"}]}
+
+    def body(cwd, date, q):
+        return {"model": "gpt-test", "input": [env(cwd, date), {"type": "message", "role": "user",
+                                                                 "content": [{"type": "input_text", "text": q}]}]}
+    async with aiohttp.ClientSession() as s:
+        async def post(b):
+            async with s.post(url + "/v1/responses", json=b) as r:
+                assert r.status == 200
+                await r.read()
+                await settle(engine)
+                return r.headers.get("x-lynkr-cache")
+        assert await post(body("/home/dev/a", "2026-11-22", Q1)) is None
+        assert await post(body("/home/dev/a", "2026-11-23", Q1_PARAPHRASE)) == "semantic"
+        assert await post(body("/home/dev/b", "2026-11-23", Q1_PARAPHRASE)) is None

@@ -36,7 +36,9 @@ _VOLATILE = [
     (re.compile(r"\b(?:req|msg|toolu|call|resp|run|sess|chatcmpl)_[A-Za-z0-9]{8,}\b"), "<id>"),
     (re.compile(r"(?i)\b[0-9a-f]{16,}\b"), "<hex>"),
 ]
-_REMINDER = re.compile(r"(?s)^\s*<system-reminder>.*</system-reminder>\s*$")
+# Blocks the client writes around the user's words: Claude Code's reminders, Codex's environment
+# context (cwd, shell, date) and AGENTS.md instructions. Context for the scope, never the question.
+_REMINDER = re.compile(r"(?s)^\s*<(system-reminder|environment_context|user_instructions|INSTRUCTIONS)>.*</\1>\s*$")
 _UNKEYED = ("cache_control", "id", "tool_use_id")
 
 
