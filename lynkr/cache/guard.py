@@ -291,6 +291,9 @@ def features(text: str) -> Features:
         questions.add("compare")
     if _MECHANISM.search(text_low):
         questions.add("mechanism")
+    if ("compare" not in questions and not questions & {"why", "quantity"} and _DESCRIBE.match(text.strip().lower())
+            and not _PROCEDURE_ASKED.search(text_low)):
+        questions.add("describe")       # "what is X", "explain X": not "how do I use X", "best X"
     if _COMPOUND.search(text_low):
         questions.add("compound")       # "what is X and how …": two questions in one
     for sent in re.split(r"(?<=[.?!])\s+", text.strip()):
@@ -345,6 +348,15 @@ _FIRST_PERSON = {"i", "me", "my", "mine", "myself", "we", "us", "our", "ours"}
 _SECOND_PERSON = re.compile(r" (you|your|yours|yourself) ")
 _PROCEDURAL = re.compile(r" how (do|can|could|would|should|shall|will|to) (i|we|you|one) ")
 _REQUEST = re.compile(r" (can|could|would|will) you (please )?(explain|tell|show|help|give|describe|list|write|suggest) ")
+_DESCRIBE = re.compile(r"^(?:(?:can|could|would) you (?:please )?)?(?:"
+                       r"(?:what|who) (?:is|are|was|were) (?!(?:some|the best|the most|the main|the top|the applications|"
+                       r"the uses|the benefits|the advantages|the disadvantages|the steps|the ways?|the types|good|"
+                       r"your|my)\b)[^?]*"
+                       r"|what does [^?]+ (?:do|mean|stand for)(?: [^?]*)?"
+                       r"|what is meant by [^?]+|explain [^?]+|define [^?]+|describe [^?]+|tell me about [^?]+"
+                       r")[?.!]*$")
+_PROCEDURE_ASKED = re.compile(r" (command|commands|way|ways|syntax|keys?|steps?|code|method|function|option|flag|"
+                              r"shortcut|tool|api) (to|for) ")
 _COMPOUND = re.compile(r" and (how|why|where|when|what|which|who) ")
 _YESNO_OPENERS = {"is", "are", "was", "were", "do", "does", "did", "should", "will", "have", "has", "am",
                   "isn't", "aren't", "doesn't", "don't", "shall"}
