@@ -65,3 +65,31 @@ async def test_claude_code_fixes_negative_stock(upstream_kind, tmp_path, write_p
         results = [m["tool_call_id"] for m in last["messages"] if m["role"] == "tool"]
         assert calls == results and len(calls) == 4, diag
         assert not any("x-anthropic-billing-header" in str(m.get("content")) for m in last["messages"]), diag
+
+
+async def test_claude_code_parallel_calls_from_a_quirky_openai_upstream(tmp_path, write_pipeline, lynkr):
+    """Two tool calls in one turn, their argument fragments interleaved, finish_reason "stop"
+    (Ollama-style): Claude Code still runs both, then the edit."""
+    app = make_inventory_app(tmp_path / "work")
+    store = str(app / "inventory" / "store.py")
+    steps = [[{"type": "tool", "name": "Bash", "input": {"command": "ls inventory", "description": "List the package"}},
+              {"type": "tool", "name": "Read", "input": {"file_path": store}}],
+             {"type": "tool", "name": "Edit", "input": {
+                 "file_path": store, "old_string": "        self.items[sku] = self.items.get(sku, 0) - qty",
+                 "new_string": "        self.items[sku] = max(0, self.items.get(sku, 0) - qty)"}},
+             {"type": "text", "text": "Stock can no longer go negative."}]
+    up = OpenAIUpstream(steps, agent_tool="Bash", interleave=True, finish_on_tools="stop", chunk=5)
+    runner, url = await start_app(up.app())
+    try:
+        _, proxy = await lynkr(write_pipeline(PIPES["openai"] % url))
+        code, out, err = await run([CLAUDE, "-p", "Stop stock going negative.", "--allowedTools", "Bash Read Edit",
+                                    "--model", "claude-sonnet-4-5"], claude_env(tmp_path / "home", proxy), cwd=app)
+    finally:
+        await runner.cleanup()
+    diag = f"exit {code}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-3000:]}\nupstream turns: {up.turn}"
+    assert code == 0, diag
+    assert "max(0, self.items.get(sku, 0) - qty)" in (app / "inventory" / "store.py").read_text(), diag
+    assert "Stock can no longer go negative." in out, diag
+    second = [r for r in up.requests if "Bash" in str(r.get("tools"))][1]
+    results = {m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"}
+    assert len(results) == 2 and any("store.py" in c for c in results.values()), diag
