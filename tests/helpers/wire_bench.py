@@ -38,7 +38,7 @@ async def stream_through(n_events: int, runs: int = 15) -> tuple[float, float]:
     from tests.conftest import start_app
     from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message
 
-    text = "word " * (n_events * 2)     # the upstream helper sends 8-character deltas
+    text = "word " * (n_events * 8 // 5 - 8)     # the upstream helper sends 8-character deltas
     up = AnthropicUpstream(lambda body: text_message(text))
     up_runner, up_url = await start_app(up.app())
     tmp = Path(tempfile.mkdtemp())
@@ -148,9 +148,11 @@ def main() -> None:
 
     print(f"anthropic.render, per upstream event, no network {asyncio.run(render_cost()):8.2f} µs")
 
+    from tests.helpers.anthropic_upstream import sse, text_message
+    n = len(sse(text_message("word " * (2000 * 8 // 5 - 8))))
     direct, through = asyncio.run(stream_through(2000))
-    print(f"2 000-event Anthropic stream, median of 15: direct {direct:.1f} ms, through Lynkr {through:.1f} ms "
-          f"(+{through - direct:.1f} ms, {(through - direct) / 2000 * 1000:.1f} µs/event)")
+    print(f"{n}-event Anthropic stream, median of 15: direct {direct:.1f} ms, through Lynkr {through:.1f} ms "
+          f"(+{through - direct:.1f} ms, {(through - direct) / n * 1000:.1f} µs/event)")
 
 
 if __name__ == "__main__":
