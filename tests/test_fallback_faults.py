@@ -280,3 +280,18 @@ async def test_router_fallbacks_go_first(runners, lynkr, write_pipeline):
     status, headers, out = await post(base, body(False))
     assert status == 200 and out["content"][0]["text"] == "from tier fallback"
     assert headers["x-lynkr-fallback"] == "t:qwen:7b" and backup.requests == []
+
+
+@pytest.mark.parametrize("kind", ["openai", "ollama", "bedrock"])
+async def test_stream_that_goes_silent_ends_at_the_read_timeout(kind, runners, lynkr, write_pipeline):
+    """An upstream that stops sending mid-stream with the connection open: the client's stream ends
+    with an error event once `timeouts.read` passes, instead of hanging."""
+    primary, backup, base, _e = await setup(kind, runners, lynkr, write_pipeline, fallback=True,
+                                            primary_extra=", timeouts: {read: 0.5, first_byte: 5, connect: 5}",
+                                            primary_script=[Answer(text="one two three four five six seven eight")])
+    primary.faults.append({"stall_after": 4})
+    status, _h, out = await post(base, body(True), timeout=20)
+    assert status == 200
+    err = check_no_error_mid_block(out)
+    assert err["error"]["type"] == "timeout_error"
+    assert backup.requests == []

@@ -8,7 +8,8 @@ Gemini's `thoughtSignature` on function calls.
 A request that breaks a rule gets the provider's own 400 and is recorded in `problems`, so a test
 asserts `double.problems == []`. `faults` is a queue of failures served before the script:
 {"status": 500} / {"status": 429, "retry_after": 1} / {"hang": 5} / {"reset": True} /
-{"garbage": True} / {"die_after": 3} (stream a few chunks, then drop the connection).
+{"garbage": True} / {"die_after": 3} (stream a few chunks, then drop the connection) /
+{"stall_after": 3} (stream a few chunks, then go silent with the connection open).
 """
 from __future__ import annotations
 
@@ -112,7 +113,10 @@ class Double:
             self.faults.insert(0, fault)
             fault = {}
         if fault.get("hang"):
-            await asyncio.sleep(fault["hang"])
+            for _ in range(int(fault["hang"] / 0.05)):       # until the proxy hangs up, at most `hang` s
+                if request.transport is None or request.transport.is_closing():
+                    return web.Response(status=499)
+                await asyncio.sleep(0.05)
         if fault.get("status"):
             resp = self.error(fault["status"], fault.get("message") or f"simulated {fault['status']}")
             if fault.get("retry_after") is not None:
@@ -127,6 +131,7 @@ class Double:
             await resp.write(b'{"partial": ')
             request.transport.abort()
             return resp
+        self._stall_after = fault.get("stall_after")
         return await self.respond(request, body, self.answer(body), stream, fault.get("die_after"))
 
     def is_stream(self, request, body) -> bool:
@@ -138,9 +143,17 @@ class Double:
         return resp
 
     async def write_chunks(self, request, resp, chunks: list[bytes], die_after: int | None):
+        stall = getattr(self, "_stall_after", None)
         for i, c in enumerate(chunks):
             if die_after is not None and i >= die_after:
                 request.transport.abort()
+                return resp
+            if stall is not None and i >= stall:
+                # Quiet with the connection open, until the proxy gives up and hangs up.
+                for _ in range(200):
+                    if request.transport is None or request.transport.is_closing():
+                        break
+                    await asyncio.sleep(0.05)
                 return resp
             await resp.write(c)
             await asyncio.sleep(0)
