@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs the real Claude Code and Codex CLIs into .tools/ (gitignored) for the end-to-end wire
 # tests in tests/e2e/. Idempotent: does nothing when both binaries are already there.
-# Versions follow the fixtures in ../shared/fixtures (Claude Code 2.1.x, Codex 0.169).
+# Versions are pinned to the ones the fixtures in ../shared/fixtures were captured with.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TOOLS="$PWD/.tools"
-CLAUDE_PKG="${LYNKR_CLAUDE_PKG:-@anthropic-ai/claude-code@2}"
-CODEX_PKG="${LYNKR_CODEX_PKG:-@openai/codex@0.169}"
+CLAUDE_VERSION="${LYNKR_CLAUDE_VERSION:-2.1.328}"
+CODEX_VERSION="${LYNKR_CODEX_VERSION:-0.169.0}"
+CLAUDE_PKG="@anthropic-ai/claude-code@$CLAUDE_VERSION"
+CODEX_PKG="@openai/codex@$CODEX_VERSION"
 if ! command -v npm >/dev/null 2>&1; then
   echo "10-clis: npm not found; the real-CLI tests will skip" >&2
   exit 0
 fi
 mkdir -p "$TOOLS"
-have() { [ -x "$TOOLS/node_modules/.bin/$1" ] && "$TOOLS/node_modules/.bin/$1" --version >/dev/null 2>&1; }
+# Installed and at the pinned version (the fixtures were captured with these).
+have() { [ -x "$TOOLS/node_modules/.bin/$1" ] && "$TOOLS/node_modules/.bin/$1" --version 2>/dev/null | grep -q "$2"; }
 want=()
-have claude || want+=("$CLAUDE_PKG")
-have codex || want+=("$CODEX_PKG")
+have claude "$CLAUDE_VERSION" || want+=("$CLAUDE_PKG")
+have codex "$CODEX_VERSION" || want+=("$CODEX_PKG")
 if [ ${#want[@]} -eq 0 ]; then
   echo "10-clis: claude $("$TOOLS/node_modules/.bin/claude" --version 2>/dev/null | head -1), codex $("$TOOLS/node_modules/.bin/codex" --version 2>/dev/null | head -1) already installed"
   exit 0
@@ -25,5 +28,5 @@ fi
 npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "${want[@]}" || \
   echo "10-clis: npm install failed; the real-CLI tests will skip" >&2
 for b in claude codex; do
-  if have "$b"; then echo "10-clis: $b $("$TOOLS/node_modules/.bin/$b" --version 2>/dev/null | head -1)"; fi
+  if [ -x "$TOOLS/node_modules/.bin/$b" ]; then echo "10-clis: $b $("$TOOLS/node_modules/.bin/$b" --version 2>/dev/null | head -1)"; fi
 done
