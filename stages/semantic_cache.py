@@ -112,6 +112,14 @@ class SemanticCache(Stage):
                 for row in self.store.load("semantic", self.id)
                 if row["vector"] is not None and len(row["vector"]) == self.embedder.dim])
 
+    def _prepare(self, question: str):
+        """In the embedding thread: the vector, and the guard's reading of the question (cached),
+        so the event loop only multiplies and compares."""
+        vector = self.embedder.embed([question])[0]
+        if self.options["guard"]:
+            guard.features(question)
+        return vector
+
     # -- request phase ------------------------------------------------------------------------
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)
@@ -134,7 +142,7 @@ class SemanticCache(Stage):
         scope = scope_key(x, x.request, context, pipeline=self.ctx.pipeline_name, model=x.request.get("model"),
                           per_session=self.options["per_session"], headers=self.options["scope_headers"])
         try:
-            vector = (await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self.embedder.embed, [question]))[0]
+            vector = await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self._prepare, question)
         except Exception as e:
             # Fail open: the executor records the stage as failed_open and the request goes on.
             ev.detail.update(result="error", error=f"embedding failed: {type(e).__name__}: {e}")
