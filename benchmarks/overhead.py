@@ -105,7 +105,33 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
         if workers > 1:
             args += ["--workers", str(workers)]
         return Proc(name, args, url, env)
+    if name == "litellm":
+        exe = litellm_bin()
+        if exe is None:
+            print("litellm: not installed, skipped (see benchmarks/README.md)", file=sys.stderr)
+            return None
+        cfg = tmp / "litellm.yaml"
+        cfg.write_text(LITELLM_CONFIG.format(upstream=upstream))
+        return Proc(name, [exe, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers",
+                           str(workers)], url, {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     raise SystemExit(f"unknown path {name}")
+
+
+# LiteLLM's proxy forwarding /v1/messages to the same Anthropic-compatible fake upstream.
+LITELLM_CONFIG = """
+model_list:
+  - model_name: "*"
+    litellm_params: {{model: "anthropic/*", api_base: "{upstream}", api_key: "bench"}}
+litellm_settings: {{drop_params: true, telemetry: false}}
+"""
+
+
+def litellm_bin() -> str | None:
+    for cand in (os.environ.get("LITELLM_BIN"), str(ROOT / ".tools" / "litellm" / "bin" / "litellm"),
+                 "/opt/litellm-venv/bin/litellm", shutil.which("litellm")):
+        if cand and Path(cand).is_file():
+            return cand
+    return None
 
 
 # Environment that points a shipped pipeline at the fake upstream.
@@ -230,9 +256,11 @@ def main(argv=None) -> int:
     try:
         for name in paths:
             proc = start_path(name, upstream.url, tmp, args.workers)
+            if proc is None and name != "direct":
+                continue
             url = upstream.url if proc is None else proc.url
             if proc is not None:
-                proc.wait_ready()
+                proc.wait_ready(timeout=180)
             res: dict = {}
             try:
                 for w in workloads:
@@ -264,15 +292,18 @@ def print_table(results: dict, workloads: list[str]) -> None:
     paths = results["paths"]
     print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
           f"lynkr workers: {results['workers']}\n")
-    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}   vs bare")
+    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}")
     for w in [w for w in workloads if w != "stream"]:
         bare = paths.get("bare", {}).get(w, {}).get("rps")
+        lite = paths.get("litellm", {}).get(w, {}).get("rps")
         for name, res in paths.items():
             r = res.get(w)
             if not r:
                 continue
-            ratio = f"{r['rps'] / bare:6.1%}" if bare else ""
-            print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}   {ratio}")
+            vs_bare = f"{r['rps'] / bare:.0%}" if bare else ""
+            vs_lite = f"{r['rps'] / lite:.1f}x" if lite else ""
+            print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
+                  f"{vs_bare:>9}{vs_lite:>12}")
     if "stream" in workloads:
         print(f"\n{'path':<22}{'TTFB p50 ms':>12}{'TTFB p99 ms':>12}{'stream p50 ms':>15}   added TTFB vs bare")
         bare = paths.get("bare", {}).get("stream", {}).get("ttfb_p50_ms")
