@@ -41,6 +41,8 @@ class ExactCache(Stage):
                          "description": "Also store answers that call tools (the same history asks for the same call)."},
             "per_session": {"type": "boolean", "default": False,
                             "description": "Key by the client's session too, so sessions never share answers."},
+            "scope_headers": {"type": "array", "items": {"type": "string"}, "default": ["x-lynkr-tenant"],
+                              "description": "Request headers whose values are part of the key (tenants, projects)."},
             "persist": {"type": "boolean", "default": True,
                         "description": "Keep answers in <state_dir>/cache.duckdb so a restart keeps them."},
             "path": {"type": ["string", "null"], "default": None,
@@ -64,8 +66,10 @@ class ExactCache(Stage):
                 self._entries[row["scope"]] = (row["message"], row["expires"])
 
     def _key(self, x: Exchange) -> str:
-        extra = (x.session,) if self.options["per_session"] else ()
-        return exact_key(x.request, extra=(self.ctx.pipeline_name, *extra))
+        extra = [self.ctx.pipeline_name, *(x.headers.get(h.lower()) for h in self.options["scope_headers"])]
+        if self.options["per_session"]:
+            extra.append(x.session)
+        return exact_key(x.request, extra=tuple(extra))
 
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)

@@ -120,6 +120,9 @@ async def test_restart_ttl_and_bypass(upstream, write_pipeline, lynkr, tmp_path)
         await settle(engine)
         _, h, _, _ = await ask(s, url, "anthropic", "Say hello.", headers={"x-lynkr-cache": "bypass"})
         assert "x-lynkr-cache" not in h
+        _, h, text, _ = await ask(s, url, "anthropic", "Say hello.", headers={"x-lynkr-tenant": "acme"})
+        assert "x-lynkr-cache" not in h and text == "Reply 3 to you."     # tenants do not share answers
+        await settle(engine)
     await engine.current.aclose()
     engine2, url2 = await lynkr(path)
     async with aiohttp.ClientSession() as s:
