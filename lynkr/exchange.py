@@ -107,6 +107,9 @@ class Exchange:
     ran: list = field(default_factory=list)  # plan steps that ran, for `after` hooks
     upstream_request: dict | None = None     # the body provider_call sent, for token accounting
     error: BaseException | None = None       # what sent the request to an on_error stage
+    # The client's own credential headers, kept apart from `headers` (which telemetry and stages
+    # see) and out of repr; only an Anthropic provider with no key of its own uses them.
+    client_auth: dict | None = field(default=None, repr=False)
     # Response interceptors, applied by provider_call to what the upstream answered:
     # `async hook(x, response, resend) -> Response`, where `resend(request_body)` calls the same
     # provider and model again. A stage installs one to answer tool calls the proxy itself added.

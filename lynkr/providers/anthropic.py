@@ -63,6 +63,9 @@ class AnthropicProvider(Provider):
                 h["authorization"] = f"Bearer {self.api_key}"
             else:
                 h[self.auth] = self.api_key
+        elif x.client_auth and self.config.get("forward_client_auth", True):
+            # No key configured: the client's own (API key or Claude Code's OAuth bearer) goes through.
+            h.update(x.client_auth)
         return h
 
     def build(self, request: dict, model: str) -> dict:

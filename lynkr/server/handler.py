@@ -115,6 +115,11 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
     x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=_session_of(request, body))
     x.vars["path"] = request.path
+    if not server_cfg.get("api_keys"):
+        # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
+        # keeps their own login); with them, it is a Lynkr key and must never leave.
+        auth = {k: request.headers[k] for k in ("x-api-key", "authorization") if k in request.headers}
+        x.client_auth = auth or None
     try:
         await pipeline.handle(x)
     except Exception as e:  # the executor contains stage errors; this is a bug guard
