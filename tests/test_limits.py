@@ -42,6 +42,12 @@ async def test_body_too_large_is_413_in_client_shape(anthropic_upstream, write_p
         err = orjson.loads(body)
         assert err["type"] == "error" and err["error"]["type"] == "request_too_large"
         assert h["x-should-retry"] == "false"       # the same body will never fit
+        # An OpenAI client gets the same limit in its own envelope.
+        status, _, body = await post(url, "/v1/chat/completions",
+                                     {**OPENAI_BODY, "messages": [{"role": "user", "content": "x" * 5000}]})
+        assert status == 413 and orjson.loads(body)["error"]["message"]
+        status, _, body = await post(url, "/v1/responses", {"model": "gpt-x", "input": "x" * 5000})
+        assert status == 413 and orjson.loads(body)["error"]["message"]
 
         # Chunked upload (no content-length) is cut off at the limit too.
         async def chunks():
