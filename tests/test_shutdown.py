@@ -135,3 +135,59 @@ async def test_second_signal_exits_at_once(upstream, tmp_path):
             stuck.cancel()
     finally:
         lynkr.kill()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")     # exited, not yet reaped
+    except OSError:
+        return True
+
+
+async def test_workers_drain_with_the_parent_and_exit_with_a_second_signal(upstream, tmp_path):
+    lynkr = LynkrProcess(_pipeline(tmp_path, upstream.url, grace=120), args=("--workers", "2"))
+    try:
+        await lynkr.ready()
+        async with asyncio.timeout(10):
+            while len(lynkr.workers()) < 1:
+                await asyncio.sleep(0.05)
+        children = lynkr.workers()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            # Streams on several connections: the kernel spreads them over both processes.
+            streams = [await s.post(lynkr.url + "/v1/messages", json={**BODY, "model": "slow", "stream": True})
+                       for _ in range(4)]
+            for r in streams:
+                assert (await r.content.readline()).startswith(b"event: message_start")
+            lynkr.signal(signal.SIGTERM)      # to the parent only, as docker and kubernetes do
+            await _until_refused(lynkr.port)  # neither process accepts any more
+            for r in streams:
+                assert b"event: message_stop" in await r.read()
+        assert await lynkr.wait() == 0
+        assert all(_gone(pid) for pid in children)
+    finally:
+        lynkr.kill()
+
+    lynkr = LynkrProcess(_pipeline(tmp_path, upstream.url, grace=120), args=("--workers", "2"))
+    try:
+        await lynkr.ready()
+        async with asyncio.timeout(10):
+            while len(lynkr.workers()) < 1:
+                await asyncio.sleep(0.05)
+        children = lynkr.workers()
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            stuck = [asyncio.create_task(s.post(lynkr.url + "/v1/messages", json={**BODY, "model": "silence"}))
+                     for _ in range(4)]
+            while upstream.calls["silence"] < 4:
+                await asyncio.sleep(0.01)
+            lynkr.signal(signal.SIGTERM)
+            await _until_refused(lynkr.port)
+            lynkr.signal(signal.SIGTERM)
+            assert await lynkr.wait(timeout=20) == 130
+            async with asyncio.timeout(20):
+                while not all(_gone(pid) for pid in children):
+                    await asyncio.sleep(0.05)
+            for t in stuck:
+                t.cancel()
+    finally:
+        lynkr.kill()

@@ -20,6 +20,11 @@ __all__ = ["serve_forever"]
 log = logging.getLogger("lynkr.server")
 
 
+# In the parent of `--workers N`: the workers' pids, to forward signals to.
+_workers: list[int] = []
+_signalled = False
+
+
 def _use_uvloop() -> None:
     try:
         import uvloop
@@ -43,10 +48,14 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
         return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False)
     # Workers share the port through SO_REUSEPORT; the kernel spreads connections. Telemetry
     # stays one file: each writer holds it only while writing a batch.
-    children = []
+    children = _workers
     for i in range(1, workers):
         pid = os.fork()
         if pid == 0:
+            # A worker hears signals only through the parent (which forwards each one), so a
+            # Ctrl-C to the terminal's process group is not counted twice as "exit at once".
+            os.setpgid(0, 0)
+            children.clear()
             os.environ["LYNKR_WORKER"] = str(i)
             code = _serve(pipeline, host, port, watch, grace, worker=i, reuse_port=True)
             os._exit(code)
@@ -54,7 +63,7 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     try:
         code = _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=True)
     finally:
-        for pid in children:
+        for pid in children if not _signalled else ():   # already told to drain, alongside the parent
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -89,14 +98,21 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
         loop = asyncio.get_running_loop()
         signals = {"n": 0}
 
-        def on_signal(*_):
+        def on_signal(sig):
+            global _signalled
+            _signalled = True
             signals["n"] += 1
+            for pid in _workers:   # workers drain (or exit at once) together with the parent
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
             if signals["n"] > 1:
                 os._exit(130)      # a second signal exits at once
             stop.set()
 
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, on_signal, sig)
         await stop.wait()
         # Stop accepting, let in-flight requests and streams finish up to the grace period,
         # then flush telemetry and close stages.

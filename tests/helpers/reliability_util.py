@@ -111,7 +111,8 @@ async def settle(baseline_sockets: int, baseline_tasks: int, timeout: float = 5.
 # -- a real `lynkr run` ----------------------------------------------------------------------------
 
 class LynkrProcess:
-    def __init__(self, pipeline: Path, port: int | None = None, cwd: Path | None = None, extra_env: dict | None = None):
+    def __init__(self, pipeline: Path, port: int | None = None, cwd: Path | None = None, extra_env: dict | None = None,
+                 args: tuple[str, ...] = ()):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
@@ -119,7 +120,7 @@ class LynkrProcess:
         self.log_path = pipeline.parent / f"lynkr-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(self.port), "--no-reload"],
+            [sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(self.port), "--no-reload", *args],
             cwd=str(cwd or pipeline.parent), env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 30) -> None:
@@ -136,6 +137,16 @@ class LynkrProcess:
                     pass
                 await asyncio.sleep(0.05)
         raise TimeoutError(f"lynkr did not become ready: {self.output()}")
+
+    def workers(self) -> list[int]:
+        """Pids of the worker processes `--workers N` forked (Linux /proc)."""
+        pids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                pids += [int(p) for p in open(f"/proc/{self.proc.pid}/task/{task}/children").read().split()]
+            except OSError:
+                pass
+        return pids
 
     def signal(self, sig=signal.SIGTERM) -> None:
         self.proc.send_signal(sig)
