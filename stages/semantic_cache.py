@@ -153,7 +153,7 @@ class SemanticCache(Stage):
         candidates = self.index.search(scope, vector, threshold=self.threshold)
         rejected = []
         for sim, entry in candidates:
-            reason = guard.check(question, entry.text) if self.options["guard"] else None
+            reason = guard.check(question, entry.text, sim) if self.options["guard"] else None
             if reason is not None:
                 rejected.append({"similarity": round(sim, 4), "reason": reason})
                 continue
@@ -220,7 +220,7 @@ def decide(embedder, question: str, cached: list[str], *, threshold: float, use_
     for i in np.argsort(-sims):
         if sims[i] < threshold:
             break
-        reason = guard.check(question, cached[i]) if use_guard else None
+        reason = guard.check(question, cached[i], float(sims[i])) if use_guard else None
         if reason is None:
             return int(i), float(sims[i]), rejected
         rejected.append(reason)

@@ -360,20 +360,22 @@ _PROCEDURE_ASKED = re.compile(r" (command|commands|way|ways|syntax|keys?|steps?|
 _COMPOUND = re.compile(r" and (how|why|where|when|what|which|who) ")
 _YESNO_OPENERS = {"is", "are", "was", "were", "do", "does", "did", "should", "will", "have", "has", "am",
                   "isn't", "aren't", "doesn't", "don't", "shall"}
+SLACK_SIMILARITY = 0.92  # …and only when the two prompts are at least this similar
 MAX_UNMATCHED = 1        # content words one side says and the other does not, before we call it a different question
 NEAR_IDENTICAL = 0.7     # token-sequence similarity above which two prompts count as one sentence edited
 _DIRECTION = {"to", "into", "from", "than", "instead", "over", "onto", "as"}
 
 
-def check(a: str, b: str) -> str | None:
+def check(a: str, b: str, similarity: float | None = None) -> str | None:
     """None if `a` and `b` may share an answer; otherwise a short reason (for telemetry).
-    Symmetric: check(a, b) == check(b, a)."""
+    Symmetric: check(a, b) == check(b, a). `similarity` (cosine of the two embeddings), when
+    given, decides whether one unexplained content word is tolerated."""
     if a == b:
         return None
-    return _check(features(a), features(b))
+    return _check(features(a), features(b), similarity)
 
 
-def _check(fa: Features, fb: Features) -> str | None:
+def _check(fa: Features, fb: Features, similarity: float | None = None) -> str | None:
     # Numbers are compared in order, so "Python 2 to 3" and "Python 3 to 2" differ; a number
     # only one side states is a difference too ("the last commits" vs "the last 3 commits").
     if fa.numbers != fb.numbers:
@@ -414,8 +416,10 @@ def _check(fa: Features, fb: Features) -> str | None:
     if set(fa.content) == set(fb.content) and fa.content != fb.content and "compare" not in fa.questions and (
             _direction_flipped(fa.tokens, fb.tokens) or _direction_flipped(fb.tokens, fa.tokens)):
         return "direction"
-    # Short prompts get no slack: in "how do spiders mate" every word is the question.
-    slack = MAX_UNMATCHED if min(len(set(fa.content)), len(set(fb.content))) >= 3 else 0
+    # One word one side says and the other does not is tolerated only in longer prompts ("how do
+    # spiders mate": every word is the question) whose embeddings agree strongly.
+    slack = MAX_UNMATCHED if (min(len(set(fa.content)), len(set(fb.content))) >= 3
+                              and (similarity is None or similarity >= SLACK_SIMILARITY)) else 0
     if _preposition_swapped(fa.tokens, fb.tokens):
         return "preposition"
     if _unmatched(fa.content, fb.content) > slack:
