@@ -258,3 +258,17 @@ async def test_codex_environment_context_scopes_by_cwd_not_date(upstream, write_
         assert await post(body("/home/dev/a", "2026-11-22", Q1)) is None
         assert await post(body("/home/dev/a", "2026-11-23", Q1_PARAPHRASE)) == "semantic"
         assert await post(body("/home/dev/b", "2026-11-23", Q1_PARAPHRASE)) is None
+
+
+async def test_hot_reload_keeps_entries(upstream, write_pipeline, lynkr, tmp_path):
+    path = write_pipeline(pipeline(upstream.url, tmp_path, SEM % ""))
+    engine, url = await lynkr(path)
+    async with aiohttp.ClientSession() as s:
+        await ask(s, url, "anthropic", Q1)
+        await settle(engine)
+        old = engine.current
+        path.write_text(pipeline(upstream.url, tmp_path, SEM % ", ttl: 7200"))
+        assert await engine.reload()
+        assert engine.current is not old and old.closed
+        _, h, text, _ = await ask(s, url, "anthropic", Q1_PARAPHRASE)
+    assert h["x-lynkr-cache"] == "semantic" and text.startswith("Answer number 1")
