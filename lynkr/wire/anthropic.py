@@ -11,7 +11,9 @@ from aiohttp import web
 
 from ..errors import ProxyError
 from ..exchange import Exchange
-from .sse import finish_stream, sse_event
+from .events import KeepAlive
+from .render import ping_interval, respond
+from .sse import sse_event
 
 __all__ = ["CLIENT", "to_canonical", "render", "error_response", "error_event"]
 
@@ -58,18 +60,6 @@ def to_canonical(body) -> dict:
     return out
 
 
-def lynkr_headers(x: Exchange) -> dict:
-    h = {"x-lynkr-request-id": x.id}
-    if x.route is not None:
-        h["x-lynkr-provider"] = x.route.provider
-        h["x-lynkr-model"] = x.route.model
-    if x.vars.get("tier"):
-        h["x-lynkr-tier"] = str(x.vars["tier"])
-    if x.response is not None:
-        h.update(x.response.headers)
-    return h
-
-
 def error_body(err: ProxyError) -> dict:
     return {"type": "error", "error": {"type": err.type, "message": err.message}}
 
@@ -88,59 +78,27 @@ def error_event(err: ProxyError) -> bytes:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
-
-    resp = x.response
-    headers = lynkr_headers(x)
-    if resp.error is not None:
-        return error_response(resp.error, headers)
-    if resp.raw is not None and resp.raw_protocol == CLIENT:
-        from .openai_chat import _passthrough
-        return await _passthrough(request, x, headers)
-    if not x.stream:
-        message = resp.message
-        if message is None:
+    async def write_stream(out, events, acc):
+        stopped = False
+        # Pings only after message_start: Claude Code rejects any event before it.
+        async with KeepAlive(out.write, PING, ping_interval(x), armed=False) as ka:
             try:
-                message = await collect(resp.events)
+                async for ev in events:
+                    t = ev.get("type", "message")
+                    acc.feed(ev)
+                    stopped = stopped or t == "message_stop"
+                    await out.write(sse_event(t, ev))
+                    ka.touch()
+                    ka.armed = True
+                if not stopped:
+                    # Ending without message_stop leaves Claude Code guessing; say what happened.
+                    raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
             except ProxyError as e:
-                return error_response(e, headers)
-            resp.final = message
-            resp.usage = message.get("usage") or {}
-        return web.Response(body=orjson.dumps(message), content_type="application/json", headers=headers)
-    events = resp.events if resp.events is not None else message_to_events(resp.message)
-    out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
-                                                  "cache-control": "no-cache"})
-    await out.prepare(request)
-    acc = MessageAccumulator()
-    stopped = False
-    # Pings only after message_start: Claude Code rejects any event before it.
-    async with KeepAlive(out.write, PING, _ping_interval(x), armed=False) as ka:
-        try:
-            async for ev in events:
-                t = ev.get("type", "message")
-                acc.feed(ev)
-                stopped = stopped or t == "message_stop"
-                await out.write(sse_event(t, ev))
-                ka.touch()
-                ka.armed = True
-            if not stopped:
-                # Ending without message_stop leaves Claude Code guessing; say what happened.
-                raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
-        except ProxyError as e:
+                ka.armed = False
+                await out.write(error_event(e))
             ka.armed = False
-            await out.write(error_event(e))
-        ka.armed = False
-    resp.final = acc.message
-    if acc.usage:
-        resp.usage = acc.usage
-    await finish_stream(out)
-    return out
 
-
-def _ping_interval(x: Exchange) -> float | None:
-    p = x.pipeline
-    server = ((getattr(p, "config", None) or {}).get("server") or {}) if p is not None else {}
-    return server.get("ping_interval_s")
+    return await respond(request, x, error_response=error_response, to_body=lambda m: m, write_stream=write_stream)
 
 
 # ---- count_tokens and models ------------------------------------------------------------

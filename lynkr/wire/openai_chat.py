@@ -19,7 +19,9 @@ from ..exchange import Exchange
 from .canonical import (SYNTHETIC_SIGNATURE, finish_to_stop, image_block_from_url, image_url_of, name_map,
                         new_id, now, short_name, stop_to_finish, strip_billing, text_of, usage_from_openai,
                         usage_to_openai)
-from .sse import finish_stream, sse_data
+from .events import KeepAlive
+from .render import ping_interval, respond
+from .sse import sse_data
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_openai", "events_from_openai",
            "render", "error_response", "error_body", "message_to_completion"]
@@ -662,98 +664,62 @@ def _chat_id(mid) -> str:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .anthropic import _ping_interval, lynkr_headers
-    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
-
-    resp = x.response
-    headers = lynkr_headers(x)
-    if resp.error is not None:
-        return error_response(resp.error, headers)
     model = x.original.get("model") if isinstance(x.original, dict) else None
-    if resp.raw is not None and resp.raw_protocol == CLIENT:
-        return await _passthrough(request, x, headers)
-    if not x.stream:
-        message = resp.message
-        if message is None:
+
+    async def write_stream(out, events, acc):
+        nonlocal model
+        opts = x.original.get("stream_options") if isinstance(x.original, dict) else None
+        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        cid, created = _chat_id(None), now()
+        tool_pos = -1
+        in_tool = False
+        finish = None
+        tool_called = False
+
+        def chunk(delta: dict, finish_reason=None) -> bytes:
+            return sse_data({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model or "",
+                             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
+        async with KeepAlive(out.write, b": ping\n\n", ping_interval(x)) as ka:
             try:
-                message = await collect(resp.events)
+                async for ev in events:
+                    ka.touch()
+                    t = ev.get("type")
+                    acc.feed(ev)
+                    if t == "message_start":
+                        m = ev.get("message") or {}
+                        cid = _chat_id(m.get("id"))
+                        model = model or m.get("model")
+                        await out.write(chunk({"role": "assistant", "content": ""}))
+                    elif t == "content_block_start":
+                        b = ev.get("content_block") or {}
+                        in_tool = b.get("type") == "tool_use"
+                        if in_tool:
+                            tool_pos += 1
+                            tool_called = True
+                            await out.write(chunk({"tool_calls": [{"index": tool_pos, "id": b.get("id"), "type": "function",
+                                                                   "function": {"name": b.get("name"), "arguments": ""}}]}))
+                    elif t == "content_block_delta":
+                        d = ev.get("delta") or {}
+                        dt = d.get("type")
+                        if dt == "text_delta":
+                            await out.write(chunk({"content": d.get("text", "")}))
+                        elif dt == "input_json_delta" and in_tool and d.get("partial_json"):
+                            await out.write(chunk({"tool_calls": [{"index": tool_pos, "function": {"arguments": d["partial_json"]}}]}))
+                        elif dt == "thinking_delta":
+                            await out.write(chunk({"reasoning_content": d.get("thinking", "")}))
+                    elif t == "message_delta":
+                        finish = (ev.get("delta") or {}).get("stop_reason") or finish
+                    elif t == "error":
+                        raise ProxyError(500, ((ev.get("error") or {}).get("message")) or "upstream error")
+                await out.write(chunk({}, stop_to_finish(finish, tool_called)))
+                if include_usage:
+                    await out.write(sse_data({"id": cid, "object": "chat.completion.chunk", "created": created,
+                                              "model": model or "", "choices": [], "usage": usage_to_openai(acc.usage)}))
+                await out.write(b"data: [DONE]\n\n")
             except ProxyError as e:
-                return error_response(e, headers)
-            resp.final = message
-            resp.usage = message.get("usage") or {}
-        return web.Response(body=orjson.dumps(message_to_completion(message, model)), content_type="application/json",
-                            headers=headers)
-    events = resp.events if resp.events is not None else message_to_events(resp.message)
-    out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
-                                                  "cache-control": "no-cache"})
-    await out.prepare(request)
-    opts = x.original.get("stream_options") if isinstance(x.original, dict) else None
-    include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
-    acc = MessageAccumulator()
-    cid, created = _chat_id(None), now()
-    tool_pos = -1
-    in_tool = False
-    finish = None
-    tool_called = False
+                await out.write(sse_data(error_body(e)))
 
-    def chunk(delta: dict, finish_reason=None) -> bytes:
-        return sse_data({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model or "",
-                         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]})
-    async with KeepAlive(out.write, b": ping\n\n", _ping_interval(x)) as ka:
-        try:
-            async for ev in events:
-                ka.touch()
-                t = ev.get("type")
-                acc.feed(ev)
-                if t == "message_start":
-                    m = ev.get("message") or {}
-                    cid = _chat_id(m.get("id"))
-                    model = model or m.get("model")
-                    await out.write(chunk({"role": "assistant", "content": ""}))
-                elif t == "content_block_start":
-                    b = ev.get("content_block") or {}
-                    in_tool = b.get("type") == "tool_use"
-                    if in_tool:
-                        tool_pos += 1
-                        tool_called = True
-                        await out.write(chunk({"tool_calls": [{"index": tool_pos, "id": b.get("id"), "type": "function",
-                                                               "function": {"name": b.get("name"), "arguments": ""}}]}))
-                elif t == "content_block_delta":
-                    d = ev.get("delta") or {}
-                    dt = d.get("type")
-                    if dt == "text_delta":
-                        await out.write(chunk({"content": d.get("text", "")}))
-                    elif dt == "input_json_delta" and in_tool and d.get("partial_json"):
-                        await out.write(chunk({"tool_calls": [{"index": tool_pos, "function": {"arguments": d["partial_json"]}}]}))
-                    elif dt == "thinking_delta":
-                        await out.write(chunk({"reasoning_content": d.get("thinking", "")}))
-                elif t == "message_delta":
-                    finish = (ev.get("delta") or {}).get("stop_reason") or finish
-                elif t == "error":
-                    raise ProxyError(500, ((ev.get("error") or {}).get("message")) or "upstream error")
-            await out.write(chunk({}, stop_to_finish(finish, tool_called)))
-            if include_usage:
-                await out.write(sse_data({"id": cid, "object": "chat.completion.chunk", "created": created,
-                                          "model": model or "", "choices": [], "usage": usage_to_openai(acc.usage)}))
-            await out.write(b"data: [DONE]\n\n")
-        except ProxyError as e:
-            await out.write(sse_data(error_body(e)))
-    resp.final = acc.message
-    if acc.usage:
-        resp.usage = acc.usage
-    await finish_stream(out)
-    return out
+    return await respond(request, x, error_response=error_response,
+                         to_body=lambda m: message_to_completion(m, model), write_stream=write_stream)
 
 
-async def _passthrough(request: web.Request, x: Exchange, headers: dict) -> web.StreamResponse:
-    resp = x.response
-    if not x.stream:
-        body = b"".join([c async for c in resp.raw])
-        return web.Response(body=body, content_type=resp.raw_content_type or "application/json", headers=headers)
-    out = web.StreamResponse(status=200, headers={**headers, "content-type": resp.raw_content_type or "text/event-stream",
-                                                  "cache-control": "no-cache"})
-    await out.prepare(request)
-    async for c in resp.raw:
-        await out.write(c)
-    await finish_stream(out)
-    return out

@@ -20,8 +20,10 @@ from aiohttp import web
 from ..errors import ProxyError
 from ..exchange import Exchange
 from .canonical import (SYNTHETIC_SIGNATURE, image_block_from_url, image_url_of, name_map, new_id, now, short_name,
-                        strip_billing, text_of, usage_from_openai, usage_to_responses)
-from .sse import finish_stream, sse_event
+                        strip_billing, usage_from_openai, usage_to_responses)
+from .events import KeepAlive
+from .render import ping_interval, respond
+from .sse import sse_event
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_responses", "events_from_responses",
            "render", "error_response", "error_body", "message_to_response"]
@@ -780,64 +782,37 @@ class _Writer:
 
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
-    from .anthropic import _ping_interval, lynkr_headers
-    from .events import KeepAlive, MessageAccumulator, collect, message_to_events
-
-    resp = x.response
-    headers = lynkr_headers(x)
-    if resp.error is not None:
-        return error_response(resp.error, headers)
-    if resp.raw is not None and resp.raw_protocol == CLIENT:
-        from .openai_chat import _passthrough
-        return await _passthrough(request, x, headers)
-    if not x.stream:
-        message = resp.message
-        if message is None:
+    async def write_stream(out, events, acc):
+        w = _Writer(x, out)
+        started = finished = False
+        async with KeepAlive(out.write, b": ping\n\n", ping_interval(x)) as ka:
             try:
-                message = await collect(resp.events)
+                async for ev in events:
+                    ka.touch()
+                    t = ev.get("type")
+                    acc.feed(ev)
+                    if t == "message_start":
+                        started = True
+                        await w.start(ev.get("message") or {})
+                    elif t == "content_block_start":
+                        await w.block_start(ev.get("content_block") or {})
+                    elif t == "content_block_delta":
+                        await w.delta(ev.get("delta") or {})
+                    elif t == "content_block_stop":
+                        await w.block_stop()
+                    elif t == "message_delta":
+                        w.stop = (ev.get("delta") or {}).get("stop_reason") or w.stop
+                    elif t == "message_stop":
+                        await w.complete(acc.usage)
+                        finished = True
+                    elif t == "error":
+                        raise ProxyError(502, ((ev.get("error") or {}).get("message")) or "upstream error")
+                if not finished:
+                    raise ProxyError(502, "the upstream stream ended before the message was complete")
             except ProxyError as e:
-                return error_response(e, headers)
-            resp.final = message
-            resp.usage = message.get("usage") or {}
-        return web.Response(body=orjson.dumps(message_to_response(x, message)), content_type="application/json",
-                            headers=headers)
-    events = resp.events if resp.events is not None else message_to_events(resp.message)
-    out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
-                                                  "cache-control": "no-cache"})
-    await out.prepare(request)
-    w = _Writer(x, out)
-    acc = MessageAccumulator()
-    started = finished = False
-    async with KeepAlive(out.write, b": ping\n\n", _ping_interval(x)) as ka:
-        try:
-            async for ev in events:
-                ka.touch()
-                t = ev.get("type")
-                acc.feed(ev)
-                if t == "message_start":
-                    started = True
-                    await w.start(ev.get("message") or {})
-                elif t == "content_block_start":
-                    await w.block_start(ev.get("content_block") or {})
-                elif t == "content_block_delta":
-                    await w.delta(ev.get("delta") or {})
-                elif t == "content_block_stop":
-                    await w.block_stop()
-                elif t == "message_delta":
-                    w.stop = (ev.get("delta") or {}).get("stop_reason") or w.stop
-                elif t == "message_stop":
-                    await w.complete(acc.usage)
-                    finished = True
-                elif t == "error":
-                    raise ProxyError(502, ((ev.get("error") or {}).get("message")) or "upstream error")
-            if not finished:
-                raise ProxyError(502, "the upstream stream ended before the message was complete")
-        except ProxyError as e:
-            if not started:
-                await w.start({})
-            await w.fail(e)
-    resp.final = acc.message
-    if acc.usage:
-        resp.usage = acc.usage
-    await finish_stream(out)
-    return out
+                if not started:
+                    await w.start({})
+                await w.fail(e)
+
+    return await respond(request, x, error_response=error_response,
+                         to_body=lambda m: message_to_response(x, m), write_stream=write_stream)

@@ -1,0 +1,85 @@
+"""What every client protocol's `render` shares: the frame around writing an answer.
+
+Errors go out in the protocol's envelope; bytes already in the client's protocol pass through;
+a client that did not ask for a stream gets one JSON body (a streaming upstream is gathered);
+otherwise the protocol's own `write_stream` turns canonical events into its stream. Either way
+the finished message and usage end up on `x.response` for `after` hooks and telemetry.
+"""
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..exchange import Exchange
+from .events import MessageAccumulator, collect, message_to_events
+from .sse import finish_stream
+
+__all__ = ["respond", "lynkr_headers", "ping_interval"]
+
+StreamWriter = Callable[[web.StreamResponse, object, MessageAccumulator], Awaitable[None]]
+
+
+def lynkr_headers(x: Exchange) -> dict:
+    h = {"x-lynkr-request-id": x.id}
+    if x.route is not None:
+        h["x-lynkr-provider"] = x.route.provider
+        h["x-lynkr-model"] = x.route.model
+    if x.vars.get("tier"):
+        h["x-lynkr-tier"] = str(x.vars["tier"])
+    if x.response is not None:
+        h.update(x.response.headers)
+    return h
+
+
+def ping_interval(x: Exchange) -> float | None:
+    p = x.pipeline
+    server = ((getattr(p, "config", None) or {}).get("server") or {}) if p is not None else {}
+    return server.get("ping_interval_s")
+
+
+async def respond(request: web.Request, x: Exchange, *, error_response: Callable[[ProxyError, dict], web.Response],
+                  to_body: Callable[[dict], dict], write_stream: StreamWriter) -> web.StreamResponse:
+    resp = x.response
+    headers = lynkr_headers(x)
+    if resp.error is not None:
+        return error_response(resp.error, headers)
+    if resp.raw is not None and resp.raw_protocol == x.client:
+        return await _passthrough(request, x, headers)
+    if not x.stream:
+        message = resp.message
+        if message is None:
+            try:
+                message = await collect(resp.events)
+            except ProxyError as e:
+                return error_response(e, headers)
+            resp.final = message
+            resp.usage = message.get("usage") or {}
+        return web.Response(body=orjson.dumps(to_body(message)), content_type="application/json", headers=headers)
+    events = resp.events if resp.events is not None else message_to_events(resp.message)
+    out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
+                                                  "cache-control": "no-cache"})
+    await out.prepare(request)
+    acc = MessageAccumulator()
+    await write_stream(out, events, acc)
+    resp.final = acc.message
+    if acc.usage:
+        resp.usage = acc.usage
+    await finish_stream(out)
+    return out
+
+
+async def _passthrough(request: web.Request, x: Exchange, headers: dict) -> web.StreamResponse:
+    resp = x.response
+    if not x.stream:
+        body = b"".join([c async for c in resp.raw])
+        return web.Response(body=body, content_type=resp.raw_content_type or "application/json", headers=headers)
+    out = web.StreamResponse(status=200, headers={**headers, "content-type": resp.raw_content_type or "text/event-stream",
+                                                  "cache-control": "no-cache"})
+    await out.prepare(request)
+    async for c in resp.raw:
+        await out.write(c)
+    await finish_stream(out)
+    return out
