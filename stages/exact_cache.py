@@ -73,13 +73,13 @@ class ExactCache(Stage):
 
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)
-        if x.dry_run:                   # `lynkr explain`/replay: no lookups, no model calls
-            ev.detail["result"] = "dry_run"
-            return
         if self.options["bypass"] or bypassed(x):
             ev.detail["result"] = "bypass"
             return
         key = self._key(x)
+        if x.dry_run:                   # `lynkr explain`: the key, no lookup
+            ev.detail.update(result="dry_run", key=key[:12])
+            return
         x.vars["_exact_cache_key"] = key
         now = time.time()
         with self._lock:

@@ -123,9 +123,6 @@ class SemanticCache(Stage):
     # -- request phase ------------------------------------------------------------------------
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)
-        if x.dry_run:                   # `lynkr explain`/replay: no lookups, no model calls
-            ev.detail["result"] = "dry_run"
-            return
         if self.options["bypass"] or bypassed(x):
             ev.detail["result"] = "bypass"
             return
@@ -138,6 +135,9 @@ class SemanticCache(Stage):
         if why_not is not None:
             ev.detail["result"] = "skip"
             ev.detail["reason"] = why_not
+            return
+        if x.dry_run:                   # `lynkr explain`: say what would be looked up, embed nothing
+            ev.detail.update(result="dry_run", question=question[:120])
             return
         scope = scope_key(x, x.request, context, pipeline=self.ctx.pipeline_name, model=x.request.get("model"),
                           per_session=self.options["per_session"], headers=self.options["scope_headers"])
