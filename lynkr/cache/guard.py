@@ -136,7 +136,7 @@ _FILLER = {
     "function", "method", "called", "call", "does", "mean", "meant", "kind", "type", "sort", "quick",
     "quickly", "easy", "easiest", "simple", "simplest", "fastest", "recommended", "idiomatic",
     "other", "another", "again", "still", "even", "very", "much", "many", "more", "most", "such",
-    "own", "same", "too", "ever", "while", "whilst", "via", "through", "up", "out", "off", "over", "let",
+    "own", "same", "too", "ever", "including", "given", "certain", "particular", "specific", "specifically", "while", "whilst", "via", "through", "up", "out", "off", "over", "let",
     "lets", "let's", "able", "possible", "anyone", "someone", "guys", "hi", "hello", "thanks", "thank",
 }
 # Word pairs that mean the same in a question (after stemming); swapping one for the other is fine.
