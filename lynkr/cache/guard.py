@@ -246,8 +246,6 @@ def features(text: str) -> Features:
     tech: set[str] = set()
     negations = 0
     lowered = [t.lower() for t in raw_tokens]
-    code_context = any(_is_identifier(t) for t in raw_tokens) or any(
-        (w in _TECH and w not in _AMBIGUOUS_TECH) for w in lowered)
     for i, (tok, low) in enumerate(zip(raw_tokens, lowered)):
         if low.isdigit() or re.fullmatch(r"\d+(\.\d+)*", low):
             continue                                  # numbers are compared on their own
@@ -255,8 +253,11 @@ def features(text: str) -> Features:
             numbers.append(str(_WORD_NUMBERS[low]))
             continue
         canon = _TECH_ALIASES.get(low, low)
-        if canon in _TECH and (canon not in _AMBIGUOUS_TECH and low not in _AMBIGUOUS_TECH or code_context
-                               or (tok[:1].isupper() and i > 0)):
+        # "make", "go", "express" name tools only when written as names ("Go", "Express") or
+        # introduced as one ("in go", "with make"); otherwise they are verbs and adjectives.
+        if canon in _TECH and (canon not in _AMBIGUOUS_TECH and low not in _AMBIGUOUS_TECH
+                               or (tok[:1].isupper() and i > 0)
+                               or (i > 0 and lowered[i - 1] in ("in", "with", "using", "via", "for", "of"))):
             tech.add(canon)
         if _is_identifier(tok) and canon not in _TECH:
             identifiers.append(tok.lower().rstrip("()"))
