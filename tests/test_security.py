@@ -209,3 +209,20 @@ def test_default_bind_is_loopback():
     import inspect
     from lynkr.server import run
     assert '"127.0.0.1"' in inspect.getsource(run.serve_forever)
+
+
+async def test_config_errors_never_quote_a_key(anthropic_upstream, write_pipeline, tmp_path):
+    # A schema error quotes the offending value; here the value is a key (a list where a string belongs).
+    key = "sk-live-0a1b2c3d4e5f6a7b8c9d"
+    good = write_pipeline(f"""
+version: 1
+providers:
+  up: {{kind: anthropic, base_url: "{anthropic_upstream.url}"}}
+stages:
+  - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
+""")
+    async with lynkr_app(good, tmp_path) as (app, url):
+        engine = app["engine"]
+        good.write_text(good.read_text().replace("kind: anthropic,", f'kind: anthropic, api_key: ["{key}"],'))
+        assert not await engine.reload()
+        assert "api_key" in engine.last_error and key not in engine.last_error
