@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "claude-code" / "fix-negative-stock" / "req_004.json"
 
 SMALL = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Say ok."}]}
+# Replaced by a per-request counter, so every request is new (the exact cache misses, as it would on
+# an agent's next turn); the `lynkr-cachehit` path sends the body unchanged instead.
+MARK = "LYNKRBENCHN"
 
 
 def free_port() -> int:
@@ -38,13 +41,25 @@ def free_port() -> int:
 
 
 def workload_bodies() -> dict[str, bytes]:
-    bodies = {"small": json.dumps(SMALL).encode()}
+    """Each body holds MARK once, in its last user turn: on default.yaml the exact cache misses, and
+    the semantic cache embeds the small question and finds a neighbour the guard refuses (the
+    numbers differ) — a real miss, paid in full."""
+    small = {**SMALL, "messages": [{"role": "user", "content": f"Say ok. (request {MARK})"}]}
+    bodies = {"small": json.dumps(small).encode()}
     if FIXTURE.is_file():
         body = json.loads(FIXTURE.read_text())["body"]
         body["stream"] = False
+        last = body["messages"][-1]
+        content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
+        last["content"] = content + [{"type": "text", "text": f"(request {MARK})"}]
         bodies["cc62k"] = json.dumps(body).encode()
-    bodies["stream"] = json.dumps({**SMALL, "stream": True}).encode()
+    bodies["stream"] = json.dumps({**small, "stream": True}).encode()
     return bodies
+
+
+def fixed(body: bytes) -> bytes:
+    """The same body every time (the cache-hit path)."""
+    return body.replace(MARK.encode(), b"0")
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -69,13 +84,17 @@ class Proc:
         raise TimeoutError(self.name)
 
     def rss_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.p.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            return None
-        return None
+        """RSS of the process and its children (`--workers` forks), summed."""
+        total, seen = 0.0, False
+        for pid in [self.p.pid, *_children(self.p.pid)]:
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+                        seen = True
+            except OSError:
+                pass
+        return total if seen else None
 
     def stop(self) -> None:
         if self.p.poll() is None:
@@ -84,6 +103,17 @@ class Proc:
                 self.p.wait(30)
             except subprocess.TimeoutExpired:
                 self.p.kill()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for c in (task / "children").read_text().split():
+                out += [int(c), *_children(int(c))]
+    except OSError:
+        pass
+    return out
 
 
 def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None:
@@ -96,11 +126,15 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
         return Proc(name, [py, "-m", "benchmarks.bare_proxy", "--port", str(port), "--upstream", upstream], url)
     if name.startswith("lynkr-"):
         pipeline = name.removeprefix("lynkr-")
+        pipeline_file = ROOT / "pipelines" / f"{pipeline}.yaml"
+        if pipeline == "cachehit":
+            pipeline_file = tmp / "cachehit.yaml"
+            pipeline_file.write_text(CACHEHIT_PIPELINE)
         env = {"ANTHROPIC_UPSTREAM_URL": upstream, "LYNKR_TELEMETRY": str(tmp / f"{name}.duckdb"),
                "LYNKR_STATE_DIR": str(tmp / f"{name}-state"), "LOG_LEVEL": "warning"}
         for k, v in PIPELINE_ENV.get(pipeline, {}).items():
             env[k] = v.format(upstream=upstream)
-        args = [py, "-m", "lynkr.cli", "run", str(ROOT / "pipelines" / f"{pipeline}.yaml"), "--port", str(port),
+        args = [py, "-m", "lynkr.cli", "run", str(pipeline_file), "--port", str(port),
                 "--no-reload", "--log-level", "warning"]
         if workers > 1:
             args += ["--workers", str(workers)]
@@ -137,8 +171,23 @@ def litellm_bin() -> str | None:
 # Environment that points a shipped pipeline at the fake upstream.
 PIPELINE_ENV: dict[str, dict[str, str]] = {
     "passthrough": {},
-    "default": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_BASE_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench"},
+    "default": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench"},
+    "cachehit": {},
 }
+
+# A semantic-cache hit as default.yaml serves one, minus the exact cache in front (which would
+# answer a byte-identical body first): the question is embedded, looked up, guarded, replayed.
+CACHEHIT_PIPELINE = """
+version: 1
+name: cachehit
+providers:
+  upstream: {kind: anthropic, base_url: "{{ env.ANTHROPIC_UPSTREAM_URL }}", api_key: bench}
+stages:
+  - {id: cache, uses: semantic_cache, with: {threshold: 0.87, ttl: 86400}}
+  - {id: call, uses: provider_call, with: {to: "upstream:*"}}
+telemetry: {path: "{{ env.LYNKR_TELEMETRY }}"}
+state_dir: "{{ env.LYNKR_STATE_DIR }}"
+"""
 
 
 # -- load ------------------------------------------------------------------------------------
@@ -147,7 +196,15 @@ WRK_LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-api-key"] = "bench"
-local f = io.open("%s", "rb"); wrk.body = f:read("*a"); f:close()
+local f = io.open("%s", "rb"); local body = f:read("*a"); f:close()
+local at = body:find("%s", 1, true)
+if at then
+  -- A unique body per request: two string concatenations, cheap next to the request itself.
+  local pre, post, n = body:sub(1, at - 1) .. "%s-", body:sub(at + %d), 0
+  request = function() n = n + 1; return wrk.format(nil, nil, nil, pre .. n .. post) end
+else
+  wrk.body = body
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests":%%d,"duration_us":%%d,"errors":%%d,"non2xx":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
@@ -159,7 +216,8 @@ end
 
 def run_wrk(url: str, body_file: Path, duration: float, connections: int, tmp: Path) -> dict:
     lua = tmp / "post.lua"
-    lua.write_text(WRK_LUA % body_file)
+    # A nonce per run, so a measurement never repeats the warm-up's bodies.
+    lua.write_text(WRK_LUA % (body_file, MARK, os.urandom(4).hex(), len(MARK)))
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, int(duration))}s", "-s", str(lua), url + "/v1/messages"],
                          capture_output=True, text=True, timeout=duration + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
@@ -173,14 +231,17 @@ def run_wrk(url: str, body_file: Path, duration: float, connections: int, tmp: P
 def run_aiohttp_load(url: str, body_file: Path, duration: float, connections: int) -> dict:
     code = f"""
 import asyncio, time, json, aiohttp
+import os, itertools
 body = open({str(body_file)!r}, 'rb').read()
+nonce = os.urandom(4).hex().encode(); counter = itertools.count()
 lat = []; errors = 0
 async def w(s, end):
     global errors
     while time.perf_counter() < end:
         t = time.perf_counter()
+        data = body.replace({MARK.encode()!r}, nonce + b'-' + str(next(counter)).encode())
         try:
-            async with s.post({url!r} + '/v1/messages', data=body, headers={{'content-type': 'application/json'}}) as r:
+            async with s.post({url!r} + '/v1/messages', data=data, headers={{'content-type': 'application/json'}}) as r:
                 await r.read()
                 if r.status != 200: errors += 1
         except Exception: errors += 1
@@ -203,13 +264,16 @@ def measure_ttfb(url: str, body: bytes, n: int) -> dict:
     """Sequential streamed requests; time to the first body byte and to the end of the stream."""
     code = f"""
 import asyncio, time, json, aiohttp
+import os
 body = {body!r}
+nonce = os.urandom(4).hex().encode()
 async def main():
     ttfb, total = [], []
     async with aiohttp.ClientSession() as s:
         for i in range({n} + 20):
+            data = body.replace({MARK.encode()!r}, nonce + b'-' + str(i).encode())
             t = time.perf_counter()
-            async with s.post({url!r} + '/v1/messages', data=body, headers={{'content-type': 'application/json', 'x-api-key': 'bench'}}) as r:
+            async with s.post({url!r} + '/v1/messages', data=data, headers={{'content-type': 'application/json', 'x-api-key': 'bench'}}) as r:
                 await r.content.readany()
                 t1 = time.perf_counter()
                 await r.read()
@@ -227,16 +291,31 @@ asyncio.run(main())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]) -> dict:
+    """RSS after N requests served (counted from the process's start), for each N in marks."""
+    f.write_bytes(body)
+    out = {}
+    for mark in marks:
+        while served < mark:
+            served += load(f, 5)["requests"]
+        out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb()}
+    return out
+
+
 # -- report ----------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough")
+    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm")
     ap.add_argument("--workloads", default="small,cc62k,stream")
     ap.add_argument("--ttfb-requests", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=1, help="lynkr --workers")
+    ap.add_argument("--workers", type=int, default=1, help="lynkr --workers (and LiteLLM's --num_workers)")
+    ap.add_argument("--soak", default="10000,50000",
+                    help="after its cells, keep loading these paths (small requests) and record RSS once the "
+                         "process has served each of these request counts; empty to skip")
+    ap.add_argument("--soak-paths", default="lynkr-default")
     ap.add_argument("--load", choices=["auto", "wrk", "aiohttp"], default="auto")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
     args = ap.parse_args(argv)
@@ -246,6 +325,8 @@ def main(argv=None) -> int:
     bodies = workload_bodies()
     workloads = [w for w in args.workloads.split(",") if w in bodies]
     paths = args.paths.split(",")
+    soak_paths = set(filter(None, args.soak_paths.split(",")))
+    marks = sorted(int(m) for m in args.soak.split(",") if m.strip())
 
     up_port = free_port()
     upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
@@ -262,19 +343,29 @@ def main(argv=None) -> int:
             if proc is not None:
                 proc.wait_ready(timeout=180)
             res: dict = {}
+            served = 0
+            load = (lambda f, d: run_wrk(url, f, d, args.connections, tmp)) if use_wrk else \
+                   (lambda f, d: run_aiohttp_load(url, f, d, args.connections))
             try:
                 for w in workloads:
-                    f = tmp / f"{w}.json"
-                    f.write_bytes(bodies[w])
+                    if name == "lynkr-cachehit" and w == "cc62k":
+                        continue     # a tool loop: the semantic cache never answers it (docs/cache.md)
+                    body = fixed(bodies[w]) if name == "lynkr-cachehit" else bodies[w]
+                    f = tmp / f"{name}-{w}.json"
+                    f.write_bytes(body)
                     if w == "stream":
-                        res[w] = measure_ttfb(url, bodies[w], args.ttfb_requests)
+                        res[w] = measure_ttfb(url, body, args.ttfb_requests)
+                        served += args.ttfb_requests + 20
                         continue
-                    # warm up (connection pools, caches, JIT-free but lazy imports)
-                    (run_wrk if use_wrk else run_aiohttp_load)(url, f, 2, args.connections, *( [tmp] if use_wrk else []))
-                    res[w] = (run_wrk(url, f, args.duration, args.connections, tmp) if use_wrk
-                              else run_aiohttp_load(url, f, args.duration, args.connections))
+                    # warm up (connection pools, caches, lazy imports, the cache-hit entry)
+                    served += load(f, 2)["requests"]
+                    res[w] = load(f, args.duration)
+                    served += res[w]["requests"]
                 if proc is not None:
                     res["rss_mb"] = proc.rss_mb()
+                    res["served"] = served
+                if proc is not None and name in soak_paths and marks:
+                    res["soak"] = soak(proc, load, tmp / f"{name}-small.json", bodies["small"], served, marks)
             finally:
                 if proc is not None:
                     proc.stop()
@@ -313,9 +404,14 @@ def print_table(results: dict, workloads: list[str]) -> None:
                 continue
             added = f"{r['ttfb_p50_ms'] - bare:+.2f} ms" if bare is not None else ""
             print(f"{name:<22}{r['ttfb_p50_ms']:>12.2f}{r['ttfb_p99_ms']:>12.2f}{r['stream_p50_ms']:>15.2f}   {added}")
-    rss = {n: r.get("rss_mb") for n, r in paths.items() if r.get("rss_mb")}
+    rss = {n: r for n, r in paths.items() if r.get("rss_mb")}
     if rss:
-        print("\nRSS after the run: " + ", ".join(f"{n} {v:.0f} MB" for n, v in rss.items()))
+        print("\nRSS after the cells: " + ", ".join(f"{n} {r['rss_mb']:.0f} MB ({r.get('served', 0)} requests)"
+                                                   for n, r in rss.items()))
+    for n, r in paths.items():
+        if r.get("soak"):
+            print(f"RSS of {n} by requests served: " + ", ".join(f"{m['served']}: {m['rss_mb']:.0f} MB"
+                                                               for m in r["soak"].values()))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ class CacheStore:
         self._lock = threading.Lock()
         self._last: Future | None = None
         self.errors = 0
+        # Writes queue here and one job writes all that queued meanwhile in one open of the file:
+        # an open+close per entry (~10 ms) fell behind at a hundred misses a second and the
+        # backlog grew without bound (benchmarks/overhead.py, docs/performance.md).
+        self._pending: list[tuple[str, list]] = []
+        self._scheduled = False
 
     # -- lifecycle (shared between pipeline reloads) -------------------------------------------
     def acquire(self) -> "CacheStore":
@@ -98,25 +103,84 @@ class CacheStore:
             text: str | None = None, vector=None) -> None:
         vec = [float(v) for v in vector] if vector is not None else None
         row = [id, kind, stage, scope, text, vec, orjson.dumps(message).decode(), created, expires]
-        self._pool.submit(self._write, "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self._submit(_INSERT, row)
 
     def delete(self, ids: list[str]) -> None:
         if ids:
-            self._pool.submit(self._write, "DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))", [list(ids)])
+            self._submit("DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))", [list(ids)])
 
     def purge_expired(self, now: float | None = None) -> None:
-        self._pool.submit(self._write, "DELETE FROM cache_entries WHERE expires <= ?", [time.time() if now is None else now])
+        self._submit("DELETE FROM cache_entries WHERE expires <= ?", [time.time() if now is None else now])
 
-    def _write(self, sql: str, params: list) -> None:
+    def _submit(self, sql: str, params: list) -> None:
+        with self._lock:
+            self._pending.append((sql, params))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._pool.submit(self._write_pending)
+
+    def _write_pending(self) -> None:
+        with self._lock:
+            batch, self._pending, self._scheduled = self._pending, [], False
+        if batch:
+            self._write(batch)
+
+    def _write(self, batch: list[tuple[str, list]]) -> None:
         try:
             con = self._connect(self.path, timeout=30)
-            try:
-                con.execute(sql, params)
-            finally:
-                con.close()
         except Exception:
-            self.errors += 1
-            log.exception("cache store %s: write failed", self.path)
+            self.errors += len(batch)
+            log.exception("cache store %s: cannot open; %d writes lost", self.path, len(batch))
+            return
+        try:
+            try:   # in order (a delete may follow the insert it undoes), one commit for the batch
+                con.execute("BEGIN")
+                for sql, params in _grouped(batch):
+                    con.execute(sql, params)
+                con.execute("COMMIT")
+                return
+            except Exception:
+                try:
+                    con.execute("ROLLBACK")
+                except Exception:
+                    pass
+            for sql, params in batch:     # one bad row costs that row, not the batch
+                try:
+                    con.execute(sql, params)
+                except Exception:
+                    self.errors += 1
+                    log.exception("cache store %s: write failed", self.path)
+        finally:
+            con.close()
+
+
+_INSERT = "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _grouped(batch: list[tuple[str, list]], size: int = 200):
+    """Consecutive inserts as multi-row statements: DuckDB takes ~3 ms per single-row INSERT OR
+    REPLACE and ~0.4 ms per row of a multi-row one. An id seen twice in a group keeps its last row."""
+    rows: dict = {}
+
+    def flush():
+        out = _INSERT.replace(_ROW, ", ".join([_ROW] * len(rows))), [v for r in rows.values() for v in r]
+        rows.clear()
+        return out
+
+    for sql, params in batch:
+        if sql is _INSERT:
+            rows.pop(params[0], None)
+            rows[params[0]] = params
+            if len(rows) >= size:
+                yield flush()
+            continue
+        if rows:
+            yield flush()
+        yield sql, params
+    if rows:
+        yield flush()
 
 
 _stores: dict[str, CacheStore] = {}
