@@ -675,6 +675,7 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
         in_tool = False
         finish = None
         tool_called = False
+        stopped = False
 
         def chunk(delta: dict, finish_reason=None) -> bytes:
             return sse_data({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model or "",
@@ -709,8 +710,13 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                             await out.write(chunk({"reasoning_content": d.get("thinking", "")}))
                     elif t == "message_delta":
                         finish = (ev.get("delta") or {}).get("stop_reason") or finish
+                    elif t == "message_stop":
+                        stopped = True
                     elif t == "error":
                         raise ProxyError(500, ((ev.get("error") or {}).get("message")) or "upstream error")
+                if not stopped:
+                    # A finish_reason and [DONE] would tell the client a cut-off answer was whole.
+                    raise ProxyError(502, "the upstream stream ended before the message was complete")
                 await out.write(chunk({}, stop_to_finish(finish, tool_called)))
                 if include_usage:
                     await out.write(sse_data({"id": cid, "object": "chat.completion.chunk", "created": created,

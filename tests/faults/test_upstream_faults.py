@@ -204,7 +204,7 @@ OPENAI = {
                                                              "messages": [{"role": "user", "content": "hi"}]}),
     "responses": ("/v1/responses", lambda model, stream: {"model": model, "stream": stream, "input": "hi"}),
 }
-OPENAI_CASES = [("500", False, 500), ("429", False, 429), ("silence", True, 504), ("reset", True, 200),
+OPENAI_CASES = [("500", False, 500), ("429", False, 429), ("silence", True, 504), ("reset", True, 200), ("nostop", True, 200),
                 ("stall", True, 200), ("trickle", True, 200)]
 
 
