@@ -25,9 +25,10 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
+from functools import lru_cache
 
 import orjson
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from lynkr.exchange import Exchange
 from lynkr.payloads import user_texts
@@ -45,14 +46,16 @@ _STOP = frozenset("""the and for with from this that these those when what which
     every need needs want wants able first last next same new run runs running text""".split())
 
 
-def name_parts(name: str) -> list[str]:
+@lru_cache(maxsize=4096)      # the same tools arrive with every request
+def name_parts(name: str) -> tuple[str, ...]:
     parts = []
     for chunk in re.split(r"[_\-\s.]+", name):
         parts += [p.lower() for p in _CAMEL.findall(chunk)]
-    return [p for p in parts if len(p) >= 4 and p not in _STOP]
+    return tuple(p for p in parts if len(p) >= 4 and p not in _STOP)
 
 
-def description_keywords(description: str, limit: int = 12) -> list[str]:
+@lru_cache(maxsize=4096)
+def description_keywords(description: str, limit: int = 12) -> tuple[str, ...]:
     first = re.split(r"(?<=[.!?])\s|\n\n", description.strip(), maxsplit=1)[0][:200]
     seen, out = set(), []
     for w in _WORD.findall(first):
@@ -60,13 +63,29 @@ def description_keywords(description: str, limit: int = 12) -> list[str]:
         if len(w) >= 5 and w not in _STOP and w not in seen:
             seen.add(w)
             out.append(w)
-    return out[:limit]
+    return tuple(out[:limit])
 
 
-def _fuzzy_in(word: str, words: set[str], cutoff: float) -> bool:
+def _fuzzy_in(word: str, words, cutoff: float) -> bool:
+    """`word` is in `words` or within `cutoff` (fuzz.ratio) of one at most 2 characters longer or
+    shorter. `words` may be a _Words (grouped by length, compared in rapidfuzz's C loop)."""
     if word in words:
         return True
+    if isinstance(words, _Words):
+        n = len(word)
+        near = [w for k in range(n - 2, n + 3) for w in words.by_len.get(k, ())]
+        return bool(near) and process.extractOne(word, near, scorer=fuzz.ratio, score_cutoff=cutoff) is not None
     return any(abs(len(w) - len(word)) <= 2 and fuzz.ratio(word, w) >= cutoff for w in words)
+
+
+class _Words(set):
+    """The words of a request's user texts, also grouped by length for _fuzzy_in."""
+
+    def __init__(self, words):
+        super().__init__(words)
+        self.by_len: dict[int, list[str]] = {}
+        for w in self:
+            self.by_len.setdefault(len(w), []).append(w)
 
 
 def minify_tool(tool: dict) -> dict:
@@ -165,6 +184,7 @@ class StripTools(Stage):
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
         self._relevance: dict[tuple, bool] = {}
+        self._last_words: tuple = ((), _Words(()))
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:
@@ -183,8 +203,15 @@ class StripTools(Stage):
             hit = self._relevance[key] = self._relevant(tool, texts)
         return hit
 
+    def _words(self, texts: list[str]) -> _Words:
+        # Every candidate tool of one request reads the same texts: split them once.
+        key = tuple(texts)
+        if self._last_words[0] != key:
+            self._last_words = (key, _Words(w.lower() for t in texts for w in _WORD.findall(t)))
+        return self._last_words[1]
+
     def _relevant(self, tool: dict, texts: list[str]) -> bool:
-        words = {w.lower() for t in texts for w in _WORD.findall(t)}
+        words = self._words(texts)
         cut = self.options["name_cutoff"]
         name = str(tool.get("name") or "")
         if name.lower() in words or any(_fuzzy_in(p, words, cut) for p in name_parts(name)):
