@@ -118,7 +118,6 @@ BASE_SCHEMA: dict = {
         "dashboard": {"type": "object", "additionalProperties": False,
                       "properties": {"enabled": {"type": "boolean", "default": False}}},
         "state_dir": {"type": "string", "default": ".lynkr"},
-        "include": {"type": "array", "items": {"type": "string"}},
     },
 }
 

@@ -111,11 +111,7 @@ class Engine:
             cb("reload_failed", self.current)
 
     def watched_files(self) -> list[str]:
-        files = [self.path]
-        if self.current is not None:
-            base = Path(self.path).parent
-            files += [str(base / inc) for inc in self.current.config.get("include") or ()]
-        return files
+        return [self.path]
 
     async def _watch_loop(self) -> None:
         import watchfiles
