@@ -15,7 +15,7 @@ import orjson
 
 from ..exchange import Exchange, Response
 from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
-from ..wire.sse import RawEvent, iter_sse
+from ..wire.sse import RawEvent, iter_sse_batches
 from .base import Provider
 from .prepare import clamp_max_tokens, strip_billing
 
@@ -108,10 +108,12 @@ def _foreign(block: dict) -> bool:
 
 async def _events(resp):
     try:
-        async for _event, data in iter_sse(resp.content):
-            if not data:
-                continue
-            # RawEvent keeps the upstream's bytes: an Anthropic client gets them unchanged.
-            yield RawEvent(orjson.loads(data), data)
+        async for batch in iter_sse_batches(resp.content):
+            last = len(batch) - 1
+            for i, (_event, data) in enumerate(batch):
+                if not data:
+                    continue
+                # RawEvent keeps the upstream's bytes: an Anthropic client gets them unchanged.
+                yield RawEvent(orjson.loads(data), data, i < last)
     finally:
         resp.release()

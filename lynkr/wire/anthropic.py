@@ -81,13 +81,18 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     async def write_stream(out, events, acc):
         stopped = False
         # Pings only after message_start: Claude Code rejects any event before it.
+        held: list[bytes] = []      # events of one upstream read, written together (RawEvent.more)
         async with KeepAlive(out.write, PING, ping_interval(x), armed=False) as ka:
             try:
                 async for ev in events:
                     t = ev.get("type", "message")
                     acc.feed(ev)
                     stopped = stopped or t == "message_stop"
-                    await out.write(sse_event(t, ev))
+                    held.append(sse_event(t, ev))
+                    if getattr(ev, "more", False):
+                        continue
+                    await out.write(held[0] if len(held) == 1 else b"".join(held))
+                    held.clear()
                     ka.touch()
                     ka.armed = True
                 if not stopped:
@@ -95,7 +100,10 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                     raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
             except ProxyError as e:
                 ka.armed = False
-                await out.write(error_event(e))
+                await out.write(b"".join(held) + error_event(e))
+                held.clear()
+            if held:
+                await out.write(b"".join(held))
             ka.armed = False
 
     return await respond(request, x, error_response=error_response, to_body=lambda m: m, write_stream=write_stream)

@@ -5,19 +5,24 @@ from typing import AsyncIterator
 
 import orjson
 
-__all__ = ["iter_sse", "sse_event", "sse_data", "RawEvent", "finish_stream"]
+__all__ = ["iter_sse", "iter_sse_batches", "sse_event", "sse_data", "RawEvent", "finish_stream"]
 
 
 class RawEvent(dict):
     """A parsed upstream event that remembers its original `data:` bytes, so a same-protocol
     renderer writes them back unchanged instead of serialising the dict again. A stage that
-    rewrites an event makes a plain dict, which is serialised as usual."""
+    rewrites an event makes a plain dict, which is serialised as usual.
 
-    __slots__ = ("raw",)
+    `more` says the upstream's same network read holds further events, so a renderer may hold
+    this one's bytes and write them together with the next: one socket write per read instead
+    of one per event (per-event writes were most of a 500-chunk stream's cost)."""
 
-    def __init__(self, parsed: dict, raw: bytes):
+    __slots__ = ("raw", "more")
+
+    def __init__(self, parsed: dict, raw: bytes, more: bool = False):
         super().__init__(parsed)
         self.raw = raw
+        self.more = more
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
@@ -45,22 +50,8 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
     A StreamReader is read in whatever chunks the network delivers and split on blank lines:
     reading it line by line costs an await per line, three per event."""
     if hasattr(stream, "iter_any"):
-        buf = b""
-        async for chunk in stream.iter_any():
-            buf += chunk
-            if b"\r" in buf:
-                buf = buf.replace(b"\r\n", b"\n")
-            while True:
-                i = buf.find(b"\n\n")
-                if i < 0:
-                    break
-                ev = _parse_block(buf[:i])
-                buf = buf[i + 2:]
-                if ev is not None:
-                    yield ev
-        if buf.strip():
-            ev = _parse_block(buf.rstrip(b"\r\n"))
-            if ev is not None:
+        async for batch in iter_sse_batches(stream):
+            for ev in batch:
                 yield ev
         return
     event: str | None = None
@@ -83,6 +74,31 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
             event = value.decode()
     if data or event:
         yield event, b"\n".join(data)
+
+
+async def iter_sse_batches(stream) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    """Like iter_sse for an aiohttp StreamReader, one list per network read: the events that
+    read completed (never empty)."""
+    buf = b""
+    async for chunk in stream.iter_any():
+        buf += chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        batch = []
+        while True:
+            i = buf.find(b"\n\n")
+            if i < 0:
+                break
+            ev = _parse_block(buf[:i])
+            buf = buf[i + 2:]
+            if ev is not None:
+                batch.append(ev)
+        if batch:
+            yield batch
+    if buf.strip():
+        ev = _parse_block(buf.rstrip(b"\r\n"))
+        if ev is not None:
+            yield [ev]
 
 
 def sse_event(event: str, payload: dict) -> bytes:
