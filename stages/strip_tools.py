@@ -78,6 +78,9 @@ def _fuzzy_in(word: str, words, cutoff: float) -> bool:
     return any(abs(len(w) - len(word)) <= 2 and fuzz.ratio(word, w) >= cutoff for w in words)
 
 
+_MISSING = object()
+
+
 class _Words(set):
     """The words of a request's user texts, also grouped by length for _fuzzy_in."""
 
@@ -185,6 +188,7 @@ class StripTools(Stage):
         self._tool_vecs: dict[str, object] = {}
         self._relevance: dict[tuple, bool] = {}
         self._last_words: tuple = ((), _Words(()))
+        self._minify_memo: dict[bytes, dict | None] = {}
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:
@@ -202,6 +206,22 @@ class StripTools(Stage):
                 self._relevance.clear()
             hit = self._relevance[key] = self._relevant(tool, texts)
         return hit
+
+    def _minified(self, tool: dict) -> dict:
+        # The same tools arrive with every request of a session: remember each one's minified
+        # schema by its JSON (a few µs) instead of walking the schema again (~20 µs a tool).
+        try:
+            key = orjson.dumps(tool)
+        except TypeError:
+            return minify_tool(tool)
+        hit = self._minify_memo.get(key, _MISSING)
+        if hit is _MISSING:
+            new = minify_tool(tool)
+            hit = None if new is tool else new.get("input_schema")
+            if len(self._minify_memo) > 4096:
+                self._minify_memo.clear()
+            self._minify_memo[key] = hit
+        return tool if hit is None else {**tool, "input_schema": hit}
 
     def _words(self, texts: list[str]) -> _Words:
         # Every candidate tool of one request reads the same texts: split them once.
@@ -243,7 +263,7 @@ class StripTools(Stage):
         if self.options["strip"] and len(tools) > self.options["min_tools"]:
             tools = await self._strip(x, tools, ev)
         if self.options["minify"]:
-            tools = [minify_tool(t) if isinstance(t, dict) else t for t in tools]
+            tools = [self._minified(t) if isinstance(t, dict) else t for t in tools]
         if any(a is not b for a, b in zip(tools, before)) or len(tools) != len(before):
             x.request = {**x.request, "tools": tools}
             if ev is not None:
