@@ -127,6 +127,12 @@ class Engine:
     # -- requests ----------------------------------------------------------------------------
     def finish_later(self, x: Exchange) -> None:
         """Run `after` hooks and record telemetry once the response is out, off the critical path."""
+        p = x.pipeline
+        if p is not None and not p._retired and not any(step.has_after for step in x.ran):
+            # Nothing to await (passthrough, most misses): no task per request (~3% of a small one).
+            p.in_flight -= 1
+            self._record(x)
+            return
         t = asyncio.get_running_loop().create_task(self._finish(x))
         self._after_tasks.add(t)
         t.add_done_callback(self._after_tasks.discard)
@@ -137,6 +143,9 @@ class Engine:
                 await x.pipeline.finish(x)
         except Exception:
             log.exception("after hooks failed for %s", x.id)
+        self._record(x)
+
+    def _record(self, x: Exchange) -> None:
         for cb in self.on_finish:
             try:
                 cb(x)
