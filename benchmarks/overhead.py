@@ -96,6 +96,19 @@ class Proc:
                 pass
         return total if seen else None
 
+    def pss_mb(self) -> float | None:
+        """Proportional set size, summed: forked workers share pages that RSS counts in each."""
+        total, seen = 0.0, False
+        for pid in [self.p.pid, *_children(self.p.pid)]:
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) / 1024
+                        seen = True
+            except OSError:
+                pass
+        return total if seen else None
+
     def stop(self) -> None:
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -292,13 +305,13 @@ asyncio.run(main())
 
 
 def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]) -> dict:
-    """RSS after N requests served (counted from the process's start), for each N in marks."""
+    """RSS and PSS after N requests served (counted from the process's start), for each N in marks."""
     f.write_bytes(body)
     out = {}
     for mark in marks:
         while served < mark:
             served += load(f, 5)["requests"]
-        out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb()}
+        out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "pss_mb": proc.pss_mb()}
     return out
 
 
@@ -316,6 +329,9 @@ def main(argv=None) -> int:
                     help="after its cells, keep loading these paths (small requests) and record RSS once the "
                          "process has served each of these request counts; empty to skip")
     ap.add_argument("--soak-paths", default="lynkr-default")
+    ap.add_argument("--soak-workload", default="cc62k",
+                    help="the body of the soak (cc62k: every request unique, the embedder loaded but the "
+                         "semantic cache skips tool loops; small: an embedding per request, far slower)")
     ap.add_argument("--load", choices=["auto", "wrk", "aiohttp"], default="auto")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
     args = ap.parse_args(argv)
@@ -363,9 +379,10 @@ def main(argv=None) -> int:
                     served += res[w]["requests"]
                 if proc is not None:
                     res["rss_mb"] = proc.rss_mb()
+                    res["pss_mb"] = proc.pss_mb()
                     res["served"] = served
-                if proc is not None and name in soak_paths and marks:
-                    res["soak"] = soak(proc, load, tmp / f"{name}-small.json", bodies["small"], served, marks)
+                if proc is not None and name in soak_paths and marks and args.soak_workload in bodies:
+                    res["soak"] = soak(proc, load, tmp / f"{name}-soak.json", bodies[args.soak_workload], served, marks)
             finally:
                 if proc is not None:
                     proc.stop()
@@ -406,12 +423,12 @@ def print_table(results: dict, workloads: list[str]) -> None:
             print(f"{name:<22}{r['ttfb_p50_ms']:>12.2f}{r['ttfb_p99_ms']:>12.2f}{r['stream_p50_ms']:>15.2f}   {added}")
     rss = {n: r for n, r in paths.items() if r.get("rss_mb")}
     if rss:
-        print("\nRSS after the cells: " + ", ".join(f"{n} {r['rss_mb']:.0f} MB ({r.get('served', 0)} requests)"
-                                                   for n, r in rss.items()))
+        print("\nRSS (PSS) after the cells: " + ", ".join(
+            f"{n} {r['rss_mb']:.0f} ({r.get('pss_mb') or 0:.0f}) MB after {r.get('served', 0)} requests" for n, r in rss.items()))
     for n, r in paths.items():
         if r.get("soak"):
-            print(f"RSS of {n} by requests served: " + ", ".join(f"{m['served']}: {m['rss_mb']:.0f} MB"
-                                                               for m in r["soak"].values()))
+            print(f"RSS (PSS) of {n} by requests served: " + ", ".join(
+                f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB" for m in r["soak"].values()))
 
 
 if __name__ == "__main__":
