@@ -128,9 +128,34 @@ def _tool_tokens(tool: dict) -> int:
     return n + (count_value(schema) if schema is not None else 0)
 
 
+# (len, hash) of a part's compact JSON -> its count. An agent resends the same tools, system prompt
+# and history every turn as new objects: one orjson.dumps and one lookup per part is several times
+# cheaper than walking its blocks again (~80 count_text calls for a 62 KB Claude Code request).
+_parts: OrderedDict[tuple[int, int], int] = OrderedDict()
+
+
 def _memo(memo: dict, obj, fn) -> int:
     key = id(obj)
     hit = memo.get(key)
     if hit is None or hit[0] is not obj:
-        hit = memo[key] = (obj, fn(obj))   # holding obj keeps its id from being reused meanwhile
+        hit = memo[key] = (obj, _by_json(obj, fn))   # holding obj keeps its id from being reused meanwhile
     return hit[1]
+
+
+def _by_json(obj, fn) -> int:
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:
+        return fn(obj)
+    key = (len(raw), hash(raw))
+    with _lock:
+        n = _parts.get(key)
+        if n is not None:
+            _parts.move_to_end(key)
+            return n
+    n = fn(obj)
+    with _lock:
+        _parts[key] = n
+        if len(_parts) > _COUNTS_MAX:
+            _parts.popitem(last=False)
+    return n
