@@ -23,6 +23,7 @@ log = logging.getLogger("lynkr.server")
 # In the parent of `--workers N`: the workers' pids, to forward signals to.
 _workers: list[int] = []
 _signalled = False
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _use_uvloop() -> None:
@@ -49,6 +50,9 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     # Workers share the port through SO_REUSEPORT; the kernel spreads connections. Telemetry
     # stays one file: each writer holds it only while writing a batch.
     children = _workers
+    # Signals wait (blocked, not lost) until each process has its handlers: a SIGTERM that lands
+    # while a worker is still loading would otherwise kill it outright instead of draining it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
     for i in range(1, workers):
         pid = os.fork()
         if pid == 0:
@@ -63,6 +67,10 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     try:
         code = _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=True)
     finally:
+        # The parent's loop is gone while it waits for draining workers: a signal now still has to
+        # reach them, and a second one still has to end everything at once.
+        signal.signal(signal.SIGTERM, _while_waiting)
+        signal.signal(signal.SIGINT, _while_waiting)
         for pid in children if not _signalled else ():   # already told to drain, alongside the parent
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -74,6 +82,18 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
             except ChildProcessError:
                 pass
     return code
+
+
+def _while_waiting(sig, _frame) -> None:
+    global _signalled
+    for pid in _workers:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    if _signalled:
+        os._exit(130)
+    _signalled = True
 
 
 def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool) -> int:
@@ -111,8 +131,9 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
                 os._exit(130)      # a second signal exits at once
             stop.set()
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in _SIGNALS:
             loop.add_signal_handler(sig, on_signal, sig)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         await stop.wait()
         # Stop accepting, let in-flight requests and streams finish up to the grace period,
         # then flush telemetry and close stages.
