@@ -96,6 +96,27 @@ class Proc:
                 pass
         return total if seen else None
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the process and its children (`--workers`)."""
+        total = 0.0
+        for pid in [self.p.pid, *_children(self.p.pid)]:
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the process is idle again: work a load left behind (telemetry rows, cache
+        writes) would otherwise be charged to the next cell."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_s()
+            time.sleep(0.5)
+            if self.cpu_s() - before < 0.025:     # under 5% of a core
+                return
+
     def pss_mb(self) -> float | None:
         """Proportional set size, summed: forked workers share pages that RSS counts in each."""
         total, seen = 0.0, False
@@ -367,6 +388,8 @@ def main(argv=None) -> int:
                     if name == "lynkr-cachehit" and w == "cc62k":
                         continue     # a tool loop: the semantic cache never answers it (docs/cache.md)
                     body = fixed(bodies[w]) if name == "lynkr-cachehit" else bodies[w]
+                    if proc is not None:
+                        proc.settle()
                     f = tmp / f"{name}-{w}.json"
                     f.write_bytes(body)
                     if w == "stream":
