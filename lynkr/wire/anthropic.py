@@ -89,8 +89,8 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
                     acc.feed(ev)
                     stopped = stopped or t == "message_stop"
                     held.append(sse_event(t, ev))
-                    if getattr(ev, "more", False):
-                        continue
+                    if ka.armed and getattr(ev, "more", False):
+                        continue      # the first event goes out at once: time to first byte
                     await out.write(held[0] if len(held) == 1 else b"".join(held))
                     held.clear()
                     ka.touch()

@@ -26,6 +26,11 @@ class RawEvent(dict):
 
 
 def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+    if block.startswith(b"event: "):
+        # The usual shape, `event: NAME\ndata: JSON` on two lines, without the general loop.
+        nl = block.find(b"\n")
+        if nl > 0 and block.startswith(b"data: ", nl + 1) and block.find(b"\n", nl + 1) < 0:
+            return block[7:nl].decode(), block[nl + 7:]
     event: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):
@@ -85,14 +90,17 @@ async def iter_sse_batches(stream) -> AsyncIterator[list[tuple[str | None, bytes
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
         batch = []
+        pos = 0      # slice once per read: cutting the front off per event copied the rest each time
         while True:
-            i = buf.find(b"\n\n")
+            i = buf.find(b"\n\n", pos)
             if i < 0:
                 break
-            ev = _parse_block(buf[:i])
-            buf = buf[i + 2:]
+            ev = _parse_block(buf[pos:i])
+            pos = i + 2
             if ev is not None:
                 batch.append(ev)
+        if pos:
+            buf = buf[pos:]
         if batch:
             yield batch
     if buf.strip():
