@@ -26,7 +26,8 @@ def lynkr_headers(x: Exchange) -> dict:
     h = {"x-lynkr-request-id": x.id}
     if x.route is not None:
         h["x-lynkr-provider"] = x.route.provider
-        h["x-lynkr-model"] = x.route.model
+        # `provider:*` keeps the client's model: name the one actually called.
+        h["x-lynkr-model"] = x.request.get("model") or x.route.model if x.route.model == "*" else x.route.model
     if x.vars.get("tier"):
         h["x-lynkr-tier"] = str(x.vars["tier"])
     if x.response is not None:
