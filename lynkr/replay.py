@@ -42,14 +42,8 @@ def find_sessions(root: str | Path) -> list[Path]:
 
 
 def _session_of(headers: dict, body: dict) -> str | None:
-    h = {k.lower(): v for k, v in headers.items()}
-    sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("session-id") or h.get("x-session-id")
-    if sid:
-        return sid
-    meta = body.get("metadata") if isinstance(body, dict) else None
-    if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
-        return meta["user_id"][-64:]
-    return None
+    from .server.handler import session_of
+    return session_of({k.lower(): v for k, v in headers.items()}, body)
 
 
 def _without_cache_control(value):

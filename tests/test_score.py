@@ -307,9 +307,9 @@ async def test_a_title_in_a_real_task_is_not_a_side_request(score):
 
 def test_codex_session_header_is_the_session():
     from aiohttp.test_utils import make_mocked_request
-    from lynkr.server.handler import _session_of
+    from lynkr.server.handler import session_of
     req = make_mocked_request("POST", "/v1/responses", headers={"session-id": "01a2057a-39c5"})
-    assert _session_of(req, {}) == "01a2057a-39c5"
+    assert session_of(req.headers, {}) == "01a2057a-39c5"
 
 
 # -- any shape a client may send --------------------------------------------------------------------

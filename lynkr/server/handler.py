@@ -6,8 +6,6 @@ no traceback ever reaches a client.
 """
 from __future__ import annotations
 
-import asyncio
-import gzip
 import logging
 import time
 import zlib
@@ -81,9 +79,10 @@ def _inflate(raw: bytes, max_bytes: int, *, wbits: int, name: str) -> bytes:
     return out
 
 
-def _session_of(request: web.Request, body: dict) -> str | None:
-    h = request.headers
-    # Codex sends `session-id` (its fixture in ../shared shows it); tier stability keys on the session.
+def session_of(h, body) -> str | None:
+    """The client's session: a header (case-insensitive mapping, or lower-cased keys), else
+    `metadata.user_id`. Tier stability and caches key on it."""
+    # Codex sends `session-id` (its fixture in ../shared shows it).
     sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("session-id") or h.get("x-session-id")
     if sid:
         return sid
@@ -113,7 +112,7 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
         return proto.error_response(ProxyError(503, "no pipeline is loaded yet", retry_after=1))
 
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
-    x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=_session_of(request, body))
+    x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=session_of(request.headers, body))
     x.vars["path"] = request.path
     if not server_cfg.get("api_keys"):
         # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
