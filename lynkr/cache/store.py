@@ -56,6 +56,7 @@ class CacheStore:
         self._pending: list[tuple[str, list]] = []
         self._scheduled = False
         self._last_write = 0.0
+        self._last_batch = 0
 
     # -- lifecycle (shared between pipeline reloads) -------------------------------------------
     def acquire(self) -> "CacheStore":
@@ -122,17 +123,21 @@ class CacheStore:
         self._pool.submit(self._write_pending)
 
     def _write_pending(self) -> None:
-        # At most one open of the file per WRITE_INTERVAL: opening and closing DuckDB costs
-        # ~20-30 ms of CPU, and with a write queued behind every miss the thread reopened the
-        # file back to back (30% of a core at 230 misses/s). Entries serve from memory meanwhile.
-        wait = self._last_write + WRITE_INTERVAL - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        # Under sustained load, at most one open of the file per WRITE_INTERVAL: opening and
+        # closing DuckDB costs ~20-30 ms of CPU, and with a write queued behind every miss the
+        # thread reopened the file back to back (30% of a core at 230 misses/s). Entries serve
+        # from memory meanwhile. Light load (small batches) still writes at once, so a crash
+        # loses little (tests/test_crash_safety.py).
+        if self._last_batch >= BUSY_BATCH:
+            wait = self._last_write + WRITE_INTERVAL - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
         with self._lock:
             batch, self._pending, self._scheduled = self._pending, [], False
         if batch:
             self._write(batch)
         self._last_write = time.monotonic()
+        self._last_batch = len(batch)
 
     def _write(self, batch: list[tuple[str, list]]) -> None:
         try:
@@ -163,7 +168,8 @@ class CacheStore:
             con.close()
 
 
-WRITE_INTERVAL = 0.5     # seconds between two writes of queued entries
+WRITE_INTERVAL = 0.5     # seconds between two writes of queued entries under load
+BUSY_BATCH = 16          # entries queued during one write that mean "under load"
 
 _INSERT = "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
