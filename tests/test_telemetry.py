@@ -55,25 +55,32 @@ async def _load(url: str, stop: asyncio.Event, ok_ids: list, n_workers=8):
         await asyncio.gather(*(worker(s) for _ in range(n_workers)))
 
 
-async def test_sigterm_under_load_loses_no_rows(anthropic_upstream, tmp_path):
+async def _serve_under_load(upstream_url: str, tmp_path, n_workers: int):
+    """`lynkr run` as a subprocess writing to tmp_path/t.duckdb, with clients hammering it."""
     db = tmp_path / "t.duckdb"
     pipe = tmp_path / "p.yaml"
-    pipe.write_text(PIPE % (anthropic_upstream.url, db))
+    pipe.write_text(PIPE % (upstream_url, db))
     port = free_port()
     proc = start_lynkr(pipe, port)
     url = f"http://127.0.0.1:{port}"
+    await wait_ready(url, proc)
+    stop = asyncio.Event()
+    ok_ids: list = []
+    load = asyncio.create_task(_load(url, stop, ok_ids, n_workers))
+    return db, proc, stop, ok_ids, load
+
+
+async def test_sigterm_under_load_loses_no_rows(anthropic_upstream, tmp_path):
+    proc = None
     try:
-        await wait_ready(url, proc)
-        stop = asyncio.Event()
-        ok_ids: list = []
-        load = asyncio.create_task(_load(url, stop, ok_ids))
+        db, proc, stop, ok_ids, load = await _serve_under_load(anthropic_upstream.url, tmp_path, 8)
         await asyncio.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30)
         stop.set()
         await load
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
     assert len(ok_ids) > 20
@@ -86,17 +93,8 @@ async def test_sigterm_under_load_loses_no_rows(anthropic_upstream, tmp_path):
 
 
 async def test_report_works_while_server_runs(anthropic_upstream, tmp_path):
-    db = tmp_path / "t.duckdb"
-    pipe = tmp_path / "p.yaml"
-    pipe.write_text(PIPE % (anthropic_upstream.url, db))
-    port = free_port()
-    proc = start_lynkr(pipe, port)
-    url = f"http://127.0.0.1:{port}"
+    db, proc, stop, ok_ids, load = await _serve_under_load(anthropic_upstream.url, tmp_path, 4)
     try:
-        await wait_ready(url, proc)
-        stop = asyncio.Event()
-        ok_ids: list = []
-        load = asyncio.create_task(_load(url, stop, ok_ids, n_workers=4))
         await asyncio.sleep(1.0)
         loop = asyncio.get_running_loop()
         results = []
