@@ -164,3 +164,16 @@ def test_shipped_pipelines_validate():
     res = subprocess.run([sys.executable, "-m", "lynkr.cli", "validate", *files], capture_output=True, text=True,
                          env={k: os.environ[k] for k in keep if k in os.environ})
     assert res.returncode == 0, res.stderr
+
+
+def test_vars_are_rendered_once_and_shared(write_pipeline):
+    text = GOOD.replace("version: 1\n", "version: 1\nvars:\n  url: \"{{ env.UP | default('http://v') }}\"\n"
+                        "  models: {fast: m1}\n", 1)
+    text = text.replace('base_url: "http://127.0.0.1:1"', 'base_url: "{{ vars.url }}"')
+    text = text.replace('to: "up:m"', 'to: "up:{{ vars.models.fast }}"')
+    _, cfg = load(write_pipeline, text, {"UP": "http://from-env"})
+    assert cfg.data["providers"]["up"]["base_url"] == "http://from-env"
+    assert cfg.data["stages"][1]["with"]["to"] == "up:m1"
+    e = error_of(write_pipeline, text.replace("vars.url", "vars.ulr"))
+    assert "vars.ulr is not defined" in str(e) and "did you mean 'url'" in str(e)
+    assert e.path == ("providers", "up", "base_url")

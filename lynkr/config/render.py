@@ -33,7 +33,12 @@ _ENV = jinja_env()
 
 
 def render_templates(data, lines: dict, file: str | None, environ: Mapping[str, str] | None = None):
-    ns = {"env": _Env(os.environ if environ is None else environ)}
+    """Render every string. The top-level `vars:` map is rendered first (with `env` only) and is
+    then `vars` in every other template, so a value several options share is written once."""
+    ns = {"env": _Env(os.environ if environ is None else environ), "vars": {}}
+    if isinstance(data, dict) and isinstance(data.get("vars"), dict):
+        ns["vars"] = _walk(data["vars"], ("vars",), lines, file, ns)
+        return {k: (ns["vars"] if k == "vars" else _walk(v, (k,), lines, file, ns)) for k, v in data.items()}
     return _walk(data, (), lines, file, ns)
 
 
@@ -51,6 +56,10 @@ def _walk(value, path, lines, file, ns):
         except jinja2.UndefinedError as e:
             m = _missing_attr.search(str(e))
             name = m.group(1) if m else str(e)
+            if re.search(r"\bvars\.\s*" + re.escape(name) + r"\b", value):
+                from ..errors import did_you_mean
+                raise ConfigError(f"vars.{name} is not defined", file=file, line=line_of(lines, path), path=path,
+                                  hint=did_you_mean(name, ns["vars"]) or "define it under the top-level `vars:`") from None
             raise ConfigError(
                 f"environment variable {name} is not set",
                 file=file, line=line_of(lines, path), path=path,

@@ -118,6 +118,8 @@ BASE_SCHEMA: dict = {
         "dashboard": {"type": "object", "additionalProperties": False,
                       "properties": {"enabled": {"type": "boolean", "default": False}}},
         "state_dir": {"type": "string", "default": ".lynkr"},
+        "vars": {"type": "object",
+                 "description": "Values rendered first and shared by every other template as {{ vars.NAME }}."},
     },
 }
 
