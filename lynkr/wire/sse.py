@@ -59,26 +59,19 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
             for ev in batch:
                 yield ev
         return
-    event: str | None = None
-    data: list[bytes] = []
+    # Any other async iterator of lines: gather each event's lines and parse them like a block.
+    lines: list[bytes] = []
     async for raw in stream:
         line = raw.rstrip(b"\r\n")
-        if not line:
-            if data or event:
-                yield event, b"\n".join(data)
-            event, data = None, []
+        if line:
+            lines.append(line)
             continue
-        if line.startswith(b":"):
-            continue
-        field, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
-        if field == b"data":
-            data.append(value)
-        elif field == b"event":
-            event = value.decode()
-    if data or event:
-        yield event, b"\n".join(data)
+        ev = _parse_block(b"\n".join(lines)) if lines else None
+        lines = []
+        if ev is not None:
+            yield ev
+    if lines and (ev := _parse_block(b"\n".join(lines))) is not None:
+        yield ev
 
 
 async def iter_sse_batches(stream) -> AsyncIterator[list[tuple[str | None, bytes]]]:
