@@ -1,7 +1,6 @@
 """exact_cache end to end: the same request replays in each protocol, streamed and not; anything
 that changes the answer (history, parameters, system, tools, model) misses; volatile parts do
 not; only complete answers are stored; restart and TTL; telemetry and `lynkr report cache`."""
-import asyncio
 import time
 
 import aiohttp
@@ -10,7 +9,7 @@ import pytest
 from lynkr.cache.scope import exact_key
 from tests.conftest import start_app
 from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
-from tests.helpers.cache_clients import ask, pipeline
+from tests.helpers.cache_clients import ask, pipeline, settle
 
 EXACT = "  - {id: exact, uses: exact_cache%s}"
 
@@ -27,13 +26,6 @@ async def upstream():
     up.url = url
     yield up
     await runner.cleanup()
-
-
-async def settle(engine):
-    for _ in range(200):
-        if not engine._after_tasks:
-            return
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("protocol", ["anthropic", "openai_chat", "openai_responses"])

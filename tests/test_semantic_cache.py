@@ -8,7 +8,7 @@ import pytest
 
 from lynkr.errors import ConfigError
 from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
-from tests.helpers.cache_clients import ask, pipeline
+from tests.helpers.cache_clients import ask, pipeline, settle
 from tests.conftest import start_app
 
 SEM = "  - {id: cache, uses: semantic_cache, with: {threshold: 0.87%s}}"
@@ -32,14 +32,6 @@ async def upstream():
     up.url = url
     yield up
     await runner.cleanup()
-
-
-async def settle(engine):
-    """Wait for `after` hooks (the cache store) of finished requests."""
-    for _ in range(200):
-        if not engine._after_tasks:
-            return
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("protocol", ["anthropic", "openai_chat", "openai_responses"])

@@ -2,6 +2,8 @@
 request helper per client protocol that returns (status, headers, the answer's text)."""
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import orjson
 
@@ -94,3 +96,11 @@ def _text_of_events(protocol: str, events: list) -> str:
     done = events[-1][1]["response"]
     assert isinstance(done["usage"]["input_tokens"], int) and isinstance(done["usage"]["output_tokens"], int)
     return "".join(d["delta"] for _n, d in events if d["type"] == "response.output_text.delta")
+
+
+async def settle(engine) -> None:
+    """Wait for `after` hooks (the cache store) of finished requests."""
+    for _ in range(200):
+        if not engine._after_tasks:
+            return
+        await asyncio.sleep(0.01)
