@@ -112,7 +112,7 @@ BASE_SCHEMA: dict = {
                 "path": {"type": "string", "default": ".lynkr/telemetry.duckdb"},
                 "content": {"type": "boolean", "default": False, "description": "Store prompt and response text."},
                 "flush_interval_s": {"type": "number", "minimum": 0.01, "default": 1.0},
-                "batch_size": {"type": "integer", "minimum": 1, "default": 500},
+                "batch_size": {"type": "integer", "minimum": 1, "default": 5000},
             },
         },
         "dashboard": {"type": "object", "additionalProperties": False,

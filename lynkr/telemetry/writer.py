@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import queue
 import random
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +26,6 @@ from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 __all__ = ["TelemetryWriter", "connect_with_retry", "NullWriter"]
 
 log = logging.getLogger("lynkr.telemetry")
-
-_STOP = object()
-
 
 def connect_with_retry(path: str, *, read_only: bool = False, timeout: float = 10.0):
     import duckdb
@@ -59,7 +56,7 @@ class NullWriter:
 
 
 class TelemetryWriter:
-    def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
+    def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 5000,
                  content: bool = False, worker: int = 0, max_queue: int = 100_000):
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -67,7 +64,10 @@ class TelemetryWriter:
         self.batch_size = batch_size
         self.content = content
         self.worker = worker
-        self.q: queue.Queue = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._pending: deque = deque()
+        self._wake = threading.Event()
+        self._stop = False
         self.dropped = 0
         self.written = 0
         self._flush_requests: list[threading.Event] = []
@@ -84,74 +84,55 @@ class TelemetryWriter:
 
     # -- called on the event loop: cheap, never blocks -------------------------------------
     def submit(self, x) -> None:
-        try:
-            self.q.put_nowait(x)
-        except queue.Full:
+        # A deque append and a length check: no lock, no wake-up per request. Waking the writer
+        # for every row made it contend for the GIL once per request, which cost more CPU than
+        # the proxying itself (a small passthrough request: ~500 µs → ~1,050 µs).
+        if len(self._pending) >= self.max_queue:
             self.dropped += 1
+            return
+        self._pending.append(x)
+        if len(self._pending) == self.batch_size:
+            self._wake.set()
 
     # -- called from any thread ------------------------------------------------------------
     def flush(self, timeout: float | None = 10.0) -> None:
         ev = threading.Event()
         with self._lock:
             self._flush_requests.append(ev)
-        self.q.put(None)  # wake the thread
+        self._wake.set()
         ev.wait(timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
         if not self._thread.is_alive():
             return
-        self.q.put(_STOP)
+        self._stop = True
+        self._wake.set()
         self._thread.join(timeout)
 
     # -- the writer thread -----------------------------------------------------------------
     def _loop(self) -> None:
-        pending: list = []
-        last = time.monotonic()
-        stop = False
-        while not stop:
-            timeout = max(0.0, self.flush_interval - (time.monotonic() - last))
-            try:
-                item = self.q.get(timeout=timeout)
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                stop = True
-            elif item is not None:
-                pending.append(item)
-                # Drain what is already queued without waiting.
-                while len(pending) < self.batch_size:
-                    try:
-                        nxt = self.q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is _STOP:
-                        stop = True
-                        break
-                    if nxt is not None:
-                        pending.append(nxt)
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            stop = self._stop
             with self._lock:
                 waiters, self._flush_requests = self._flush_requests, []
-            due = len(pending) >= self.batch_size or time.monotonic() - last >= self.flush_interval
-            if pending and (due or stop or waiters):
-                if waiters or stop:
-                    pending.extend(self._drain())
-                self._write(pending)
-                pending = []
-                last = time.monotonic()
-            elif not pending:
-                last = time.monotonic()
+            items = self._take()
+            if items:
+                self._write(items)
             for w in waiters:
                 w.set()
+            if stop:
+                return
 
-    def _drain(self) -> list:
+    def _take(self) -> list:
         out = []
-        while True:
-            try:
-                item = self.q.get_nowait()
-            except queue.Empty:
-                return out
-            if item is not None and item is not _STOP:
-                out.append(item)
+        pop = self._pending.popleft
+        try:
+            while True:
+                out.append(pop())
+        except IndexError:
+            return out
 
     def _write(self, items: list) -> None:
         req_rows, ev_rows = [], []
