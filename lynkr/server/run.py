@@ -96,6 +96,18 @@ def _while_waiting(sig, _frame) -> None:
     _signalled = True
 
 
+def _tune_gc() -> None:
+    """Keep the cyclic GC off what lives for the whole run. Measured on a small passthrough
+    request under load: ~100 µs per request went to collections (a full one scans every module,
+    tiktoken's 100k-entry rank table and the pipeline: ~85 ms each), against ~8 µs after this.
+    Request garbage is mostly freed by reference counting; what forms cycles (exceptions,
+    generators) is still collected, only less often."""
+    import gc
+    gc.collect()
+    gc.freeze()                          # everything loaded so far: never scanned again
+    gc.set_threshold(20_000, 50, 100)    # young collections every 20k allocations instead of 700
+
+
 def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool) -> int:
     _use_uvloop()
     engine = Engine(pipeline, watch=watch, worker=worker)
@@ -111,6 +123,7 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
         await site.start()
+        _tune_gc()
         if worker == 0:
             print(f"lynkr: serving pipeline '{engine.current.name}' ({engine.current.hash}) on http://{host}:{port}",
                   flush=True)
