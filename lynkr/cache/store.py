@@ -109,7 +109,7 @@ class CacheStore:
 
     def delete(self, ids: list[str]) -> None:
         if ids:
-            self._submit("DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))", [list(ids)])
+            self._submit(_DELETE, [list(ids)])
 
     def purge_expired(self, now: float | None = None) -> None:
         self._submit("DELETE FROM cache_entries WHERE expires <= ?", [time.time() if now is None else now])
@@ -172,31 +172,44 @@ WRITE_INTERVAL = 0.5     # seconds between two writes of queued entries under lo
 BUSY_BATCH = 16          # entries queued during one write that mean "under load"
 
 _INSERT = "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_DELETE = "DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))"
+# Many rows as one statement of nine list parameters (zipped by unnest): fewer parameters to bind
+# than a multi-row VALUES (~0.3 instead of ~0.5 ms a row).
+_INSERT_MANY = ("INSERT OR REPLACE INTO cache_entries SELECT * FROM (SELECT unnest(?::VARCHAR[]), "
+                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                "unnest(?::FLOAT[][]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]))")
 
 
-def _grouped(batch: list[tuple[str, list]], size: int = 200):
-    """Consecutive inserts as multi-row statements: DuckDB takes ~3 ms per single-row INSERT OR
-    REPLACE and ~0.4 ms per row of a multi-row one. An id seen twice in a group keeps its last row."""
-    rows: dict = {}
+def _grouped(batch: list[tuple[str, list]], size: int = 500):
+    """The batch as few statements: each run of inserts and deletes by id becomes one DELETE and
+    one insert per `size` rows, with each id's last operation winning (ids are independent, so
+    this is the state the statements in order would leave). Interleaved, a full exact cache's
+    insert+eviction pair per miss cost ~7 ms a request in DuckDB; grouped, ~0.3 ms. Any other
+    statement (purge) keeps its place between runs."""
+    last: dict = {}             # id -> row to insert, or None to delete
 
     def flush():
-        out = _INSERT.replace(_ROW, ", ".join([_ROW] * len(rows))), [v for r in rows.values() for v in r]
-        rows.clear()
-        return out
+        gone = [i for i, row in last.items() if row is None]
+        rows = [row for row in last.values() if row is not None]
+        last.clear()
+        if gone:
+            yield _DELETE, [gone]
+        for k in range(0, len(rows), size):
+            chunk = rows[k:k + size]
+            yield (_INSERT, chunk[0]) if len(chunk) == 1 else (_INSERT_MANY, [list(c) for c in zip(*chunk)])
 
     for sql, params in batch:
         if sql is _INSERT:
-            rows.pop(params[0], None)
-            rows[params[0]] = params
-            if len(rows) >= size:
-                yield flush()
-            continue
-        if rows:
-            yield flush()
-        yield sql, params
-    if rows:
-        yield flush()
+            last.pop(params[0], None)
+            last[params[0]] = params
+        elif sql is _DELETE:
+            for i in params[0]:
+                last.pop(i, None)
+                last[i] = None
+        else:
+            yield from flush()
+            yield sql, params
+    yield from flush()
 
 
 _stores: dict[str, CacheStore] = {}
