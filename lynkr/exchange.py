@@ -1,6 +1,8 @@
 """The Exchange: one request's state as it moves through a pipeline (design.md §3)."""
 from __future__ import annotations
 
+import itertools
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,7 +12,18 @@ __all__ = ["Exchange", "Response", "Route", "StageEvent", "new_request_id"]
 
 
 def new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex[:24]
+    # A random per-process prefix and a counter: unique like a uuid4 (the prefix is redrawn in
+    # every forked worker), without a urandom syscall per request.
+    return f"req_{_id_prefix}{next(_id_counter):012x}"
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix, _id_counter = uuid.uuid4().hex[:12], itertools.count()
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 @dataclass(slots=True)
