@@ -85,16 +85,20 @@ class Proc:
 
     def rss_mb(self) -> float | None:
         """RSS of the process and its children (`--workers` forks), summed."""
-        total, seen = 0.0, False
+        each = self.rss_each_mb()
+        return sum(each) if each else None
+
+    def rss_each_mb(self) -> list[float]:
+        """RSS of each process (the parent of `--workers` is a worker too)."""
+        out = []
         for pid in [self.p.pid, *_children(self.p.pid)]:
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) / 1024
-                        seen = True
+                        out.append(int(line.split()[1]) / 1024)
             except OSError:
                 pass
-        return total if seen else None
+        return out
 
     def cpu_s(self) -> float:
         """CPU seconds used so far by the process and its children (`--workers`)."""
@@ -332,7 +336,8 @@ def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]
     for mark in marks:
         while served < mark:
             served += load(f, 5)["requests"]
-        out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "pss_mb": proc.pss_mb()}
+        out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "rss_each_mb": proc.rss_each_mb(),
+                          "pss_mb": proc.pss_mb()}
     return out
 
 
@@ -402,6 +407,7 @@ def main(argv=None) -> int:
                     served += res[w]["requests"]
                 if proc is not None:
                     res["rss_mb"] = proc.rss_mb()
+                    res["rss_each_mb"] = proc.rss_each_mb()
                     res["pss_mb"] = proc.pss_mb()
                     res["served"] = served
                 if proc is not None and name in soak_paths and marks and args.soak_workload in bodies:
@@ -448,10 +454,13 @@ def print_table(results: dict, workloads: list[str]) -> None:
     if rss:
         print("\nRSS (PSS) after the cells: " + ", ".join(
             f"{n} {r['rss_mb']:.0f} ({r.get('pss_mb') or 0:.0f}) MB after {r.get('served', 0)} requests" for n, r in rss.items()))
+        print("RSS of the largest process: " + ", ".join(
+            f"{n} {max(r.get('rss_each_mb') or [r['rss_mb']]):.0f} MB" for n, r in rss.items()))
     for n, r in paths.items():
         if r.get("soak"):
             print(f"RSS (PSS) of {n} by requests served: " + ", ".join(
-                f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB" for m in r["soak"].values()))
+                f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB, largest process "
+                f"{max(m.get('rss_each_mb') or [m['rss_mb']]):.0f} MB" for m in r["soak"].values()))
 
 
 if __name__ == "__main__":
