@@ -98,17 +98,63 @@ def _normalise_messages(messages: list) -> list:
 
 def exact_key(request: dict, *, model: str | None = None, extra: tuple = ()) -> str:
     """A key that changes when anything that changes the answer changes. Tool call ids are
-    dropped (`toolu_…` differs between two runs of the same conversation), their order is kept."""
+    dropped (`toolu_…` differs between two runs of the same conversation), their order is kept.
+
+    The key hashes one digest per part (the system prompt, each tool, each message) after a
+    header that fixes how many of each follow. A part's digest is of its normalised, key-sorted
+    JSON and is remembered by the part's plain JSON: an agent resends the same system prompt,
+    tools and history every turn, so only the new turn is normalised (the whole walk took ~150 µs
+    of a 62 KB request on the event loop)."""
     msgs = request.get("messages") or []
-    body = {
+    tools = request.get("tools") or []
+    head = {
         "model": model if model is not None else request.get("model"),
-        "system": _normalise_value(request.get("system") or []),
-        "tools": request.get("tools") or [],
-        "messages": _normalise_messages(msgs),
         "params": {k: request.get(k) for k in ANSWER_PARAMS if request.get(k) is not None},
         "extra": list(extra),
+        "parts": [len(tools), len(msgs)],
     }
-    return _digest(body)
+    h = hashlib.sha256(orjson.dumps(head, option=orjson.OPT_SORT_KEYS))
+    h.update(_parts.digest(0, request.get("system") or [], _normalise_value))
+    for t in tools:
+        h.update(_parts.digest(1, t, _same))
+    for m in msgs:
+        h.update(_parts.digest(2, m, _normalise_message))
+    return h.hexdigest()[:32]
+
+
+def _same(value):
+    return value
+
+
+def _normalise_message(message):
+    return _normalise_messages([message])[0]
+
+
+class _PartDigests:
+    """(kind, a part's plain JSON) -> sha256 of the part normalised and key-sorted. Bounded by the
+    bytes of JSON held; when full it starts afresh (the next request refills what is current)."""
+
+    def __init__(self, max_bytes: int = 8_000_000):
+        self._d: list[dict[bytes, bytes]] = [{}, {}, {}]
+        self._size = 0
+        self._max = max_bytes
+
+    def digest(self, kind: int, part, normalise) -> bytes:
+        raw = orjson.dumps(part)
+        memo = self._d[kind]
+        hit = memo.get(raw)
+        if hit is None:
+            hit = hashlib.sha256(orjson.dumps(normalise(part), option=orjson.OPT_SORT_KEYS)).digest()
+            if self._size + len(raw) > self._max:
+                for d in self._d:
+                    d.clear()
+                self._size = 0
+            memo[raw] = hit
+            self._size += len(raw)
+        return hit
+
+
+_parts = _PartDigests()
 
 
 def _text_of(block) -> str:

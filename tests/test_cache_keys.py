@@ -1,0 +1,54 @@
+"""exact_key remembers each part's digest by the part's JSON: the key must not depend on the memo
+(cold or warm), on key order, or on where one part ends and the next begins."""
+import copy
+
+from lynkr.cache import scope
+from lynkr.cache.scope import exact_key
+
+BASE = {"model": "m", "max_tokens": 100,
+        "system": [{"type": "text", "text": "Be terse. Today's date is 2026-11-26."}],
+        "tools": [{"name": "Bash", "description": "Run", "input_schema": {"type": "object"}},
+                  {"name": "Read", "description": "Read", "input_schema": {"type": "object"}}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                     {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {}}]},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "ok"}]}]}
+
+
+def cold(request):
+    scope._parts = scope._PartDigests()
+    return exact_key(request)
+
+
+def test_warm_and_cold_memo_give_one_key():
+    k = cold(BASE)
+    assert exact_key(copy.deepcopy(BASE)) == k          # warm: every part remembered
+    assert cold(copy.deepcopy(BASE)) == k
+
+
+def test_key_order_and_volatile_parts_do_not_matter():
+    k = exact_key(BASE)
+    reordered = {**BASE, "messages": [dict(reversed(list(m.items()))) for m in BASE["messages"]],
+                 "tools": [dict(reversed(list(t.items()))) for t in BASE["tools"]]}
+    assert exact_key(reordered) == k
+    other_day = {**BASE, "system": [{"type": "text", "text": "Be terse. Today's date is 2026-11-27."}]}
+    assert exact_key(other_day) == k
+    other_ids = copy.deepcopy(BASE)
+    other_ids["messages"][1]["content"][0]["id"] = other_ids["messages"][2]["content"][0]["tool_use_id"] = "toolu_99"
+    assert exact_key(other_ids) == k
+
+
+def test_parts_do_not_run_together():
+    k = exact_key(BASE)
+    one_tool = {**BASE, "tools": BASE["tools"][:1]}
+    # the same parts, one message fewer and one tool more: counts are in the key's header
+    shifted = {**BASE, "tools": BASE["tools"] + [BASE["messages"][0]], "messages": BASE["messages"][1:]}
+    assert len({k, exact_key(one_tool), exact_key(shifted)}) == 3
+    new_turn = {**BASE, "messages": BASE["messages"] + [{"role": "user", "content": [{"type": "text", "text": "more"}]}]}
+    assert exact_key(new_turn) != k
+
+
+def test_memo_is_bounded():
+    parts = scope._PartDigests(max_bytes=2_000)
+    for i in range(200):
+        parts.digest(2, {"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}, lambda v: v)
+    assert parts._size <= 2_000 and sum(len(d) for d in parts._d) < 200
