@@ -177,7 +177,9 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
         if workers > 1:
             args += ["--workers", str(workers)]
         return Proc(name, args, url, env)
-    if name == "litellm":
+    if name in ("litellm", "litellm1"):
+        # `litellm1`: LiteLLM's proxy as one process, the way the 90 req/s was measured.
+        workers = 1 if name == "litellm1" else workers
         exe = litellm_bin()
         if exe is None:
             print("litellm: not installed, skipped (see benchmarks/README.md)", file=sys.stderr)
@@ -347,7 +349,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm")
+    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm,litellm1")
     ap.add_argument("--workloads", default="small,cc62k,stream")
     ap.add_argument("--ttfb-requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=1, help="lynkr --workers (and LiteLLM's --num_workers)")
@@ -429,18 +431,22 @@ def print_table(results: dict, workloads: list[str]) -> None:
     paths = results["paths"]
     print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
           f"lynkr workers: {results['workers']}\n")
-    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}")
+    both = "litellm" in paths and "litellm1" in paths
+    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
+          + (f"{'vs litellm1':>13}" if both else ""))
     for w in [w for w in workloads if w != "stream"]:
         bare = paths.get("bare", {}).get(w, {}).get("rps")
-        lite = paths.get("litellm", {}).get(w, {}).get("rps")
+        lite = paths.get("litellm", {}).get(w, {}).get("rps") or paths.get("litellm1", {}).get(w, {}).get("rps")
+        lite1 = paths.get("litellm1", {}).get(w, {}).get("rps")
         for name, res in paths.items():
             r = res.get(w)
             if not r:
                 continue
             vs_bare = f"{r['rps'] / bare:.0%}" if bare else ""
             vs_lite = f"{r['rps'] / lite:.1f}x" if lite else ""
+            vs_lite1 = f"{r['rps'] / lite1:.1f}x" if lite1 and "litellm" in paths else ""
             print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
-                  f"{vs_bare:>9}{vs_lite:>12}")
+                  f"{vs_bare:>9}{vs_lite:>12}{vs_lite1:>13}")
     if "stream" in workloads:
         print(f"\n{'path':<22}{'TTFB p50 ms':>12}{'TTFB p99 ms':>12}{'stream p50 ms':>15}   added TTFB vs bare")
         bare = paths.get("bare", {}).get("stream", {}).get("ttfb_p50_ms")
