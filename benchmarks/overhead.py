@@ -385,7 +385,11 @@ def main(argv=None) -> int:
                 continue
             url = upstream.url if proc is None else proc.url
             if proc is not None:
-                proc.wait_ready(timeout=180)
+                try:
+                    proc.wait_ready(timeout=300)
+                except BaseException:
+                    proc.stop()
+                    raise
             res: dict = {}
             served = 0
             load = (lambda f, d: run_wrk(url, f, d, args.connections, tmp)) if use_wrk else \
