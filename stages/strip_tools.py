@@ -91,6 +91,42 @@ class _Words(set):
             self.by_len.setdefault(len(w), []).append(w)
 
 
+class _TextFacts:
+    """The words of a user text, and per tool (name, description) what they match."""
+
+    __slots__ = ("words", "matches")
+
+    def __init__(self, words):
+        self.words = _Words(words)
+        self.matches: dict[tuple, object] = {}
+
+
+class _Memo(dict):
+    """A dict bounded by the size its entries declare; when full it starts afresh (the next
+    request refills what is current)."""
+
+    def __init__(self, max_size: int):
+        super().__init__()
+        self.max_size = max_size
+        self.size = 0
+
+    def put(self, key, value, size: int):
+        if self.size + size > self.max_size:
+            self.clear()
+            self.size = 0
+        self[key] = value
+        self.size += size
+        return value
+
+
+def _json_list(items: list, texts: dict) -> str:
+    """orjson.dumps(items).decode(), joined from the items' remembered JSON (`texts`: id -> JSON)."""
+    parts = [texts.get(id(t)) for t in items]
+    if None in parts:
+        return orjson.dumps(items).decode()
+    return "[" + ",".join(parts) + "]"
+
+
 def minify_tool(tool: dict) -> dict:
     """A tool with its schema minified losslessly (the same object when nothing changes)."""
     schema = tool.get("input_schema")
@@ -186,9 +222,9 @@ class StripTools(Stage):
             path = options["model_path"] or os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
-        self._relevance: dict[tuple, bool] = {}
-        self._last_words: tuple = ((), _Words(()))
-        self._minify_memo: dict[bytes, dict | None] = {}
+        self._texts = _Memo(4_000_000)       # user text -> _TextFacts of its words
+        self._facts = _Memo(200_000)         # a text's words -> _TextFacts
+        self._tools = _Memo(4_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:
@@ -198,47 +234,57 @@ class StripTools(Stage):
         return "h:" + hashlib.sha256(orjson.dumps(msgs[0])).hexdigest()[:24]
 
     def relevant(self, tool: dict, texts: list[str]) -> bool:
-        # Every turn of an agent loop asks the same question again: remember the answer.
-        key = (tool.get("name"), hash(tool.get("description")), hash(tuple(texts)))
-        hit = self._relevance.get(key)
+        """Whether the user's words call for `tool`: its name, or `description_hits` keywords of its
+        description, (fuzzily) among the words of `texts`. Each text's words and what they match
+        are remembered by the text: an agent resends the same user texts every turn, so only a
+        new one is read. A word is among the words of all texts exactly when it is among those of
+        one text, so this is the same answer as reading their union."""
+        name = str(tool.get("name") or "")
+        desc = tool.get("description") or ""
+        found: set[str] = set()
+        for text in texts:
+            hit = self._match(name, desc, text)
+            if hit is True:
+                return True
+            found |= hit
+        return len(found) >= self.options["description_hits"]
+
+    def _match(self, name: str, desc: str, text: str):
+        """True when `text` names the tool, else the description keywords it echoes."""
+        facts = self._texts.get(text)
+        if facts is None:
+            # Texts with the same words share their facts ("(request 1)", "(request 2)").
+            words = frozenset(w.lower() for w in _WORD.findall(text))
+            facts = self._facts.get(words)
+            if facts is None:
+                facts = self._facts.put(words, _TextFacts(words), len(words) + 1)
+            self._texts.put(text, facts, len(text) + 1)
+        hit = facts.matches.get((name, desc))
         if hit is None:
-            if len(self._relevance) > 50_000:
-                self._relevance.clear()
-            hit = self._relevance[key] = self._relevant(tool, texts)
+            words = facts.words
+            cut = self.options["name_cutoff"]
+            if name.lower() in words or any(_fuzzy_in(p, words, cut) for p in name_parts(name)):
+                hit = True
+            else:
+                hit = frozenset(k for k in description_keywords(desc) if _fuzzy_in(k, words, 90))
+            facts.matches[(name, desc)] = hit
         return hit
 
-    def _minified(self, tool: dict) -> dict:
-        # The same tools arrive with every request of a session: remember each one's minified
-        # schema by its JSON (a few µs) instead of walking the schema again (~20 µs a tool).
+    def _minified(self, tool: dict) -> tuple[dict, str | None, str | None]:
+        """(the tool to send, its JSON, that tool's JSON). The same tools arrive with every request
+        of a session: each one's minified form and both JSON texts (for the token measure) are
+        remembered by its JSON, and a minified tool is the same object every time."""
         try:
-            key = orjson.dumps(tool)
+            raw = orjson.dumps(tool)
         except TypeError:
-            return minify_tool(tool)
-        hit = self._minify_memo.get(key, _MISSING)
-        if hit is _MISSING:
+            return minify_tool(tool), None, None
+        hit = self._tools.get(raw)
+        if hit is None:
             new = minify_tool(tool)
-            hit = None if new is tool else new.get("input_schema")
-            if len(self._minify_memo) > 4096:
-                self._minify_memo.clear()
-            self._minify_memo[key] = hit
-        return tool if hit is None else {**tool, "input_schema": hit}
-
-    def _words(self, texts: list[str]) -> _Words:
-        # Every candidate tool of one request reads the same texts: split them once.
-        key = tuple(texts)
-        if self._last_words[0] != key:
-            self._last_words = (key, _Words(w.lower() for t in texts for w in _WORD.findall(t)))
-        return self._last_words[1]
-
-    def _relevant(self, tool: dict, texts: list[str]) -> bool:
-        words = self._words(texts)
-        cut = self.options["name_cutoff"]
-        name = str(tool.get("name") or "")
-        if name.lower() in words or any(_fuzzy_in(p, words, cut) for p in name_parts(name)):
-            return True
-        kws = description_keywords(tool.get("description") or "")
-        hits = sum(1 for k in kws if _fuzzy_in(k, words, 90))
-        return hits >= self.options["description_hits"]
+            text = raw.decode()
+            hit = (None, text, text) if new is tool else (new, text, orjson.dumps(new).decode())
+            self._tools.put(raw, hit, 2 * len(raw) + len(hit[2]))
+        return (tool if hit[0] is None else hit[0]), hit[1], hit[2]
 
     def _embed_relevant(self, tools: list[dict], texts: list[str]) -> set[str]:
         import numpy as np
@@ -262,12 +308,18 @@ class StripTools(Stage):
         before = tools
         if self.options["strip"] and len(tools) > self.options["min_tools"]:
             tools = await self._strip(x, tools, ev)
+        small, texts = {}, {}       # id(tool) -> its minified form; id(tool or minified) -> its JSON
+        for t in before:
+            if isinstance(t, dict):
+                new, text, new_text = self._minified(t)
+                small[id(t)] = new
+                texts[id(t)], texts[id(new)] = text, new_text
         if self.options["minify"]:
-            tools = [self._minified(t) if isinstance(t, dict) else t for t in tools]
+            tools = [small[id(t)] if isinstance(t, dict) else t for t in tools]
         if any(a is not b for a, b in zip(tools, before)) or len(tools) != len(before):
             x.request = {**x.request, "tools": tools}
             if ev is not None:
-                ev.measure = (orjson.dumps(before).decode(), orjson.dumps(tools).decode())
+                ev.measure = (_json_list(before, texts), _json_list(tools, texts))
         if ev is not None:
             ev.detail.update({"tools_in": len(before), "tools_out": len(tools)})
 
@@ -305,7 +357,8 @@ class StripTools(Stage):
         while len(self.kept_by_session) > self.options["sessions"]:
             self.kept_by_session.popitem(last=False)
         if ev is not None:
-            ev.detail["dropped"] = sorted(t["name"] for t in named if t not in out)
+            sent = {id(t) for t in out}
+            ev.detail["dropped"] = sorted(t["name"] for t in named if id(t) not in sent)
             if reasons:
                 ev.detail["kept_for"] = reasons
         return out

@@ -190,3 +190,56 @@ def test_embedder_keeps_a_tool_the_words_do_not_name(monkeypatch):
     x = run_stage(stage, base)
     assert "ScheduleWakeup" in names(x.request["tools"])
     assert x.event(stage.id).detail["kept_for"] == {"ScheduleWakeup": "embedding"}
+
+
+def _tool(name, description):
+    return {"name": name, "description": description,
+            "input_schema": {"$schema": "x", "type": "object", "properties": {"q": {"title": "Q", "type": "string"}}}}
+
+
+SITUATIONAL = [_tool(n, d) for n, d in (
+    ("Alpha", "Core."), ("Beta", "Core."), ("Gamma", "Core."), ("Delta", "Core."),
+    ("Scheduler", "Arrange periodic wakeups for background pollers."),
+    ("Notebook", "Edit jupyter cells."))]
+
+
+def _ask(*texts):
+    return {"model": "m", "max_tokens": 10, "tools": SITUATIONAL,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": t} for t in texts]}]}
+
+
+def test_keywords_from_different_texts_add_up_and_remembered_words_decide_alike():
+    stage = build_stage(StripTools, keep=["Alpha", "Beta", "Gamma", "Delta"])
+    # "periodic" in one text and "wakeups" in another: two keywords of Scheduler's description.
+    req = _ask("make it periodic", "with wakeups")
+    req["messages"] = [req["messages"][0] | {"content": [req["messages"][0]["content"][0]]},
+                       {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+                       {"role": "user", "content": [req["messages"][0]["content"][1]]}]
+    assert "Scheduler" in names(run_stage(stage, req).request["tools"])
+    fresh = build_stage(StripTools, keep=["Alpha", "Beta", "Gamma", "Delta"])
+    for i in range(3):              # new texts with remembered words; a cold stage agrees each time
+        for s in (stage, fresh):
+            out = names(run_stage(s, _ask(f"edit the jupyter cells ({i})")).request["tools"])
+            assert "Notebook" in out and "Scheduler" not in out
+        fresh = build_stage(StripTools, keep=["Alpha", "Beta", "Gamma", "Delta"])
+    assert "Notebook" not in names(run_stage(stage, _ask("edit the readme")).request["tools"])
+
+
+def test_measure_is_the_json_of_the_tools_before_and_after_and_minified_tools_are_shared():
+    import orjson
+    stage = build_stage(StripTools, keep=["Alpha", "Beta", "Gamma", "Delta"])
+    first = run_stage(stage, copy.deepcopy(_ask("hello")))
+    second = run_stage(stage, copy.deepcopy(_ask("hello again")))
+    for x in (first, second):
+        before, after = x.event(stage.id).measure
+        assert before == orjson.dumps(x.baseline["tools"]).decode()
+        assert after == orjson.dumps(x.request["tools"]).decode()
+        assert names(x.request["tools"]) == {"Alpha", "Beta", "Gamma", "Delta"}
+        assert all("$schema" not in t["input_schema"] for t in x.request["tools"])
+    # The same tool JSON minifies to the very same object on every request (nothing mutates it).
+    assert all(a is b for a, b in zip(first.request["tools"], second.request["tools"]))
+    # A tool minification leaves alone stays the client's own object.
+    plain = [{"name": n, "description": "d", "input_schema": {"type": "object"}} for n in ("A", "B", "C", "D", "E")]
+    x = run_stage(build_stage(StripTools, keep=["A", "B", "C", "D", "E"]), {"model": "m", "max_tokens": 5, "tools": plain,
+                  "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
+    assert x.request is x.baseline and x.event("strip_tools").measure is None
