@@ -49,3 +49,16 @@ def test_grouping_is_one_delete_and_one_insert_per_run():
     assert len(stmts) == 2
     assert stmts[0] == (_DELETE, [[f"x{i}" for i in range(10)]])
     assert stmts[1][1][0] == [f"e{i}" for i in range(10)]
+
+
+def test_a_flush_does_not_wait_out_the_busy_interval(tmp_path, monkeypatch):
+    import lynkr.cache.store as store
+    monkeypatch.setattr(store, "WRITE_INTERVAL", 3600.0)
+    st = CacheStore(str(tmp_path / "c.duckdb"))
+    for i in range(40):             # a big batch: the next write counts as "under load"
+        _put(st, i, f"a{i}")
+    st.flush()
+    _put(st, 99, "late")            # queued behind an hour's wait …
+    st.flush(timeout=60)            # … which a flush (shutdown, reload) cuts short
+    assert "e99" in {r["id"] for r in st.load("exact", "exact")}
+    st.release()
