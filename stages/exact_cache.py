@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 
+from lynkr.cache.parts import request_memo
 from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import exact_key
 from lynkr.cache.store import cache_path, open_store
@@ -69,7 +70,7 @@ class ExactCache(Stage):
         extra = [self.ctx.pipeline_name, *(x.headers.get(h.lower()) for h in self.options["scope_headers"])]
         if self.options["per_session"]:
             extra.append(x.session)
-        return exact_key(x.request, extra=tuple(extra))
+        return exact_key(x.request, extra=tuple(extra), memo=request_memo(x))
 
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)

@@ -30,6 +30,7 @@ from functools import lru_cache
 import orjson
 from rapidfuzz import fuzz, process
 
+from lynkr.cache.parts import json_of, remember, request_memo
 from lynkr.exchange import Exchange
 from lynkr.payloads import user_texts
 from lynkr.stage import Stage
@@ -119,12 +120,18 @@ class _Memo(dict):
         return value
 
 
-def _json_list(items: list, texts: dict) -> str:
-    """orjson.dumps(items).decode(), joined from the items' remembered JSON (`texts`: id -> JSON)."""
-    parts = [texts.get(id(t)) for t in items]
+def _json_list(items: list, texts: dict, joined: _Memo) -> str:
+    """orjson.dumps(items).decode(), joined from the items' remembered JSON (`texts`: id -> JSON).
+    The same tools give the same string object every time (`joined`, keyed by the remembered
+    strings, which hash by their cached hashes), so neither the join nor the telemetry writer's
+    count of it repeats per request."""
+    parts = tuple(texts.get(id(t)) for t in items)
     if None in parts:
         return orjson.dumps(items).decode()
-    return "[" + ",".join(parts) + "]"
+    text = joined.get(parts)
+    if text is None:
+        text = joined.put(parts, "[" + ",".join(parts) + "]", len(parts))
+    return text
 
 
 def minify_tool(tool: dict) -> dict:
@@ -225,6 +232,7 @@ class StripTools(Stage):
         self._texts = _Memo(4_000_000)       # user text -> _TextFacts of its words
         self._facts = _Memo(200_000)         # a text's words -> _TextFacts
         self._tools = _Memo(4_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
+        self._lists = _Memo(1024)            # the JSON texts of a tool list -> that list's JSON
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:
@@ -270,21 +278,29 @@ class StripTools(Stage):
             facts.matches[(name, desc)] = hit
         return hit
 
-    def _minified(self, tool: dict) -> tuple[dict, str | None, str | None]:
+    def _minified(self, tool: dict, memo: dict | None = None) -> tuple[dict, str | None, str | None]:
         """(the tool to send, its JSON, that tool's JSON). The same tools arrive with every request
         of a session: each one's minified form and both JSON texts (for the token measure) are
-        remembered by its JSON, and a minified tool is the same object every time."""
+        remembered by its JSON, and a minified tool is the same object every time. `memo`
+        (lynkr.cache.parts) shares the JSON with the exact cache before and tier_route after."""
         try:
-            raw = orjson.dumps(tool)
+            raw = json_of(tool, memo)
         except TypeError:
             return minify_tool(tool), None, None
         hit = self._tools.get(raw)
         if hit is None:
             new = minify_tool(tool)
             text = raw.decode()
-            hit = (None, text, text) if new is tool else (new, text, orjson.dumps(new).decode())
-            self._tools.put(raw, hit, 2 * len(raw) + len(hit[2]))
-        return (tool if hit[0] is None else hit[0]), hit[1], hit[2]
+            if new is tool:
+                hit = (None, text, text, raw)
+            else:
+                new_raw = orjson.dumps(new)
+                hit = (new, text, new_raw.decode(), new_raw)
+            self._tools.put(raw, hit, 2 * len(raw) + 2 * len(hit[3]))
+        if hit[0] is None:
+            return tool, hit[1], hit[2]
+        remember(hit[0], hit[3], memo)
+        return hit[0], hit[1], hit[2]
 
     def _embed_relevant(self, tools: list[dict], texts: list[str]) -> set[str]:
         import numpy as np
@@ -309,9 +325,10 @@ class StripTools(Stage):
         if self.options["strip"] and len(tools) > self.options["min_tools"]:
             tools = await self._strip(x, tools, ev)
         small, texts = {}, {}       # id(tool) -> its minified form; id(tool or minified) -> its JSON
+        memo = request_memo(x)
         for t in before:
             if isinstance(t, dict):
-                new, text, new_text = self._minified(t)
+                new, text, new_text = self._minified(t, memo)
                 small[id(t)] = new
                 texts[id(t)], texts[id(new)] = text, new_text
         if self.options["minify"]:
@@ -319,7 +336,7 @@ class StripTools(Stage):
         if any(a is not b for a, b in zip(tools, before)) or len(tools) != len(before):
             x.request = {**x.request, "tools": tools}
             if ev is not None:
-                ev.measure = (_json_list(before, texts), _json_list(tools, texts))
+                ev.measure = (_json_list(before, texts, self._lists), _json_list(tools, texts, self._lists))
         if ev is not None:
             ev.detail.update({"tools_in": len(before), "tools_out": len(tools)})
 

@@ -22,8 +22,9 @@ from the body's size (the exact count happens later, off the request path).
 """
 from __future__ import annotations
 
-import orjson
+from functools import lru_cache
 
+from lynkr.cache.parts import json_len, request_memo
 from lynkr.catalog import load_catalog
 from lynkr.config import check_target
 from lynkr.config.loader import TIERS
@@ -78,11 +79,14 @@ class TierRoute(Stage):
                 check_target(cfg, t, base + ("fallbacks", tier, j))
             self.fallbacks[tier] = list(targets)
         self.catalog = load_catalog(ctx.config.get("models"))
+        # Every request prices the same few models: look each name up once (the loose matching
+        # runs several regexes and can scan every catalogue key).
+        self.catalog.lookup = lru_cache(maxsize=256)(self.catalog.lookup)
 
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)
         detail: dict = {}
-        tokens = len(orjson.dumps(x.request)) // BYTES_PER_TOKEN
+        tokens = json_len(x.request, request_memo(x)) // BYTES_PER_TOKEN
         requested = x.request.get("model") if isinstance(x.request.get("model"), str) else None
         if self.tiers is not None:
             tier = x.vars.get("tier")

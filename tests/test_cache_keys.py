@@ -52,3 +52,21 @@ def test_memo_is_bounded():
     for i in range(200):
         parts.digest(2, {"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}, lambda v: v)
     assert parts._size <= 2_000 and sum(len(d) for d in parts._d) < 200
+
+
+def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_once():
+    import orjson
+
+    from lynkr.cache.parts import json_len, json_of
+    memo: dict = {}
+    req = copy.deepcopy(BASE) | {"metadata": {"user_id": "ü"}, "temperature": 0.25, "stop_sequences": [],
+                                 "thinking": {"type": "enabled", "budget_tokens": 10}}
+    assert json_len(req, memo) == len(orjson.dumps(req)) == json_len(req, None)
+    first = json_of(req["messages"][0], memo)
+    assert json_of(req["messages"][0], memo) is first          # remembered by identity
+    # A stage replaces a part copy-on-write: the new part is serialised, the rest reused.
+    changed = {**req, "messages": req["messages"][:2] + [{"role": "user", "content": "é" * 5}]}
+    assert json_len(changed, memo) == len(orjson.dumps(changed))
+    assert json_len({}, memo) == 2 and json_len({"a": []}, memo) == len(b'{"a":[]}')
+    # exact_key shares the memo and gives the key it gives without one.
+    assert exact_key(req, memo=memo) == exact_key(copy.deepcopy(req))

@@ -1,0 +1,72 @@
+"""The compact JSON of a request's parts, serialised once per request and shared.
+
+Stages change a request copy-on-write, so a part (a message, a tool, the system prompt) that no
+stage replaced is the very object the client's body was parsed into. Several stages serialise
+those same parts: the exact cache's key (each part), strip_tools (each tool) and tier_route's size
+estimate (the whole request). `json_of(part, memo)` serialises a part once per request; the memo
+(`request_memo(x)`, kept in the Exchange) holds each part beside its JSON, so an id is never
+reused while it is remembered. `json_len(request, memo)` is `len(orjson.dumps(request))` from the
+parts' remembered JSON. Event loop only.
+"""
+from __future__ import annotations
+
+import orjson
+
+__all__ = ["json_of", "json_len", "remember", "request_memo"]
+
+
+def request_memo(x) -> dict:
+    """The Exchange's memo: id(part) -> (part, its JSON)."""
+    memo = x.vars.get("_json")
+    if memo is None:
+        memo = x.vars["_json"] = {}
+    return memo
+
+
+def json_of(part, memo: dict | None) -> bytes:
+    """orjson.dumps(part), once per request."""
+    if memo is None:
+        return orjson.dumps(part)
+    hit = memo.get(id(part))
+    if hit is not None and hit[0] is part:
+        return hit[1]
+    raw = orjson.dumps(part)
+    memo[id(part)] = (part, raw)
+    return raw
+
+
+def remember(part, raw: bytes, memo: dict | None) -> None:
+    """Record a part's JSON known from elsewhere (a remembered minified tool)."""
+    if memo is not None:
+        memo[id(part)] = (part, raw)
+
+
+def json_len(request: dict, memo: dict | None) -> int:
+    """len(orjson.dumps(request)): compact JSON, so a dict is `{` + `"key":value` joined by commas
+    + `}` and a list is `[` + items joined by commas + `]`."""
+    n = 1 + max(len(request) - 1, 0) + 1
+    for k, v in request.items():
+        if type(k) is not str:
+            return len(orjson.dumps(request))        # raises as orjson does
+        n += len(_key(k)) + 1
+        if memo is not None and type(v) is list and v:
+            hit = memo.get(id(v))
+            if hit is not None and hit[0] is v:
+                n += len(hit[1])
+            else:
+                n += 1 + (len(v) - 1) + 1 + sum(len(json_of(item, memo)) for item in v)
+        else:
+            n += len(orjson.dumps(v))
+    return n
+
+
+_keys: dict[str, bytes] = {}
+
+
+def _key(k: str) -> bytes:
+    raw = _keys.get(k)
+    if raw is None:
+        raw = orjson.dumps(k)
+        if len(_keys) < 1024:
+            _keys[k] = raw
+    return raw
