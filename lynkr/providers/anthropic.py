@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from urllib.parse import urlparse
 
-import orjson
 
 from ..exchange import Exchange, Response
 from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
-from ..wire.sse import RawEvent, iter_sse_batches
+from ..wire.sse import SSEBody
 from .base import Provider
 from .prepare import clamp_max_tokens, strip_billing
 
@@ -93,7 +92,8 @@ class AnthropicProvider(Provider):
         resp = await self.post(self.base_url + self.path, body, self._headers(x))
         first = time.perf_counter()
         if body.get("stream"):
-            return Response(events=_events(resp), first_byte_at=first)
+            # Readable as events or, for an Anthropic client, as the upstream's bytes (wire/sse.py).
+            return Response(events=SSEBody(resp.content, "anthropic", resp.release), first_byte_at=first)
         data = await self.read_json(resp)
         return Response(message=data, usage=data.get("usage") or {}, first_byte_at=first,
                         upstream_done_at=time.perf_counter())
@@ -105,15 +105,3 @@ def _foreign(block: dict) -> bool:
     sig = block.get("signature") or ""
     return not sig or sig == SYNTHETIC_SIGNATURE or sig.startswith("gemini:")
 
-
-async def _events(resp):
-    try:
-        async for batch in iter_sse_batches(resp.content):
-            last = len(batch) - 1
-            for i, (_event, data) in enumerate(batch):
-                if not data:
-                    continue
-                # RawEvent keeps the upstream's bytes: an Anthropic client gets them unchanged.
-                yield RawEvent(orjson.loads(data), data, i < last)
-    finally:
-        resp.release()

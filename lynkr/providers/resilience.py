@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ProxyError
 from ..exchange import Response
+from ..wire.sse import parse_events
 
 __all__ = ["RetryPolicy", "Breaker", "Breakers", "classify_status", "context_length_error", "peek_first",
            "stream_guard", "call_resilient"]
@@ -208,13 +209,24 @@ async def _aiter_first(events, first):
 
 async def peek_first(resp: Response, timeout: float | None) -> Response:
     """Wait for a stream's first event, so a failure before the first byte reaches the client is
-    still a ProxyError that retry and fallback can act on. Returns a Response that replays it."""
+    still a ProxyError that retry and fallback can act on. Returns a Response that replays it.
+    A body that can peek (wire.sse.SSEBody) parses only that event and keeps it."""
     if resp.events is None:
         return resp
     gen = resp.events
+    peek = getattr(gen, "peek", None)
     try:
-        first = await asyncio.wait_for(gen.__anext__(), timeout)
+        # asyncio.timeout, not wait_for: no task per call, so the first event is taken in this
+        # task's own step when it is already buffered (each extra loop turn delays the first byte).
+        async with asyncio.timeout(timeout):
+            first = await (peek() if peek is not None else gen.__anext__())
+        if first is None:
+            raise StopAsyncIteration
+        if first.get("type") == "error":
+            # Nothing reached the client yet: an error as the first event is a failed call.
+            raise _event_error(first, None, retryable=True)
     except StopAsyncIteration:
+        await _close(gen)
         raise ProxyError(502, "the provider closed the stream before sending anything", retryable=True) from None
     except asyncio.TimeoutError:
         await _close(gen)
@@ -223,7 +235,8 @@ async def peek_first(resp: Response, timeout: float | None) -> Response:
     except BaseException:
         await _close(gen)
         raise
-    resp.events = _aiter_first(gen, first)
+    if peek is None:
+        resp.events = _aiter_first(gen, first)
     return resp
 
 
@@ -236,43 +249,128 @@ async def _close(gen) -> None:
             pass
 
 
-async def stream_guard(events, provider: str, breaker: Breaker | None = None):
-    """Wrap a canonical stream so any transport failure mid-stream becomes a ProxyError (the
-    renderer turns it into a well-formed error event) and the breaker learns how it ended."""
+def _event_error(ev: dict, provider: str | None, retryable: bool | None = None) -> ProxyError:
+    err = ev.get("error") or {}
+    return ProxyError(529 if err.get("type") == "overloaded_error" else 502,
+                      err.get("message") or "the provider reported an error mid-stream",
+                      type=err.get("type"), provider=provider, retryable=retryable, fallbackable=retryable)
+
+
+def _stream_failure(e: Exception, provider: str) -> ProxyError:
+    """A transport or decoding failure after the stream started, as the error the client sees."""
     import aiohttp
 
+    if isinstance(e, asyncio.TimeoutError):
+        return ProxyError(504, f"provider '{provider}' stopped sending (read timeout)", type="timeout_error",
+                          provider=provider)
+    if isinstance(e, (aiohttp.ClientError, OSError, ValueError)):
+        return ProxyError(502, f"provider '{provider}' stream failed: {type(e).__name__}: {e}", provider=provider)
+    # a decoder's own error (bad CRC in an AWS frame, …): still a clean end
+    return ProxyError(502, f"provider '{provider}' sent a stream that cannot be read: {type(e).__name__}: {e}",
+                      provider=provider)
+
+
+def stream_guard(events, provider: str, breaker: Breaker | None = None):
+    """Wrap a canonical stream so any transport failure mid-stream becomes a ProxyError (the
+    renderer turns it into a well-formed error event) and the breaker learns how it ended.
+    A body that can also be read as bytes (wire.sse.SSEBody) keeps that ability, guarded alike."""
+    if hasattr(events, "reads"):
+        return GuardedBody(events, provider, breaker)
+    return _guard_events(events, provider, breaker)
+
+
+async def _guard_events(events, provider: str, breaker: Breaker | None):
     outcome = None        # a client that hangs up says nothing about the upstream's health
     try:
         async for ev in events:
             if ev.get("type") == "error":
-                err = ev.get("error") or {}
-                raise ProxyError(529 if err.get("type") == "overloaded_error" else 502,
-                                 err.get("message") or "the provider reported an error mid-stream",
-                                 type=err.get("type"), provider=provider)
+                raise _event_error(ev, provider)
             yield ev
         outcome = True
     except ProxyError:
         outcome = False
         raise
-    except asyncio.TimeoutError:
+    except Exception as e:
         outcome = False
-        raise ProxyError(504, f"provider '{provider}' stopped sending (read timeout)", type="timeout_error",
-                         provider=provider) from None
-    except (aiohttp.ClientError, OSError, ValueError) as e:
-        outcome = False
-        raise ProxyError(502, f"provider '{provider}' stream failed: {type(e).__name__}: {e}",
-                         provider=provider) from None
-    except Exception as e:   # a decoder's own error (bad CRC in an AWS frame, …): still a clean end
-        outcome = False
-        raise ProxyError(502, f"provider '{provider}' sent a stream that cannot be read: {type(e).__name__}: {e}",
-                         provider=provider) from None
+        raise _stream_failure(e, provider) from None
     finally:
-        if breaker is not None:
-            if outcome is None:
-                breaker.release()
-            else:
-                (breaker.success if outcome else breaker.failure)()
+        _verdict(breaker, outcome)
         await _close(events)
+
+
+def _verdict(breaker: Breaker | None, outcome: bool | None) -> None:
+    if breaker is not None:
+        if outcome is None:
+            breaker.release()
+        else:
+            (breaker.success if outcome else breaker.failure)()
+
+
+_ERROR_AT_START = b"event: error\n"
+_ERROR_INSIDE = b"\n\nevent: error\n"
+
+
+class GuardedBody:
+    """stream_guard for an SSEBody: iterated, the guarded events; `reads()`, the guarded bytes.
+    In bytes an `error` event is found before it is written (a byte search per read, no parse),
+    and the client gets what the event path would send: the events before it, then the
+    renderer's own error event."""
+
+    def __init__(self, body, provider: str, breaker: Breaker | None):
+        self.body = body
+        self.protocol = body.protocol
+        self.verbatim = body.verbatim
+        self.provider = provider
+        self.breaker = breaker
+        self._gen = None
+
+    def __aiter__(self):
+        if self._gen is None:
+            self._gen = _guard_events(self.body, self.provider, self.breaker)
+        return self._gen
+
+    def reads(self, feed=None):
+        """The body's bytes (SSEBody.reads); `feed` gets each piece's events after its bytes."""
+        if self._gen is None:
+            self._gen = self._reads(feed)
+        return self._gen
+
+    async def _reads(self, feed):
+        outcome = None
+        try:
+            async for chunk in self.body.reads(feed):
+                if chunk.startswith(_ERROR_AT_START):
+                    i = 0
+                else:
+                    i = chunk.find(_ERROR_INSIDE)
+                    i = i + 2 if i >= 0 else -1
+                if i >= 0:
+                    if i:
+                        yield chunk[:i]
+                        if feed is not None:      # the body, left at this piece, feeds no more
+                            feed(parse_events(chunk[:i]))
+                    evs = parse_events(chunk[i:chunk.find(b"\n\n", i) + 2])
+                    raise _event_error(evs[0] if evs else {}, self.provider)
+                yield chunk
+            outcome = True
+        except ProxyError:
+            outcome = False
+            raise
+        except Exception as e:
+            outcome = False
+            raise _stream_failure(e, self.provider) from None
+        finally:
+            _verdict(self.breaker, outcome)
+            await _close(self.body)
+
+    async def aclose(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            await _close(gen)
+        # A generator closed before its first step runs no `finally`: settle here. Both are
+        # idempotent (release only frees a half-open probe; the body closes once).
+        _verdict(self.breaker, None)
+        await _close(self.body)
 
 
 def as_proxy_error(e: BaseException, provider: str) -> ProxyError:
@@ -322,7 +420,8 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
             # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
             # the read timeout instead (a long generation is not a hung upstream).
             fb = first_byte_s if x.request.get("stream") else None
-            resp = await asyncio.wait_for(provider.send(x, model), fb) if fb else await provider.send(x, model)
+            async with asyncio.timeout(fb):
+                resp = await provider.send(x, model)
             resp = await peek_first(resp, fb)
         except asyncio.TimeoutError:
             err = ProxyError(504, f"no response from provider '{provider.name}' within {first_byte_s:g}s",

@@ -79,6 +79,8 @@ def error_event(err: ProxyError) -> bytes:
 
 async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
     async def write_stream(out, events, acc):
+        if getattr(events, "verbatim", False) and events.protocol == CLIENT:
+            return await write_verbatim(out, events, acc, ping_interval(x))
         stopped = False
         # Pings only after message_start: Claude Code rejects any event before it.
         held: list[bytes] = []      # events of one upstream read, written together (RawEvent.more)
@@ -107,6 +109,31 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
             ka.armed = False
 
     return await respond(request, x, error_response=error_response, to_body=lambda m: m, write_stream=write_stream)
+
+
+async def write_verbatim(out, body, acc, interval: float | None) -> None:
+    """An Anthropic upstream's stream as its bytes: each read's whole events are written first and
+    parsed afterwards (for the final message and usage, and to know message_stop came), so the
+    client's first byte waits for no parsing. The checks the event path makes still hold: an
+    `error` event, a failed read or an event that does not parse ends the stream with our error
+    event (the guard finds an `error` event before writing it), and so does an end without
+    message_stop."""
+    def feed(evs):
+        for ev in evs:
+            acc.feed(ev)
+
+    async with KeepAlive(out.write, PING, interval, armed=False) as ka:
+        try:
+            async for chunk in body.reads(feed):
+                await out.write(chunk)
+                ka.touch()
+                ka.armed = True       # the first piece starts with message_start (SSEBody.verbatim)
+            if not acc.stopped:
+                raise ProxyError(502, "the upstream stream ended before the message was complete", type="api_error")
+        except ProxyError as e:
+            ka.armed = False
+            await out.write(error_event(e))
+        ka.armed = False
 
 
 # ---- count_tokens and models ------------------------------------------------------------

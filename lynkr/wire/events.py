@@ -67,6 +67,7 @@ class MessageAccumulator:
     def __init__(self):
         self.message: dict | None = None
         self.usage: dict = {}
+        self.stopped = False              # message_stop came
         self._blocks: dict[int, dict] = {}
         self._parts: dict[tuple[int, str], list[str]] = {}
 
@@ -125,6 +126,7 @@ class MessageAccumulator:
             self.message.update({k: v for k, v in (ev.get("delta") or {}).items()})
             self.usage.update(ev.get("usage") or {})
         elif t == "message_stop":
+            self.stopped = True
             if self.message is not None:
                 for idx in list(self._blocks):
                     self._close(idx)

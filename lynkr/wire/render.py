@@ -62,7 +62,19 @@ async def respond(request: web.Request, x: Exchange, *, error_response: Callable
     events = resp.events if resp.events is not None else message_to_events(resp.message)
     out = web.StreamResponse(status=200, headers={**headers, "content-type": "text/event-stream",
                                                   "cache-control": "no-cache"})
-    await out.prepare(request)
+    # The headers leave with the first event, in one send: the first event is in hand when the
+    # stream starts (provider_call peeked it), and a separate send for the headers wakes the client
+    # once more and costs a loop turn before the first byte. (aiohttp >= 3.10 reads this flag;
+    # older versions send the headers at prepare, as before.)
+    out._send_headers_immediately = False
+    try:
+        await out.prepare(request)
+    except BaseException:
+        # The upstream's stream is open (its connection, a breaker probe): close it now.
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+        raise
     acc = MessageAccumulator()
     await write_stream(out, events, acc)
     resp.final = acc.message

@@ -5,7 +5,8 @@ from typing import AsyncIterator
 
 import orjson
 
-__all__ = ["iter_sse", "iter_sse_batches", "sse_event", "sse_data", "RawEvent", "finish_stream"]
+__all__ = ["iter_sse", "iter_sse_batches", "SSEBody", "parse_events", "sse_event", "sse_data", "RawEvent",
+           "finish_stream"]
 
 
 class RawEvent(dict):
@@ -77,11 +78,27 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
 async def iter_sse_batches(stream) -> AsyncIterator[list[tuple[str | None, bytes]]]:
     """Like iter_sse for an aiohttp StreamReader, one list per network read: the events that
     read completed (never empty)."""
-    buf = b""
-    async for chunk in stream.iter_any():
-        buf += chunk
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
+    async for batch in _batches(stream.iter_any(), b""):
+        yield batch
+
+
+def _normalise(buf: bytes) -> bytes:
+    # CRLF upstreams: one C-level replace per read; a pair split across reads is joined first.
+    return buf.replace(b"\r\n", b"\n") if b"\r" in buf else buf
+
+
+async def _batches(reads, buf: bytes) -> AsyncIterator[list[tuple[str | None, bytes]]]:
+    """The events of `buf` and then of each read from `reads` (an async iterator of bytes), one
+    list per read that completed any."""
+    first = True
+    while True:
+        if not first:
+            try:
+                chunk = await reads.__anext__()
+            except StopAsyncIteration:
+                break
+            buf = _normalise(buf + chunk)
+        first = False
         batch = []
         pos = 0      # slice once per read: cutting the front off per event copied the rest each time
         while True:
@@ -100,6 +117,149 @@ async def iter_sse_batches(stream) -> AsyncIterator[list[tuple[str | None, bytes
         ev = _parse_block(buf.rstrip(b"\r\n"))
         if ev is not None:
             yield [ev]
+
+
+def parse_events(chunk: bytes) -> list[dict]:
+    """The parsed `data:` of each event in `chunk` (whole events, `\\n\\n`-separated), in one orjson
+    call as a JSON array. The usual shape (every event `event: NAME` then one `data:` line) is
+    checked and cut with C-level bytes operations only; anything else goes block by block."""
+    lines = chunk.split(b"\n")
+    k = len(lines) // 3
+    if len(lines) == 3 * k + 1 and k and not lines[-1] and not any(lines[2::3]):
+        names = b"\n".join(lines[0:-1:3])
+        datas = b"\n".join(lines[1::3])
+        # A line holds no \n, so each "\n<field>: " below starts a line: counting them checks every line.
+        if (names.startswith(b"event: ") and names.count(b"\nevent: ") == k - 1
+                and datas.startswith(b"data: ") and datas.count(b"\ndata: ") == k - 1):
+            return orjson.loads(b"[" + datas[6:].replace(b"\ndata: ", b",") + b"]")
+    datas = []
+    for block in chunk.split(b"\n\n"):
+        if block:
+            ev = _parse_block(block)
+            if ev is not None and ev[1]:
+                datas.append(ev[1])
+    if not datas:
+        return []
+    return orjson.loads(b"[" + b",".join(datas) + b"]")
+
+
+class SSEBody:
+    """An upstream's SSE body, read once, in one of two ways.
+
+    Iterated, it yields RawEvents like any canonical event stream (stages, converting renderers,
+    gathering a JSON answer). `reads()` instead yields the upstream's bytes, one piece per network
+    read and always whole events, for a client that speaks the upstream's protocol: the proxy
+    writes them before parsing anything, so the client's first byte does not wait for the
+    hundreds of events a read may hold. `peek()` parses only the first event (retry and fallback
+    must see it before the client is committed); `verbatim` then says whether the bytes are in
+    the shape clients need (`event:` lines, message_start first), else only iteration is offered.
+    """
+
+    def __init__(self, content, protocol: str, release=None):
+        self.protocol = protocol
+        self.first: dict | None = None
+        self.verbatim = False
+        self._reads = content.iter_any().__aiter__()
+        self._release = release
+        self._buf = b""
+        self._gen = None
+
+    async def _more(self) -> bool:
+        try:
+            chunk = await self._reads.__anext__()
+        except StopAsyncIteration:
+            return False
+        self._buf = _normalise(self._buf + chunk)
+        return True
+
+    async def peek(self) -> dict | None:
+        """The first event, parsed (None when the stream ends without one); its bytes stay buffered."""
+        if self.first is not None:
+            return self.first
+        while True:
+            buf = self._buf
+            i = buf.find(b"\n\n")
+            if i < 0:
+                if await self._more():
+                    continue
+                if not buf.strip():
+                    return None
+                i = len(buf)      # a last event without its blank line
+            ev = _parse_block(buf[:i].rstrip(b"\n"))
+            if ev is None or not ev[1]:
+                self._buf = buf[i + 2:]       # comments and empty events before the first are dropped
+                continue
+            self.first = orjson.loads(ev[1])
+            self.verbatim = (ev[0] == "message_start" and buf.startswith(b"event: message_start\ndata: ")
+                             and self.first.get("type") == "message_start")
+            return self.first
+
+    def __aiter__(self):
+        if self._gen is None:
+            self._gen = self._events()
+        return self._gen
+
+    async def _events(self):
+        first = self.first
+        try:
+            async for batch in _batches(self._reads, self._buf):
+                last = len(batch) - 1
+                for i, (_event, data) in enumerate(batch):
+                    if not data:
+                        continue
+                    parsed = orjson.loads(data) if first is None else first
+                    first = None
+                    # RawEvent keeps the upstream's bytes: an Anthropic client gets them unchanged.
+                    yield RawEvent(parsed, data, i < last)
+        finally:
+            self._done()
+
+    def reads(self, feed=None) -> AsyncIterator[bytes]:
+        """The body from the first event on, as it arrives: each piece ends at an event boundary
+        (the part of an event still on the way is held for the next read). `feed(events)` gets
+        each piece's events, parsed once the consumer has dealt with its bytes; a piece that does
+        not parse raises then (ValueError), as the event path would have before writing it."""
+        if self._gen is None:
+            self._gen = self._bytes(feed)
+        return self._gen
+
+    async def _bytes(self, feed):
+        try:
+            buf, self._buf = self._buf, b""
+            scanned = 0
+            while True:
+                i = buf.rfind(b"\n\n", scanned)
+                if i >= 0:
+                    out, buf = (buf, b"") if i + 2 == len(buf) else (buf[:i + 2], buf[i + 2:])
+                    yield out
+                    if feed is not None:
+                        feed(parse_events(out))
+                scanned = max(0, len(buf) - 1)
+                try:
+                    chunk = await self._reads.__anext__()
+                except StopAsyncIteration:
+                    break
+                buf = _normalise(buf + chunk)
+            tail = buf.rstrip(b"\n")
+            if tail.strip():
+                # A last event without its blank line is written only once it reads as a whole event.
+                evs = parse_events(tail)
+                if evs or _parse_block(tail) is not None:
+                    yield tail + b"\n\n"
+                    if feed is not None:
+                        feed(evs)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    async def aclose(self) -> None:
+        if self._gen is not None:
+            await self._gen.aclose()
+        self._done()
 
 
 def sse_event(event: str, payload: dict) -> bytes:
