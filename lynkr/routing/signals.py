@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+try:   # the regex parser, to read each vocabulary word's literal head
+    from re import _parser as _sre_parser
+    from re._constants import BRANCH as _BRANCH, LITERAL as _LITERAL, SUBPATTERN as _SUBPATTERN
+except ImportError:     # pragma: no cover - a Python without it only loses the shortcut
+    _sre_parser = None
+
 from .text import Conversation
 
 __all__ = ["DIMENSIONS", "measure", "is_negated"]
@@ -19,10 +25,98 @@ _I = re.IGNORECASE
 MAX_SCAN_CHARS = 6000
 
 
-def _words(*alternatives: str) -> re.Pattern:
+def _words(*alternatives: str) -> "_Vocabulary":
     # Not inside a dotted or hyphenated name: "Store.remove", "auth.py", "non-security".
     # Matched against the lower-cased ask (one lower() beats IGNORECASE on every pattern).
-    return re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b")
+    return _Vocabulary(re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b"), _starts_of(alternatives))
+
+
+class _Vocabulary:
+    """A `_words` pattern that skips texts it cannot match. A match starts where a run of word
+    characters starts (the pattern opens with \\b and each alternative with a word character),
+    and begins with its alternative's literal head, so some word of the text must begin with one
+    of those heads (their first `_HEAD` characters). When none does, the search would find
+    nothing: it is not run. The regex still decides every text that could match, so the score is
+    the same; a short ask no longer pays ~40 regex scans (most of `measure` on a one-line turn)."""
+
+    __slots__ = ("rx", "heads")
+
+    def __init__(self, rx: re.Pattern, heads: frozenset[str] | None):
+        self.rx = rx
+        self.heads = heads              # None: some alternative has no literal head; always search
+
+    def _may_match(self, text: str) -> bool:
+        return self.heads is None or not self.heads.isdisjoint(_word_heads(text))
+
+    def finditer(self, text: str, *args):
+        return self.rx.finditer(text, *args) if self._may_match(text) else iter(())
+
+    def findall(self, text: str, *args):
+        return self.rx.findall(text, *args) if self._may_match(text) else []
+
+    def search(self, text: str, *args):
+        return self.rx.search(text, *args) if self._may_match(text) else None
+
+    def match(self, text: str, *args):
+        return self.rx.match(text, *args) if self._may_match(text) else None
+
+
+_HEAD = 3
+_WORD_RUN = re.compile(r"\w+")
+_IS_WORD_CHAR = re.compile(r"\w")
+_last_heads: tuple = (None, frozenset())
+
+
+def _word_heads(text: str) -> frozenset[str]:
+    """The first 1.._HEAD characters of every run of word characters in `text`; the dimensions of
+    one ask share the last text's (by identity)."""
+    global _last_heads
+    last = _last_heads
+    if last[0] is text:
+        return last[1]
+    heads = set()
+    for w in _WORD_RUN.findall(text):
+        heads.update((w[:1], w[:2], w[:3]))
+    out = frozenset(heads)
+    _last_heads = (text, out)
+    return out
+
+
+def _starts_of(alternatives) -> frozenset[str] | None:
+    heads: set[str] = set()
+    for alt in alternatives:
+        try:
+            got = _seq_heads(list(_sre_parser.parse(alt)))
+        except Exception:
+            return None
+        if not got:
+            return None
+        heads |= {h[:_HEAD] for h in got}
+    return frozenset(heads)
+
+
+def _seq_heads(items: list) -> set[str] | None:
+    """The literal word-character heads a parsed sequence can start with; None if it can start
+    otherwise (a class, an optional part, a non-word character, an empty branch)."""
+    head = ""
+    for op, av in items:
+        if op is _LITERAL and _IS_WORD_CHAR.match(chr(av)):
+            head += chr(av)
+            continue
+        if head:
+            break
+        if op is _SUBPATTERN:
+            return _seq_heads(list(av[-1]))
+        if op is _BRANCH:
+            out: set[str] = set()
+            for branch in av[1]:
+                got = _seq_heads(list(branch))
+                if not got:
+                    return None
+                out |= got
+            return out
+        return None
+    return {head} if head else None
 
 
 # -- action verbs, by how much work they ask for ------------------------------------------------
@@ -350,19 +444,44 @@ DIMENSIONS: dict[str, Callable[[str, str, Conversation], tuple[float, str]]] = {
 }
 
 
-def measure(ask: str, conv: Conversation, weights: dict[str, float]) -> tuple[float, dict[str, dict]]:
-    """(score 0–100, {dimension: {points, why}}). A negative weight lowers the score."""
-    total = 0.0
-    parts: dict[str, dict] = {}
+# Dimensions that read the conversation; the others read the ask alone and are remembered by it.
+_CONVERSATION_DIMENSIONS = frozenset({"agentic", "conversation"})
+_MEMO_CHARS = 2_000_000
+_by_ask: dict[str, dict[str, tuple[float, str]]] = {}
+_memo_size = 0
+
+
+def _text_dimensions(ask: str) -> dict[str, tuple[float, str]]:
+    """Each text dimension's (value, evidence) for `ask`. Every turn of a tool loop scores the same
+    ask (the user's last words) again, so it is read once; a new ask is read in full."""
+    global _memo_size
+    got = _by_ask.get(ask)
+    if got is not None:
+        return got
     # A pasted log or file can make the ask huge; its head and tail carry the request, and the
     # cap keeps the score's cost bounded. `length` still sees the whole ask.
     text = ask if len(ask) <= MAX_SCAN_CHARS else ask[:MAX_SCAN_CHARS - 2000] + "\n" + ask[-2000:]
     low = text.lower()
+    got = {name: fn(ask if name == "length" else text, low, None)
+           for name, fn in DIMENSIONS.items() if name not in _CONVERSATION_DIMENSIONS}
+    if _memo_size + len(ask) > _MEMO_CHARS:
+        _by_ask.clear()
+        _memo_size = 0
+    _by_ask[ask] = got
+    _memo_size += len(ask) + 100
+    return got
+
+
+def measure(ask: str, conv: Conversation, weights: dict[str, float]) -> tuple[float, dict[str, dict]]:
+    """(score 0–100, {dimension: {points, why}}). A negative weight lowers the score."""
+    total = 0.0
+    parts: dict[str, dict] = {}
+    text_values = _text_dimensions(ask)
     for name, fn in DIMENSIONS.items():
         w = weights.get(name, 0.0)
         if not w:
             continue
-        value, why = fn(ask if name == "length" else text, low, conv)
+        value, why = text_values[name] if name in text_values else fn(ask, ask, conv)
         pts = round(w * value, 1)
         if pts:
             parts[name] = {"points": pts, "why": why} if why else {"points": pts}

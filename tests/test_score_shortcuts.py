@@ -1,0 +1,55 @@
+"""measure's shortcuts change nothing: vocabularies skip only texts none of whose words can begin a
+match, and the text dimensions remembered per ask are those computed afresh."""
+import json
+
+import pytest
+
+from lynkr.routing import signals
+from lynkr.routing.text import Conversation
+from stages.score import DEFAULT_WEIGHTS
+from tests.conftest import EVAL
+
+ASKS = [
+    "", "ok", "(request 17)", "Fix the negative stock bug in inventory.py: two orders race. Add a test.",
+    "Re-architect the billing service; prove the ledger stays consistent under failover.",
+    "what's the 500 error about? a 503 keeps coming back", "Update .gitignore and the README", "we need atomicity",
+    "Ünïcode wörds: résumé naïve — déploiement de la base", "Move the jobs from cron to Celery, then add retries.",
+    "is it thread-safe? walk me through the interleavings", "x" * 7000 + " refactor the whole codebase",
+]
+
+
+def _vocabularies():
+    out = [v for v in vars(signals).values() if isinstance(v, signals._Vocabulary)]
+    out += [p for _, _, p in signals.ACTION_CLASSES] + list(signals.RISK_DOMAINS.values())
+    return out
+
+
+def _asks():
+    asks = list(ASKS)
+    if EVAL.is_dir():
+        for line in (EVAL / "routing-dev.jsonl").read_text().splitlines():
+            asks.append(json.loads(line)["prompt"])
+    return asks
+
+
+@pytest.mark.parametrize("conv", [Conversation(human_turns=3, messages=9, tool_loop_depth=4, tool_errors=1, tools=12),
+                                  Conversation()])
+def test_measure_is_the_same_with_and_without_shortcuts(monkeypatch, conv):
+    fast = [signals.measure(a, conv, DEFAULT_WEIGHTS) for a in _asks()]
+    again = [signals.measure(a, conv, DEFAULT_WEIGHTS) for a in _asks()]          # remembered
+    for v in _vocabularies():
+        monkeypatch.setattr(v, "heads", None)
+    monkeypatch.setattr(signals, "_by_ask", {})
+    monkeypatch.setattr(signals, "_MEMO_CHARS", 0)                               # nothing remembered
+    slow = [signals.measure(a, conv, DEFAULT_WEIGHTS) for a in _asks()]
+    assert fast == again == slow
+
+
+def test_heads_cover_the_vocabulary():
+    v = signals._words(r"design(?:s|ing)?", r"re-?architect\w*", r"(?:we|i) (?:need|want)", r"(?:5\d\d|4\d\d) errors?")
+    assert v.heads == {"des", "re", "we", "i", "5", "4"}
+    assert v.search("i need it") and v.search("a 5xx: 503 errors") and v.search("re-architecting")
+    assert v.search("nothing here") is None and v.findall("no") == [] and list(v.finditer("")) == []
+    # An alternative that can begin otherwise (a class, a dot) turns the shortcut off.
+    assert signals._words(r"[a-z]+ly", r"design").heads is None
+    assert signals._words(r"\.gitignore").heads is None
