@@ -27,7 +27,22 @@ _TURNS_COUNTED = 10
 def strip_harness(text: str) -> str:
     if "<" not in text:
         return text.strip()
-    return _HARNESS_BLOCK.sub("", text).strip()
+    # Claude Code resends the same reminder-wrapped blocks every turn: strip each text once.
+    global _stripped_chars
+    hit = _stripped.get(text)
+    if hit is None:
+        hit = _HARNESS_BLOCK.sub("", text).strip()
+        if _stripped_chars + len(text) > _STRIPPED_MAX_CHARS:
+            _stripped.clear()
+            _stripped_chars = 0
+        _stripped[text] = hit
+        _stripped_chars += len(text) + len(hit)
+    return hit
+
+
+_stripped: dict[str, str] = {}
+_stripped_chars = 0
+_STRIPPED_MAX_CHARS = 4_000_000
 
 
 @dataclass(slots=True)
