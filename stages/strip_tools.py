@@ -229,8 +229,9 @@ class StripTools(Stage):
             path = options["model_path"] or os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
-        self._texts = _Memo(4_000_000)       # user text -> _TextFacts of its words
-        self._facts = _Memo(200_000)         # a text's words -> _TextFacts
+        # Sizes are in bytes, roughly, entries' overhead included (every turn brings a new text).
+        self._texts = _Memo(2_000_000)       # user text -> _TextFacts of its words
+        self._facts = _Memo(2_000_000)       # a text's words -> _TextFacts
         self._tools = _Memo(4_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
         self._lists = _Memo(1024)            # the JSON texts of a tool list -> that list's JSON
 
@@ -265,8 +266,8 @@ class StripTools(Stage):
             words = frozenset(w.lower() for w in _WORD.findall(text))
             facts = self._facts.get(words)
             if facts is None:
-                facts = self._facts.put(words, _TextFacts(words), len(words) + 1)
-            self._texts.put(text, facts, len(text) + 1)
+                facts = self._facts.put(words, _TextFacts(words), 50 * len(words) + 500)
+            self._texts.put(text, facts, len(text) + 200)
         hit = facts.matches.get((name, desc))
         if hit is None:
             words = facts.words

@@ -137,7 +137,7 @@ class _PartDigests:
     """(kind, a part's plain JSON) -> sha256 of the part normalised and key-sorted. Bounded by the
     bytes of JSON held; when full it starts afresh (the next request refills what is current)."""
 
-    def __init__(self, max_bytes: int = 8_000_000):
+    def __init__(self, max_bytes: int = 4_000_000):
         self._d: list[dict[bytes, bytes]] = [{}, {}, {}]
         self._size = 0
         self._max = max_bytes
@@ -148,12 +148,12 @@ class _PartDigests:
         hit = memo.get(raw)
         if hit is None:
             hit = hashlib.sha256(orjson.dumps(normalise(part), option=orjson.OPT_SORT_KEYS)).digest()
-            if self._size + len(raw) > self._max:
+            if self._size + len(raw) + 150 > self._max:
                 for d in self._d:
                     d.clear()
                 self._size = 0
             memo[raw] = hit
-            self._size += len(raw)
+            self._size += len(raw) + 150     # the entry's own overhead: a new turn is a small part
         return hit
 
 

@@ -446,7 +446,10 @@ DIMENSIONS: dict[str, Callable[[str, str, Conversation], tuple[float, str]]] = {
 
 # Dimensions that read the conversation; the others read the ask alone and are remembered by it.
 _CONVERSATION_DIMENSIONS = frozenset({"agentic", "conversation"})
-_MEMO_CHARS = 2_000_000
+# Bounded in characters and in asks: every new turn is a new ask, and a large memo would only
+# give the cyclic GC more to walk.
+_MEMO_CHARS = 1_000_000
+_MEMO_ASKS = 1024
 _by_ask: dict[str, dict[str, tuple[float, str]]] = {}
 _memo_size = 0
 
@@ -464,7 +467,7 @@ def _text_dimensions(ask: str) -> dict[str, tuple[float, str]]:
     low = text.lower()
     got = {name: fn(ask if name == "length" else text, low, None)
            for name, fn in DIMENSIONS.items() if name not in _CONVERSATION_DIMENSIONS}
-    if _memo_size + len(ask) > _MEMO_CHARS:
+    if _memo_size + len(ask) > _MEMO_CHARS or len(_by_ask) >= _MEMO_ASKS:
         _by_ask.clear()
         _memo_size = 0
     _by_ask[ask] = got

@@ -32,17 +32,17 @@ def strip_harness(text: str) -> str:
     hit = _stripped.get(text)
     if hit is None:
         hit = _HARNESS_BLOCK.sub("", text).strip()
-        if _stripped_chars + len(text) > _STRIPPED_MAX_CHARS:
+        if _stripped_chars + len(text) + 200 > _STRIPPED_MAX_CHARS:
             _stripped.clear()
             _stripped_chars = 0
         _stripped[text] = hit
-        _stripped_chars += len(text) + len(hit)
+        _stripped_chars += len(text) + len(hit) + 200
     return hit
 
 
 _stripped: dict[str, str] = {}
 _stripped_chars = 0
-_STRIPPED_MAX_CHARS = 4_000_000
+_STRIPPED_MAX_CHARS = 2_000_000
 
 
 @dataclass(slots=True)
