@@ -345,3 +345,26 @@ async def test_the_final_message_accumulates_from_bytes_like_from_events():
         for ev in parse_events(data):
             acc.feed(ev)
         assert acc.stopped and acc.message["content"] == message["content"]
+
+
+def test_feed_all_builds_what_feed_builds_even_from_odd_streams():
+    rnd = random.Random(4)
+    for message in MESSAGES:
+        events = parse_events(stream_of(message))
+        for _ in range(30):
+            evs = list(events)
+            for _ in range(rnd.randint(0, 4)):       # deltas after a stop, to unknown blocks, of unknown types
+                i = rnd.randrange(1, len(evs))
+                evs.insert(i, rnd.choice([
+                    {"type": "content_block_delta", "index": rnd.randint(0, 3), "delta": {"type": "text_delta", "text": "x"}},
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "odd_delta", "text": "y"}},
+                    {"type": "content_block_delta", "index": 0, "delta": None},
+                    {"type": "content_block_stop", "index": rnd.randint(0, 3)},
+                    {"type": "ping"}]))
+            one, many = MessageAccumulator(), MessageAccumulator()
+            for ev in evs:
+                one.feed(ev)
+            cut = rnd.randrange(len(evs))
+            many.feed_all(evs[:cut])
+            many.feed_all(evs[cut:])
+            assert many.message == one.message and many.usage == one.usage and many.stopped == one.stopped

@@ -118,13 +118,9 @@ async def write_verbatim(out, body, acc, interval: float | None) -> None:
     `error` event, a failed read or an event that does not parse ends the stream with our error
     event (the guard finds an `error` event before writing it), and so does an end without
     message_stop."""
-    def feed(evs):
-        for ev in evs:
-            acc.feed(ev)
-
     async with KeepAlive(out.write, PING, interval, armed=False) as ka:
         try:
-            async for chunk in body.reads(feed):
+            async for chunk in body.reads(acc.feed_all):
                 await out.write(chunk)
                 ka.touch()
                 ka.armed = True       # the first piece starts with message_start (SSEBody.verbatim)

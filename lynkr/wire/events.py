@@ -58,6 +58,11 @@ class KeepAlive:
                 pass
 
 
+# delta type -> (block field it extends, the delta's field holding the piece)
+_DELTA_FIELDS = {"text_delta": ("text", "text"), "input_json_delta": ("input", "partial_json"),
+                 "thinking_delta": ("thinking", "thinking"), "signature_delta": ("signature", "signature")}
+
+
 class MessageAccumulator:
     """Builds the complete message from canonical events as they pass by.
 
@@ -132,6 +137,30 @@ class MessageAccumulator:
                     self._close(idx)
                 self.message["content"] = [self._blocks[i] for i in sorted(self._blocks)]
                 self.message["usage"] = self.usage
+
+    def feed_all(self, events) -> None:
+        """feed() for each of a list (a network read's events), with the usual one, the next delta
+        of the block the previous delta extended, handled inline."""
+        blocks, parts, feed = self._blocks, self._parts, self.feed
+        last_type = last_index = last_field = last = None
+        for ev in events:
+            if ev.get("type") == "content_block_delta":
+                d = ev.get("delta")
+                if type(d) is dict:
+                    dt, idx = d.get("type"), ev.get("index")
+                    if dt == last_type and idx == last_index:
+                        last.append(d.get(last_field, ""))
+                        continue
+                    key = _DELTA_FIELDS.get(dt)
+                    if key is not None and idx in blocks:
+                        last = parts.get((idx, key[0]))
+                        if last is None:
+                            last = parts[(idx, key[0])] = []
+                        last.append(d.get(key[1], ""))
+                        last_type, last_index, last_field = dt, idx, key[1]
+                        continue
+            last_type = None        # any other event may close the block: look its parts up again
+            feed(ev)
 
     @property
     def complete(self) -> bool:
