@@ -230,10 +230,10 @@ class StripTools(Stage):
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
         # Sizes are in bytes, roughly, entries' overhead included (every turn brings a new text).
-        self._texts = _Memo(2_000_000)       # user text -> _TextFacts of its words
-        self._facts = _Memo(2_000_000)       # a text's words -> _TextFacts
-        self._tools = _Memo(4_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
-        self._lists = _Memo(1024)            # the JSON texts of a tool list -> that list's JSON
+        self._texts = _Memo(1_000_000)       # user text -> _TextFacts of its words
+        self._facts = _Memo(1_000_000)       # a text's words -> _TextFacts
+        self._tools = _Memo(2_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
+        self._lists = _Memo(256)             # the JSON texts of a tool list -> that list's JSON
 
     def _session_key(self, x: Exchange) -> str:
         if x.session:

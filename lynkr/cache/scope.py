@@ -137,7 +137,7 @@ class _PartDigests:
     """(kind, a part's plain JSON) -> sha256 of the part normalised and key-sorted. Bounded by the
     bytes of JSON held; when full it starts afresh (the next request refills what is current)."""
 
-    def __init__(self, max_bytes: int = 4_000_000):
+    def __init__(self, max_bytes: int = 2_000_000):
         self._d: list[dict[bytes, bytes]] = [{}, {}, {}]
         self._size = 0
         self._max = max_bytes

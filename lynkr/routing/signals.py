@@ -448,8 +448,8 @@ DIMENSIONS: dict[str, Callable[[str, str, Conversation], tuple[float, str]]] = {
 _CONVERSATION_DIMENSIONS = frozenset({"agentic", "conversation"})
 # Bounded in characters and in asks: every new turn is a new ask, and a large memo would only
 # give the cyclic GC more to walk.
-_MEMO_CHARS = 1_000_000
-_MEMO_ASKS = 1024
+_MEMO_CHARS = 500_000
+_MEMO_ASKS = 512
 _by_ask: dict[str, dict[str, tuple[float, str]]] = {}
 _memo_size = 0
 

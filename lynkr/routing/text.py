@@ -42,7 +42,7 @@ def strip_harness(text: str) -> str:
 
 _stripped: dict[str, str] = {}
 _stripped_chars = 0
-_STRIPPED_MAX_CHARS = 2_000_000
+_STRIPPED_MAX_CHARS = 1_000_000
 
 
 @dataclass(slots=True)
