@@ -50,6 +50,9 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     # Workers share the port through SO_REUSEPORT; the kernel spreads connections. Telemetry
     # stays one file: each writer holds it only while writing a batch.
     children = _workers
+    # The embedding model (~100 MB) is loaded before forking, so the workers share its pages.
+    from ..embed import preload_for
+    preload_for(cfg.data)
     # Signals wait (blocked, not lost) until each process has its handlers: a SIGTERM that lands
     # while a worker is still loading would otherwise kill it outright instead of draining it.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
