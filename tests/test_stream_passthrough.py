@@ -3,6 +3,7 @@
 event path kept: the first event is checked before the client is committed, whole events only,
 an error event or a broken stream ends with our error event, the final message and usage are
 still known, and streams in any other shape go through the event path."""
+import asyncio
 import json
 import random
 
@@ -368,3 +369,52 @@ def test_feed_all_builds_what_feed_builds_even_from_odd_streams():
             many.feed_all(evs[:cut])
             many.feed_all(evs[cut:])
             assert many.message == one.message and many.usage == one.usage and many.stopped == one.stopped
+
+
+class TrickleUpstream:
+    """Sends the first events, then one delta every 20 ms until the client side goes away."""
+
+    def __init__(self, head: bytes):
+        self.head = head
+        self.gone = asyncio.Event()
+
+    async def messages(self, request):
+        await request.read()
+        resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(self.head)
+        delta = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,' \
+                b'"delta":{"type":"text_delta","text":"more "}}\n\n'
+        try:
+            for _ in range(500):
+                await asyncio.sleep(0.02)
+                await resp.write(delta)
+        except (ConnectionError, RuntimeError):
+            self.gone.set()
+        return resp
+
+    def app(self):
+        app = web.Application()
+        app.router.add_post("/v1/messages", self.messages)
+        return app
+
+
+async def test_a_client_that_hangs_up_closes_the_upstream_stream_and_fails_no_breaker(lynkr, write_pipeline):
+    data = stream_of(MESSAGES[-1])
+    head = data[:data.index(b"event: content_block_delta")]
+    up = TrickleUpstream(head)
+    runner, up_url = await start_app(up.app())
+    try:
+        _, url = await lynkr(write_pipeline(PIPE % (up_url, up_url, "", "")))
+        async with aiohttp.ClientSession() as s:
+            async with s.post(url + "/v1/messages", json=BODY) as r:
+                assert (await r.content.readany()).startswith(b"event: message_start\n")
+                r.connection.transport.abort()
+        async with asyncio.timeout(5):
+            await up.gone.wait()                      # the upstream connection went with the client
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/v1/health/providers") as r:
+                breakers = (await r.json())["breakers"]
+        assert all(b["recent_failures"] == 0 and b["state"] == "closed" for b in breakers.values()), breakers
+    finally:
+        await runner.cleanup()

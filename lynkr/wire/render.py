@@ -67,16 +67,17 @@ async def respond(request: web.Request, x: Exchange, *, error_response: Callable
     # once more and costs a loop turn before the first byte. (aiohttp >= 3.10 reads this flag;
     # older versions send the headers at prepare, as before.)
     out._send_headers_immediately = False
+    acc = MessageAccumulator()
     try:
         await out.prepare(request)
+        await write_stream(out, events, acc)
     except BaseException:
-        # The upstream's stream is open (its connection, a breaker probe): close it now.
+        # The client went away (or rendering failed): the upstream's stream is still open (its
+        # connection, a breaker probe). Close it now rather than when the generators are collected.
         close = getattr(events, "aclose", None)
         if close is not None:
             await close()
         raise
-    acc = MessageAccumulator()
-    await write_stream(out, events, acc)
     resp.final = acc.message
     if acc.usage:
         resp.usage = acc.usage
