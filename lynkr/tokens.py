@@ -99,12 +99,14 @@ def _content_tokens(content) -> int:
     return total
 
 
-def count_request(body: dict | None, memo: dict | None = None) -> int:
+def count_request(body: dict | None, memo: dict | None = None, json: dict | None = None) -> int:
     """Estimated input tokens of a canonical (Anthropic-shaped) request: system, messages, tools.
 
     `memo` (id -> count) lets two counts of related requests share work: stages change requests
     copy-on-write, so the parts of the upstream request a stage did not touch are the very same
-    objects as in the client's request and are counted once.
+    objects as in the client's request and are counted once. `json` is the request's memo of
+    its parts' JSON (lynkr.cache.parts, `x.vars["_json"]`): parts the stages serialised already
+    are not serialised again to find their remembered count.
     """
     if not body:
         return 0
@@ -112,13 +114,13 @@ def count_request(body: dict | None, memo: dict | None = None) -> int:
     total = 0
     system = body.get("system")
     if system:
-        total += _memo(memo, system, lambda s: count_text(s) if isinstance(s, str) else _content_tokens(s))
+        total += _memo(memo, system, lambda s: count_text(s) if isinstance(s, str) else _content_tokens(s), json)
     for msg in body.get("messages") or ():
         if isinstance(msg, dict):
-            total += _memo(memo, msg, lambda m: 4 + _content_tokens(m.get("content")))
+            total += _memo(memo, msg, lambda m: 4 + _content_tokens(m.get("content")), json)
     for tool in body.get("tools") or ():
         if isinstance(tool, dict):
-            total += _memo(memo, tool, _tool_tokens)
+            total += _memo(memo, tool, _tool_tokens, json)
     return total
 
 
@@ -134,19 +136,23 @@ def _tool_tokens(tool: dict) -> int:
 _parts: OrderedDict[tuple[int, int], int] = OrderedDict()
 
 
-def _memo(memo: dict, obj, fn) -> int:
+def _memo(memo: dict, obj, fn, json: dict | None = None) -> int:
     key = id(obj)
     hit = memo.get(key)
     if hit is None or hit[0] is not obj:
-        hit = memo[key] = (obj, _by_json(obj, fn))   # holding obj keeps its id from being reused meanwhile
+        hit = memo[key] = (obj, _by_json(obj, fn, json))   # holding obj keeps its id from being reused meanwhile
     return hit[1]
 
 
-def _by_json(obj, fn) -> int:
-    try:
-        raw = orjson.dumps(obj)
-    except TypeError:
-        return fn(obj)
+def _by_json(obj, fn, json: dict | None = None) -> int:
+    known = json.get(id(obj)) if json is not None else None
+    if known is not None and known[0] is obj:
+        raw = known[1]
+    else:
+        try:
+            raw = orjson.dumps(obj)
+        except TypeError:
+            return fn(obj)
     key = (len(raw), hash(raw))
     with _lock:
         n = _parts.get(key)
