@@ -79,9 +79,6 @@ def _fuzzy_in(word: str, words, cutoff: float) -> bool:
     return any(abs(len(w) - len(word)) <= 2 and fuzz.ratio(word, w) >= cutoff for w in words)
 
 
-_MISSING = object()
-
-
 class _Words(set):
     """The words of a request's user texts, also grouped by length for _fuzzy_in."""
 
