@@ -420,7 +420,7 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
             # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
             # the read timeout instead (a long generation is not a hung upstream).
             fb = first_byte_s if x.request.get("stream") else None
-            async with asyncio.timeout(fb):
+            async with asyncio.timeout(fb or None):
                 resp = await provider.send(x, model)
             resp = await peek_first(resp, fb)
         except asyncio.TimeoutError:
