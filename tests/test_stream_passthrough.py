@@ -418,3 +418,24 @@ async def test_a_client_that_hangs_up_closes_the_upstream_stream_and_fails_no_br
         assert all(b["recent_failures"] == 0 and b["state"] == "closed" for b in breakers.values()), breakers
     finally:
         await runner.cleanup()
+
+
+async def test_a_body_is_read_one_way_only():
+    body = SSEBody(Chunked([stream_of(MESSAGES[0])]), "anthropic")
+    await body.peek()
+    events = aiter_of(body)
+    assert not body.verbatim                      # once iterated, only events remain
+    with pytest.raises(RuntimeError):
+        body.reads()
+    assert (await events.__anext__())["type"] == "message_start"
+    await body.aclose()
+    body = SSEBody(Chunked([stream_of(MESSAGES[0])]), "anthropic")
+    await body.peek()
+    body.reads()
+    with pytest.raises(RuntimeError):
+        aiter_of(body)
+    await body.aclose()
+
+
+def aiter_of(it):
+    return it.__aiter__()

@@ -319,10 +319,13 @@ class GuardedBody:
     def __init__(self, body, provider: str, breaker: Breaker | None):
         self.body = body
         self.protocol = body.protocol
-        self.verbatim = body.verbatim
         self.provider = provider
         self.breaker = breaker
         self._gen = None
+
+    @property
+    def verbatim(self) -> bool:
+        return self._gen is None and self.body.verbatim
 
     def __aiter__(self):
         if self._gen is None:

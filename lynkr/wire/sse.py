@@ -163,6 +163,7 @@ class SSEBody:
         self._release = release
         self._buf = b""
         self._gen = None
+        self._mode: str | None = None
 
     async def _more(self) -> bool:
         try:
@@ -195,9 +196,7 @@ class SSEBody:
             return self.first
 
     def __aiter__(self):
-        if self._gen is None:
-            self._gen = self._events()
-        return self._gen
+        return self._reader("events", self._events)
 
     async def _events(self):
         first = self.first
@@ -219,8 +218,15 @@ class SSEBody:
         (the part of an event still on the way is held for the next read). `feed(events)` gets
         each piece's events, parsed once the consumer has dealt with its bytes; a piece that does
         not parse raises then (ValueError), as the event path would have before writing it."""
+        return self._reader("bytes", lambda: self._bytes(feed))
+
+    def _reader(self, mode: str, make):
+        # One body, read one way: events parsed from bytes already handed on cannot be had, and so on.
         if self._gen is None:
-            self._gen = self._bytes(feed)
+            self._gen, self._mode = make(), mode
+            self.verbatim = self.verbatim and mode == "bytes"
+        elif self._mode != mode:
+            raise RuntimeError(f"this stream is already being read as {self._mode}")
         return self._gen
 
     async def _bytes(self, feed):
