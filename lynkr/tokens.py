@@ -105,8 +105,8 @@ def count_request(body: dict | None, memo: dict | None = None, json: dict | None
     `memo` (id -> count) lets two counts of related requests share work: stages change requests
     copy-on-write, so the parts of the upstream request a stage did not touch are the very same
     objects as in the client's request and are counted once. `json` is the request's memo of
-    its parts' JSON (lynkr.cache.parts, `x.vars["_json"]`): parts the stages serialised already
-    are not serialised again to find their remembered count.
+    its parts' JSON (`lynkr.cache.parts.memo_of(x)`): parts the stages serialised already are not
+    serialised again to find their remembered count.
     """
     if not body:
         return 0

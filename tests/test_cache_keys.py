@@ -70,3 +70,16 @@ def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_onc
     assert json_len({}, memo) == 2 and json_len({"a": []}, memo) == len(b'{"a":[]}')
     # exact_key shares the memo and gives the key it gives without one.
     assert exact_key(req, memo=memo) == exact_key(copy.deepcopy(req))
+
+
+def test_request_memos_are_kept_for_the_last_requests_only():
+    from lynkr.cache import parts
+    from lynkr.exchange import Exchange
+    xs = [Exchange.new("anthropic", copy.deepcopy(BASE)) for _ in range(parts.MEMOS + 10)]
+    for x in xs:
+        parts.json_of(x.request["messages"][0], parts.request_memo(x))
+    assert parts.memo_of(xs[0]) is None and parts.memo_of(xs[-1]) is not None
+    assert len(parts._memos) <= parts.MEMOS
+    # A request whose memo was dropped gets a fresh one and the same answers.
+    again = parts.request_memo(xs[0])
+    assert again == {} and exact_key(xs[0].request, memo=again) == exact_key(xs[0].request)

@@ -4,23 +4,38 @@ Stages change a request copy-on-write, so a part (a message, a tool, the system 
 stage replaced is the very object the client's body was parsed into. Several stages serialise
 those same parts: the exact cache's key (each part), strip_tools (each tool) and tier_route's size
 estimate (the whole request). `json_of(part, memo)` serialises a part once per request; the memo
-(`request_memo(x)`, kept in the Exchange) holds each part beside its JSON, so an id is never
-reused while it is remembered. `json_len(request, memo)` is `len(orjson.dumps(request))` from the
+(`request_memo(x)`) holds each part beside its JSON, so an id is never reused while it is
+remembered. Memos are kept for the last `MEMOS` requests, not in the Exchange: an Exchange lives
+on until telemetry has written it (a second or so), and its memo (~100 KB for a 62 KB request)
+would double what each one holds; the stages that use it run within a few milliseconds. `json_len(request, memo)` is `len(orjson.dumps(request))` from the
 parts' remembered JSON. Event loop only.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import orjson
 
-__all__ = ["json_of", "json_len", "remember", "request_memo"]
+__all__ = ["json_of", "json_len", "memo_of", "remember", "request_memo", "MEMOS"]
+
+MEMOS = 64          # requests whose memos are kept (more than the requests in flight at once)
+_memos: OrderedDict[str, dict] = OrderedDict()
 
 
 def request_memo(x) -> dict:
-    """The Exchange's memo: id(part) -> (part, its JSON)."""
-    memo = x.vars.get("_json")
+    """The request's memo: id(part) -> (part, its JSON). A request whose memo was dropped meanwhile
+    starts a new one (its parts are serialised again; the JSON is the same)."""
+    memo = _memos.get(x.id)
     if memo is None:
-        memo = x.vars["_json"] = {}
+        memo = _memos[x.id] = {}
+        while len(_memos) > MEMOS:
+            _memos.popitem(last=False)
     return memo
+
+
+def memo_of(x) -> dict | None:
+    """The request's memo if it is still kept (for lynkr.tokens.count_request), else None."""
+    return _memos.get(x.id)
 
 
 def json_of(part, memo: dict | None) -> bytes:
