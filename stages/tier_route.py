@@ -82,6 +82,7 @@ class TierRoute(Stage):
         # Every request prices the same few models: look each name up once (the loose matching
         # runs several regexes and can scan every catalogue key).
         self.catalog.lookup = lru_cache(maxsize=256)(self.catalog.lookup)
+        self.catalog.price = lru_cache(maxsize=256)(self.catalog.price)   # cost() only reads it
 
     async def run(self, x: Exchange) -> None:
         ev = x.event(self.id)
