@@ -51,9 +51,11 @@ STAGE_EVENT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-def ddl() -> list[str]:
+def ddl(schema: str = "") -> list[str]:
+    """CREATE/ALTER statements; `schema` names the attached database the tables live in."""
     out = []
     for table, cols in (("requests", REQUEST_COLUMNS), ("stage_events", STAGE_EVENT_COLUMNS)):
+        table = f"{schema}.{table}" if schema else table
         out.append(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{c} {t}" for c, t in cols) + ")")
         # Older files gain new columns in place.
         for c, t in cols:
