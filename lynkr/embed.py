@@ -264,9 +264,7 @@ def _quantized(source: Path) -> Path | None:
         os.close(fd)
         try:
             done = subprocess.run([sys.executable, "-c", _QUANTIZE, str(source), tmp],
-                                  capture_output=True, text=True, timeout=600,
-                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
-                                      str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))})
+                                  capture_output=True, text=True, timeout=600)
             if done.returncode != 0:
                 raise RuntimeError((done.stderr.strip().splitlines() or ["no output"])[-1])
             os.replace(tmp, target)   # atomic: a worker starting at the same time sees all or nothing
