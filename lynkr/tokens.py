@@ -49,7 +49,9 @@ def encoding():
 # (length, hash) -> count. Keyed by the text's hash rather than the text so the cache holds ints,
 # not every tool result of every session (an lru_cache on the text would keep them all alive).
 _counts: OrderedDict[tuple[int, int], int] = OrderedDict()
-_COUNTS_MAX = 65536
+# ~200 bytes an entry: 16k entries (two tables) hold ~6 MB and cover the parts of many long
+# sessions; 65k let a server's RSS creep for the first 60k requests before it levelled off.
+_COUNTS_MAX = 16384
 
 
 def count_text(text: str) -> int:
