@@ -72,14 +72,16 @@ def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_onc
     assert exact_key(req, memo=memo) == exact_key(copy.deepcopy(req))
 
 
-def test_request_memos_are_kept_for_the_last_requests_only():
+def test_a_request_memo_lives_on_its_exchange_until_telemetry_counted_it():
     from lynkr.cache import parts
     from lynkr.exchange import Exchange
-    xs = [Exchange.new("anthropic", copy.deepcopy(BASE)) for _ in range(parts.MEMOS + 10)]
-    for x in xs:
-        parts.json_of(x.request["messages"][0], parts.request_memo(x))
-    assert parts.memo_of(xs[0]) is None and parts.memo_of(xs[-1]) is not None
-    assert len(parts._memos) <= parts.MEMOS
-    # A request whose memo was dropped gets a fresh one and the same answers.
-    again = parts.request_memo(xs[0])
-    assert again == {} and exact_key(xs[0].request, memo=again) == exact_key(xs[0].request)
+    from lynkr.telemetry.writer import rows_for
+    from lynkr.tokens import count_request
+    x = Exchange.new("anthropic", copy.deepcopy(BASE))
+    memo = parts.request_memo(x)
+    parts.json_of(x.request["messages"][0], memo)
+    assert parts.memo_of(x) is memo and parts.request_memo(x) is memo
+    row, _ = rows_for(x)
+    # The writer counted with it and let it go; the count is the one made without a memo.
+    assert parts.memo_of(x) is None
+    assert row["tokens_client"] == count_request(copy.deepcopy(BASE))

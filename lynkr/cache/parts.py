@@ -3,39 +3,33 @@
 Stages change a request copy-on-write, so a part (a message, a tool, the system prompt) that no
 stage replaced is the very object the client's body was parsed into. Several stages serialise
 those same parts: the exact cache's key (each part), strip_tools (each tool) and tier_route's size
-estimate (the whole request). `json_of(part, memo)` serialises a part once per request; the memo
-(`request_memo(x)`) holds each part beside its JSON, so an id is never reused while it is
-remembered. Memos are kept for the last `MEMOS` requests, not in the Exchange: an Exchange lives
-on until telemetry has written it (a second or so), and its memo (~100 KB for a 62 KB request)
-would double what each one holds; the stages that use it run within a few milliseconds. `json_len(request, memo)` is `len(orjson.dumps(request))` from the
-parts' remembered JSON. Event loop only.
+estimate (the whole request); the telemetry writer's token counts look their parts up by the same
+JSON. `json_of(part, memo)` serialises a part once per request; the memo (`request_memo(x)`, kept
+in `x.vars["_json"]`) holds each part beside its JSON, so an id is never reused while it is
+remembered. The telemetry writer drops it once it has counted the request's tokens (within
+~50 ms of the answer), so a memo (~100 KB for a 62 KB request) lives no longer than its request.
+`json_len(request, memo)` is `len(orjson.dumps(request))` from the parts' remembered JSON.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import orjson
 
-__all__ = ["json_of", "json_len", "memo_of", "remember", "request_memo", "MEMOS"]
+__all__ = ["json_of", "json_len", "memo_of", "remember", "request_memo"]
 
-MEMOS = 64          # requests whose memos are kept (more than the requests in flight at once)
-_memos: OrderedDict[str, dict] = OrderedDict()
+KEY = "_json"
 
 
 def request_memo(x) -> dict:
-    """The request's memo: id(part) -> (part, its JSON). A request whose memo was dropped meanwhile
-    starts a new one (its parts are serialised again; the JSON is the same)."""
-    memo = _memos.get(x.id)
+    """The request's memo: id(part) -> (part, its JSON)."""
+    memo = x.vars.get(KEY)
     if memo is None:
-        memo = _memos[x.id] = {}
-        while len(_memos) > MEMOS:
-            _memos.popitem(last=False)
+        memo = x.vars[KEY] = {}
     return memo
 
 
 def memo_of(x) -> dict | None:
-    """The request's memo if it is still kept (for lynkr.tokens.count_request), else None."""
-    return _memos.get(x.id)
+    """The request's memo if a stage made one (for lynkr.tokens.count_request), else None."""
+    return x.vars.get(KEY)
 
 
 def json_of(part, memo: dict | None) -> bytes:

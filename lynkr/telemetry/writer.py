@@ -92,6 +92,28 @@ class NullWriter:
         pass
 
 
+# Rows are built from finished requests this often, or once this many are waiting (see _loop).
+ROWS_INTERVAL_S = 0.05
+ROWS_EVERY = 64
+
+
+def _trim() -> None:
+    """Hand memory freed since the last batch back to the system (glibc keeps it otherwise: a
+    burst of large requests would set the process's RSS for good). A few ms, once a batch."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim = None
+
+
 class TelemetryWriter:
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 5000,
                  content: bool = False, worker: int = 0, max_queue: int = 100_000):
@@ -126,7 +148,7 @@ class TelemetryWriter:
             self.dropped += 1
             return
         self._pending.append(x)
-        if len(self._pending) == self.batch_size:
+        if len(self._pending) == ROWS_EVERY:
             self._wake.set()
 
     # -- called from any thread ------------------------------------------------------------
@@ -146,15 +168,31 @@ class TelemetryWriter:
 
     # -- the writer thread -----------------------------------------------------------------
     def _loop(self) -> None:
+        """Two paces. Rows are built every ROWS_INTERVAL_S (or ROWS_EVERY requests), which lets
+        each finished Exchange go: one holds the parsed request, its copies and the upstream body
+        (~250 KB for a 62 KB Claude Code request), and holding a second of them kept a worker
+        ~150 MB above what it needs. The file is written every flush interval (or batch_size
+        rows): the DuckDB write, not the row building, is what costs per batch."""
+        req_rows: list = []
+        ev_rows: list = []
+        last_write = time.monotonic()
         while True:
-            self._wake.wait(self.flush_interval)
+            busy = bool(self._pending or req_rows)
+            self._wake.wait(ROWS_INTERVAL_S if busy else self.flush_interval)
             self._wake.clear()
             stop = self._stop
             with self._lock:
                 waiters, self._flush_requests = self._flush_requests, []
-            items = self._take()
-            if items:
-                self._write(items)
+            self._rows(self._take(), req_rows, ev_rows)
+            now = time.monotonic()
+            due = now - last_write >= self.flush_interval or len(req_rows) >= self.batch_size
+            if req_rows and (due or stop or waiters):
+                self._write(req_rows, ev_rows)
+                req_rows, ev_rows = [], []
+                last_write = now
+                _trim()
+            elif not req_rows:
+                last_write = now
             for w in waiters:
                 w.set()
             if stop:
@@ -170,8 +208,7 @@ class TelemetryWriter:
         except IndexError:
             return out
 
-    def _write(self, items: list) -> None:
-        req_rows, ev_rows = [], []
+    def _rows(self, items: list, req_rows: list, ev_rows: list) -> None:
         for x in items:
             try:
                 r, evs = rows_for(x, content=self.content, worker=self.worker)
@@ -185,6 +222,8 @@ class TelemetryWriter:
                     cb(r, evs)
                 except Exception:
                     log.exception("telemetry on_rows hook failed")
+
+    def _write(self, req_rows: list, ev_rows: list) -> None:
         try:
             con = self._file.__enter__()
         except Exception:
@@ -232,7 +271,10 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
     err = resp.error if resp is not None else None
     cache = v.get("cache")
     memo: dict = {}
-    tokens_client = count_request(x.baseline if x.baseline is not None else x.request, memo)
+    # The stages' JSON of the request's parts (lynkr.cache.parts): counted parts are found by it
+    # without serialising them again; dropped here, so it lives no longer than the request.
+    json = v.pop("_json", None)
+    tokens_client = count_request(x.baseline if x.baseline is not None else x.request, memo, json)
     upstream = x.upstream_request
     row = {
         "id": x.id,
@@ -259,7 +301,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
         "tokens_client": tokens_client,
         # What went upstream, measured in the canonical form like the baseline (the provider's own
         # wire format would count differently); 0 when no upstream was called (cache hits).
-        "tokens_upstream": count_request(x.request, memo) if upstream is not None else 0,
+        "tokens_upstream": count_request(x.request, memo, json) if upstream is not None else 0,
         "usage_input": usage.get("input_tokens"),
         "usage_output": usage.get("output_tokens"),
         "usage_cache_read": usage.get("cache_read_input_tokens"),
