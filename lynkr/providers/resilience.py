@@ -279,23 +279,38 @@ def stream_guard(events, provider: str, breaker: Breaker | None = None):
     return _guard_events(events, provider, breaker)
 
 
+class _Judged:
+    """The breaker's verdict on one stream, whichever way it is read: success once it ran to its
+    end (`ok = True`), failure on an error (a transport failure becomes a ProxyError), nothing when
+    the client hung up (that says nothing about the upstream's health). The upstream's stream is
+    closed either way."""
+
+    def __init__(self, body, provider: str, breaker: Breaker | None):
+        self.body, self.provider, self.breaker = body, provider, breaker
+        self.ok: bool | None = None
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, et, e, tb):
+        try:
+            if et is not None and issubclass(et, Exception):
+                self.ok = False
+                if not issubclass(et, ProxyError):
+                    raise _stream_failure(e, self.provider) from None
+        finally:
+            _verdict(self.breaker, self.ok)
+            await _close(self.body)
+        return False
+
+
 async def _guard_events(events, provider: str, breaker: Breaker | None):
-    outcome = None        # a client that hangs up says nothing about the upstream's health
-    try:
+    async with _Judged(events, provider, breaker) as judged:
         async for ev in events:
             if ev.get("type") == "error":
                 raise _event_error(ev, provider)
             yield ev
-        outcome = True
-    except ProxyError:
-        outcome = False
-        raise
-    except Exception as e:
-        outcome = False
-        raise _stream_failure(e, provider) from None
-    finally:
-        _verdict(breaker, outcome)
-        await _close(events)
+        judged.ok = True
 
 
 def _verdict(breaker: Breaker | None, outcome: bool | None) -> None:
@@ -339,8 +354,7 @@ class GuardedBody:
         return self._gen
 
     async def _reads(self, feed):
-        outcome = None
-        try:
+        async with _Judged(self.body, self.provider, self.breaker) as judged:
             async for chunk in self.body.reads(feed):
                 if chunk.startswith(_ERROR_AT_START):
                     i = 0
@@ -355,16 +369,7 @@ class GuardedBody:
                     evs = parse_events(chunk[i:chunk.find(b"\n\n", i) + 2])
                     raise _event_error(evs[0] if evs else {}, self.provider)
                 yield chunk
-            outcome = True
-        except ProxyError:
-            outcome = False
-            raise
-        except Exception as e:
-            outcome = False
-            raise _stream_failure(e, self.provider) from None
-        finally:
-            _verdict(self.breaker, outcome)
-            await _close(self.body)
+            judged.ok = True
 
     async def aclose(self) -> None:
         gen, self._gen = self._gen, None
