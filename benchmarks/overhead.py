@@ -12,13 +12,11 @@ written to benchmarks/results/overhead-latest.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -18,6 +18,7 @@ from lynkr.wire import anthropic
 from lynkr.wire.events import MessageAccumulator
 from lynkr.wire.sse import SSEBody, _parse_block, parse_events
 from tests.conftest import FIXTURES, start_app
+from tests.helpers.render_http import rendered
 from tests.helpers.wire_upstreams import step_to_message
 
 SCRIPTS = sorted((FIXTURES / "claude-code").glob("*/upstream_script.json"))
@@ -170,19 +171,9 @@ async def render(parts: list[bytes], breaker: Breaker | None = None, **x_kw):
     resp = await peek_first(Response(events=SSEBody(Chunked(parts), "anthropic")), 5)
     resp.events = stream_guard(resp.events, "up", breaker)
     x.response = resp
-    app = web.Application()
-
-    async def h(request):
-        return await anthropic.render(request, x)
-    app.router.add_get("/", h)
-    runner, url = await start_app(app)
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url) as r:
-                assert r.status == 200
-                return await r.read(), x
-    finally:
-        await runner.cleanup()
+    status, body = await rendered(x, anthropic, lambda r: r.read())
+    assert status == 200
+    return body, x
 
 
 def no_event_path(monkeypatch):

@@ -15,6 +15,7 @@ from lynkr.wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream, sh
 from lynkr.wire.sse import iter_sse
 from tests.conftest import FIXTURES, start_app
 from tests.helpers.anthropic_upstream import sse
+from tests.helpers.render_http import rendered
 from tests.helpers.wire_upstreams import OpenAIUpstream, ScriptedAnthropic, step_to_message
 
 PIPE_A = """
@@ -219,18 +220,7 @@ async def test_trap_16_mid_stream_error_is_an_error_event():
         raise ProxyError(529, "Overloaded")
     x = Exchange.new("anthropic", {"messages": [], "stream": True})
     x.response = Response(events=broken())
-    app = web.Application()
-
-    async def h(request):
-        return await anthropic.render(request, x)
-    app.router.add_get("/", h)
-    runner, url = await start_app(app)
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url) as r:
-                events = await sse_events(r)
-    finally:
-        await runner.cleanup()
+    _, events = await rendered(x, anthropic, sse_events)
     assert events[-1][0] == "error" and events[-1][1]["error"]["type"] == "overloaded_error"
 
 
@@ -496,18 +486,7 @@ async def test_responses_mid_stream_failure_is_response_failed():
         raise ProxyError(529, "Overloaded")
     x = Exchange.new("openai_responses", {"messages": [], "stream": True}, original={"model": "gpt", "input": "x"})
     x.response = Response(events=broken())
-    app = web.Application()
-
-    async def h(request):
-        return await openai_responses.render(request, x)
-    app.router.add_get("/", h)
-    runner, url = await start_app(app)
-    try:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url) as r:
-                events = await sse_events(r)
-    finally:
-        await runner.cleanup()
+    _, events = await rendered(x, openai_responses, sse_events)
     assert events[-1][1]["type"] == "response.failed"
     assert events[-1][1]["response"]["error"]["code"] == "server_is_overloaded"
 
