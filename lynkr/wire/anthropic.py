@@ -112,9 +112,9 @@ async def render(request: web.Request, x: Exchange) -> web.StreamResponse:
 
 
 async def write_verbatim(out, body, acc, interval: float | None) -> None:
-    """An Anthropic upstream's stream as its bytes: each read's whole events are written as they
-    come and parsed once the upstream has ended (for the final message and usage, and to know
-    message_stop came), so no byte waits for parsing. The checks the event path makes still hold: an
+    """An Anthropic upstream's stream as its bytes: each read's whole events are written first and
+    parsed afterwards (for the final message and usage, and to know message_stop came), so the
+    client's first byte waits for no parsing. The checks the event path makes still hold: an
     `error` event, a failed read or an event that does not parse ends the stream with our error
     event (the guard finds an `error` event before writing it), and so does an end without
     message_stop."""
