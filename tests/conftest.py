@@ -1,3 +1,4 @@
+import contextlib
 import os
 import socket
 import sys
@@ -36,15 +37,22 @@ async def start_app(app: web.Application, port: int | None = None):
     return runner, f"http://127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def serving(up):
+    """A test upstream (anything with `.app()`) served on a free port, its URL in `up.url`."""
+    runner, up.url = await start_app(up.app())
+    try:
+        yield up
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def anthropic_upstream():
     from tests.helpers.anthropic_upstream import AnthropicUpstream
 
-    up = AnthropicUpstream()
-    runner, url = await start_app(up.app())
-    up.url = url
-    yield up
-    await runner.cleanup()
+    async with serving(AnthropicUpstream()) as up:
+        yield up
 
 
 @pytest.fixture

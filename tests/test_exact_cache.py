@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from lynkr.cache.scope import exact_key
-from tests.conftest import start_app
+from tests.conftest import serving, start_app
 from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
 from tests.helpers.cache_clients import ask, pipeline, settle
 
@@ -22,10 +22,8 @@ async def upstream():
         n["i"] += 1
         return text_message(f"Reply {n['i']} to you.")
     up = AnthropicUpstream(script)
-    runner, url = await start_app(up.app())
-    up.url = url
-    yield up
-    await runner.cleanup()
+    async with serving(up):
+        yield up
 
 
 @pytest.mark.parametrize("protocol", ["anthropic", "openai_chat", "openai_responses"])

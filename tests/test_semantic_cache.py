@@ -9,7 +9,7 @@ import pytest
 from lynkr.errors import ConfigError
 from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
 from tests.helpers.cache_clients import ask, pipeline, settle
-from tests.conftest import start_app
+from tests.conftest import serving, start_app
 
 SEM = "  - {id: cache, uses: semantic_cache, with: {threshold: 0.87%s}}"
 Q1 = "What is the difference between TCP and UDP?"
@@ -28,10 +28,8 @@ def answers():
 @pytest.fixture
 async def upstream():
     up = AnthropicUpstream(answers())
-    runner, url = await start_app(up.app())
-    up.url = url
-    yield up
-    await runner.cleanup()
+    async with serving(up):
+        yield up
 
 
 @pytest.mark.parametrize("protocol", ["anthropic", "openai_chat", "openai_responses"])
