@@ -46,29 +46,41 @@ def encoding():
     return _enc
 
 
-# (length, hash) -> count. Keyed by the text's hash rather than the text so the cache holds ints,
-# not every tool result of every session (an lru_cache on the text would keep them all alive).
-_counts: OrderedDict[tuple[int, int], int] = OrderedDict()
 # ~200 bytes an entry: 16k entries (two tables) hold ~6 MB and cover the parts of many long
 # sessions; 65k let a server's RSS creep for the first 60k requests before it levelled off.
 _COUNTS_MAX = 16384
+
+
+class _Counts(OrderedDict):
+    """(length, hash) -> token count; the least recently used go past _COUNTS_MAX. Keyed by a
+    hash rather than the text so the table holds ints, not every tool result of every session."""
+
+    def recall(self, key) -> int | None:
+        with _lock:
+            n = self.get(key)
+            if n is not None:
+                self.move_to_end(key)
+            return n
+
+    def keep(self, key, n: int) -> int:
+        with _lock:
+            self[key] = n
+            if len(self) > _COUNTS_MAX:
+                self.popitem(last=False)
+        return n
+
+
+_counts = _Counts()     # texts
 
 
 def count_text(text: str) -> int:
     if not text:
         return 0
     key = (len(text), hash(text))
-    with _lock:
-        hit = _counts.get(key)
-        if hit is not None:
-            _counts.move_to_end(key)
-            return hit
-    n = len(encoding().encode_ordinary(text))
-    with _lock:
-        _counts[key] = n
-        if len(_counts) > _COUNTS_MAX:
-            _counts.popitem(last=False)
-    return n
+    hit = _counts.recall(key)
+    if hit is not None:
+        return hit
+    return _counts.keep(key, len(encoding().encode_ordinary(text)))
 
 
 def count_value(value) -> int:
@@ -135,7 +147,7 @@ def _tool_tokens(tool: dict) -> int:
 # (len, hash) of a part's compact JSON -> its count. An agent resends the same tools, system prompt
 # and history every turn as new objects: one orjson.dumps and one lookup per part is several times
 # cheaper than walking its blocks again (~80 count_text calls for a 62 KB Claude Code request).
-_parts: OrderedDict[tuple[int, int], int] = OrderedDict()
+_parts = _Counts()
 
 
 def _memo(memo: dict, obj, fn, json: dict | None = None) -> int:
@@ -156,14 +168,7 @@ def _by_json(obj, fn, json: dict | None = None) -> int:
         except TypeError:
             return fn(obj)
     key = (len(raw), hash(raw))
-    with _lock:
-        n = _parts.get(key)
-        if n is not None:
-            _parts.move_to_end(key)
-            return n
-    n = fn(obj)
-    with _lock:
-        _parts[key] = n
-        if len(_parts) > _COUNTS_MAX:
-            _parts.popitem(last=False)
-    return n
+    hit = _parts.recall(key)
+    if hit is not None:
+        return hit
+    return _parts.keep(key, fn(obj))
