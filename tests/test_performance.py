@@ -12,18 +12,7 @@ import duckdb
 from benchmarks.overhead import MARK, fixed, workload_bodies
 from lynkr.cache.store import CacheStore
 from tests.conftest import free_port
-from tests.helpers.serve import start_lynkr, wait_ready
-
-PIPE = """
-version: 1
-name: workers
-providers:
-  up: {kind: anthropic, base_url: "%s"}
-stages:
-  - {id: call, uses: provider_call, with: {to: "up:*"}}
-telemetry: {path: "%s", flush_interval_s: 0.2}
-"""
-BODY = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hello there"}]}
+from tests.helpers.serve import BODY, PIPE, start_lynkr, wait_ready
 
 
 async def test_workers_share_the_port_and_every_row_lands(anthropic_upstream, tmp_path):

@@ -10,18 +10,7 @@ import duckdb
 from lynkr.exchange import Exchange, Response, StageEvent
 from lynkr.telemetry import TelemetryWriter
 from tests.conftest import free_port
-from tests.helpers.serve import start_lynkr, wait_ready
-
-PIPE = """
-version: 1
-name: tele
-providers:
-  up: {kind: anthropic, base_url: "%s"}
-stages:
-  - {id: call, uses: provider_call, with: {to: "up:*"}}
-telemetry: {path: "%s", flush_interval_s: 0.2}
-"""
-BODY = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hello there"}]}
+from tests.helpers.serve import BODY, PIPE, start_lynkr, wait_ready
 
 
 def test_writer_writes_rows_and_token_estimates(tmp_path):

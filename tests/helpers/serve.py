@@ -30,3 +30,17 @@ async def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: fl
                 pass
             await asyncio.sleep(0.1)
     raise TimeoutError("lynkr did not become ready")
+
+
+# One Anthropic upstream, provider_call only, telemetry to a file flushed every 0.2 s:
+# PIPE % (upstream_url, telemetry_path). BODY is a small request for it.
+PIPE = """
+version: 1
+name: tele
+providers:
+  up: {kind: anthropic, base_url: "%s"}
+stages:
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+telemetry: {path: "%s", flush_interval_s: 0.2}
+"""
+BODY = {"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hello there"}]}
