@@ -31,17 +31,14 @@ async def runners():
         await r.cleanup()
 
 
-@pytest.mark.parametrize("kind", ["ollama", "bedrock", "gemini"])
-async def test_claude_code_tool_loop_through_provider(kind, tmp_path, write_pipeline, lynkr, runners):
-    app = make_inventory_app(tmp_path / "work")
-    steps = script_from_fixture(load_script(FIXTURE / "upstream_script.json", {
-        FIXTURE_ROOT: str(app), "/opt/python/lib/python3.11/json": str(app / "inventory")}))
+async def _proxy_to_double(kind: str, tool: str, steps: list, runners, write_pipeline, lynkr):
+    """A Lynkr in front of a `kind` double that plays `steps` to agent turns (requests offering
+    `tool`) and a short text to side requests (titles, topic checks): (its URL, the double, the
+    agent turns answered so far as {"n": …})."""
     turn = {"n": 0}
 
     def script(body):
-        # Agent turns (with the Bash tool) follow the recorded session; side requests (titles,
-        # topic checks) get a short text answer.
-        if "Bash" not in _tool_names(kind, body) or turn["n"] >= len(steps):
+        if tool not in _tool_names(kind, body) or turn["n"] >= len(steps):
             return Answer(text="ok")
         turn["n"] += 1
         return steps[turn["n"] - 1]
@@ -55,6 +52,15 @@ async def test_claude_code_tool_loop_through_provider(kind, tmp_path, write_pipe
         "version: 1\nserver: {shed: {enabled: false}}\n"
         f"providers:\n  up: {prov}\n"
         "stages:\n  - {id: call, uses: provider_call, with: {to: 'up:model-x'}}\n"))
+    return proxy, double, turn
+
+
+@pytest.mark.parametrize("kind", ["ollama", "bedrock", "gemini"])
+async def test_claude_code_tool_loop_through_provider(kind, tmp_path, write_pipeline, lynkr, runners):
+    app = make_inventory_app(tmp_path / "work")
+    steps = script_from_fixture(load_script(FIXTURE / "upstream_script.json", {
+        FIXTURE_ROOT: str(app), "/opt/python/lib/python3.11/json": str(app / "inventory")}))
+    proxy, double, turn = await _proxy_to_double(kind, "Bash", steps, runners, write_pipeline, lynkr)
     code, out, err = await run([CLAUDE, "-p", "Make Store.remove refuse to go below zero stock.",
                                 "--allowedTools", "Bash Read Edit", "--model", "claude-sonnet-4-5",
                                 "--output-format", "text"], claude_env(tmp_path / "home", proxy), cwd=app)
@@ -79,23 +85,7 @@ async def test_codex_tool_loop_through_provider(kind, tmp_path, write_pipeline, 
 
     app = make_inventory_app(tmp_path / "work")
     steps = [Answer(text=None, tools=[("exec_command", {"cmd": "ls inventory"})]), Answer(text=CODEX_FINAL)]
-    turn = {"n": 0}
-
-    def script(body):
-        if "exec_command" not in _tool_names(kind, body) or turn["n"] >= len(steps):
-            return Answer(text="ok")
-        turn["n"] += 1
-        return steps[turn["n"] - 1]
-
-    double = make_double(kind, script)
-    url = await serve_double(double, runners)
-    prov = {"ollama": f"{{kind: ollama, base_url: '{url}'}}",
-            "bedrock": f"{{kind: bedrock, base_url: '{url}', region: us-east-1, api_key: test-bedrock-key}}",
-            "gemini": f"{{kind: gemini, base_url: '{url}/v1beta', api_key: test-gemini-key}}"}[kind]
-    _, proxy = await lynkr(write_pipeline(
-        "version: 1\nserver: {shed: {enabled: false}}\n"
-        f"providers:\n  up: {prov}\n"
-        "stages:\n  - {id: call, uses: provider_call, with: {to: 'up:model-x'}}\n"))
+    proxy, double, turn = await _proxy_to_double(kind, "exec_command", steps, runners, write_pipeline, lynkr)
     code, out, err = await run([CODEX, "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
                                 "list the files in the inventory package"], codex_env(tmp_path / "home", proxy), cwd=app)
     diag = f"exit {code}\nstdout:\n{out[-2000:]}\nstderr:\n{err[-4000:]}\nturns {turn['n']}\nproblems {double.problems}"
