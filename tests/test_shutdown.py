@@ -145,14 +145,19 @@ def _gone(pid: int) -> bool:
         return True
 
 
+async def _workers_up(lynkr) -> list[int]:
+    """Wait until a `--workers 2` Lynkr serves and has forked its worker; the workers' pids."""
+    await lynkr.ready()
+    async with asyncio.timeout(10):
+        while len(lynkr.workers()) < 1:
+            await asyncio.sleep(0.05)
+    return lynkr.workers()
+
+
 async def test_workers_drain_with_the_parent_and_exit_with_a_second_signal(upstream, tmp_path):
     lynkr = LynkrProcess(_pipeline(tmp_path, upstream.url, grace=120), args=("--workers", "2"))
     try:
-        await lynkr.ready()
-        async with asyncio.timeout(10):
-            while len(lynkr.workers()) < 1:
-                await asyncio.sleep(0.05)
-        children = lynkr.workers()
+        children = await _workers_up(lynkr)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
             # Streams on several connections: the kernel spreads them over both processes.
             streams = [await s.post(lynkr.url + "/v1/messages", json={**BODY, "model": "slow", "stream": True})
@@ -170,11 +175,7 @@ async def test_workers_drain_with_the_parent_and_exit_with_a_second_signal(upstr
 
     lynkr = LynkrProcess(_pipeline(tmp_path, upstream.url, grace=120), args=("--workers", "2"))
     try:
-        await lynkr.ready()
-        async with asyncio.timeout(10):
-            while len(lynkr.workers()) < 1:
-                await asyncio.sleep(0.05)
-        children = lynkr.workers()
+        children = await _workers_up(lynkr)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
             stuck = [asyncio.create_task(s.post(lynkr.url + "/v1/messages", json={**BODY, "model": "silence"}))
                      for _ in range(4)]
