@@ -26,7 +26,6 @@ at load time, so a pipeline never starts half-configured.
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import logging
@@ -38,6 +37,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+
+from .memory import trim
 
 __all__ = ["Embedder", "EmbedderError", "get_embedder", "check_model_path", "preload_for",
            "DEFAULT_EMBED_MODEL", "PRECISIONS"]
@@ -79,7 +80,7 @@ class Embedder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
         self.dim = int(self.embed(["dimension probe"]).shape[1])
-        _release_freed_memory()   # the model proto and load-time buffers are freed by now
+        trim()   # the model proto and load-time buffers (~30 MB for fp32) are freed by now
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -211,14 +212,6 @@ def _session(onnx_file: Path, threads: int):
     so.enable_mem_pattern = False
     so.log_severity_level = 3
     return ort.InferenceSession(str(onnx_file), sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def _release_freed_memory() -> None:
-    # glibc keeps the pages of the freed model proto (~30 MB for fp32) unless asked to return them.
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 # -- the int8 copy ----------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Cache persistence: a DuckDB file beside (never inside) the telemetry file, so a restart keeps
 the cache. Default `<state_dir>/cache.duckdb`.
 
-Writes go through one thread per file and open the file per batch, closing it straight after
-(like the telemetry writer), so several workers and a hot-reloaded pipeline can share it. The
-event loop only enqueues. Reads happen once, when a stage is built (already off the loop).
+Writes go through one thread per file and are batched; each batch (and each read) is one
+lynkr.db_service operation, which opens the file, works and closes it, so several workers and a
+hot-reloaded pipeline can share it. Under `lynkr run` that happens in the one writer process, and
+a server process never loads DuckDB. The event loop only enqueues. Reads happen once, when a
+stage is built (already off the loop).
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
+
+from lynkr import db_service
+from lynkr.telemetry.writer import connect_with_retry
 
 __all__ = ["CacheStore", "open_store", "cache_path"]
 
@@ -35,16 +40,8 @@ CREATE TABLE IF NOT EXISTS cache_entries (
 
 class CacheStore:
     def __init__(self, path: str):
-        from lynkr.telemetry.writer import connect_with_retry
-
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._connect = connect_with_retry
-        con = connect_with_retry(self.path)
-        try:
-            con.execute(_DDL)
-        finally:
-            con.close()
+        db_service.call("cache.create", self.path)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-cache-store")
         self._refs = 0
         self._lock = threading.Lock()
@@ -94,13 +91,7 @@ class CacheStore:
     def load(self, kind: str, stage: str, now: float | None = None) -> list[dict]:
         now = time.time() if now is None else now
         self.flush()
-        con = self._connect(self.path, read_only=False)
-        try:
-            rows = con.execute(
-                "SELECT id, scope, text, vector, message, created, expires FROM cache_entries "
-                "WHERE kind = ? AND stage = ? AND expires > ? ORDER BY created", [kind, stage, now]).fetchall()
-        finally:
-            con.close()
+        rows = db_service.call("cache.load", self.path, [kind, stage, now])
         out = []
         for rid, scope, text, vector, message, created, expires in rows:
             try:
@@ -153,31 +144,61 @@ class CacheStore:
 
     def _write(self, batch: list[tuple[str, list]]) -> None:
         try:
-            con = self._connect(self.path, timeout=30)
+            self.errors += db_service.call("cache.write", self.path, batch)
         except Exception:
             self.errors += len(batch)
-            log.exception("cache store %s: cannot open; %d writes lost", self.path, len(batch))
-            return
-        try:
-            try:   # in order (a delete may follow the insert it undoes), one commit for the batch
-                con.execute("BEGIN")
-                for sql, params in _grouped(batch):
-                    con.execute(sql, params)
-                con.execute("COMMIT")
-                return
+            log.exception("cache store %s: %d writes lost", self.path, len(batch))
+
+
+# -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
+
+@db_service.operation("cache.create")
+def _create(path: str, _payload=None) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = connect_with_retry(path)
+    try:
+        con.execute(_DDL)
+    finally:
+        con.close()
+
+
+@db_service.operation("cache.load")
+def _load(path: str, args: list) -> list:
+    con = connect_with_retry(path, read_only=False)
+    try:
+        return con.execute(
+            "SELECT id, scope, text, vector, message, created, expires FROM cache_entries "
+            "WHERE kind = ? AND stage = ? AND expires > ? ORDER BY created", args).fetchall()
+    finally:
+        con.close()
+
+
+@db_service.operation("cache.write")
+def _write_batch(path: str, batch: list) -> int:
+    """The statements in one transaction; when that fails, one by one. Returns the failures."""
+    con = connect_with_retry(path, timeout=30)
+    try:
+        try:   # in order (a delete may follow the insert it undoes), one commit for the batch
+            con.execute("BEGIN")
+            for sql, params in _grouped(batch):
+                con.execute(sql, params)
+            con.execute("COMMIT")
+            return 0
+        except Exception:
+            try:
+                con.execute("ROLLBACK")
             except Exception:
-                try:
-                    con.execute("ROLLBACK")
-                except Exception:
-                    pass
-            for sql, params in batch:     # one bad row costs that row, not the batch
-                try:
-                    con.execute(sql, params)
-                except Exception:
-                    self.errors += 1
-                    log.exception("cache store %s: write failed", self.path)
-        finally:
-            con.close()
+                pass
+        errors = 0
+        for sql, params in batch:     # one bad row costs that row, not the batch
+            try:
+                con.execute(sql, params)
+            except Exception:
+                errors += 1
+                log.exception("cache store %s: write failed", path)
+        return errors
+    finally:
+        con.close()
 
 
 WRITE_INTERVAL = 5.0     # seconds between two writes of queued entries under load
@@ -211,10 +232,10 @@ def _grouped(batch: list[tuple[str, list]], size: int = 500):
             yield (_INSERT, chunk[0]) if len(chunk) == 1 else (_INSERT_MANY, [list(c) for c in zip(*chunk)])
 
     for sql, params in batch:
-        if sql is _INSERT:
+        if sql == _INSERT:
             last.pop(params[0], None)
             last[params[0]] = params
-        elif sql is _DELETE:
+        elif sql == _DELETE:
             for i in params[0]:
                 last.pop(i, None)
                 last[i] = None

@@ -10,6 +10,7 @@ import sys
 
 from aiohttp import web
 
+from .. import db_service
 from ..config import load_config
 from ..errors import ConfigError
 from ..engine.runtime import Engine
@@ -45,8 +46,21 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     host = host or server.get("host") or "127.0.0.1"
     port = port if port is not None else server.get("port", 8081)
     grace = float(server.get("shutdown_grace_s", 30))
-    if workers <= 1:
-        return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False)
+    # One process writes the DuckDB files (telemetry, cache) for every worker: a server process
+    # then never loads DuckDB (lynkr.db_service). It stops after the last worker has flushed.
+    db = db_service.start_service() if os.environ.get("LYNKR_DB_SERVICE", "on").lower() not in _OFF else None
+    try:
+        if workers <= 1:
+            return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False)
+        return _serve_workers(cfg, pipeline, host, port, watch, grace, workers)
+    finally:
+        db_service.stop_service(db)
+
+
+_OFF = ("off", "0", "false", "no")
+
+
+def _serve_workers(cfg, pipeline: str, host: str, port: int, watch: bool, grace: float, workers: int) -> int:
     # Workers share the port through SO_REUSEPORT; the kernel spreads connections. Telemetry
     # stays one file: each writer holds it only while writing a batch.
     children = _workers

@@ -3,9 +3,11 @@
 DuckDB lets one process hold a file open for writing, and a reader in another process cannot
 open it at all while it is held. So the writer opens the file for each batch and closes it
 straight after (milliseconds), and `lynkr report` opens it read-only, retrying while a batch is
-being written. That also lets several `--workers` share one file.
+being written.
 
-Token estimates are computed here, in the writer thread, never on the request path.
+The thread turns finished requests into rows (token estimates are computed here, never on the
+request path); the batch is written by lynkr.db_service: under `lynkr run`, by the one writer
+process all workers share, so a server process never loads DuckDB.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from .. import db_service
+from ..memory import trim
 from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 
 __all__ = ["TelemetryWriter", "connect_with_retry", "NullWriter"]
@@ -97,21 +101,6 @@ ROWS_INTERVAL_S = 0.05
 ROWS_EVERY = 64
 
 
-def _trim() -> None:
-    """Hand memory freed since the last batch back to the system (glibc keeps it otherwise: a
-    burst of large requests would set the process's RSS for good). A few ms, once a batch."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            import ctypes
-            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
 
 
 class TelemetryWriter:
@@ -132,10 +121,7 @@ class TelemetryWriter:
         self._flush_requests: list[threading.Event] = []
         self.on_rows: list = []        # callables(row, events) in the writer thread (metrics' token counters)
         self._lock = threading.Lock()
-        self._file = Attached(self.path)
-        with self._file as con:
-            for stmt in ddl(Attached.ALIAS):
-                con.execute(stmt)
+        db_service.call("telemetry.create", self.path)
         self._thread = threading.Thread(target=self._loop, name="lynkr-telemetry", daemon=True)
         self._thread.start()
 
@@ -190,13 +176,13 @@ class TelemetryWriter:
                 self._write(req_rows, ev_rows)
                 req_rows, ev_rows = [], []
                 last_write = now
-                _trim()
+                trim()
             elif not req_rows:
                 last_write = now
             for w in waiters:
                 w.set()
             if stop:
-                self._file.close()
+                db_service.call("telemetry.release", self.path)
                 return
 
     def _take(self) -> list:
@@ -225,26 +211,53 @@ class TelemetryWriter:
 
     def _write(self, req_rows: list, ev_rows: list) -> None:
         try:
-            con = self._file.__enter__()
+            db_service.call("telemetry.write", self.path, {"requests": req_rows, "events": ev_rows})
+            self.written += len(req_rows)
         except Exception:
-            log.exception("telemetry: cannot open %s; %d rows lost", self.path, len(req_rows))
+            log.exception("telemetry: cannot write %s; %d rows lost", self.path, len(req_rows))
             self.dropped += len(req_rows)
-            return
+
+
+# -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
+
+_attached: dict[str, Attached] = {}
+
+
+def _file(path: str) -> Attached:
+    f = _attached.get(path)
+    if f is None:
+        f = _attached[path] = Attached(path)
+    return f
+
+
+@db_service.operation("telemetry.create")
+def _create(path: str, _payload=None) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with _file(path) as con:
+        for stmt in ddl(Attached.ALIAS):
+            con.execute(stmt)
+
+
+@db_service.operation("telemetry.write")
+def _write_rows(path: str, payload: dict) -> int:
+    req_rows, ev_rows = payload["requests"], payload["events"]
+    with _file(path) as con:
+        con.execute("BEGIN")
         try:
-            con.execute("BEGIN")
             _insert(con, f"{Attached.ALIAS}.requests", REQUEST_COLUMNS, req_rows)
             _insert(con, f"{Attached.ALIAS}.stage_events", STAGE_EVENT_COLUMNS, ev_rows)
             con.execute("COMMIT")
-            self.written += len(req_rows)
-        except Exception:
-            log.exception("telemetry write failed; %d rows lost", len(req_rows))
-            self.dropped += len(req_rows)
-            try:
-                con.execute("ROLLBACK")
-            except Exception:
-                pass
-        finally:
-            self._file.__exit__()
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return len(req_rows)
+
+
+@db_service.operation("telemetry.release")
+def _release(path: str, _payload=None) -> None:
+    f = _attached.pop(path, None)
+    if f is not None:
+        f.close()
 
 
 def _insert(con, table: str, columns, rows: list[dict]) -> None:

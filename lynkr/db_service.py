@@ -1,0 +1,239 @@
+"""DuckDB file work (telemetry rows, cache entries), done by one process for all of `lynkr run`.
+
+    call("telemetry.write", path, {"requests": [...], "events": [...]})   # from a worker thread
+
+`lynkr run` starts `python -m lynkr.db_service SOCKET` before its workers and tells them the
+socket in $LYNKR_DB_SOCKET. Each `call` then goes there, as one length-prefixed orjson frame,
+and waits for the answer; without the variable (tests, `lynkr replay`, library use) it runs the
+operation in the calling thread.
+
+Why a process: DuckDB in a server worker cost ~40 MB of library pages and grew the worker by
+~80 MB more over 50,000 requests (its allocations and the rows' interleave with the proxy's in
+one heap; malloc_trim, allocator settings and a fresh instance per batch did not stop it,
+docs/performance.md). The worker now never imports DuckDB, and `--workers N` have one writer.
+
+Operations are plain functions `fn(path, payload) -> result` registered with `@operation(name)`
+in the module that owns the file's schema (lynkr.telemetry.writer, lynkr.cache.store); the
+service imports those modules. Payloads and results must survive orjson (datetimes come back
+as ISO strings). Operations run one at a time in the service, in the order they arrive.
+
+When the service cannot be reached, `call` logs it once and runs the operation locally, so a
+crashed writer process costs memory, not telemetry.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+import orjson
+
+from .memory import trim
+
+__all__ = ["operation", "call", "DBServiceError", "start_service", "ENV"]
+
+log = logging.getLogger("lynkr.db")
+
+ENV = "LYNKR_DB_SOCKET"
+# Modules whose operations the service must know (importing them registers them).
+OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.cache.store")
+
+_ops: dict[str, Callable[[str, Any], Any]] = {}
+_HEADER = struct.Struct("!I")
+
+
+class DBServiceError(Exception):
+    """The operation failed in the service (the message is the service's error)."""
+
+
+def operation(name: str):
+    def register(fn):
+        _ops[name] = fn
+        return fn
+    return register
+
+
+# -- the caller's side --------------------------------------------------------------------------
+
+_local = threading.local()
+_local_lock = threading.RLock()      # in-process, operations run one at a time too
+_unreachable_logged = False
+
+
+def call(name: str, path: str, payload: Any = None, *, timeout: float = 60.0) -> Any:
+    sock_path = os.environ.get(ENV)
+    if not sock_path:
+        with _local_lock:
+            return _ops[name](path, payload)
+    try:
+        return _remote(sock_path, name, path, payload, timeout)
+    except (OSError, ConnectionError) as e:
+        _forget_connection()
+        global _unreachable_logged
+        if not _unreachable_logged:
+            _unreachable_logged = True
+            log.warning("the DuckDB writer process at %s is unreachable (%s); writing from this process", sock_path, e)
+        with _local_lock:
+            return _ops[name](path, payload)
+
+
+def _remote(sock_path: str, name: str, path: str, payload: Any, timeout: float) -> Any:
+    s = _connection(sock_path)
+    s.settimeout(timeout)
+    frame = orjson.dumps({"op": name, "path": path, "payload": payload},
+                         option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+    s.sendall(_HEADER.pack(len(frame)) + frame)
+    answer = orjson.loads(_read_frame(s))
+    if not answer.get("ok"):
+        raise DBServiceError(answer.get("error") or "failed")
+    return answer.get("result")
+
+
+def _connection(sock_path: str) -> socket.socket:
+    # One connection per thread and process: a forked worker must not share its parent's socket.
+    conn = getattr(_local, "conn", None)
+    if conn is not None and conn[0] == os.getpid() and conn[1] == sock_path:
+        return conn[2]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    _local.conn = (os.getpid(), sock_path, s)
+    return s
+
+
+def _forget_connection() -> None:
+    conn = getattr(_local, "conn", None)
+    _local.conn = None
+    if conn is not None and conn[0] == os.getpid():
+        try:
+            conn[2].close()
+        except OSError:
+            pass
+
+
+def _read_frame(s: socket.socket) -> bytes:
+    (n,) = _HEADER.unpack(_read_exactly(s, _HEADER.size))
+    return _read_exactly(s, n)
+
+
+def _read_exactly(s: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(min(n - len(buf), 1 << 20))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+# -- starting it (lynkr run) ----------------------------------------------------------------------
+
+def start_service(timeout: float = 30.0) -> subprocess.Popen | None:
+    """Start the writer process and point this process (and the workers it forks) at it.
+    None, and everything stays in-process, when it does not come up."""
+    sock_path = os.path.join(tempfile.mkdtemp(prefix="lynkr-db-"), "db.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "lynkr.db_service", sock_path, str(os.getpid())],
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.connect(sock_path)
+            os.environ[ENV] = sock_path
+            return proc
+        except OSError:
+            time.sleep(0.02)
+    log.warning("the DuckDB writer process did not start; telemetry and cache files are written in-process")
+    stop_service(proc)
+    return None
+
+
+def stop_service(proc: subprocess.Popen | None, timeout: float = 60.0) -> None:
+    """After the workers are gone: the service finishes the operation it is on and exits."""
+    if proc is None:
+        return
+    os.environ.pop(ENV, None)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# -- the service --------------------------------------------------------------------------------
+
+def serve(sock_path: str, parent: int) -> None:
+    for name in OPERATION_MODULES:
+        importlib.import_module(name)
+    lock = threading.Lock()           # one operation at a time, whoever sent it
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    listener.listen(64)
+
+    def stop(*_):
+        # Finish the operation in progress (its caller is waiting on it), then go.
+        with lock:
+            _cleanup(sock_path)
+            os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # lynkr run decides when we stop
+    threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_connection_loop, args=(conn, lock), daemon=True).start()
+
+
+def _connection_loop(conn: socket.socket, lock: threading.Lock) -> None:
+    with conn:
+        while True:
+            try:
+                req = orjson.loads(_read_frame(conn))
+            except (ConnectionError, OSError):
+                return
+            with lock:
+                try:
+                    answer = {"ok": True, "result": _ops[req["op"]](req["path"], req.get("payload"))}
+                except Exception as e:
+                    log.exception("db operation %s on %s failed", req.get("op"), req.get("path"))
+                    answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                trim()     # a DuckDB batch's memory, back to the system before the next one
+            frame = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+            try:
+                conn.sendall(_HEADER.pack(len(frame)) + frame)
+            except OSError:
+                return
+
+
+def _watch_parent(parent: int, stop) -> None:
+    # Killed without a chance to stop us (SIGKILL), `lynkr run` would leave us behind.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            stop()
+
+
+def _cleanup(sock_path: str) -> None:
+    try:
+        os.unlink(sock_path)
+        os.rmdir(os.path.dirname(sock_path))
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Run as `python -m`, this file is `__main__`; the operations register with `lynkr.db_service`.
+    from lynkr.db_service import serve as _serve
+    _serve(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,100 @@
+"""lynkr.db_service: the one process that writes DuckDB files for `lynkr run`'s workers."""
+import asyncio
+import datetime as dt
+import os
+import signal
+import subprocess
+
+import duckdb
+
+from lynkr import db_service
+from lynkr.cache.store import CacheStore
+from lynkr.exchange import Exchange, Response
+from lynkr.telemetry import TelemetryWriter
+from tests.conftest import free_port
+from tests.helpers.serve import PIPE, start_lynkr, wait_ready
+
+MSG = {"content": [{"type": "text", "text": "ok"}]}
+
+
+def _exchange(text: str) -> Exchange:
+    x = Exchange.new("anthropic", {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]})
+    x.response = Response(message={"content": []}, usage={"input_tokens": 7, "output_tokens": 3})
+    x.upstream_request = x.request
+    return x
+
+
+def test_telemetry_and_cache_go_through_the_service_and_survive_its_loss(tmp_path, monkeypatch):
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    proc = db_service.start_service()
+    assert proc is not None and os.environ[db_service.ENV]
+    try:
+        tele, cache = str(tmp_path / "t.duckdb"), str(tmp_path / "c.duckdb")
+        w = TelemetryWriter(tele, flush_interval=0.05)
+        xs = [_exchange(f"hello {i}") for i in range(3)]
+        for x in xs:
+            w.submit(x)
+        w.flush()
+        st = CacheStore(cache)
+        st.put(id="v", kind="semantic", stage="cache", scope="sc", message=MSG, created=1.0, expires=9e9,
+               text="q", vector=[0.25] * 4)
+        st.flush()
+        sem = st.load("semantic", "cache")
+        assert sem[0]["vector"] == [0.25] * 4 and sem[0]["message"] == MSG and st.errors == 0
+        # This process never loaded DuckDB's writer side: the service did the work.
+        assert w.written == 3
+        # The service dies; the next batch is written from this process instead of being lost.
+        proc.kill()
+        proc.wait()
+        x = _exchange("after the service")
+        w.submit(x)
+        w.flush()
+        w.close()
+        st.release()
+        con = duckdb.connect(tele, read_only=True)
+        ids = {r[0] for r in con.execute("select id from requests").fetchall()}
+        # Timestamps crossed the socket as ISO strings and are timestamps again, to the microsecond.
+        ts = con.execute("select id, ts from requests").fetchall()
+        con.close()
+        assert ids == {x.id for x in [*xs, x]}
+        want = {e.id: dt.datetime.fromtimestamp(e.ts, dt.timezone.utc).replace(tzinfo=None) for e in [*xs, x]}
+        assert dict(ts) == want
+    finally:
+        db_service.stop_service(proc)
+    assert db_service.ENV not in os.environ
+
+
+def test_a_failing_operation_is_an_error_for_the_caller_not_the_end_of_the_service(tmp_path, monkeypatch):
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    proc = db_service.start_service()
+    try:
+        (tmp_path / "not-a-db.duckdb").write_text("this is not a DuckDB file")
+        try:
+            db_service.call("cache.load", str(tmp_path / "not-a-db.duckdb"), ["exact", "s", 0.0])
+            raise AssertionError("expected an error")
+        except db_service.DBServiceError as e:
+            assert "not-a-db" in str(e) or "valid" in str(e).lower()
+        st = CacheStore(str(tmp_path / "c.duckdb"))     # the service still answers
+        assert st.load("exact", "s") == []
+        st.release()
+    finally:
+        db_service.stop_service(proc)
+
+
+def test_lynkr_run_workers_never_load_duckdb(tmp_path):
+    """The point of the service: a server process's memory holds no DuckDB."""
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(PIPE % ("http://127.0.0.1:9", tmp_path / "t.duckdb"))
+    port = free_port()
+    proc = start_lynkr(pipe, port)
+    try:
+        asyncio.run(wait_ready(f"http://127.0.0.1:{port}", proc))
+        maps = open(f"/proc/{proc.pid}/maps").read()
+        assert "duckdb" not in maps
+        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.db_service"],
+                                  capture_output=True, text=True).stdout.split()
+        assert len(children) == 1
+        assert "duckdb" in open(f"/proc/{children[0]}/maps").read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
