@@ -36,7 +36,11 @@ def encoding():
             if _enc is None:
                 try:
                     import tiktoken
-                    _enc = tiktoken.get_encoding("cl100k_base")
+                    enc = tiktoken.get_encoding("cl100k_base")
+                    # The Python copy of the 100k ranks (~10 MB) is only read to pickle an
+                    # unregistered encoding; the Rust encoder holds its own.
+                    enc._mergeable_ranks = None
+                    _enc = enc
                 except Exception as e:  # network, cache or plugin errors all mean "cannot load"
                     import logging
                     logging.getLogger("lynkr.tokens").warning(

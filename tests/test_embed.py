@@ -1,5 +1,5 @@
 """lynkr/embed.py: the embedder on onnxruntime + tokenizers computes what fastembed computes, its
-int8 copy stays close to fp32, and a forked worker can use a model its parent loaded."""
+mixed and int8 copies stay close to fp32, and a forked worker can use a model its parent loaded."""
 import json
 import os
 import subprocess
@@ -25,18 +25,27 @@ def fp32():
     return embed.Embedder(model_path=MODEL, precision="fp32")
 
 
-@pytest.fixture(scope="module")
-def int8(tmp_path_factory):
+def _derived(tmp_path_factory, precision: str):
     pytest.importorskip("onnx")
     old = os.environ.get("LYNKR_EMBED_CACHE_DIR")
     os.environ["LYNKR_EMBED_CACHE_DIR"] = str(tmp_path_factory.mktemp("embed-cache"))
     try:
-        yield embed.Embedder(model_path=MODEL, precision="int8")
+        yield embed.Embedder(model_path=MODEL, precision=precision)
     finally:
         if old is None:
             os.environ.pop("LYNKR_EMBED_CACHE_DIR", None)
         else:
             os.environ["LYNKR_EMBED_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory):
+    yield from _derived(tmp_path_factory, "int8")
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    yield from _derived(tmp_path_factory, "mixed")
 
 
 def eval_texts(n: int = 200) -> list[str]:
@@ -90,6 +99,20 @@ def test_int8_copy_is_made_once(int8):
 
 
 @needs_model
+def test_mixed_is_fp32_but_for_rounding(fp32, mixed):
+    """The default: the token table in fp16, everything else fp32. Same decisions as fp32."""
+    assert mixed.precision == "mixed" and "-e16" in mixed.onnx_file
+    assert Path(mixed.onnx_file).stat().st_size < Path(fp32.onnx_file).stat().st_size * 0.8
+    pairs = [json.loads(line) for line in (EVAL / "coding-cache-dev.jsonl").read_text().splitlines() if line.strip()] \
+        if (EVAL / "coding-cache-dev.jsonl").exists() else [{"a": t, "b": t.upper()} for t in TEXTS]
+    a, b = [p["a"] for p in pairs], [p["b"] for p in pairs]
+    assert np.sum(fp32.embed(a) * mixed.embed(a), axis=1).min() > 0.99999
+    sims32 = np.sum(fp32.embed(a) * fp32.embed(b), axis=1)
+    sims = np.sum(mixed.embed(a) * mixed.embed(b), axis=1)
+    assert np.abs(sims - sims32).max() < 2e-4
+
+
+@needs_model
 def test_int8_unavailable_falls_back_to_fp32(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("x")
@@ -105,7 +128,7 @@ def test_precision_is_checked(monkeypatch):
     monkeypatch.setenv("LYNKR_EMBED_PRECISION", "INT8")
     assert embed.resolve_precision() == "int8"
     monkeypatch.delenv("LYNKR_EMBED_PRECISION")
-    assert embed.resolve_precision() == "fp32"
+    assert embed.resolve_precision() == "mixed"
 
 
 def test_missing_model_path_names_it(tmp_path):
