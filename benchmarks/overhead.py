@@ -88,12 +88,18 @@ class Proc:
 
     def rss_each_mb(self) -> list[float]:
         """RSS of each process (the parent of `--workers` is a worker too)."""
+        return [mb for _role, mb in self.rss_roles()]
+
+    def rss_roles(self) -> list[tuple[str, float]]:
+        """(role, RSS MB) of each process: `worker` (serves requests) or `writer` (Lynkr's DuckDB
+        writer process, lynkr.db_service, which every worker hands its telemetry and cache writes)."""
         out = []
         for pid in [self.p.pid, *_children(self.p.pid)]:
             try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
-                        out.append(int(line.split()[1]) / 1024)
+                        out.append(("writer" if b"lynkr.db_service" in cmd else "worker", int(line.split()[1]) / 1024))
             except OSError:
                 pass
         return out
@@ -337,7 +343,7 @@ def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]
         while served < mark:
             served += load(f, 5)["requests"]
         out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "rss_each_mb": proc.rss_each_mb(),
-                          "pss_mb": proc.pss_mb()}
+                          "rss_roles": proc.rss_roles(), "pss_mb": proc.pss_mb()}
     return out
 
 
@@ -412,6 +418,7 @@ def main(argv=None) -> int:
                 if proc is not None:
                     res["rss_mb"] = proc.rss_mb()
                     res["rss_each_mb"] = proc.rss_each_mb()
+                    res["rss_roles"] = proc.rss_roles()
                     res["pss_mb"] = proc.pss_mb()
                     res["served"] = served
                 if proc is not None and name in soak_paths and marks and args.soak_workload in bodies:
@@ -464,11 +471,18 @@ def print_table(results: dict, workloads: list[str]) -> None:
             f"{n} {r['rss_mb']:.0f} ({r.get('pss_mb') or 0:.0f}) MB after {r.get('served', 0)} requests" for n, r in rss.items()))
         print("RSS of the largest process: " + ", ".join(
             f"{n} {max(r.get('rss_each_mb') or [r['rss_mb']]):.0f} MB" for n, r in rss.items()))
+        print("RSS by process: " + "; ".join(f"{n} {_roles(r)}" for n, r in rss.items() if r.get("rss_roles")))
     for n, r in paths.items():
         if r.get("soak"):
-            print(f"RSS (PSS) of {n} by requests served: " + ", ".join(
-                f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB, largest process "
-                f"{max(m.get('rss_each_mb') or [m['rss_mb']]):.0f} MB" for m in r["soak"].values()))
+            print(f"RSS (PSS) of {n} by requests served: " + "; ".join(
+                f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB = {_roles(m)}" for m in r["soak"].values()))
+
+
+def _roles(r: dict) -> str:
+    roles = r.get("rss_roles") or [("process", mb) for mb in r.get("rss_each_mb") or ()]
+    workers = [f"{mb:.0f}" for role, mb in roles if role != "writer"]
+    writer = [f"{mb:.0f}" for role, mb in roles if role == "writer"]
+    return f"worker{'s' if len(workers) > 1 else ''} {'/'.join(workers)} MB" + (f", writer {writer[0]} MB" if writer else "")
 
 
 if __name__ == "__main__":

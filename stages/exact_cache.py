@@ -18,6 +18,8 @@ import threading
 import time
 from collections import OrderedDict
 
+import orjson
+
 from lynkr.cache.parts import request_memo
 from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import exact_key
@@ -58,13 +60,17 @@ class ExactCache(Stage):
         super().__init__(options, ctx)
         self.ttl = float(options["ttl"])
         self.max_entries = int(options["max_entries"])
-        self._entries: OrderedDict[str, tuple[dict, float]] = OrderedDict()
+        # An answer is kept as its JSON, one object, not the tree of dicts and strings it parses
+        # into: thousands of long-lived small objects, evicted and replaced on every miss, pinned
+        # Python's allocator pools all over the heap (a full cache held ~35 MB of RSS for ~5 MB
+        # of answers; as JSON ~10 MB, and flat). A hit parses it again (microseconds).
+        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.store = None
         if options["persist"] and not ctx.dry_run:
             self.store = open_store(cache_path(ctx, options))
             for row in self.store.load("exact", self.id)[-self.max_entries:]:
-                self._entries[row["scope"]] = (row["message"], row["expires"])
+                self._entries[row["scope"]] = (orjson.dumps(row["message"]), row["expires"])
 
     def _key(self, x: Exchange) -> str:
         extra = [self.ctx.pipeline_name, *(x.headers.get(h.lower()) for h in self.options["scope_headers"])]
@@ -96,7 +102,7 @@ class ExactCache(Stage):
             return
         ev.detail["result"] = "hit"
         x.vars["cache"] = "exact"
-        x.response = replay(hit[0], "exact")
+        x.response = replay(orjson.loads(hit[0]), "exact")
 
     async def after(self, x: Exchange) -> None:
         resp = x.response
@@ -114,14 +120,15 @@ class ExactCache(Stage):
         now = time.time()
         expires = now + self.ttl
         evicted = []
+        blob = orjson.dumps(message)
         with self._lock:
-            self._entries[key] = (message, expires)
+            self._entries[key] = (blob, expires)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 evicted.append(self._entries.popitem(last=False)[0])
         x.event(self.id).detail["stored"] = True
         if self.store is not None:
-            self.store.put(id=f"exact:{self.id}:{key}", kind="exact", stage=self.id, scope=key, message=message,
+            self.store.put(id=f"exact:{self.id}:{key}", kind="exact", stage=self.id, scope=key, message=blob,
                            created=now, expires=expires)
             self.store.delete([f"exact:{self.id}:{k}" for k in evicted])
 

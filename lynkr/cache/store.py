@@ -103,10 +103,12 @@ class CacheStore:
         return out
 
     # -- writes (queued; never block the caller) ------------------------------------------------
-    def put(self, *, id: str, kind: str, stage: str, scope: str, message: dict, created: float, expires: float,
-            text: str | None = None, vector=None) -> None:
+    def put(self, *, id: str, kind: str, stage: str, scope: str, message: dict | bytes, created: float,
+            expires: float, text: str | None = None, vector=None) -> None:
+        """`message`: the answer, or its JSON when the caller has it already."""
         vec = [float(v) for v in vector] if vector is not None else None
-        row = [id, kind, stage, scope, text, vec, orjson.dumps(message).decode(), created, expires]
+        raw = message if isinstance(message, bytes) else orjson.dumps(message)
+        row = [id, kind, stage, scope, text, vec, raw.decode(), created, expires]
         self._submit(_INSERT, row)
 
     def delete(self, ids: list[str]) -> None:

@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,7 @@ class TelemetryWriter:
         self.on_rows: list = []        # callables(row, events) in the writer thread (metrics' token counters)
         self._lock = threading.Lock()
         db_service.call("telemetry.create", self.path)
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-telemetry-send")
         self._thread = threading.Thread(target=self._loop, name="lynkr-telemetry", daemon=True)
         self._thread.start()
 
@@ -158,10 +160,12 @@ class TelemetryWriter:
         each finished Exchange go: one holds the parsed request, its copies and the upstream body
         (~250 KB for a 62 KB Claude Code request), and holding a second of them kept a worker
         ~150 MB above what it needs. The file is written every flush interval (or batch_size
-        rows): the DuckDB write, not the row building, is what costs per batch."""
+        rows), by the sender thread: while a batch is being written, rows go on being built
+        (waiting on the write here let ~200 finished requests, ~60 MB, pile up behind it)."""
         req_rows: list = []
         ev_rows: list = []
         last_write = time.monotonic()
+        sending: Future | None = None
         while True:
             busy = bool(self._pending or req_rows)
             self._wake.wait(ROWS_INTERVAL_S if busy else self.flush_interval)
@@ -172,16 +176,22 @@ class TelemetryWriter:
             self._rows(self._take(), req_rows, ev_rows)
             now = time.monotonic()
             due = now - last_write >= self.flush_interval or len(req_rows) >= self.batch_size
-            if req_rows and (due or stop or waiters):
-                self._write(req_rows, ev_rows)
+            idle = sending is None or sending.done()
+            if req_rows and ((due and idle) or stop or waiters):
+                if not idle:
+                    sending.result()          # one batch in flight, written in order
+                sending = self._sender.submit(self._write, req_rows, ev_rows)
                 req_rows, ev_rows = [], []
                 last_write = now
-                trim()
             elif not req_rows:
                 last_write = now
-            for w in waiters:
-                w.set()
+            if waiters or stop:
+                if sending is not None:
+                    sending.result()
+                for w in waiters:
+                    w.set()
             if stop:
+                self._sender.shutdown(wait=True)
                 db_service.call("telemetry.release", self.path)
                 return
 
@@ -210,12 +220,15 @@ class TelemetryWriter:
                     log.exception("telemetry on_rows hook failed")
 
     def _write(self, req_rows: list, ev_rows: list) -> None:
+        """The sender thread: one batch to the file, then the memory its rows took back to the system."""
         try:
             db_service.call("telemetry.write", self.path, {"requests": req_rows, "events": ev_rows})
             self.written += len(req_rows)
         except Exception:
             log.exception("telemetry: cannot write %s; %d rows lost", self.path, len(req_rows))
             self.dropped += len(req_rows)
+        del req_rows, ev_rows
+        trim()
 
 
 # -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
