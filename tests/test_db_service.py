@@ -81,20 +81,42 @@ def test_a_failing_operation_is_an_error_for_the_caller_not_the_end_of_the_servi
         db_service.stop_service(proc)
 
 
-def test_lynkr_run_workers_never_load_duckdb(tmp_path):
-    """The point of the service: a server process's memory holds no DuckDB."""
+def _serve(tmp_path, env=None):
     pipe = tmp_path / "p.yaml"
     pipe.write_text(PIPE % ("http://127.0.0.1:9", tmp_path / "t.duckdb"))
     port = free_port()
-    proc = start_lynkr(pipe, port)
+    proc = start_lynkr(pipe, port, env=env)
+    asyncio.run(wait_ready(f"http://127.0.0.1:{port}", proc))
+    return proc
+
+
+def _writers(proc) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.db_service"],
+                          capture_output=True, text=True).stdout.split()
+
+
+def _stop(proc) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+
+
+def test_lynkr_run_workers_never_load_duckdb(tmp_path):
+    """The point of the service: a server process's memory holds no DuckDB."""
+    proc = _serve(tmp_path)
     try:
-        asyncio.run(wait_ready(f"http://127.0.0.1:{port}", proc))
-        maps = open(f"/proc/{proc.pid}/maps").read()
-        assert "duckdb" not in maps
-        children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.db_service"],
-                                  capture_output=True, text=True).stdout.split()
-        assert len(children) == 1
-        assert "duckdb" in open(f"/proc/{children[0]}/maps").read()
+        assert "duckdb" not in open(f"/proc/{proc.pid}/maps").read()
+        writers = _writers(proc)
+        assert len(writers) == 1
+        assert "duckdb" in open(f"/proc/{writers[0]}/maps").read()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        _stop(proc)
+    assert not os.path.exists(f"/proc/{writers[0]}")      # stopped with the server
+
+
+def test_the_writer_process_can_be_turned_off(tmp_path):
+    proc = _serve(tmp_path, env={"LYNKR_DB_SERVICE": "off"})
+    try:
+        assert _writers(proc) == []
+        assert "duckdb" in open(f"/proc/{proc.pid}/maps").read()     # the worker writes itself
+    finally:
+        _stop(proc)

@@ -102,8 +102,6 @@ ROWS_INTERVAL_S = 0.05
 ROWS_EVERY = 64
 
 
-
-
 class TelemetryWriter:
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 5000,
                  content: bool = False, worker: int = 0, max_queue: int = 100_000):
@@ -227,7 +225,6 @@ class TelemetryWriter:
         except Exception:
             log.exception("telemetry: cannot write %s; %d rows lost", self.path, len(req_rows))
             self.dropped += len(req_rows)
-        del req_rows, ev_rows
         trim()
 
 
