@@ -76,6 +76,10 @@ def call(name: str, path: str, payload: Any = None, *, timeout: float = 60.0) ->
             return _ops[name](path, payload)
     try:
         return _remote(sock_path, name, path, payload, timeout)
+    except TimeoutError:
+        # The service may still finish it: doing it here too could write a batch twice.
+        _forget_connection()
+        raise DBServiceError(f"{name} on {path}: no answer from the DuckDB writer process in {timeout:.0f} s") from None
     except (OSError, ConnectionError) as e:
         _forget_connection()
         global _unreachable_logged
