@@ -15,7 +15,7 @@ docs/performance.md). The worker now never imports DuckDB, and `--workers N` hav
 Operations are plain functions `fn(path, payload) -> result` registered with `@operation(name)`
 in the module that owns the file's schema (lynkr.telemetry.writer, lynkr.cache.store); the
 service imports those modules. Payloads and results must survive orjson (datetimes come back
-as ISO strings). Operations run one at a time in the service, in the order they arrive.
+as ISO strings). Operations on one file run one at a time in the service, in the order they arrive.
 
 When the service cannot be reached, `call` logs it once and runs the operation locally, so a
 crashed writer process costs memory, not telemetry.
@@ -48,6 +48,7 @@ ENV = "LYNKR_DB_SOCKET"
 OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.cache.store")
 
 _ops: dict[str, Callable[[str, Any], Any]] = {}
+SLOW_S = 2.0     # an operation slower than this is logged: writes are falling behind
 _HEADER = struct.Struct("!I")
 
 
@@ -180,39 +181,54 @@ def stop_service(proc: subprocess.Popen | None, timeout: float = 60.0) -> None:
 def serve(sock_path: str, parent: int) -> None:
     for name in OPERATION_MODULES:
         importlib.import_module(name)
-    lock = threading.Lock()           # one operation at a time, whoever sent it
+    # One operation at a time per file, whoever sent it; different files (telemetry, cache) in
+    # parallel, as their writer threads were in-process: DuckDB works without the GIL, and one
+    # lock for both let a slow cache batch hold every worker's telemetry behind it.
+    locks: dict[str, threading.Lock] = {}
+    guard = threading.Lock()
+
+    def lock_for(path: str) -> threading.Lock:
+        with guard:
+            return locks.setdefault(path, threading.Lock())
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     listener.listen(64)
 
     def stop(*_):
-        # Finish the operation in progress (its caller is waiting on it), then go.
-        with lock:
-            _cleanup(sock_path)
-            os._exit(0)
+        # Finish the operations in progress (their callers are waiting on them), then go.
+        with guard:
+            held = list(locks.values())
+        for lock in held:
+            lock.acquire()
+        _cleanup(sock_path)
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # lynkr run decides when we stop
     threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=_connection_loop, args=(conn, lock), daemon=True).start()
+        threading.Thread(target=_connection_loop, args=(conn, lock_for), daemon=True).start()
 
 
-def _connection_loop(conn: socket.socket, lock: threading.Lock) -> None:
+def _connection_loop(conn: socket.socket, lock_for) -> None:
     with conn:
         while True:
             try:
                 req = orjson.loads(_read_frame(conn))
             except (ConnectionError, OSError):
                 return
-            with lock:
+            started = time.monotonic()
+            with lock_for(req["path"]):
                 try:
                     answer = {"ok": True, "result": _ops[req["op"]](req["path"], req.get("payload"))}
                 except Exception as e:
                     log.exception("db operation %s on %s failed", req.get("op"), req.get("path"))
                     answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 trim()     # a DuckDB batch's memory, back to the system before the next one
+            took = time.monotonic() - started
+            if took > SLOW_S:
+                log.warning("db operation %s on %s took %.1f s", req["op"], req["path"], took)
             frame = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
             try:
                 conn.sendall(_HEADER.pack(len(frame)) + frame)

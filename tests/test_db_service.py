@@ -4,6 +4,8 @@ import datetime as dt
 import os
 import signal
 import subprocess
+import threading
+import time
 
 import duckdb
 
@@ -120,3 +122,26 @@ def test_the_writer_process_can_be_turned_off(tmp_path):
         assert "duckdb" in open(f"/proc/{proc.pid}/maps").read()     # the worker writes itself
     finally:
         _stop(proc)
+
+
+def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, monkeypatch):
+    """Writes slower than requests (a report holding the file, a slow disk): memory stays bounded."""
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    gate = threading.Event()
+    real = db_service.call
+
+    def slow(name, path, payload=None, **kw):
+        if name == "telemetry.write":
+            gate.wait(30)
+        return real(name, path, payload, **kw)
+
+    monkeypatch.setattr(db_service, "call", slow)
+    w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.01, batch_size=5, max_queue=20)
+    for i in range(200):
+        w.submit(_exchange(f"q {i}"))
+    time.sleep(0.3)
+    assert w.dropped > 0 and len(w._pending) <= 20
+    gate.set()
+    w.flush()
+    w.close()
+    assert w.written + w.dropped == 200

@@ -104,13 +104,16 @@ ROWS_EVERY = 64
 
 class TelemetryWriter:
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 5000,
-                 content: bool = False, worker: int = 0, max_queue: int = 100_000):
+                 content: bool = False, worker: int = 0, max_queue: int = 2_000):
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.content = content
         self.worker = worker
+        # Finished requests waiting for their rows. Each holds its parsed request (~300 KB for a
+        # 62 KB Claude Code body), so this bounds memory when writes stall: past it, requests are
+        # counted in `dropped` (lynkr_telemetry_rows_dropped_total) instead of kept.
         self.max_queue = max_queue
         self._pending: deque = deque()
         self._wake = threading.Event()
@@ -175,7 +178,11 @@ class TelemetryWriter:
             now = time.monotonic()
             due = now - last_write >= self.flush_interval or len(req_rows) >= self.batch_size
             idle = sending is None or sending.done()
-            if req_rows and ((due and idle) or stop or waiters):
+            # A write slower than the rows come (the file locked by a report, a slow disk): past a
+            # batch, wait for it, so finished requests queue up to max_queue and are then counted
+            # as dropped, rather than rows growing without bound.
+            full = len(req_rows) >= self.batch_size
+            if req_rows and ((due and (idle or full)) or stop or waiters):
                 if not idle:
                     sending.result()          # one batch in flight, written in order
                 sending = self._sender.submit(self._write, req_rows, ev_rows)
