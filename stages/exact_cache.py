@@ -61,9 +61,9 @@ class ExactCache(Stage):
         self.ttl = float(options["ttl"])
         self.max_entries = int(options["max_entries"])
         # An answer is kept as its JSON, one object, not the tree of dicts and strings it parses
-        # into: thousands of long-lived small objects, evicted and replaced on every miss, pinned
-        # Python's allocator pools all over the heap (a full cache held ~35 MB of RSS for ~5 MB
-        # of answers; as JSON ~10 MB, and flat). A hit parses it again (microseconds).
+        # into: thousands of long-lived small objects, evicted and replaced on every miss, pin
+        # Python's allocator pools all over the heap (with the cache on, a 62 KB-miss soak ran
+        # ~30-40 MB above the same soak without it). A hit parses it again (microseconds).
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.store = None
