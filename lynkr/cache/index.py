@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,15 +25,53 @@ class Entry:
     created: float
     expires: float
     hits: int = 0
-    vector: np.ndarray | None = field(default=None, repr=False)
 
 
 class _Scope:
-    __slots__ = ("matrix", "entries")
+    """One scope's vectors, one row per slot, in a matrix that grows by doubling (up to the
+    scope's bound) and is then reused in place: an insert writes one row into a free slot. Growing
+    it by np.vstack and shrinking it by np.delete copied the whole matrix twice per insert: ~0.3 ms
+    of event loop and ~20 MB of fragmented heap at 2,000 rows. Free rows are zero."""
+    __slots__ = ("matrix", "slots", "order", "free", "rows")
 
     def __init__(self, dim: int):
         self.matrix = np.zeros((0, dim), dtype=np.float32)
-        self.entries: list[Entry] = []
+        self.slots: list[Entry | None] = []   # row i's entry; None when the row is free
+        self.order: deque[int] = deque()      # live rows, oldest insert first
+        self.free: list[int] = []
+        self.rows: dict[str, int] = {}       # question text -> its row
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def put(self, entry: Entry, vec: np.ndarray, bound: int) -> None:
+        if self.free:
+            i = self.free.pop()
+        else:
+            i = len(self.slots)
+            if i == self.matrix.shape[0]:
+                grown = np.zeros((min(max(16, 2 * i), max(bound, i + 1)), self.matrix.shape[1]), dtype=np.float32)
+                grown[:i] = self.matrix
+                self.matrix = grown
+            self.slots.append(None)
+        self.slots[i] = entry
+        self.rows[entry.text] = i
+        self.matrix[i] = vec
+        self.order.append(i)
+
+    def remove(self, i: int) -> Entry:
+        entry, self.slots[i] = self.slots[i], None
+        del self.rows[entry.text]
+        self.matrix[i] = 0.0
+        if self.order[0] == i:
+            self.order.popleft()
+        else:
+            self.order.remove(i)
+        self.free.append(i)
+        return entry
+
+    def live(self):
+        return ((i, self.slots[i]) for i in self.order)
 
 
 class VectorIndex:
@@ -49,62 +88,38 @@ class VectorIndex:
 
     def add(self, entry: Entry, vector: np.ndarray) -> list[Entry]:
         """Insert; returns the entries evicted to respect the bounds (oldest first)."""
-        vec = np.asarray(vector, dtype=np.float32).reshape(1, self.dim)
-        entry.vector = vec[0]
+        vec = np.asarray(vector, dtype=np.float32).reshape(self.dim)
         evicted: list[Entry] = []
         with self._lock:
             sc = self._scopes.get(entry.scope)
             if sc is None:
                 sc = self._scopes[entry.scope] = _Scope(self.dim)
             # The same question in the same scope replaces the older answer.
-            for i, e in enumerate(sc.entries):
-                if e.text == entry.text:
-                    evicted.append(e)
-                    self._remove_at(sc, i)
-                    break
-            sc.entries.append(entry)
-            sc.matrix = np.vstack([sc.matrix, vec])
+            same = sc.rows.get(entry.text)
+            if same is not None:
+                evicted.append(sc.remove(same))
+                self._count -= 1
+            while len(sc) >= self.max_per_scope:
+                evicted.append(sc.remove(sc.order[0]))
+                self._count -= 1
+            sc.put(entry, vec, self.max_per_scope)
             self._count += 1
-            while len(sc.entries) > self.max_per_scope:
-                evicted.append(sc.entries[0])
-                self._remove_at(sc, 0)
             if self._count > self.max_entries:
                 # Evict a tenth at once: the sort over all entries is then paid once per many inserts.
                 evicted += self._evict_oldest(self._count - self.max_entries + max(1, self.max_entries // 10))
         return evicted
 
     def load(self, rows: list[tuple[Entry, np.ndarray]]) -> None:
-        """Bulk insert at start-up (one matrix per scope, not one copy per row), newest kept
-        within the bounds."""
-        by_scope: dict[str, list[tuple[Entry, np.ndarray]]] = {}
+        """Bulk insert at start-up, oldest first, so the bounds keep the newest."""
         for entry, vec in sorted(rows, key=lambda r: r[0].created)[-self.max_entries:]:
-            by_scope.setdefault(entry.scope, []).append((entry, vec))
-        with self._lock:
-            for scope, items in by_scope.items():
-                items = items[-self.max_per_scope:]
-                sc = self._scopes.setdefault(scope, _Scope(self.dim))
-                mat = np.asarray([v for _e, v in items], dtype=np.float32).reshape(len(items), self.dim)
-                for (e, _v), row in zip(items, mat):
-                    e.vector = row
-                sc.entries.extend(e for e, _v in items)
-                sc.matrix = np.vstack([sc.matrix, mat])
-                self._count += len(items)
-
-    def _remove_at(self, sc: _Scope, i: int) -> None:
-        del sc.entries[i]
-        sc.matrix = np.delete(sc.matrix, i, axis=0)
-        self._count -= 1
+            self.add(entry, vec)
 
     def _evict_oldest(self, n: int) -> list[Entry]:
-        everything = sorted((e.created, key, e.id) for key, sc in self._scopes.items() for e in sc.entries)
+        everything = sorted((e.created, key, i) for key, sc in self._scopes.items() for i, e in sc.live())
         out = []
-        for _created, key, eid in everything[:n]:
-            sc = self._scopes[key]
-            for i, e in enumerate(sc.entries):
-                if e.id == eid:
-                    out.append(e)
-                    self._remove_at(sc, i)
-                    break
+        for _created, key, i in everything[:n]:
+            out.append(self._scopes[key].remove(i))
+            self._count -= 1
         return out
 
     def search(self, scope: str, vector: np.ndarray, *, threshold: float, k: int = 5,
@@ -113,18 +128,16 @@ class VectorIndex:
         now = time.time() if now is None else now
         with self._lock:
             sc = self._scopes.get(scope)
-            if sc is None or not sc.entries:
+            if sc is None or not len(sc):
                 return []
-            sims = sc.matrix @ np.asarray(vector, dtype=np.float32).reshape(self.dim)
-            order = np.argsort(-sims)[: k * 2]
+            sims = sc.matrix[:len(sc.slots)] @ np.asarray(vector, dtype=np.float32).reshape(self.dim)
+            # Usually nothing passes (a miss): then no sort at all.
+            above = np.flatnonzero(sims >= threshold)
             out = []
-            for i in order:
-                s = float(sims[i])
-                if s < threshold:
-                    break
-                e = sc.entries[i]
-                if e.expires > now:
-                    out.append((s, e))
+            for i in above[np.argsort(-sims[above])][: k * 2]:
+                e = sc.slots[i]
+                if e is not None and e.expires > now:
+                    out.append((float(sims[i]), e))
                 if len(out) >= k:
                     break
             return out
@@ -134,13 +147,10 @@ class VectorIndex:
         gone = []
         with self._lock:
             for key, sc in list(self._scopes.items()):
-                keep = [i for i, e in enumerate(sc.entries) if e.expires > now]
-                if len(keep) != len(sc.entries):
-                    gone += [e for e in sc.entries if e.expires <= now]
-                    self._count -= len(sc.entries) - len(keep)
-                    sc.entries = [sc.entries[i] for i in keep]
-                    sc.matrix = sc.matrix[keep]
-                if not sc.entries:
+                for i in [i for i, e in sc.live() if e.expires <= now]:
+                    gone.append(sc.remove(i))
+                    self._count -= 1
+                if not len(sc):
                     del self._scopes[key]
         return gone
 

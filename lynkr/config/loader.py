@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import graphlib
+
 import jsonschema
-import networkx as nx
 import orjson
 
 from ..errors import ConfigError, did_you_mean
@@ -33,7 +34,7 @@ class LoadedConfig:
     lines: dict
     hash: str
     stage_classes: dict[str, type[Stage]] = field(default_factory=dict)   # stage id -> class
-    graph: nx.DiGraph | None = None
+    edges: list[tuple[str, str, str]] = field(default_factory=list)   # (from, to, 'needs' | 'on_error')
 
     @property
     def name(self) -> str:
@@ -130,34 +131,33 @@ def _leaf(err):
 
 def _check_graph(cfg: LoadedConfig) -> None:
     stages = cfg.data["stages"]
-    g = nx.DiGraph()
     ids: dict[str, int] = {}
+    edges: list[tuple[str, str, str]] = []
     for i, st in enumerate(stages):
         if st["id"] in ids:
             raise cfg.error(f"duplicate stage id '{st['id']}' (first at stages[{ids[st['id']]}])", ("stages", i, "id"))
         ids[st["id"]] = i
-        g.add_node(st["id"], index=i)
     for i, st in enumerate(stages):
         for j, dep in enumerate(st.get("needs", [])):
             if dep not in ids:
                 raise cfg.error(f"needs unknown stage '{dep}'", ("stages", i, "needs", j), did_you_mean(dep, ids))
-            g.add_edge(dep, st["id"], kind="needs")
+            edges.append((dep, st["id"], "needs"))
         target = st.get("on_error")
         if target is not None:
             if target not in ids:
                 raise cfg.error(f"on_error names unknown stage '{target}'", ("stages", i, "on_error"), did_you_mean(target, ids))
             if target == st["id"]:
                 raise cfg.error("a stage cannot be its own on_error handler", ("stages", i, "on_error"))
-            g.add_edge(st["id"], target, kind="on_error")
+            edges.append((st["id"], target, "on_error"))
+    graph = graphlib.TopologicalSorter({sid: () for sid in ids})
+    for u, v, _kind in edges:
+        graph.add(v, u)
     try:
-        cycle = nx.find_cycle(g)
-    except nx.NetworkXNoCycle:
-        cycle = None
-    if cycle:
-        names = [u for u, _v in cycle] + [cycle[0][0]]
-        first = ids[cycle[0][1]]
-        raise cfg.error("cycle: " + " → ".join(names), ("stages", first, "needs"))
-    cfg.graph = g
+        graph.prepare()
+    except graphlib.CycleError as e:
+        names = e.args[1]            # each one before the next; the first repeated at the end
+        raise cfg.error("cycle: " + " → ".join(names), ("stages", ids[names[1]], "needs")) from None
+    cfg.edges = edges
 
 
 def _check_routing(cfg: LoadedConfig) -> None:

@@ -10,11 +10,12 @@ and runs only when its source fails.
 """
 from __future__ import annotations
 
+import graphlib
+import heapq
 from dataclasses import dataclass
 from typing import Callable
 
 import jinja2
-import networkx as nx
 
 from ..config import LoadedConfig
 from ..stage import Stage
@@ -60,13 +61,29 @@ def compile_condition(expr: str) -> Callable:
     return _JINJA.compile_expression(expr)
 
 
+def _file_order_respecting_needs(entries: dict, needs: list[tuple[str, str]]) -> list[str]:
+    """The stages in file order, except that a stage waits for what it needs: of the stages
+    ready at each step, the one written first goes next (the loader has ruled out cycles)."""
+    graph = graphlib.TopologicalSorter({sid: () for sid in entries})
+    for before, after in needs:
+        graph.add(after, before)
+    graph.prepare()
+    ready = [(entries[sid][0], sid) for sid in graph.get_ready()]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _i, sid = heapq.heappop(ready)
+        order.append(sid)
+        graph.done(sid)
+        for nxt in graph.get_ready():
+            heapq.heappush(ready, (entries[nxt][0], nxt))
+    return order
+
+
 def compile_plan(cfg: LoadedConfig, stages: dict[str, Stage]) -> Plan:
     entries = {st["id"]: (i, st) for i, st in enumerate(cfg.data["stages"])}
     handlers = {st["on_error"] for st in cfg.data["stages"] if st.get("on_error")}
-    needs_graph = nx.DiGraph()
-    needs_graph.add_nodes_from(entries)
-    needs_graph.add_edges_from((u, v) for u, v, k in cfg.graph.edges(data="kind") if k == "needs")
-    order = list(nx.lexicographical_topological_sort(needs_graph, key=lambda n: entries[n][0]))
+    order = _file_order_respecting_needs(entries, [(u, v) for u, v, kind in cfg.edges if kind == "needs"])
 
     steps = {}
     for sid, (i, st) in entries.items():
