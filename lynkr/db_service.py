@@ -1,4 +1,5 @@
-"""DuckDB file work (telemetry rows, cache entries), done by one process for all of `lynkr run`.
+"""DuckDB file work (telemetry rows, cache entries) and token counts, done by one process for all
+of `lynkr run`.
 
     call("telemetry.write", path, {"requests": [...], "events": [...]})   # from a worker thread
 
@@ -15,7 +16,12 @@ docs/performance.md). The worker now never imports DuckDB, and `--workers N` hav
 Operations are plain functions `fn(path, payload) -> result` registered with `@operation(name)`
 in the module that owns the file's schema (lynkr.telemetry.writer, lynkr.cache.store); the
 service imports those modules. Payloads and results must survive orjson (datetimes come back
-as ISO strings). Operations on one file run one at a time in the service, in the order they arrive.
+as ISO strings). Operations on one file run one at a time in the service, in the order they arrive;
+`@operation(name, exclusive=False)` ones (token counts) hold no lock and run as they come.
+
+Token counts live here too: cl100k_base is ~28 MB resident (tiktoken's Rust tables), once for
+the host instead of once per worker. A worker asks only for texts it has not counted before
+(lynkr.tokens keeps the answers), so after an agent's first turn that is the turn's new text.
 
 When the service cannot be reached, `call` logs it once and runs the operation locally, so a
 crashed writer process costs memory, not telemetry.
@@ -39,15 +45,16 @@ import orjson
 
 from .memory import trim
 
-__all__ = ["operation", "call", "DBServiceError", "start_service", "ENV"]
+__all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV"]
 
 log = logging.getLogger("lynkr.db")
 
 ENV = "LYNKR_DB_SOCKET"
 # Modules whose operations the service must know (importing them registers them).
-OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.cache.store")
+OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.cache.store", "lynkr.tokens")
 
 _ops: dict[str, Callable[[str, Any], Any]] = {}
+_unlocked: set[str] = set()      # operations that touch no file
 SLOW_S = 2.0     # an operation slower than this is logged: writes are falling behind
 _HEADER = struct.Struct("!I")
 
@@ -56,11 +63,18 @@ class DBServiceError(Exception):
     """The operation failed in the service (the message is the service's error)."""
 
 
-def operation(name: str):
+def operation(name: str, *, exclusive: bool = True):
     def register(fn):
         _ops[name] = fn
+        if not exclusive:
+            _unlocked.add(name)
         return fn
     return register
+
+
+def remote() -> bool:
+    """Whether `call` goes to a service process."""
+    return bool(os.environ.get(ENV))
 
 
 # -- the caller's side --------------------------------------------------------------------------
@@ -73,22 +87,27 @@ _unreachable_logged = False
 def call(name: str, path: str, payload: Any = None, *, timeout: float = 60.0) -> Any:
     sock_path = os.environ.get(ENV)
     if not sock_path:
-        with _local_lock:
-            return _ops[name](path, payload)
+        return _run_here(name, path, payload)
     try:
         return _remote(sock_path, name, path, payload, timeout)
     except TimeoutError:
         # The service may still finish it: doing it here too could write a batch twice.
         _forget_connection()
-        raise DBServiceError(f"{name} on {path}: no answer from the DuckDB writer process in {timeout:.0f} s") from None
+        raise DBServiceError(f"{name} on {path}: no answer from the writer process in {timeout:.0f} s") from None
     except (OSError, ConnectionError) as e:
         _forget_connection()
         global _unreachable_logged
         if not _unreachable_logged:
             _unreachable_logged = True
-            log.warning("the DuckDB writer process at %s is unreachable (%s); writing from this process", sock_path, e)
-        with _local_lock:
-            return _ops[name](path, payload)
+            log.warning("the writer process at %s is unreachable (%s); writing and counting tokens in this process", sock_path, e)
+        return _run_here(name, path, payload)
+
+
+def _run_here(name: str, path: str, payload: Any) -> Any:
+    if name in _unlocked:
+        return _ops[name](path, payload)
+    with _local_lock:
+        return _ops[name](path, payload)
 
 
 def _remote(sock_path: str, name: str, path: str, payload: Any, timeout: float) -> Any:
@@ -158,7 +177,7 @@ def start_service(timeout: float = 30.0) -> subprocess.Popen | None:
             return proc
         except OSError:
             time.sleep(0.02)
-    log.warning("the DuckDB writer process did not start; telemetry and cache files are written in-process")
+    log.warning("the writer process did not start; telemetry, cache files and token counts are done in-process")
     stop_service(proc)
     return None
 
@@ -219,13 +238,12 @@ def _connection_loop(conn: socket.socket, lock_for) -> None:
             except (ConnectionError, OSError):
                 return
             started = time.monotonic()
-            with lock_for(req["path"]):
-                try:
-                    answer = {"ok": True, "result": _ops[req["op"]](req["path"], req.get("payload"))}
-                except Exception as e:
-                    log.exception("db operation %s on %s failed", req.get("op"), req.get("path"))
-                    answer = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-                trim()     # a DuckDB batch's memory, back to the system before the next one
+            if req["op"] in _unlocked:
+                answer = _answer(req)
+            else:
+                with lock_for(req["path"]):
+                    answer = _answer(req)
+                    trim()     # a DuckDB batch's memory, back to the system before the next one
             took = time.monotonic() - started
             if took > SLOW_S:
                 log.warning("db operation %s on %s took %.1f s", req["op"], req["path"], took)
@@ -234,6 +252,14 @@ def _connection_loop(conn: socket.socket, lock_for) -> None:
                 conn.sendall(_HEADER.pack(len(frame)) + frame)
             except OSError:
                 return
+
+
+def _answer(req: dict) -> dict:
+    try:
+        return {"ok": True, "result": _ops[req["op"]](req["path"], req.get("payload"))}
+    except Exception as e:
+        log.exception("db operation %s on %s failed", req.get("op"), req.get("path"))
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
 
 
 def _watch_parent(parent: int, stop) -> None:

@@ -1,18 +1,25 @@
 """Token estimates with tiktoken's cl100k_base — one tokenizer for everything we compare, so
 "client sent" and "sent upstream" are measured alike. Provider-reported usage stays the
-billing truth. Never called on the request path: the telemetry writer and offline tools use it.
+billing truth. Callers are off the event loop: the telemetry thread, toon and crush (in a
+thread pool) and offline tools.
 
 Counts are cached per text: a coding agent resends the same system prompt, tools and history
-every turn, so after the first turn almost every block is a cache hit.
+every turn, so after the first turn almost every block is a cache hit. Under `lynkr run` the
+texts not counted before go to the writer process (lynkr.db_service), which holds the one
+tokenizer of the host (~28 MB resident) instead of every worker holding its own.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 
 import orjson
 
-__all__ = ["count_text", "count_request", "count_value", "encoding"]
+from . import db_service
+
+__all__ = ["count_text", "count_texts", "count_request", "count_value", "encoding", "gathering", "warm"]
 
 _lock = threading.Lock()
 _enc = None
@@ -42,7 +49,6 @@ def encoding():
                     enc._mergeable_ranks = None
                     _enc = enc
                 except Exception as e:  # network, cache or plugin errors all mean "cannot load"
-                    import logging
                     logging.getLogger("lynkr.tokens").warning(
                         "cannot load tiktoken cl100k_base (%s); token counts are approximate (chars/4). "
                         "Set TIKTOKEN_CACHE_DIR to a cache that holds it.", e)
@@ -84,7 +90,78 @@ def count_text(text: str) -> int:
     hit = _counts.recall(key)
     if hit is not None:
         return hit
-    return _counts.keep(key, len(encoding().encode_ordinary(text)))
+    gathered = _gathering.texts
+    if gathered is not None:
+        gathered[key] = text
+        return 0
+    return _counts.keep(key, _count_new([text])[0])
+
+
+def count_texts(texts: list[str]) -> list[int]:
+    """count_text for several texts, with one trip to the writer process for those not yet counted."""
+    keys = [(len(t), hash(t)) for t in texts]
+    out = [_counts.recall(k) if t else 0 for k, t in zip(keys, texts)]
+    todo = [i for i, n in enumerate(out) if n is None]
+    if todo:
+        for i, n in zip(todo, _count_new([texts[i] for i in todo])):
+            out[i] = _counts.keep(keys[i], n)
+    return out
+
+
+class _Gathering(threading.local):
+    texts: dict | None = None
+
+
+_gathering = _Gathering()
+
+
+@contextmanager
+def gathering():
+    """Within it, a text not counted before counts 0 and is set aside, and nothing is remembered;
+    on leaving, the texts set aside are counted in one trip to the writer process. Run the same
+    counts inside, then again after, and the second run is all cache hits: the telemetry thread
+    does this per batch of requests instead of a round trip per new text."""
+    outer = _gathering.texts
+    texts = _gathering.texts = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _gathering.texts = outer
+    if outer is None and texts:
+        count_texts(list(texts.values()))
+
+
+def warm() -> None:
+    """Load cl100k_base now (in the writer process, or here without one), not in the first request."""
+    _count_new(["warm up"])
+
+
+def _count_new(texts: list[str]) -> list[int]:
+    # A server worker asks the writer process, which holds the one tokenizer of the host; a slow or
+    # failed answer is counted here rather than lost (the first such count loads it here).
+    if db_service.remote():
+        try:
+            return db_service.call("tokens.count", "", texts, timeout=_REMOTE_TIMEOUT_S)
+        except db_service.DBServiceError as e:
+            _log_remote_failure(e)
+    return _count_here("", texts)
+
+
+@db_service.operation("tokens.count", exclusive=False)
+def _count_here(_path: str, texts: list[str]) -> list[int]:
+    enc = encoding()
+    return [len(enc.encode_ordinary(t)) for t in texts]
+
+
+_REMOTE_TIMEOUT_S = 30.0
+_remote_failure_logged = False
+
+
+def _log_remote_failure(e: Exception) -> None:
+    global _remote_failure_logged
+    if not _remote_failure_logged:
+        _remote_failure_logged = True
+        logging.getLogger("lynkr.tokens").warning("token count in the writer process failed (%s); counting here", e)
 
 
 def count_value(value) -> int:
@@ -175,4 +252,6 @@ def _by_json(obj, fn, json: dict | None = None) -> int:
     hit = _parts.recall(key)
     if hit is not None:
         return hit
+    if _gathering.texts is not None:
+        return fn(obj)          # a partial count: not one to remember
     return _parts.keep(key, fn(obj))

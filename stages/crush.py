@@ -47,7 +47,7 @@ from lynkr.payloads import replace_payloads, tool_results, user_texts
 from lynkr.stage import Stage
 from lynkr.stages.toon import encode as toon_encode
 from lynkr.stages.toon import looks_binary, parse_json
-from lynkr.tokens import count_text, encoding
+from lynkr.tokens import count_text, warm
 
 _SIGNAL = re.compile(r"\b(error|errors|fail|failed|failure|failures|failing|exception|traceback|panic|fatal|"
                      r"warn|warning|warnings|denied|refused|timeout|timed out|assert|assertion|critical|crash|"
@@ -350,7 +350,7 @@ class Crush(Stage):
         self.hook = expand_interceptor(self.store)
         self.sessions: OrderedDict[str, _Session] = OrderedDict()
         if not ctx.dry_run:
-            encoding()          # load cl100k_base now, not inside the first request that needs it
+            warm()          # load cl100k_base now, not inside the first request that needs it
 
     def _session(self, x: Exchange) -> _Session:
         key = x.session

@@ -32,6 +32,7 @@ from rapidfuzz import fuzz, process
 
 from lynkr.cache.parts import json_of, remember, request_memo
 from lynkr.exchange import Exchange
+from lynkr.memory import kept
 from lynkr.payloads import user_texts
 from lynkr.stage import Stage
 
@@ -289,10 +290,11 @@ class StripTools(Stage):
         if hit is None:
             new = minify_tool(tool)
             text = raw.decode()
+            raw = kept(raw)                 # remembered past the request (lynkr.memory)
             if new is tool:
                 hit = (None, text, text, raw)
             else:
-                new_raw = orjson.dumps(new)
+                new_raw = kept(orjson.dumps(new))
                 hit = (new, text, new_raw.decode(), new_raw)
             self._tools.put(raw, hit, 2 * len(raw) + 2 * len(hit[3]))
         if hit[0] is None:

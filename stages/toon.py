@@ -24,7 +24,7 @@ import toon_format
 from lynkr.exchange import Exchange
 from lynkr.payloads import replace_payloads, tool_results
 from lynkr.stage import Stage
-from lynkr.tokens import count_text, encoding
+from lynkr.tokens import count_texts, warm
 
 _DELIMITERS = {",": "comma", "\t": "tab", "|": "pipe"}
 
@@ -104,16 +104,17 @@ def encode(text: str, *, max_depth: int = 32, max_chars: int = 2_000_000, use_he
     if why:
         return text, why
     compact = _canonical(value)
-    candidates = [(count_text(text), 0, text, "as_is", None), (count_text(compact), 1, compact, "json", None)]
+    forms = [(0, text, "as_is", None), (1, compact, "json", None)]
     for rank, delim in enumerate(_DELIMITERS, start=2):
         try:
             doc = toon_format.encode(value, delimiter=delim)
         except (TypeError, ValueError, RecursionError):
             continue
         shown = f"{header(delim)}\n{doc}" if use_header else doc
-        candidates.append((count_text(shown), rank, shown, f"toon:{_DELIMITERS[delim]}", doc))
+        forms.append((rank, shown, f"toon:{_DELIMITERS[delim]}", doc))
         if '"' not in doc:
             break           # nothing needed quoting: another delimiter cannot do better
+    candidates = [(n, *form) for n, form in zip(count_texts([f[1] for f in forms]), forms)]
     # Smallest first (ties: as-is, then JSON, then TOON); TOON only once it decodes to exactly `value`.
     for _n, _rank, shown, how, doc in sorted(candidates, key=lambda c: c[:2]):
         if doc is None:
@@ -176,7 +177,7 @@ class Toon(Stage):
         super().__init__(options, ctx)
         self.memo = _Memo()
         if not ctx.dry_run:
-            encoding()          # load cl100k_base now, not inside the first request that needs it
+            warm()          # load cl100k_base now, not inside the first request that needs it
 
     def _encode(self, text: str) -> tuple[str, str]:
         o = self.options

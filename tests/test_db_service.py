@@ -8,6 +8,7 @@ import threading
 import time
 
 import duckdb
+import orjson
 
 from lynkr import db_service
 from lynkr.cache.store import CacheStore
@@ -145,3 +146,58 @@ def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, 
     w.flush()
     w.close()
     assert w.written + w.dropped == 200
+
+
+TOON_PIPE = """
+version: 1
+name: counted
+providers:
+  up: {kind: anthropic, base_url: "%s"}
+stages:
+  - {id: json, uses: toon}
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+telemetry: {path: "%s", flush_interval_s: 0.2}
+"""
+
+
+async def test_workers_count_tokens_in_the_writer_process(tmp_path, anthropic_upstream):
+    """cl100k_base (~28 MB) is held once, by the writer process; toon's choice of form and the
+    telemetry's counts in a worker come from there."""
+    import aiohttp
+    rows = [{"id": i, "name": f"item-{i}", "stock": i * 3, "ok": i % 2 == 0} for i in range(40)]
+    body = {"model": "claude-x", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "list the stock"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "stock", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": orjson.dumps(rows).decode()}]}]}
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(TOON_PIPE % (anthropic_upstream.url, tmp_path / "t.duckdb"))
+    port = free_port()
+    proc = start_lynkr(pipe, port)
+    try:
+        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"http://127.0.0.1:{port}/v1/messages", json=body,
+                              headers={"anthropic-version": "2023-06-01"}) as r:
+                assert r.status == 200, await r.text()
+        sent = anthropic_upstream.requests[-1]["messages"][-1]["content"][0]["content"]
+        assert "[40]{" in str(sent)                       # toon picked TOON: it had counts to compare
+        writers = _writers(proc)
+        assert "tiktoken" not in open(f"/proc/{proc.pid}/maps").read()
+        assert "tiktoken" in open(f"/proc/{writers[0]}/maps").read()
+    finally:
+        _stop(proc)
+    con = duckdb.connect(str(tmp_path / "t.duckdb"), read_only=True)
+    client, upstream = con.execute("select tokens_client, tokens_upstream from requests").fetchone()
+    assert client > upstream > 0
+
+
+def test_token_counts_are_the_same_through_the_service(tmp_path, monkeypatch):
+    from lynkr import tokens
+    texts = ["hello world", "", '{"a": [1, 2, 3]}', "naïve café " * 50]
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    here = [len(tokens.encoding().encode_ordinary(t)) for t in texts]
+    proc = db_service.start_service()
+    try:
+        assert db_service.call("tokens.count", "", texts) == here
+    finally:
+        db_service.stop_service(proc)

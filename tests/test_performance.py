@@ -76,3 +76,25 @@ def test_bench_bodies_carry_one_marker():
     for name, body in bodies.items():
         assert body.count(MARK.encode()) == 1, name
         assert MARK.encode() not in fixed(body)
+
+
+def test_json_kept_past_the_request_is_right_sized():
+    """orjson's output sits in a buffer ~10x its length (lynkr.memory); what caches keep is copied
+    out of it. Measured with tracemalloc, which sees the allocation, not len()."""
+    import tracemalloc
+
+    import orjson
+
+    from lynkr.memory import kept
+    answer = {"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}
+
+    def held(make) -> float:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            blobs = [make() for _ in range(200)]
+            return (tracemalloc.get_traced_memory()[0] - base) / len(blobs)
+        finally:
+            tracemalloc.stop()
+    assert kept(orjson.dumps(answer)) == orjson.dumps(answer)
+    assert held(lambda: kept(orjson.dumps(answer))) < 4 * len(orjson.dumps(answer)) + 64

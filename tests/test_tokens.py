@@ -52,3 +52,27 @@ def test_count_request_reuses_the_parts_json_the_stages_made():
     other = {"role": "user", "content": [{"type": "text", "text": "something else entirely"}]}
     stale = {id(body["messages"][0]): (other, json_of(other, None))}
     assert count_request(body, {}, stale) == plain
+
+
+def test_gathering_sets_new_texts_aside_then_counts_them_in_one_trip(monkeypatch):
+    """The telemetry thread's two passes: inside `gathering` nothing new is counted or
+    remembered; on leaving, one batch is counted; the second pass gives the true totals."""
+    body = {"system": [{"type": "text", "text": "gathering system prompt ✓"}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a question never seen before 1234"}]},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "Read", "input": {"p": "x.py"}}]}]}
+    batches = []
+    real = tokens._count_new
+    monkeypatch.setattr(tokens, "_count_new", lambda texts: batches.append(list(texts)) or real(texts))
+    with tokens.gathering():
+        partial = count_request(body)
+    assert len(batches) == 1 and "a question never seen before 1234" in batches[0]
+    full = count_request(body)
+    assert len(batches) == 1                                   # all cache hits now
+    assert partial < full
+    tokens._counts.clear(); tokens._parts.clear()
+    assert count_request(body) == full                         # the same as counting directly
+
+
+def test_count_texts_matches_count_text():
+    texts = ["alpha beta", "", "gamma " * 30, "alpha beta"]
+    assert tokens.count_texts(texts) == [count_text(t) for t in texts]

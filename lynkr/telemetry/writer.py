@@ -26,6 +26,7 @@ import orjson
 
 from .. import db_service
 from ..memory import trim
+from ..tokens import count_request, count_text, gathering
 from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 
 __all__ = ["TelemetryWriter", "connect_with_retry", "NullWriter"]
@@ -210,6 +211,14 @@ class TelemetryWriter:
             return out
 
     def _rows(self, items: list, req_rows: list, ev_rows: list) -> None:
+        if items and db_service.remote():
+            # New texts are counted by the writer process: one trip for the batch, not one per request.
+            with gathering():
+                for x in items:
+                    try:
+                        _counts(x, {}, x.vars.get("_json"))
+                    except Exception:
+                        pass            # rows_for below reports it
         for x in items:
             try:
                 r, evs = rows_for(x, content=self.content, worker=self.worker)
@@ -291,8 +300,6 @@ def _insert(con, table: str, columns, rows: list[dict]) -> None:
 
 def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[dict]]:
     """The `requests` row and `stage_events` rows for a finished Exchange (writer thread)."""
-    from ..tokens import count_request, count_text
-
     resp = x.response
     v = x.vars
     ts = dt.datetime.fromtimestamp(x.ts, dt.timezone.utc).replace(tzinfo=None)
@@ -304,8 +311,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
     # The stages' JSON of the request's parts (lynkr.cache.parts): counted parts are found by it
     # without serialising them again; dropped here, so it lives no longer than the request.
     json = v.pop("_json", None)
-    tokens_client = count_request(x.baseline if x.baseline is not None else x.request, memo, json)
-    upstream = x.upstream_request
+    tokens_client, tokens_upstream, measured = _counts(x, memo, json)
     row = {
         "id": x.id,
         "ts": ts,
@@ -331,7 +337,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
         "tokens_client": tokens_client,
         # What went upstream, measured in the canonical form like the baseline (the provider's own
         # wire format would count differently); 0 when no upstream was called (cache hits).
-        "tokens_upstream": count_request(x.request, memo, json) if upstream is not None else 0,
+        "tokens_upstream": tokens_upstream,
         "usage_input": usage.get("input_tokens"),
         "usage_output": usage.get("output_tokens"),
         "usage_cache_read": usage.get("cache_read_input_tokens"),
@@ -342,10 +348,8 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
                           if content and resp is not None and (resp.final or resp.message) else None),
     }
     evs = []
-    for ev in x.events:
-        before, after = ev.tokens_before, ev.tokens_after
-        if ev.measure is not None and before is None:
-            before, after = count_text(ev.measure[0]), count_text(ev.measure[1])
+    for ev, counted in zip(x.events, measured):
+        before, after = counted or (ev.tokens_before, ev.tokens_after)
         evs.append({
             "request_id": x.id, "ts": ts, "pipeline": row["pipeline"], "pipeline_hash": row["pipeline_hash"],
             "stage_id": ev.stage_id, "uses": ev.uses, "phase": ev.phase, "outcome": ev.outcome,
@@ -353,6 +357,16 @@ def rows_for(x, *, content: bool = False, worker: int = 0) -> tuple[dict, list[d
             "detail": orjson.dumps(ev.detail, default=str).decode() if ev.detail else None,
         })
     return row, evs
+
+
+def _counts(x, memo: dict, json: dict | None) -> tuple[int, int, list]:
+    """The estimates a row needs: what the client sent, what went upstream (0 when nothing did),
+    and each event's (before, after) from its `measure` (None where the stage gave numbers)."""
+    client = count_request(x.baseline if x.baseline is not None else x.request, memo, json)
+    upstream = count_request(x.request, memo, json) if x.upstream_request is not None else 0
+    measured = [(count_text(ev.measure[0]), count_text(ev.measure[1]))
+                if ev.measure is not None and ev.tokens_before is None else None for ev in x.events]
+    return client, upstream, measured
 
 
 def _called_model(x) -> str | None:
