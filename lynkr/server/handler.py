@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..errors import ProxyError
 from ..exchange import Exchange
+from ..wire.render import ClientGone
 
 __all__ = ["serve", "read_json"]
 
@@ -131,7 +132,10 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
         x.vars["client_disconnected"] = True
         if x.response is not None and x.response.error is None:
             x.response.error = ProxyError(499, f"client disconnected: {e}")
-        raise
+        if not isinstance(e, ClientGone):
+            raise
+        log.debug("%s: the client closed the connection mid-stream", x.id)
+        out = e.response
     except Exception as e:
         log.exception("rendering %s failed", x.id)
         if x.response is not None and x.response.error is None:

@@ -17,7 +17,7 @@ from ..exchange import Exchange
 from .events import MessageAccumulator, collect, message_to_events
 from .sse import finish_stream
 
-__all__ = ["respond", "lynkr_headers", "ping_interval"]
+__all__ = ["respond", "lynkr_headers", "ping_interval", "ClientGone"]
 
 StreamWriter = Callable[[web.StreamResponse, object, MessageAccumulator], Awaitable[None]]
 
@@ -71,12 +71,12 @@ async def respond(request: web.Request, x: Exchange, *, error_response: Callable
     try:
         await out.prepare(request)
         await write_stream(out, events, acc)
-    except BaseException:
+    except BaseException as e:
         # The client went away (or rendering failed): the upstream's stream is still open (its
         # connection, a breaker probe). Close it now rather than when the generators are collected.
-        close = getattr(events, "aclose", None)
-        if close is not None:
-            await close()
+        await _close(events)
+        if isinstance(e, ConnectionError):
+            raise ClientGone(out) from e
         raise
     resp.final = acc.message
     if acc.usage:
@@ -92,8 +92,28 @@ async def _passthrough(request: web.Request, x: Exchange, headers: dict) -> web.
         return web.Response(body=body, content_type=resp.raw_content_type or "application/json", headers=headers)
     out = web.StreamResponse(status=200, headers={**headers, "content-type": resp.raw_content_type or "text/event-stream",
                                                   "cache-control": "no-cache"})
-    await out.prepare(request)
-    async for c in resp.raw:
-        await out.write(c)
+    try:
+        await out.prepare(request)
+        async for c in resp.raw:
+            await out.write(c)
+    except ConnectionError as e:
+        await _close(resp.raw)
+        raise ClientGone(out) from e
     await finish_stream(out)
     return out
+
+
+class ClientGone(ConnectionResetError):
+    """The client closed the connection while its stream was being written. `response` is that
+    stream: the handler returns it, and aiohttp ends the connection quietly. Raised on to aiohttp,
+    every Ctrl-C in a client was logged as a 500 with a traceback (~3 KB each)."""
+
+    def __init__(self, response: web.StreamResponse):
+        super().__init__("the client closed the connection")
+        self.response = response
+
+
+async def _close(stream) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()

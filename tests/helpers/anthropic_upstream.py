@@ -62,6 +62,8 @@ class AnthropicUpstream:
         self.script = script or (lambda body: text_message("Hello from upstream."))
         self._turn = 0
         self.fail_next: list[tuple[int, dict]] = []   # (status, error body) served before the script
+        self.chunk_delay = 0.0                          # seconds between streamed chunks
+        self.streams_closed = 0                         # streams whose reader went away before the end
 
     def _answer(self, body: dict) -> dict:
         if callable(self.script):
@@ -82,9 +84,16 @@ class AnthropicUpstream:
             return web.Response(body=orjson.dumps(msg), content_type="application/json")
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
-        for chunk in sse(msg):
-            await resp.write(chunk)
-            await asyncio.sleep(0)
+        try:
+            for chunk in sse(msg):
+                await resp.write(chunk)
+                await asyncio.sleep(self.chunk_delay)
+        except asyncio.CancelledError:
+            self.streams_closed += 1
+            raise
+        except ConnectionError:
+            self.streams_closed += 1
+            return resp
         await resp.write_eof()
         return resp
 
