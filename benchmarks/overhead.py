@@ -65,15 +65,21 @@ def fixed(body: bytes) -> bytes:
 class Proc:
     def __init__(self, name: str, args: list[str], url: str, env: dict | None = None):
         self.name, self.url = name, url
+        # stderr to a file, not a pipe: a pipe nobody drains blocks the process once 64 KB of
+        # log lines are in it, and the benchmark would measure a hung server.
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
         self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def log_tail(self, n: int = 2000) -> str:
+        return Path(self.log.name).read_bytes()[-n:].decode(errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> None:
         host, port = self.url.split("//")[1].split(":")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.p.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"{self.name} exited: {self.log_tail()}")
             try:
                 with socket.create_connection((host, int(port)), timeout=0.2):
                     return

@@ -223,6 +223,10 @@ class Metrics:
                [_sample("lynkr_telemetry_rows_written_total", {}, getattr(writer, "written", 0))])
         family("lynkr_telemetry_rows_dropped_total", "counter", "Request rows lost (queue full or write failed).",
                [_sample("lynkr_telemetry_rows_dropped_total", {}, getattr(writer, "dropped", 0))])
+        family("lynkr_telemetry_pending_requests", "gauge", "Finished requests waiting for their rows (each holds its parsed request).",
+               [_sample("lynkr_telemetry_pending_requests", {}, len(getattr(writer, "_pending", ())))])
+        family("lynkr_telemetry_pending_requests_peak", "gauge", "The most finished requests that waited at once since start.",
+               [_sample("lynkr_telemetry_pending_requests_peak", {}, getattr(writer, "pending_peak", 0))])
         return "\n".join(out) + "\n"
 
 

@@ -121,6 +121,7 @@ class TelemetryWriter:
         self._stop = False
         self.dropped = 0
         self.written = 0
+        self.pending_peak = 0
         self._flush_requests: list[threading.Event] = []
         self.on_rows: list = []        # callables(row, events) in the writer thread (metrics' token counters)
         self._lock = threading.Lock()
@@ -208,6 +209,7 @@ class TelemetryWriter:
             while True:
                 out.append(pop())
         except IndexError:
+            self.pending_peak = max(self.pending_peak, len(out))
             return out
 
     def _rows(self, items: list, req_rows: list, ev_rows: list) -> None:
