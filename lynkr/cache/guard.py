@@ -219,6 +219,11 @@ class Features:
     content: tuple                                    # stemmed words minus filler, in order
 
 
+# Most questions name no side of most opposite groups: one shared empty set rather than a new one
+# per group (55 groups x 216 bytes made each remembered question ~14 KB; 4,096 of them ~55 MB).
+_NAMES_NONE = frozenset()
+
+
 @lru_cache(maxsize=4096)
 def features(text: str) -> Features:
     text = (text or "").replace("’", "'")
@@ -272,7 +277,7 @@ def features(text: str) -> Features:
     for group in _STEMMED_OPPOSITES:
         named = frozenset(j for j, cls in enumerate(group)
                           if any((w in stem_set) if " " not in w else (f" {w} " in text_low) for w in cls))
-        opposites.append(named)
+        opposites.append(named or _NAMES_NONE)
     content = tuple(_TECH_ALIASES.get(w, s) for s, w in zip(stems, words) if w not in _FILLER and s not in _FILLER_STEMS)
     entities = []
     for i, tok in enumerate(raw_tokens):
