@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .memory import trim
+from .memory import fix_mmap_threshold, trim
 
 __all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV"]
 
@@ -198,6 +198,7 @@ def stop_service(proc: subprocess.Popen | None, timeout: float = 60.0) -> None:
 # -- the service --------------------------------------------------------------------------------
 
 def serve(sock_path: str, parent: int) -> None:
+    fix_mmap_threshold()
     for name in OPERATION_MODULES:
         importlib.import_module(name)
     # One operation at a time per file, whoever sent it; different files (telemetry, cache) in

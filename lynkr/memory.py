@@ -12,10 +12,12 @@ copies the bytes into an allocation of their size, for anything stored past the 
 from __future__ import annotations
 
 import ctypes
+import os
 
-__all__ = ["trim", "kept"]
+__all__ = ["trim", "kept", "fix_mmap_threshold"]
 
 _malloc_trim = None
+_M_MMAP_THRESHOLD = -3
 
 
 def trim() -> None:
@@ -32,3 +34,18 @@ def trim() -> None:
 def kept(raw: bytes) -> bytes:
     """`raw` in an allocation of its own size: for orjson output that outlives the request."""
     return bytes(memoryview(raw))
+
+
+def fix_mmap_threshold(size: int = 128 * 1024) -> None:
+    """Large allocations (>= `size`) always from mmap, returned to the system when freed. glibc
+    otherwise raises its threshold to the largest block freed so far (up to 32 MB), after which a
+    request's big buffers (a 62 KB body's copies, orjson's oversized output) come from the heap and
+    fragment it. Measured, `--workers 2` default.yaml 62 KB soak: writer process 178 -> 217 MB
+    over 12k-74k requests before, 140 -> 146 MB over 10k-52k after; workers ~15-25 MB lower.
+    Setting `MALLOC_MMAP_THRESHOLD_` yourself wins."""
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, size)
+    except (OSError, AttributeError):       # not glibc
+        pass

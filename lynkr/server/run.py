@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import db_service
 from ..config import load_config
 from ..errors import ConfigError
+from ..memory import fix_mmap_threshold
 from ..engine.runtime import Engine
 from .app import create_app
 
@@ -46,6 +47,7 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     host = host or server.get("host") or "127.0.0.1"
     port = port if port is not None else server.get("port", 8081)
     grace = float(server.get("shutdown_grace_s", 30))
+    fix_mmap_threshold()                 # before anything big is allocated; the workers inherit it
     # One process writes the DuckDB files (telemetry, cache) for every worker: a server process
     # then never loads DuckDB (lynkr.db_service). It stops after the last worker has flushed.
     db = db_service.start_service() if os.environ.get("LYNKR_DB_SERVICE", "on").lower() not in _OFF else None
