@@ -48,18 +48,25 @@ async def call_target(stage: Stage, x: Exchange, route: Route, attempts: list):
         raise ProxyError(500, f"provider '{route.provider}' is not enabled in this pipeline", retryable=False,
                          fallbackable=True)
     model = x.request.get("model") if route.model == "*" else route.model
-    timeouts = provider.config.get("timeouts") or {}
+    retry, first_byte_s = _policy(provider)
     def send(ex: Exchange):
-        return call_resilient(provider, ex, model,
-                              retry=RetryPolicy.from_config(provider.config.get("retry")),
-                              breakers=stage.breakers,
-                              first_byte_s=float(timeouts.get("first_byte", DEFAULT_FIRST_BYTE_S)),
-                              log=attempts)
+        return call_resilient(provider, ex, model, retry=retry, breakers=stage.breakers,
+                              first_byte_s=first_byte_s, log=attempts)
     response = await send(x)
     if x.interceptors:      # e.g. crush's lynkr_expand, answered by the proxy (lynkr/engine/intercept.py)
         from lynkr.engine.intercept import intercept
         response = await intercept(x, response, lambda body: send(dataclasses.replace(x, request=body)))
     return response
+
+
+def _policy(provider) -> tuple[RetryPolicy, float]:
+    """The provider's retry policy and first-byte limit, read from its config once per load."""
+    policy = provider.__dict__.get("_lynkr_policy")
+    if policy is None:
+        timeouts = provider.config.get("timeouts") or {}
+        policy = provider._lynkr_policy = (RetryPolicy.from_config(provider.config.get("retry")),
+                                           float(timeouts.get("first_byte", DEFAULT_FIRST_BYTE_S)))
+    return policy
 
 
 def configure_breakers(ctx):

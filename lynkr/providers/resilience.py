@@ -121,6 +121,7 @@ class Breaker:
     failures: deque = field(default_factory=deque)
     probing: bool = False
     opens: int = 0
+    conf: dict | None = field(default=None, repr=False, compare=False)   # the settings applied (Breakers.get)
 
     def allow(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -170,6 +171,9 @@ class Breaker:
         return {"state": self.state, "recent_failures": len(self.failures), "opens": self.opens}
 
 
+_NO_SETTINGS: dict = {}
+
+
 class Breakers:
     """One breaker per provider+model. Kept in the engine's `shared` dict so a hot reload does not
     forget that an upstream is down."""
@@ -179,19 +183,21 @@ class Breakers:
         self.settings: dict[str, dict] = {}      # provider name -> {threshold, window_s, cooldown_s}
 
     def get(self, provider: str, model: str) -> Breaker:
-        key = f"{provider}:{model}"
+        key = (provider, model)
         b = self._by_key.get(key)
-        conf = self.settings.get(provider) or {}
         if b is None:
             b = self._by_key[key] = Breaker()
-        # Settings follow the current pipeline (a reload may change them); state is kept.
-        b.threshold = int(conf.get("threshold", b.threshold))
-        b.window_s = float(conf.get("window_s", b.window_s))
-        b.cooldown_s = float(conf.get("cooldown_s", b.cooldown_s))
+        conf = self.settings.get(provider) or _NO_SETTINGS
+        if b.conf is not conf:
+            # Settings follow the current pipeline (a reload may change them); state is kept.
+            b.conf = conf
+            b.threshold = int(conf.get("threshold", Breaker.threshold))
+            b.window_s = float(conf.get("window_s", Breaker.window_s))
+            b.cooldown_s = float(conf.get("cooldown_s", Breaker.cooldown_s))
         return b
 
     def snapshot(self) -> dict:
-        return {k: b.snapshot() for k, b in sorted(self._by_key.items())}
+        return {f"{p}:{m}": b.snapshot() for (p, m), b in sorted(self._by_key.items())}
 
 
 def breakers_for(shared: dict) -> Breakers:
@@ -428,7 +434,10 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
             # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
             # the read timeout instead (a long generation is not a hung upstream).
             fb = first_byte_s if x.request.get("stream") else None
-            async with asyncio.timeout(fb or None):
+            if fb:
+                async with asyncio.timeout(fb):
+                    resp = await provider.send(x, model)
+            else:   # no timer to arm: asyncio.timeout(None) still costs ~15 µs a request
                 resp = await provider.send(x, model)
             resp = await peek_first(resp, fb)
         except asyncio.TimeoutError:

@@ -50,7 +50,13 @@ async def read_json(request: web.Request, max_bytes: int) -> object:
 async def _read_body(request: web.Request, max_bytes: int) -> bytes:
     if not request.can_read_body:
         return b""
-    # Read to the end, refusing once past the limit.
+    if request.content_length is not None:
+        # Its length is known and within the limit (read_json checked): one read, no chunk list.
+        try:
+            return await request.read()
+        except Exception as e:
+            raise ProxyError(400, f"request body could not be read: {type(e).__name__}") from None
+    # Chunked: read to the end, refusing once past the limit.
     chunks, size = [], 0
     try:
         async for chunk in request.content.iter_any():

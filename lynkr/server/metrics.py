@@ -55,6 +55,11 @@ class Histogram:
         return out
 
 
+_USAGE_KINDS = (("input", "input_tokens"), ("output", "output_tokens"),
+                ("cache_read", "cache_read_input_tokens"), ("cache_write", "cache_creation_input_tokens"))
+_LATENCY_VARS = (("total", "latency_ms"), ("upstream", "upstream_ms"), ("overhead", "overhead_ms"), ("ttfb", "ttfb_ms"))
+
+
 def _inc(d: dict, key, n=1) -> None:
     d[key] = d.get(key, 0) + n
 
@@ -71,6 +76,7 @@ class Metrics:
         self.usage: dict[tuple, int] = {}          # (provider, model, kind)
         self.stage_runs: dict[tuple, int] = {}     # (pipeline, stage, uses, outcome)
         self.latency: dict[str, dict[str, Histogram]] = {"total": {}, "upstream": {}, "overhead": {}, "ttfb": {}}
+        self._histograms: dict[str, tuple] = {}    # pipeline -> ((var, Histogram), ...) of the four above
         self.reload_events: dict[str, int] = {}    # reload | reload_failed, as the listeners saw them
         self.http: dict[tuple, int] = {}           # (route, status) of every response, refusals included
         self.last_reload_ts: float | None = None
@@ -100,23 +106,28 @@ class Metrics:
             _inc(self.cache, (pipeline, str(v["cache"])))
         if v.get("tier"):
             _inc(self.tiers, (pipeline, str(v["tier"])))
-        usage = (resp.usage if resp is not None else None) or {}
-        for kind, key in (("input", "input_tokens"), ("output", "output_tokens"),
-                          ("cache_read", "cache_read_input_tokens"), ("cache_write", "cache_creation_input_tokens")):
-            n = usage.get(key)
-            if isinstance(n, int) and n:
-                _inc(self.usage, (provider, model, kind), n)
+        usage = resp.usage if resp is not None else None
+        if usage:
+            for kind, key in _USAGE_KINDS:
+                n = usage.get(key)
+                if isinstance(n, int) and n:
+                    _inc(self.usage, (provider, model, kind), n)
         for ev in x.events:
             if ev.phase == "run":
                 _inc(self.stage_runs, (pipeline, ev.stage_id, ev.uses, ev.outcome))
-        for name, var in (("total", "latency_ms"), ("upstream", "upstream_ms"), ("overhead", "overhead_ms"),
-                          ("ttfb", "ttfb_ms")):
+        hists = self._histograms.get(pipeline) or self._add_histograms(pipeline)
+        for var, h in hists:
             ms = v.get(var)
-            if isinstance(ms, (int, float)):
-                h = self.latency[name].get(pipeline)
-                if h is None:
-                    h = self.latency[name][pipeline] = Histogram(OVERHEAD_BUCKETS if name == "overhead" else LATENCY_BUCKETS)
+            if ms is not None and isinstance(ms, (int, float)):
                 h.observe(ms / 1000.0)
+
+    def _add_histograms(self, pipeline: str) -> tuple:
+        made = []
+        for name, var in _LATENCY_VARS:
+            h = self.latency[name][pipeline] = Histogram(OVERHEAD_BUCKETS if name == "overhead" else LATENCY_BUCKETS)
+            made.append((var, h))
+        self._histograms[pipeline] = tuple(made)
+        return self._histograms[pipeline]
 
     def on_rows(self, row: dict, events: list[dict]) -> None:
         """A request's telemetry rows (writer thread): the token estimates."""

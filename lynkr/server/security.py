@@ -54,7 +54,12 @@ _OPEN_EXACT = {"/", "/api/hello"}
 _OPENAI_SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/models")
 
 
+_CLIENT_PATHS = {"/v1/messages", "/v1/chat/completions", "/v1/responses", "/chat/completions", "/responses"}
+
+
 def is_client_path(path: str) -> bool:
+    if path in _CLIENT_PATHS:       # the hot ones, without the prefix scan
+        return True
     if path in _OPEN_EXACT:
         return False
     return not any(path == p or path.startswith(p + "/") for p in _NOT_CLIENT)
@@ -208,7 +213,7 @@ async def guard(request: web.Request, handler):
         return await handler(request)
     app = request.app
     s = _settings(app)
-    key = presented_key(request)
+    key = presented_key(request) if s.key_digests or s.max_per_key else None
     if s.key_digests and not key_ok(key, s.key_digests):
         return _refuse(request, ProxyError(
             401, "a valid client key is required: send it as x-api-key or Authorization: Bearer"
