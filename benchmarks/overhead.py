@@ -341,6 +341,38 @@ asyncio.run(main())
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def interleaved(cells: list[tuple[str, str, Path, "Proc | None"]], rounds: int, duration: float,
+                load) -> dict[str, dict]:
+    """Each path loaded in turn, `rounds` times over, the order rotated every round: a slow drift
+    of the machine (other tenants, CPU frequency) then lands on every path alike, and ratios are
+    taken between cells of the same round. `cells` are (name, url, body file, process or None for
+    the upstream itself). Returns each path's median round, with every round's req/s in `rounds`
+    and all requests it served (warm-up included) in `served`."""
+    served = {name: load(url, body, 2)["requests"] for name, url, body, _p in cells}   # pools, caches, lazy imports
+    per: dict[str, list[dict]] = {name: [] for name, *_ in cells}
+    for r in range(rounds):
+        for name, url, body, _p in cells[r % len(cells):] + cells[: r % len(cells)]:
+            for *_x, proc in cells:    # what the last cell left behind (telemetry, cache writes)
+                if proc is not None:
+                    proc.settle()
+            per[name].append(load(url, body, duration))
+            served[name] += per[name][-1]["requests"]
+    out = {}
+    for name, runs in per.items():
+        mid = sorted(runs, key=lambda x: x["rps"])[len(runs) // 2]
+        out[name] = {**mid, "rounds": [round(x["rps"], 1) for x in runs], "served": served[name]}
+    return out
+
+
+def ratio(r: dict, base: dict) -> float:
+    """r's req/s over base's: the median of the per-round ratios when both ran the same rounds."""
+    a, b = r.get("rounds") or [], base.get("rounds") or []
+    if a and len(a) == len(b):
+        each = sorted(x / y for x, y in zip(a, b))
+        return each[len(each) // 2] if len(each) % 2 else (each[len(each) // 2 - 1] + each[len(each) // 2]) / 2
+    return r["rps"] / base["rps"]
+
+
 def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]) -> dict:
     """RSS and PSS after N requests served (counted from the process's start), for each N in marks."""
     f.write_bytes(body)
@@ -357,7 +389,9 @@ def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds a cell, each round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="each path loaded this many times, interleaved with the others; medians are reported")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm,litellm1")
     ap.add_argument("--workloads", default="small,cc62k,stream")
@@ -387,54 +421,62 @@ def main(argv=None) -> int:
                     f"http://127.0.0.1:{up_port}")
     upstream.wait_ready()
     results: dict = {"load": "wrk" if use_wrk else "aiohttp", "connections": args.connections,
-                     "duration_s": args.duration, "workers": args.workers, "paths": {}}
+                     "duration_s": args.duration, "rounds": args.rounds, "workers": args.workers, "paths": {}}
+    procs: dict[str, Proc | None] = {}
     try:
+        # Every path is up for the whole run and only the loaded one works: cells of one workload
+        # are interleaved round by round (see interleaved()).
         for name in paths:
             proc = start_path(name, upstream.url, tmp, args.workers)
-            if proc is None and name != "direct":
-                continue
-            url = upstream.url if proc is None else proc.url
+            if proc is not None or name == "direct":
+                procs[name] = proc
+        for name, proc in procs.items():
             if proc is not None:
-                try:
-                    proc.wait_ready(timeout=300)
-                except BaseException:
-                    proc.stop()
-                    raise
-            res: dict = {}
-            served = 0
-            load = (lambda f, d: run_wrk(url, f, d, args.connections, tmp)) if use_wrk else \
-                   (lambda f, d: run_aiohttp_load(url, f, d, args.connections))
-            try:
-                for w in workloads:
-                    if name == "lynkr-cachehit" and w == "cc62k":
-                        continue     # a tool loop: the semantic cache never answers it (docs/cache.md)
-                    body = fixed(bodies[w]) if name == "lynkr-cachehit" else bodies[w]
-                    if proc is not None:
-                        proc.settle()
-                    f = tmp / f"{name}-{w}.json"
-                    f.write_bytes(body)
-                    if w == "stream":
-                        res[w] = measure_ttfb(url, body, args.ttfb_requests)
-                        served += args.ttfb_requests + 20
-                        continue
-                    # warm up (connection pools, caches, lazy imports, the cache-hit entry)
-                    served += load(f, 2)["requests"]
-                    res[w] = load(f, args.duration)
-                    served += res[w]["requests"]
+                proc.wait_ready(timeout=300)
+        url = {name: upstream.url if proc is None else proc.url for name, proc in procs.items()}
+        load = (lambda u, f, d: run_wrk(u, f, d, args.connections, tmp)) if use_wrk else \
+               (lambda u, f, d: run_aiohttp_load(u, f, d, args.connections))
+        res: dict[str, dict] = {name: {} for name in procs}
+        served = dict.fromkeys(procs, 0)
+        for w in workloads:
+            if w == "stream":
+                continue
+            cells = []
+            for name, proc in procs.items():
+                if name == "lynkr-cachehit" and w == "cc62k":
+                    continue     # a tool loop: the semantic cache never answers it (docs/cache.md)
+                f = tmp / f"{name}-{w}.json"
+                f.write_bytes(fixed(bodies[w]) if name == "lynkr-cachehit" else bodies[w])
+                cells.append((name, url[name], f, proc))
+            for name, r in interleaved(cells, args.rounds, args.duration, load).items():
+                res[name][w] = r
+                served[name] += r["served"]
+            print(f"{w}: " + ", ".join(f"{n} {res[n][w]['rps']:.0f} req/s" for n, *_x in cells), file=sys.stderr)
+        if "stream" in workloads:
+            for name, proc in procs.items():
                 if proc is not None:
-                    res["rss_mb"] = proc.rss_mb()
-                    res["rss_each_mb"] = proc.rss_each_mb()
-                    res["rss_roles"] = proc.rss_roles()
-                    res["pss_mb"] = proc.pss_mb()
-                    res["served"] = served
-                if proc is not None and name in soak_paths and marks and args.soak_workload in bodies:
-                    res["soak"] = soak(proc, load, tmp / f"{name}-soak.json", bodies[args.soak_workload], served, marks)
-            finally:
-                if proc is not None:
-                    proc.stop()
-            results["paths"][name] = res
-            print(f"{name}: {json.dumps(res)}", file=sys.stderr)
+                    proc.settle()
+                body = fixed(bodies["stream"]) if name == "lynkr-cachehit" else bodies["stream"]
+                res[name]["stream"] = measure_ttfb(url[name], body, args.ttfb_requests)
+                served[name] += args.ttfb_requests + 20
+        for name, proc in procs.items():
+            r = results["paths"][name] = res[name]
+            if proc is not None:
+                r.update(rss_mb=proc.rss_mb(), rss_each_mb=proc.rss_each_mb(), rss_roles=proc.rss_roles(),
+                         pss_mb=proc.pss_mb(), served=served[name])
+            print(f"{name}: {json.dumps(r)}", file=sys.stderr)
+        for name, proc in procs.items():
+            if proc is None or name not in soak_paths or not marks or args.soak_workload not in bodies:
+                continue
+            for other in procs.values():      # the soak runs alone
+                if other is not None and other is not proc:
+                    other.stop()
+            res[name]["soak"] = soak(proc, lambda f, d, u=url[name]: load(u, f, d), tmp / f"{name}-soak.json",
+                                     bodies[args.soak_workload], served[name], marks)
     finally:
+        for proc in procs.values():
+            if proc is not None:
+                proc.stop()
         upstream.stop()
     print_table(results, workloads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -445,23 +487,29 @@ def main(argv=None) -> int:
 def print_table(results: dict, workloads: list[str]) -> None:
     paths = results["paths"]
     print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
+          f"{results.get('rounds', 1)} rounds (median; ratios: median of the rounds' ratios), "
           f"lynkr workers: {results['workers']}\n")
     both = "litellm" in paths and "litellm1" in paths
     print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
           + (f"{'vs litellm1':>13}" if both else ""))
     for w in [w for w in workloads if w != "stream"]:
-        bare = paths.get("bare", {}).get(w, {}).get("rps")
-        lite = paths.get("litellm", {}).get(w, {}).get("rps") or paths.get("litellm1", {}).get(w, {}).get("rps")
-        lite1 = paths.get("litellm1", {}).get(w, {}).get("rps")
+        bare = paths.get("bare", {}).get(w)
+        lite = paths.get("litellm", {}).get(w) or paths.get("litellm1", {}).get(w)
+        lite1 = paths.get("litellm1", {}).get(w)
         for name, res in paths.items():
             r = res.get(w)
             if not r:
                 continue
-            vs_bare = f"{r['rps'] / bare:.0%}" if bare else ""
-            vs_lite = f"{r['rps'] / lite:.1f}x" if lite else ""
-            vs_lite1 = f"{r['rps'] / lite1:.1f}x" if lite1 and "litellm" in paths else ""
+            vs_bare = f"{ratio(r, bare):.0%}" if bare else ""
+            vs_lite = f"{ratio(r, lite):.1f}x" if lite else ""
+            vs_lite1 = f"{ratio(r, lite1):.1f}x" if lite1 and "litellm" in paths else ""
             print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
                   f"{vs_bare:>9}{vs_lite:>12}{vs_lite1:>13}")
+    for w in [w for w in workloads if w != "stream"]:
+        runs = [f"{n} " + "/".join(f"{x:.0f}" for x in res[w]["rounds"]) for n, res in paths.items()
+                if res.get(w, {}).get("rounds")]
+        if runs:
+            print(f"  req/s by round, {w}: " + ", ".join(runs))
     if "stream" in workloads:
         print(f"\n{'path':<22}{'TTFB p50 ms':>12}{'TTFB p99 ms':>12}{'stream p50 ms':>15}   added TTFB vs bare")
         bare = paths.get("bare", {}).get("stream", {}).get("ttfb_p50_ms")
