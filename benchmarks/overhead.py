@@ -374,14 +374,20 @@ def ratio(r: dict, base: dict) -> float:
 
 
 def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]) -> dict:
-    """RSS and PSS after N requests served (counted from the process's start), for each N in marks."""
+    """RSS and PSS after N requests served (counted from the process's start), for each N in marks.
+    Each is read once the process is idle again, the state the figures after the cells are read in;
+    `busy_each_mb` is each process's RSS read straight after the load, with requests in flight and
+    the last second's telemetry still held (a later mark used to be read that way, and compared a
+    busy process with an idle one)."""
     f.write_bytes(body)
     out = {}
     for mark in marks:
         while served < mark:
             served += load(f, 5)["requests"]
+        busy = proc.rss_each_mb()
+        proc.settle()
         out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "rss_each_mb": proc.rss_each_mb(),
-                          "rss_roles": proc.rss_roles(), "pss_mb": proc.pss_mb()}
+                          "rss_roles": proc.rss_roles(), "pss_mb": proc.pss_mb(), "busy_each_mb": busy}
     return out
 
 
@@ -528,8 +534,11 @@ def print_table(results: dict, workloads: list[str]) -> None:
         print("RSS by process: " + "; ".join(f"{n} {_roles(r)}" for n, r in rss.items() if r.get("rss_roles")))
     for n, r in paths.items():
         if r.get("soak"):
-            print(f"RSS (PSS) of {n} by requests served: " + "; ".join(
+            print(f"RSS (PSS) of {n} by requests served, once idle: " + "; ".join(
                 f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB = {_roles(m)}" for m in r["soak"].values()))
+            print(f"  read straight after the load (processes in start order): " + "; ".join(
+                f"{m['served']}: " + "/".join(f"{mb:.0f}" for mb in m.get("busy_each_mb") or ()) + " MB"
+                for m in r["soak"].values()))
 
 
 def _roles(r: dict) -> str:
