@@ -235,11 +235,14 @@ def _memo(memo: dict, obj, fn, json: dict | None = None) -> int:
     key = id(obj)
     hit = memo.get(key)
     if hit is None or hit[0] is not obj:
-        hit = memo[key] = (obj, _by_json(obj, fn, json))   # holding obj keeps its id from being reused meanwhile
+        n = _by_json(obj, fn, json)
+        if n is None:
+            return fn(obj)      # gathering: a partial count (new texts count 0), not one to remember
+        hit = memo[key] = (obj, n)   # holding obj keeps its id from being reused meanwhile
     return hit[1]
 
 
-def _by_json(obj, fn, json: dict | None = None) -> int:
+def _by_json(obj, fn, json: dict | None = None) -> int | None:
     known = json.get(id(obj)) if json is not None else None
     if known is not None and known[0] is obj:
         raw = known[1]
@@ -253,5 +256,5 @@ def _by_json(obj, fn, json: dict | None = None) -> int:
     if hit is not None:
         return hit
     if _gathering.texts is not None:
-        return fn(obj)          # a partial count: not one to remember
+        return None
     return _parts.keep(key, fn(obj))

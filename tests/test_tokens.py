@@ -73,6 +73,24 @@ def test_gathering_sets_new_texts_aside_then_counts_them_in_one_trip(monkeypatch
     assert count_request(body) == full                         # the same as counting directly
 
 
+def test_a_memo_shared_by_both_passes_keeps_only_complete_counts(monkeypatch):
+    """The telemetry thread shares one memo between the gathering pass and the row's counts:
+    the parts counted before are read once, a part with a new text is counted again in full."""
+    known = {"role": "user", "content": [{"type": "text", "text": "an old turn, counted before"}]}
+    count_request({"messages": [known]})
+    body = {"messages": [dict(known), {"role": "user", "content": [{"type": "text", "text": "new words 98765"}]}]}
+    memo: dict = {}
+    with tokens.gathering():
+        count_request(body, memo)
+    assert [id(obj) for obj, _n in memo.values()] == [id(body["messages"][0])]   # the new turn left out
+    seen = []
+    real = tokens._by_json
+    monkeypatch.setattr(tokens, "_by_json", lambda obj, fn, json=None: seen.append(obj) or real(obj, fn, json))
+    shared = count_request(body, memo)
+    assert seen == [body["messages"][1]]                       # only the new turn looked up again
+    assert shared == count_request(body) == count_request(json.loads(json.dumps(body)))
+
+
 def test_count_texts_matches_count_text():
     texts = ["alpha beta", "", "gamma " * 30, "alpha beta"]
     assert tokens.count_texts(texts) == [count_text(t) for t in texts]
