@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import time
+import weakref
 
 from lynkr.config import check_target
 from lynkr.errors import ProxyError
@@ -59,13 +60,17 @@ async def call_target(stage: Stage, x: Exchange, route: Route, attempts: list):
     return response
 
 
+# Provider objects live as long as their pipeline load: the policy is read from the config once.
+_policies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _policy(provider) -> tuple[RetryPolicy, float]:
-    """The provider's retry policy and first-byte limit, read from its config once per load."""
-    policy = provider.__dict__.get("_lynkr_policy")
+    """The provider's retry policy and first-byte limit."""
+    policy = _policies.get(provider)
     if policy is None:
         timeouts = provider.config.get("timeouts") or {}
-        policy = provider._lynkr_policy = (RetryPolicy.from_config(provider.config.get("retry")),
-                                           float(timeouts.get("first_byte", DEFAULT_FIRST_BYTE_S)))
+        policy = _policies[provider] = (RetryPolicy.from_config(provider.config.get("retry")),
+                                        float(timeouts.get("first_byte", DEFAULT_FIRST_BYTE_S)))
     return policy
 
 

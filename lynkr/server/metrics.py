@@ -118,7 +118,7 @@ class Metrics:
         hists = self._histograms.get(pipeline) or self._add_histograms(pipeline)
         for var, h in hists:
             ms = v.get(var)
-            if ms is not None and isinstance(ms, (int, float)):
+            if isinstance(ms, (int, float)):
                 h.observe(ms / 1000.0)
 
     def _add_histograms(self, pipeline: str) -> tuple:
