@@ -7,7 +7,7 @@ import pytest
 
 from lynkr.engine.pipeline import load_pipeline
 from lynkr.errors import ConfigError, ProxyError
-from lynkr.providers.resilience import Breaker, RetryPolicy, classify_status, upstream_error
+from lynkr.providers.resilience import Breaker, Breakers, RetryPolicy, classify_status, upstream_error
 from tests.conftest import ROOT
 
 DEFAULT = ROOT / "pipelines" / "default.yaml"
@@ -122,6 +122,22 @@ def test_retry_policy_honours_retry_after_and_caps():
     for attempt in (1, 2):
         d = r.delay(attempt, ProxyError(503, "x"))
         assert 0 <= d <= min(4, 2 ** (attempt - 1))
+
+
+def test_breaker_settings_follow_a_reload_and_its_state_stays():
+    breakers = Breakers()
+    breakers.settings["up"] = {"threshold": 2, "cooldown_s": 7}
+    b = breakers.get("up", "m")
+    assert (b.threshold, b.window_s, b.cooldown_s) == (2, 60.0, 7.0)
+    b.failure(now=0)
+    b.failure(now=1)
+    assert b.state == "open"
+    breakers.settings["up"] = {"threshold": 4}           # the reloaded pipeline's settings
+    assert breakers.get("up", "m") is b and (b.threshold, b.cooldown_s) == (4, 30.0) and b.state == "open"
+    del breakers.settings["up"]                           # none at all: the defaults
+    assert breakers.get("up", "m").threshold == 5
+    assert breakers.get("up", "other") is not b
+    assert list(breakers.snapshot()) == ["up:m", "up:other"]
 
 
 def test_breaker_state_machine():
