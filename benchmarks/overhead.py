@@ -395,8 +395,8 @@ def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds a cell, each round")
-    ap.add_argument("--rounds", type=int, default=3,
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds a cell, each round")
+    ap.add_argument("--rounds", type=int, default=5,
                     help="each path loaded this many times, interleaved with the others; medians are reported")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm,litellm1")
