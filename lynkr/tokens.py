@@ -250,7 +250,8 @@ def _by_json(obj, fn, json: dict | None = None) -> int | None:
         try:
             raw = orjson.dumps(obj)
         except TypeError:
-            return fn(obj)
+            # Not JSON (a library caller's object): counted each time; while gathering, partial.
+            return None if _gathering.texts is not None else fn(obj)
     key = (len(raw), hash(raw))
     hit = _parts.recall(key)
     if hit is not None:
