@@ -411,6 +411,9 @@ def main(argv=None) -> int:
                     help="the body of the soak (cc62k: every request unique, the embedder loaded but the "
                          "semantic cache skips tool loops; small: an embedding per request, far slower)")
     ap.add_argument("--load", choices=["auto", "wrk", "aiohttp"], default="auto")
+    ap.add_argument("--upstream-server", choices=["raw", "aiohttp"], default="raw",
+                    help="the fake upstream: HTTP on asyncio's Protocol (~20 µs a request) or an aiohttp app "
+                         "(100–250 µs a request, the CPU a proxy worker would use; runs before 2026-11-27)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
     args = ap.parse_args(argv)
 
@@ -423,10 +426,11 @@ def main(argv=None) -> int:
     marks = sorted(int(m) for m in args.soak.split(",") if m.strip())
 
     up_port = free_port()
-    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
-                    f"http://127.0.0.1:{up_port}")
+    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port),
+                                 "--server", args.upstream_server], f"http://127.0.0.1:{up_port}")
     upstream.wait_ready()
-    results: dict = {"load": "wrk" if use_wrk else "aiohttp", "connections": args.connections,
+    results: dict = {"load": "wrk" if use_wrk else "aiohttp", "upstream_server": args.upstream_server,
+                     "connections": args.connections,
                      "duration_s": args.duration, "rounds": args.rounds, "workers": args.workers, "paths": {}}
     procs: dict[str, Proc | None] = {}
     try:
@@ -494,7 +498,7 @@ def print_table(results: dict, workloads: list[str]) -> None:
     paths = results["paths"]
     print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
           f"{results.get('rounds', 1)} rounds (median; ratios: median of the rounds' ratios), "
-          f"lynkr workers: {results['workers']}\n")
+          f"lynkr workers: {results['workers']}, fake upstream: {results.get('upstream_server', 'aiohttp')}\n")
     both = "litellm" in paths and "litellm1" in paths
     print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
           + (f"{'vs litellm1':>13}" if both else ""))
