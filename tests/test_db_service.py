@@ -148,6 +148,34 @@ def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, 
     assert w.written + w.dropped == 200
 
 
+def test_big_requests_waiting_for_their_rows_are_bounded_by_their_bytes(tmp_path, monkeypatch):
+    """A count bound alone let 2,000 finished 62 KB requests (~300 KB each in memory) wait while
+    the rows stalled; the bodies' bytes bound them too."""
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    gate = threading.Event()
+    real = db_service.call
+
+    def slow(name, path, payload=None, **kw):
+        if name == "telemetry.write":
+            gate.wait(30)
+        return real(name, path, payload, **kw)
+
+    monkeypatch.setattr(db_service, "call", slow)
+    w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.01, batch_size=5, max_queue=1000,
+                        max_queue_bytes=10 * 62_000)
+    for i in range(200):
+        x = _exchange(f"q {i}")
+        x.headers["content-length"] = "62000"
+        w.submit(x)
+        time.sleep(0.001)
+    time.sleep(0.3)
+    assert w.dropped > 0 and len(w._pending) <= 10
+    gate.set()
+    w.flush()
+    w.close()
+    assert w.written + w.dropped == 200 and w.written >= 10
+
+
 TOON_PIPE = """
 version: 1
 name: counted

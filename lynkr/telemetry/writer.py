@@ -98,6 +98,18 @@ class NullWriter:
         pass
 
 
+# Finished requests may wait for their rows up to this many bytes of request bodies (~5× that in
+# memory: the parsed request and its copies); normally under 10 MB wait (62 KB bodies, 870 req/s).
+MAX_QUEUE_BYTES = 24 << 20
+
+
+def _body_bytes(x) -> int:
+    try:
+        return int(x.headers.get("content-length") or 0) or 4096
+    except (TypeError, ValueError):
+        return 4096
+
+
 # Rows are built from finished requests this often, or once this many are waiting (see _loop).
 ROWS_INTERVAL_S = 0.05
 ROWS_EVERY = 64
@@ -105,7 +117,8 @@ ROWS_EVERY = 64
 
 class TelemetryWriter:
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 5000,
-                 content: bool = False, worker: int = 0, max_queue: int = 2_000):
+                 content: bool = False, worker: int = 0, max_queue: int = 2_000,
+                 max_queue_bytes: int = MAX_QUEUE_BYTES):
         self.path = str(path)
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.flush_interval = flush_interval
@@ -113,10 +126,17 @@ class TelemetryWriter:
         self.content = content
         self.worker = worker
         # Finished requests waiting for their rows. Each holds its parsed request (~300 KB for a
-        # 62 KB Claude Code body), so this bounds memory when writes stall: past it, requests are
-        # counted in `dropped` (lynkr_telemetry_rows_dropped_total) instead of kept.
+        # 62 KB Claude Code body), so memory is bounded when the rows stall (the writer process
+        # slow to answer a token count): past `max_queue` requests or `max_queue_bytes` of their
+        # bodies, requests are counted in `dropped` (lynkr_telemetry_rows_dropped_total) instead
+        # of kept. A count alone let 2,000 62 KB requests wait: a worker at 621 MB in one soak.
         self.max_queue = max_queue
+        self.max_queue_bytes = max_queue_bytes
         self._pending: deque = deque()
+        # Body bytes queued and taken, each written by one thread only (submit: the event loop;
+        # _take: this writer's thread), so their difference needs no lock.
+        self._queued_bytes = 0
+        self._taken_bytes = 0
         self._wake = threading.Event()
         self._stop = False
         self.dropped = 0
@@ -135,10 +155,13 @@ class TelemetryWriter:
         # A deque append and a length check: no lock, no wake-up per request. Waking the writer
         # for every row made it contend for the GIL once per request, which cost more CPU than
         # the proxying itself (a small passthrough request: ~500 µs → ~1,050 µs).
-        if len(self._pending) >= self.max_queue:
+        size = _body_bytes(x)
+        if (len(self._pending) >= self.max_queue
+                or self._queued_bytes - self._taken_bytes + size > self.max_queue_bytes):
             self.dropped += 1
             return
-        self._pending.append(x)
+        self._queued_bytes += size
+        self._pending.append((x, size))
         if len(self._pending) == ROWS_EVERY:
             self._wake.set()
 
@@ -204,11 +227,15 @@ class TelemetryWriter:
 
     def _take(self) -> list:
         out = []
+        taken = 0
         pop = self._pending.popleft
         try:
             while True:
-                out.append(pop())
+                x, size = pop()
+                out.append(x)
+                taken += size
         except IndexError:
+            self._taken_bytes += taken
             self.pending_peak = max(self.pending_peak, len(out))
             return out
 
