@@ -125,8 +125,8 @@ def test_the_writer_process_can_be_turned_off(tmp_path):
         _stop(proc)
 
 
-def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, monkeypatch):
-    """Writes slower than requests (a report holding the file, a slow disk): memory stays bounded."""
+def _stalled_writes(monkeypatch) -> threading.Event:
+    """Telemetry writes wait until the returned event is set (in-process, no writer process)."""
     monkeypatch.delenv(db_service.ENV, raising=False)
     gate = threading.Event()
     real = db_service.call
@@ -137,6 +137,12 @@ def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, 
         return real(name, path, payload, **kw)
 
     monkeypatch.setattr(db_service, "call", slow)
+    return gate
+
+
+def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, monkeypatch):
+    """Writes slower than requests (a report holding the file, a slow disk): memory stays bounded."""
+    gate = _stalled_writes(monkeypatch)
     w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.01, batch_size=5, max_queue=20)
     for i in range(200):
         w.submit(_exchange(f"q {i}"))
@@ -151,16 +157,7 @@ def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, 
 def test_big_requests_waiting_for_their_rows_are_bounded_by_their_bytes(tmp_path, monkeypatch):
     """A count bound alone let 2,000 finished 62 KB requests (~300 KB each in memory) wait while
     the rows stalled; the bodies' bytes bound them too."""
-    monkeypatch.delenv(db_service.ENV, raising=False)
-    gate = threading.Event()
-    real = db_service.call
-
-    def slow(name, path, payload=None, **kw):
-        if name == "telemetry.write":
-            gate.wait(30)
-        return real(name, path, payload, **kw)
-
-    monkeypatch.setattr(db_service, "call", slow)
+    gate = _stalled_writes(monkeypatch)
     w = TelemetryWriter(str(tmp_path / "t.duckdb"), flush_interval=0.01, batch_size=5, max_queue=1000,
                         max_queue_bytes=10 * 62_000)
     for i in range(200):
