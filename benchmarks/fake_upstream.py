@@ -116,7 +116,7 @@ class RawUpstream(asyncio.Protocol):
         del self.buf[:start + length]
         return stream
 
-    def _take_chunked(self, pos: int) -> bytes | None:
+    def _take_chunked(self, pos: int) -> bool | None:
         body = bytearray()
         while True:
             eol = self.buf.find(b"\r\n", pos)
