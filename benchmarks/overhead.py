@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -368,8 +369,7 @@ def ratio(r: dict, base: dict) -> float:
     """r's req/s over base's: the median of the per-round ratios when both ran the same rounds."""
     a, b = r.get("rounds") or [], base.get("rounds") or []
     if a and len(a) == len(b):
-        each = sorted(x / y for x, y in zip(a, b))
-        return each[len(each) // 2] if len(each) % 2 else (each[len(each) // 2 - 1] + each[len(each) // 2]) / 2
+        return statistics.median([x / y for x, y in zip(a, b)])
     return r["rps"] / base["rps"]
 
 
