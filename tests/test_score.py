@@ -8,7 +8,7 @@ from lynkr.errors import ConfigError
 from lynkr.routing.signals import is_negated
 from lynkr.routing.text import read_conversation, strip_harness
 from stages.score import Score
-from tests.conftest import EVAL
+from tests.conftest import EVAL, FIXTURES
 from tests.helpers.routing_requests import build_stage, claude_code, run_stage, user_request
 
 
@@ -310,6 +310,19 @@ def test_codex_session_header_is_the_session():
     from lynkr.server.handler import session_of
     req = make_mocked_request("POST", "/v1/responses", headers={"session-id": "01a2057a-39c5"})
     assert session_of(req.headers, {}) == "01a2057a-39c5"
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
+def test_session_from_claude_code_user_id_without_the_header():
+    # What 2.1.328 sends in metadata (../shared/fixtures), and the 1.x form; the header wins when sent.
+    from lynkr.server.handler import session_of
+    fixture = json.loads((FIXTURES / "claude-code/fix-negative-stock/req_004.json").read_text())
+    assert session_of({}, fixture["body"]) == "43e9a6fd-7a3a-4d1c-b7cf-4938cae8186a"
+    old = {"metadata": {"user_id": "user_ab12_account_c0ffee_session_5e55-10n"}}
+    assert session_of({}, old) == "5e55-10n"
+    assert session_of({}, {"metadata": {"user_id": "someone"}}) == "someone"
+    assert session_of({}, {"metadata": {"user_id": "{not json"}}) == "{not json"
+    assert session_of({"x-claude-code-session-id": "h"}, fixture["body"]) == "h"
 
 
 # -- any shape a client may send --------------------------------------------------------------------

@@ -95,8 +95,23 @@ def session_of(h, body) -> str | None:
         return sid
     meta = body.get("metadata") if isinstance(body, dict) else None
     if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
-        return meta["user_id"][-64:]
+        return _session_in_user_id(meta["user_id"])
     return None
+
+
+def _session_in_user_id(uid: str) -> str:
+    """Claude Code 2.1 sends `user_id` as JSON (`{"device_id":…,"account_uuid":…,"session_id":…}`),
+    1.x as `user_<hash>_account_<uuid>_session_<uuid>`: the session is its last part. Any other
+    value is the client's own id, kept (its last 64 characters)."""
+    if uid.startswith("{"):
+        try:
+            sid = orjson.loads(uid).get("session_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            sid = None
+        if isinstance(sid, str) and sid:
+            return sid[-64:]
+    _, sep, sid = uid.rpartition("_session_")
+    return (sid if sep and sid else uid)[-64:]
 
 
 _CREDENTIAL_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
