@@ -169,7 +169,7 @@ async def test_provider_key_never_reaches_client_logs_telemetry_or_explain(upstr
     for rec in caplog.records:
         assert PROVIDER_KEY not in logging.Formatter().format(rec)
 
-    from lynkr.telemetry.writer import connect_with_retry
+    from lynkr.duckfile import connect_with_retry
     con = connect_with_retry(str(tmp_path / "telemetry.duckdb"), read_only=True)
     try:
         dump = json.dumps(con.execute("SELECT * FROM requests").fetchall(), default=str)

@@ -2,8 +2,8 @@
 the cache. Default `<state_dir>/cache.duckdb`.
 
 Writes go through one thread per file and are batched; each batch (and each read) is one
-lynkr.db_service operation, which opens the file, works and closes it, so several workers and a
-hot-reloaded pipeline can share it. Under `lynkr run` that happens in the one writer process, and
+lynkr.db_service operation, which attaches the file, works and detaches it (lynkr.duckfile), so
+several workers and a hot-reloaded pipeline can share it. Under `lynkr run` that happens in the one writer process, and
 a server process never loads DuckDB. The event loop only enqueues. Reads happen once, when a
 stage is built (already off the loop).
 """
@@ -18,14 +18,14 @@ from pathlib import Path
 import orjson
 
 from lynkr import db_service
-from lynkr.telemetry.writer import connect_with_retry
+from lynkr.duckfile import attached, insert, release
 
 __all__ = ["CacheStore", "open_store", "cache_path"]
 
 log = logging.getLogger("lynkr.cache")
 
 _DDL = """
-CREATE TABLE IF NOT EXISTS cache_entries (
+CREATE TABLE IF NOT EXISTS cache.cache_entries (
   id VARCHAR PRIMARY KEY,
   kind VARCHAR,          -- exact | semantic
   stage VARCHAR,         -- the stage id that stored it
@@ -70,6 +70,10 @@ class CacheStore:
         if last:
             self.flush()
             self._pool.shutdown(wait=True)
+            try:
+                db_service.call("cache.release", self.path)     # the instance it was attached to
+            except Exception:
+                log.exception("cache store %s: release failed", self.path)
             with _stores_lock:
                 if _stores.get(self.path) is self:
                     del _stores[self.path]
@@ -116,7 +120,7 @@ class CacheStore:
             self._submit(_DELETE, [list(ids)])
 
     def purge_expired(self, now: float | None = None) -> None:
-        self._submit("DELETE FROM cache_entries WHERE expires <= ?", [time.time() if now is None else now])
+        self._submit("DELETE FROM cache.cache_entries WHERE expires <= ?", [time.time() if now is None else now])
 
     def _submit(self, sql: str, params: list) -> None:
         with self._lock:
@@ -154,36 +158,37 @@ class CacheStore:
 
 # -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
 
+ALIAS = "cache"
+
+
 @db_service.operation("cache.create")
 def _create(path: str, _payload=None) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    con = connect_with_retry(path)
-    try:
+    with attached(path, ALIAS) as con:
         con.execute(_DDL)
-    finally:
-        con.close()
 
 
 @db_service.operation("cache.load")
 def _load(path: str, args: list) -> list:
-    con = connect_with_retry(path, read_only=False)
-    try:
+    with attached(path, ALIAS) as con:
         return con.execute(
-            "SELECT id, scope, text, vector, message, created, expires FROM cache_entries "
+            "SELECT id, scope, text, vector, message, created, expires FROM cache.cache_entries "
             "WHERE kind = ? AND stage = ? AND expires > ? ORDER BY created", args).fetchall()
-    finally:
-        con.close()
+
+
+@db_service.operation("cache.release")
+def _release(path: str, _payload=None) -> None:
+    release(path)
 
 
 @db_service.operation("cache.write")
 def _write_batch(path: str, batch: list) -> int:
     """The statements in one transaction; when that fails, one by one. Returns the failures."""
-    con = connect_with_retry(path, timeout=30)
-    try:
+    with attached(path, ALIAS) as con:
         try:   # in order (a delete may follow the insert it undoes), one commit for the batch
             con.execute("BEGIN")
             for sql, params in _grouped(batch):
-                con.execute(sql, params)
+                _execute(con, sql, params)
             con.execute("COMMIT")
             return 0
         except Exception:
@@ -194,30 +199,35 @@ def _write_batch(path: str, batch: list) -> int:
         errors = 0
         for sql, params in batch:     # one bad row costs that row, not the batch
             try:
-                con.execute(sql, params)
+                _execute(con, sql, params)
             except Exception:
                 errors += 1
                 log.exception("cache store %s: write failed", path)
         return errors
-    finally:
-        con.close()
+
+
+def _execute(con, sql: str, params: list) -> None:
+    if sql == _INSERT_ROWS:
+        insert(con, "cache.cache_entries", COLUMNS, params, verb="INSERT OR REPLACE")
+    elif sql == _INSERT:
+        insert(con, "cache.cache_entries", COLUMNS, [[v] for v in params], verb="INSERT OR REPLACE")
+    else:
+        con.execute(sql, params)
 
 
 WRITE_INTERVAL = 5.0     # seconds between two writes of queued entries under load
 BUSY_BATCH = 16          # entries queued during one write that mean "under load"
 
-_INSERT = "INSERT OR REPLACE INTO cache_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_DELETE = "DELETE FROM cache_entries WHERE id IN (SELECT unnest(?))"
-# Many rows as one statement of nine list parameters (zipped by unnest): fewer parameters to bind
-# than a multi-row VALUES (~0.3 instead of ~0.5 ms a row).
-_INSERT_MANY = ("INSERT OR REPLACE INTO cache_entries SELECT * FROM (SELECT unnest(?::VARCHAR[]), "
-                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-                "unnest(?::FLOAT[][]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]))")
+COLUMNS = ["id", "kind", "stage", "scope", "text", "vector", "message", "created", "expires"]
+# What a worker queues: a row to insert (or replace), ids to delete, or a statement of its own.
+_INSERT = "insert"
+_INSERT_ROWS = "insert rows"         # rows as columns (lynkr.duckfile.insert), made by _grouped
+_DELETE = "DELETE FROM cache.cache_entries WHERE id IN (SELECT unnest(?))"
 
 
-def _grouped(batch: list[tuple[str, list]], size: int = 500):
+def _grouped(batch: list[tuple[str, list]]):
     """The batch as few statements: each run of inserts and deletes by id becomes one DELETE and
-    one insert per `size` rows, with each id's last operation winning (ids are independent, so
+    one insert, with each id's last operation winning (ids are independent, so
     this is the state the statements in order would leave). Interleaved, a full exact cache's
     insert+eviction pair per miss cost ~7 ms a request in DuckDB; grouped, ~0.3 ms. Any other
     statement (purge) keeps its place between runs."""
@@ -229,9 +239,8 @@ def _grouped(batch: list[tuple[str, list]], size: int = 500):
         last.clear()
         if gone:
             yield _DELETE, [gone]
-        for k in range(0, len(rows), size):
-            chunk = rows[k:k + size]
-            yield (_INSERT, chunk[0]) if len(chunk) == 1 else (_INSERT_MANY, [list(c) for c in zip(*chunk)])
+        if rows:
+            yield _INSERT_ROWS, [list(c) for c in zip(*rows)]
 
     for sql, params in batch:
         if sql == _INSERT:

@@ -53,7 +53,7 @@ class Engine:
         tcfg = self.current.config.get("telemetry") or {}
         if tcfg.get("enabled", True):
             path = self._telemetry_path or tcfg.get("path") or ".lynkr/telemetry.duckdb"
-            self.writer = TelemetryWriter(path, flush_interval=tcfg.get("flush_interval_s", 1.0),
+            self.writer = TelemetryWriter(path, flush_interval=tcfg.get("flush_interval_s", 2.0),
                                           batch_size=tcfg.get("batch_size", 5000),
                                           content=bool(tcfg.get("content", False)), worker=self.worker)
         if self.watch:

@@ -1,4 +1,5 @@
 """Telemetry: the DuckDB writer, its schema, and the built-in report queries."""
-from .writer import NullWriter, TelemetryWriter, connect_with_retry
+from ..duckfile import connect_with_retry
+from .writer import NullWriter, TelemetryWriter
 
 __all__ = ["NullWriter", "TelemetryWriter", "connect_with_retry"]

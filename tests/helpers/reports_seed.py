@@ -8,7 +8,8 @@ from __future__ import annotations
 import datetime as dt
 
 from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
-from lynkr.telemetry.writer import _insert, connect_with_retry
+from lynkr.duckfile import connect_with_retry
+from lynkr.telemetry.writer import _insert
 
 # USD per million tokens, as a pipeline's `models:` gives them.
 PRICES = {
