@@ -216,21 +216,67 @@ def count_request(body: dict | None, memo: dict | None = None, json: dict | None
     objects as in the client's request and are counted once. `json` is the request's memo of
     its parts' JSON (`lynkr.cache.parts.memo_of(x)`): parts the stages serialised already are not
     serialised again to find their remembered count.
+
+    Counted inside `gathering()`, a request leaves in `memo` what it knew and the parts that had
+    texts not counted yet; counted again once they are, only those parts are read (the telemetry
+    thread's second pass walked every part of every request again: ~40 lookups of a 62 KB one).
     """
     if not body:
         return 0
     memo = {} if memo is None else memo
-    total = 0
+    whole = memo.get((_WHOLE, id(body)))
+    if whole is not None and whole[0] is body:
+        known, pending = whole[1], whole[2]
+        if pending is None:
+            return known
+        parts = pending
+    else:
+        known, parts = 0, _parts_of(body)
+    total = known
+    left = None
+    for obj, fn in parts:
+        hit = memo.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            total += hit[1]
+            known += hit[1]
+            continue
+        n = _by_json(obj, fn, json)
+        if n is None:                   # gathering: its new texts set aside, a partial count
+            total += fn(obj)
+            if left is None:
+                left = []
+            left.append((obj, fn))
+            continue
+        memo[id(obj)] = (obj, n)        # holding obj keeps its id from being reused meanwhile
+        total += n
+        known += n
+    memo[(_WHOLE, id(body))] = (body, known, left)
+    return total
+
+
+_WHOLE = "request"
+
+
+def _parts_of(body: dict) -> list:
+    parts = []
     system = body.get("system")
     if system:
-        total += _memo(memo, system, lambda s: count_text(s) if isinstance(s, str) else _content_tokens(s), json)
+        parts.append((system, _system_tokens))
     for msg in body.get("messages") or ():
         if isinstance(msg, dict):
-            total += _memo(memo, msg, lambda m: 4 + _content_tokens(m.get("content")), json)
+            parts.append((msg, _message_tokens))
     for tool in body.get("tools") or ():
         if isinstance(tool, dict):
-            total += _memo(memo, tool, _tool_tokens, json)
-    return total
+            parts.append((tool, _tool_tokens))
+    return parts
+
+
+def _system_tokens(system) -> int:
+    return count_text(system) if isinstance(system, str) else _content_tokens(system)
+
+
+def _message_tokens(msg: dict) -> int:
+    return 4 + _content_tokens(msg.get("content"))
 
 
 def _tool_tokens(tool: dict) -> int:
@@ -243,17 +289,6 @@ def _tool_tokens(tool: dict) -> int:
 # and history every turn as new objects: one orjson.dumps and one lookup per part is several times
 # cheaper than walking its blocks again (~80 count_text calls for a 62 KB Claude Code request).
 _parts = _Counts()
-
-
-def _memo(memo: dict, obj, fn, json: dict | None = None) -> int:
-    hit = memo.get(id(obj))
-    if hit is not None and hit[0] is obj:
-        return hit[1]
-    n = _by_json(obj, fn, json)
-    if n is None:
-        return fn(obj)      # gathering: a partial count (new texts count 0), not one to remember
-    memo[id(obj)] = (obj, n)    # holding obj keeps its id from being reused meanwhile
-    return n
 
 
 def _by_json(obj, fn, json: dict | None = None) -> int | None:
