@@ -2,6 +2,8 @@
 (cold or warm), on key order, or on where one part ends and the next begins."""
 import copy
 
+import pytest
+
 from lynkr.cache import scope
 from lynkr.cache.scope import exact_key
 
@@ -68,6 +70,12 @@ def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_onc
     changed = {**req, "messages": req["messages"][:2] + [{"role": "user", "content": "é" * 5}]}
     assert json_len(changed, memo) == len(orjson.dumps(changed))
     assert json_len({}, memo) == 2 and json_len({"a": []}, memo) == len(b'{"a":[]}')
+    # The upstream body joined from the parts' JSON is orjson's, byte for byte.
+    from lynkr.cache.parts import json_bytes
+    for body in (req, changed, {}, {"a": []}, {"m": [[1, 2], {"x": None}], "n": {"é": [1.5]}}):
+        assert json_bytes(body, memo) == orjson.dumps(body) == json_bytes(body, None)
+    with pytest.raises(TypeError):
+        json_bytes({1: "non-str key"}, memo)
     # exact_key shares the memo and gives the key it gives without one.
     assert exact_key(req, memo=memo) == exact_key(copy.deepcopy(req))
 

@@ -141,3 +141,39 @@ def test_savings_stages_never_raise_on_odd_shapes(tmp_path, payloads, tools):
                   build_stage(Crush, keep_last=0, min_tokens=0, state_dir=str(tmp_path))):
         x = run_stage(stage, req)
         json.dumps(x.request)           # still a JSON body
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
+async def test_the_upstream_body_is_orjsons_bytes_and_the_same_every_time(lynkr, monkeypatch, tmp_path):
+    """The Anthropic upstream body is joined from the parts' JSON the stages made (lynkr.cache.parts
+    json_bytes): it must be what orjson.dumps gives, and a resent request must send the same bytes.
+    The answer calls a tool, so the exact cache keys both requests (its parts' JSON) and stores neither."""
+    import orjson
+
+    from tests.conftest import serving
+    from tests.helpers.anthropic_upstream import AnthropicUpstream, tool_message
+
+    upstream = AnthropicUpstream(lambda body: tool_message("Bash", {"command": "ls"}))
+    async with serving(upstream):
+        monkeypatch.setenv("ANTHROPIC_UPSTREAM_URL", upstream.url)
+        monkeypatch.setenv("LYNKR_STATE_DIR", str(tmp_path / "state"))
+        _, url = await lynkr(ROOT / "pipelines" / "default.yaml")
+        await _send_twice(url)
+    first, second = upstream.raw
+    assert first == orjson.dumps(orjson.loads(first)) and first == second
+    capture = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())
+    assert len(orjson.loads(first)["tools"]) < len(capture["body"]["tools"])    # strip_tools' list, joined too
+
+
+async def _send_twice(url):
+    import aiohttp
+    import orjson
+
+    capture = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())
+    headers = {k: v for k, v in capture["headers"].items() if k.lower() not in ("content-length", "host")}
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):
+            async with s.post(url + "/v1/messages", data=orjson.dumps({**capture["body"], "stream": False}),
+                              headers={**headers, "content-type": "application/json"}) as r:
+                assert r.status == 200, await r.text()
+                assert r.headers.get("x-lynkr-cache") != "exact"

@@ -8,13 +8,14 @@ JSON. `json_of(part, memo)` serialises a part once per request; the memo (`reque
 in `x.vars["_json"]`) holds each part beside its JSON, so an id is never reused while it is
 remembered. The telemetry writer drops it once it has counted the request's tokens (within
 ~50 ms of the answer), so a memo (~100 KB for a 62 KB request) lives no longer than its request.
-`json_len(request, memo)` is `len(orjson.dumps(request))` from the parts' remembered JSON.
+`json_len(request, memo)` and `json_bytes(request, memo)` are `len(orjson.dumps(request))` and
+`orjson.dumps(request)` from the parts' remembered JSON (tier_route's estimate, the upstream body).
 """
 from __future__ import annotations
 
 import orjson
 
-__all__ = ["json_of", "json_len", "memo_of", "remember", "request_memo"]
+__all__ = ["json_bytes", "json_of", "json_len", "memo_of", "remember", "request_memo"]
 
 KEY = "_json"
 
@@ -51,22 +52,36 @@ def remember(part, raw: bytes, memo: dict | None) -> None:
 
 
 def json_len(request: dict, memo: dict | None) -> int:
-    """len(orjson.dumps(request)): compact JSON, so a dict is `{` + `"key":value` joined by commas
-    + `}` and a list is `[` + items joined by commas + `]`."""
-    n = 1 + max(len(request) - 1, 0) + 1
+    """len(orjson.dumps(request)), from the parts' remembered JSON."""
+    return sum(map(len, _pieces(request, memo)))
+
+
+def json_bytes(request: dict, memo: dict | None) -> bytes:
+    """orjson.dumps(request), byte for byte, from the parts' remembered JSON: the upstream body of
+    a 62 KB Claude Code request is its ~25 parts joined instead of serialised again."""
+    return b"".join(_pieces(request, memo))
+
+
+def _pieces(request: dict, memo: dict | None):
+    """Compact JSON, as orjson writes it: a dict is `{` + `"key":value` joined by commas + `}`, a
+    list `[` + items joined by commas + `]`; a top-level list is joined from its items' JSON."""
+    if any(type(k) is not str for k in request):
+        yield orjson.dumps(request)           # raises as orjson does
+        return
+    yield b"{"
+    first = True
     for k, v in request.items():
-        if type(k) is not str:
-            return len(orjson.dumps(request))        # raises as orjson does
-        n += len(_key(k)) + 1
+        yield _key(k) + b":" if first else b"," + _key(k) + b":"
+        first = False
         if memo is not None and type(v) is list and v:
             hit = memo.get(id(v))
             if hit is not None and hit[0] is v:
-                n += len(hit[1])
+                yield hit[1]
             else:
-                n += 1 + (len(v) - 1) + 1 + sum(len(json_of(item, memo)) for item in v)
+                yield b"[" + b",".join([json_of(item, memo) for item in v]) + b"]"
         else:
-            n += len(orjson.dumps(v))
-    return n
+            yield orjson.dumps(v)
+    yield b"}"
 
 
 _keys: dict[str, bytes] = {}

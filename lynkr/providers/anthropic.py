@@ -12,6 +12,7 @@ import time
 from urllib.parse import urlparse
 
 
+from ..cache.parts import json_bytes, memo_of
 from ..exchange import Exchange, Response
 from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
 from ..wire.sse import SSEBody
@@ -89,7 +90,10 @@ class AnthropicProvider(Provider):
         # thinking (lynkr.wire.canonical); an Anthropic client's body passes untouched.
         body = self.build(for_anthropic_upstream(x.request, x.client), model)
         x.upstream_request = body
-        resp = await self.post(self.base_url + self.path, body, self._headers(x))
+        # The parts the stages serialised already (the exact cache's key, strip_tools) are joined,
+        # not serialised again: the same bytes orjson.dumps(body) gives.
+        data = json_bytes(body, memo_of(x))
+        resp = await self.post(self.base_url + self.path, data, self._headers(x))
         first = time.perf_counter()
         if body.get("stream"):
             # Readable as events or, for an Anthropic client, as the upstream's bytes (wire/sse.py).

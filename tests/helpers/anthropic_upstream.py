@@ -58,6 +58,7 @@ class AnthropicUpstream:
 
     def __init__(self, script=None):
         self.requests: list[dict] = []
+        self.raw: list[bytes] = []                      # the bodies as they arrived
         self.headers: list[dict] = []
         self.script = script or (lambda body: text_message("Hello from upstream."))
         self._turn = 0
@@ -73,7 +74,9 @@ class AnthropicUpstream:
         return msg
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        body = orjson.loads(await request.read())
+        raw = await request.read()
+        body = orjson.loads(raw)
+        self.raw.append(raw)
         self.requests.append(body)
         self.headers.append(dict(request.headers))
         if self.fail_next:
