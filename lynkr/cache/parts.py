@@ -78,7 +78,12 @@ def _pieces(request: dict, memo: dict | None):
             if hit is not None and hit[0] is v:
                 yield hit[1]
             else:
-                yield b"[" + b",".join([json_of(item, memo) for item in v]) + b"]"
+                sep = b"["
+                for item in v:
+                    yield sep
+                    yield json_of(item, memo)
+                    sep = b","
+                yield b"]"
         else:
             yield orjson.dumps(v)
     yield b"}"
