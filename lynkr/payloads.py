@@ -95,7 +95,26 @@ def user_texts(request: dict) -> list[str]:
         content = msg.get("content")
         parts = [content] if isinstance(content, str) else [
             b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text"]
-        text = _REMINDER.sub(" ", "\n".join(p for p in parts if isinstance(p, str))).strip()
+        text = _without_reminders("\n".join(p for p in parts if isinstance(p, str)))
         if text:
             out.append(text)
     return out
+
+
+# An agent resends its first user message, reminders and all, every turn: the regex runs once a text.
+_cleaned: dict[str, str] = {}
+_cleaned_chars = 0
+_CLEANED_MAX_CHARS = 1_000_000
+
+
+def _without_reminders(text: str) -> str:
+    global _cleaned_chars
+    hit = _cleaned.get(text)
+    if hit is None:
+        hit = _REMINDER.sub(" ", text).strip()
+        if _cleaned_chars + len(text) > _CLEANED_MAX_CHARS:
+            _cleaned.clear()
+            _cleaned_chars = 0
+        _cleaned[text] = hit
+        _cleaned_chars += len(text)
+    return hit
