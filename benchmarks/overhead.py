@@ -373,6 +373,9 @@ def ratio(r: dict, base: dict) -> float:
     return r["rps"] / base["rps"]
 
 
+IDLE_AFTER_S = 3.0
+
+
 def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]) -> dict:
     """RSS and PSS after N requests served (counted from the process's start), for each N in marks.
     Each is read once the process is idle again, the state the figures after the cells are read in;
@@ -386,6 +389,9 @@ def soak(proc: "Proc", load, f: Path, body: bytes, served: int, marks: list[int]
             served += load(f, 5)["requests"]
         busy = proc.rss_each_mb()
         proc.settle()
+        # Past the telemetry writer's last batch (flush_interval_s, 2 s) and the trim after it, which
+        # hand the freed heap back: settle() alone can return while they are still to come.
+        time.sleep(IDLE_AFTER_S)
         out[str(mark)] = {"served": served, "rss_mb": proc.rss_mb(), "rss_each_mb": proc.rss_each_mb(),
                           "rss_roles": proc.rss_roles(), "pss_mb": proc.pss_mb(), "busy_each_mb": busy}
     return out

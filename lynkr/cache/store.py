@@ -3,9 +3,9 @@ the cache. Default `<state_dir>/cache.duckdb`.
 
 Writes go through one thread per file and are batched; each batch (and each read) is one
 lynkr.db_service operation, which attaches the file, works and detaches it (lynkr.duckfile), so
-several workers and a hot-reloaded pipeline can share it. Under `lynkr run` that happens in the one writer process, and
-a server process never loads DuckDB. The event loop only enqueues. Reads happen once, when a
-stage is built (already off the loop).
+several workers and a hot-reloaded pipeline can share it. Under `lynkr run` that happens in the
+one writer process, and a server process never loads DuckDB. The event loop only enqueues. Reads
+happen once, when a stage is built (already off the loop).
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from lynkr.duckfile import attached, insert, release
 __all__ = ["CacheStore", "open_store", "cache_path"]
 
 log = logging.getLogger("lynkr.cache")
+
+ALIAS = "cache"     # the file, as lynkr.duckfile attaches it: the SQL here names `cache.cache_entries`
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS cache.cache_entries (
@@ -157,9 +159,6 @@ class CacheStore:
 
 
 # -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
-
-ALIAS = "cache"
-
 
 @db_service.operation("cache.create")
 def _create(path: str, _payload=None) -> None:

@@ -5,7 +5,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 
 from aiohttp import web
