@@ -1,7 +1,7 @@
 """DuckDB file work (telemetry rows, cache entries) and token counts, done by one process for all
 of `lynkr run`.
 
-    call("telemetry.write", path, {"requests": [...], "events": [...]})   # from a worker thread
+    call("telemetry.write", path, {"files": {"requests": ..., "events": ...}})   # from a worker thread
 
 `lynkr run` starts `python -m lynkr.db_service SOCKET` before its workers and tells them the
 socket in $LYNKR_DB_SOCKET. Each `call` then goes there, as one length-prefixed orjson frame,

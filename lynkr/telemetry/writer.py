@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from .. import db_service
-from ..duckfile import attached, insert, release
+from ..duckfile import attached, release
 from ..memory import trim
 from ..tokens import count_request, count_text, gathering
 from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
@@ -223,12 +223,9 @@ class TelemetryWriter:
         inside the request frame: a frame of rows was parsed back into dicts and turned into
         columns in Python there, ~35 µs a 62 KB request's rows of its ~150."""
         self._batches += 1
-        stem = os.path.join(self._spool, f"{os.getpid()}-{self._batches}")
-        files = {"requests": stem + ".requests.json", "events": stem + ".events.json"}
+        files = {}
         try:
-            for name, rows in (("requests", req_rows), ("events", ev_rows)):
-                with open(files[name], "wb") as f:
-                    f.write(orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
+            files = spool(os.path.join(self._spool, f"{os.getpid()}-{self._batches}"), req_rows, ev_rows)
             db_service.call("telemetry.write", self.path, {"files": files})
             self.written += len(req_rows)
         except Exception:
@@ -253,20 +250,24 @@ def _create(path: str, _payload=None) -> None:
             con.execute(stmt)
 
 
+def spool(stem: str, req_rows: list[dict], ev_rows: list[dict]) -> dict[str, str]:
+    """A batch as the two files `telemetry.write` reads: JSON arrays of row objects."""
+    files = {"requests": stem + ".requests.json", "events": stem + ".events.json"}
+    for name, rows in (("requests", req_rows), ("events", ev_rows)):
+        with open(files[name], "wb") as f:
+            f.write(orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY, default=str))
+    return files
+
+
 @db_service.operation("telemetry.write")
 def _write_rows(path: str, payload: dict) -> None:
-    """One batch in one transaction: `{"files": {"requests": …, "events": …}}`, each a JSON array of
-    row objects (TelemetryWriter._write), or the rows themselves as `{"requests": […], "events": […]}`."""
-    files = payload.get("files")
+    """One batch in one transaction: `{"files": {"requests": …, "events": …}}` (spool())."""
+    files = payload["files"]
     with attached(path, ALIAS) as con:
         con.execute("BEGIN")
         try:
-            for table, columns, name in (("requests", REQUEST_COLUMNS, "requests"),
-                                         ("stage_events", STAGE_EVENT_COLUMNS, "events")):
-                if files:
-                    _read_into(con, f"{ALIAS}.{table}", columns, files[name])
-                else:
-                    _insert(con, f"{ALIAS}.{table}", columns, payload[name])
+            _read_into(con, f"{ALIAS}.requests", REQUEST_COLUMNS, files["requests"])
+            _read_into(con, f"{ALIAS}.stage_events", STAGE_EVENT_COLUMNS, files["events"])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -276,11 +277,6 @@ def _write_rows(path: str, payload: dict) -> None:
 @db_service.operation("telemetry.release")
 def _release(path: str, _payload=None) -> None:
     release(path)
-
-
-def _insert(con, table: str, columns, rows: list[dict]) -> None:
-    names = [c for c, _t in columns]
-    insert(con, table, names, [[r.get(c) for r in rows] for c in names])
 
 
 def _read_into(con, table: str, columns, file: str) -> None:

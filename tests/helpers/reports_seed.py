@@ -6,10 +6,9 @@ expected report numbers in the tests are worked out by hand from these rows and 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
-from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
-from lynkr.duckfile import connect_with_retry
-from lynkr.telemetry.writer import _insert
+from lynkr.telemetry.writer import _create, _release, _write_rows, spool
 
 # USD per million tokens, as a pipeline's `models:` gives them.
 PRICES = {
@@ -80,14 +79,14 @@ def known_rows():
 def seed(path, reqs=None, evs=None) -> str:
     if reqs is None:
         reqs, evs = known_rows()
-    con = connect_with_retry(str(path))
+    files = spool(f"{path}.seed", reqs, evs or [])
     try:
-        for stmt in ddl():
-            con.execute(stmt)
-        _insert(con, "requests", REQUEST_COLUMNS, reqs)
-        _insert(con, "stage_events", STAGE_EVENT_COLUMNS, evs or [])
+        _create(str(path))
+        _write_rows(str(path), {"files": files})
     finally:
-        con.close()
+        _release(str(path))
+        for f in files.values():
+            os.remove(f)
     return str(path)
 
 
