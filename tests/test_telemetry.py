@@ -123,3 +123,58 @@ def test_report_rejects_writes_and_bad_sql(tmp_path):
     assert write.returncode == 1 and "Traceback" not in write.stderr
     missing = run("bogus-report")
     assert missing.returncode == 1 and "no report named" in missing.stderr
+
+
+async def _through_default_stages(tmp_path, body: dict) -> Exchange:
+    """A Claude Code request through default.yaml's request stages, as served (no upstream call)."""
+    import copy
+    import os
+    from pathlib import Path
+
+    from lynkr.cache.parts import json_bytes, memo_of
+    from lynkr.engine.runtime import Engine
+    env = {**os.environ, "LYNKR_STATE_DIR": str(tmp_path / "state"), "ANTHROPIC_API_KEY": "k"}
+    engine = Engine(str(Path(__file__).parent.parent / "pipelines" / "default.yaml"), environ=env, watch=False)
+    pipeline = await engine._build()
+    body = copy.deepcopy(body)
+    x = Exchange.new("anthropic", body, original=body, headers={}, session="s")
+    x.pipeline = pipeline
+    for step in pipeline.plan.main:
+        if step.uses in ("provider_call", "fallback", "semantic_cache"):
+            continue
+        x.events.append(StageEvent(step.id, step.uses))
+        await step.stage.run(x)
+    x.upstream_request = {**x.request, "model": x.request["model"]}
+    json_bytes(x.upstream_request, memo_of(x))           # what provider_call serialises
+    x.response = Response(message={"content": [{"type": "text", "text": "ok"}]}, usage={"input_tokens": 9})
+    return x
+
+
+async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
+    """The telemetry row of an exchange whose request was let go on the event loop (lighten) is the
+    row of the same exchange kept whole: the same token counts, models and stage measures."""
+    import json
+
+    from lynkr.telemetry.writer import _counts, lighten, rows_for
+    from lynkr.tokens import gathering
+    from tests.conftest import FIXTURES
+    body = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())["body"]
+    whole = await _through_default_stages(tmp_path, body)
+    expected, expected_events = rows_for(whole)
+    # A new turn: its last message was never counted, so lighten leaves it for the thread.
+    turn = {**body, "messages": [*body["messages"], {"role": "assistant", "content": "Done, never seen before."}]}
+    for b in (body, turn):
+        light = lighten(await _through_default_stages(tmp_path, b))
+        assert light.request == {} and light.baseline == {} and light.upstream_request is None
+        memo: dict = {}
+        with gathering():                       # the telemetry thread's two passes
+            _counts(light, memo, None)
+        row, events = rows_for(light, memo=memo)
+        if b is turn:
+            assert light.vars["_tokens"][0][1], "the new message is counted by the telemetry thread"
+            expected, expected_events = rows_for(await _through_default_stages(tmp_path, b))
+        for k in ("tokens_client", "tokens_upstream", "requested_model", "model", "tier", "score"):
+            assert row[k] == expected[k], k
+        assert [(e["tokens_before"], e["tokens_after"]) for e in events] == \
+               [(e["tokens_before"], e["tokens_after"]) for e in expected_events]
+    assert expected["tokens_upstream"] < expected["tokens_client"]     # strip_tools and toon saved some
