@@ -75,15 +75,11 @@ def _pieces(request: dict, memo: dict | None):
         first = False
         if memo is not None and type(v) is list and v:
             hit = memo.get(id(v))
-            if hit is not None and hit[0] is v:
-                yield hit[1]
-            else:
-                sep = b"["
-                for item in v:
-                    yield sep
-                    yield json_of(item, memo)
-                    sep = b","
-                yield b"]"
+            if hit is None or hit[0] is not v:
+                # Remembered whole: tier_route's estimate and the upstream body read the same
+                # messages list; the second walk is one lookup, not one per message.
+                hit = memo[id(v)] = (v, b"[" + b",".join([json_of(item, memo) for item in v]) + b"]")
+            yield hit[1]
         else:
             yield orjson.dumps(v)
     yield b"}"

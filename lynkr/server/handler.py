@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from functools import lru_cache
 
 import orjson
 from aiohttp import web
@@ -99,6 +100,7 @@ def session_of(h, body) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1024)      # a session sends the same user_id with every request
 def _session_in_user_id(uid: str) -> str:
     """Claude Code 2.1 sends `user_id` as JSON (`{"device_id":…,"account_uuid":…,"session_id":…}`),
     1.x as `user_<hash>_account_<uuid>_session_<uuid>`: the session is its last part. Any other
