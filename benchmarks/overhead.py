@@ -40,9 +40,13 @@ def free_port() -> int:
 
 
 def workload_bodies() -> dict[str, bytes]:
-    """Each body holds MARK once, in its last user turn: on default.yaml the exact cache misses, and
-    the semantic cache embeds the small question and finds a neighbour the guard refuses (the
-    numbers differ) — a real miss, paid in full."""
+    """Each body holds MARK once, so on default.yaml the exact cache misses; on `small` the semantic
+    cache embeds the question and finds a neighbour the guard refuses (the numbers differ) — a real
+    miss, paid in full. The 62 KB Claude Code request (a tool loop's fifth turn) is sent two ways:
+    `cc62k` appends a text block to its last user message, so every request is a new thing the user
+    said and the router and strip_tools read new words; `cc62k-loop` puts MARK in its last tool
+    result instead, as the loop's next turn would (a new tool output, the user's words unchanged:
+    most of the requests an agent sends)."""
     small = {**SMALL, "messages": [{"role": "user", "content": f"Say ok. (request {MARK})"}]}
     bodies = {"small": json.dumps(small).encode()}
     if FIXTURE.is_file():
@@ -50,8 +54,15 @@ def workload_bodies() -> dict[str, bytes]:
         body["stream"] = False
         last = body["messages"][-1]
         content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
+        loop = json.loads(json.dumps(body))
         last["content"] = content + [{"type": "text", "text": f"(request {MARK})"}]
         bodies["cc62k"] = json.dumps(body).encode()
+        result = next(b for b in reversed(loop["messages"][-1]["content"]) if b.get("type") == "tool_result")
+        if isinstance(result.get("content"), str):
+            result["content"] += f"\n(request {MARK})"
+        else:
+            result["content"] = [*(result.get("content") or []), {"type": "text", "text": f"(request {MARK})"}]
+        bodies["cc62k-loop"] = json.dumps(loop).encode()
     bodies["stream"] = json.dumps({**small, "stream": True}).encode()
     return bodies
 
@@ -406,7 +417,7 @@ def main(argv=None) -> int:
                     help="each path loaded this many times, interleaved with the others; medians are reported")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm,litellm1")
-    ap.add_argument("--workloads", default="small,cc62k,stream")
+    ap.add_argument("--workloads", default="small,cc62k,cc62k-loop,stream")
     ap.add_argument("--ttfb-requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=1, help="lynkr --workers (and LiteLLM's --num_workers)")
     ap.add_argument("--soak", default="10000,50000",
@@ -459,7 +470,7 @@ def main(argv=None) -> int:
                 continue
             cells = []
             for name, proc in procs.items():
-                if name == "lynkr-cachehit" and w == "cc62k":
+                if name == "lynkr-cachehit" and w.startswith("cc62k"):
                     continue     # a tool loop: the semantic cache never answers it (docs/cache.md)
                 f = tmp / f"{name}-{w}.json"
                 f.write_bytes(fixed(bodies[w]) if name == "lynkr-cachehit" else bodies[w])
@@ -506,7 +517,7 @@ def print_table(results: dict, workloads: list[str]) -> None:
           f"{results.get('rounds', 1)} rounds (median; ratios: median of the rounds' ratios), "
           f"lynkr workers: {results['workers']}, fake upstream: {results.get('upstream_server', 'aiohttp')}\n")
     both = "litellm" in paths and "litellm1" in paths
-    print(f"{'path':<22}{'workload':<10}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
+    print(f"{'path':<22}{'workload':<12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
           + (f"{'vs litellm1':>13}" if both else ""))
     for w in [w for w in workloads if w != "stream"]:
         bare = paths.get("bare", {}).get(w)
@@ -519,7 +530,7 @@ def print_table(results: dict, workloads: list[str]) -> None:
             vs_bare = f"{ratio(r, bare):.0%}" if bare else ""
             vs_lite = f"{ratio(r, lite):.1f}x" if lite else ""
             vs_lite1 = f"{ratio(r, lite1):.1f}x" if lite1 and "litellm" in paths else ""
-            print(f"{name:<22}{w:<10}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
+            print(f"{name:<22}{w:<12}{r['rps']:>10.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['errors']:>8}"
                   f"{vs_bare:>9}{vs_lite:>12}{vs_lite1:>13}")
     for w in [w for w in workloads if w != "stream"]:
         runs = [f"{n} " + "/".join(f"{x:.0f}" for x in res[w]["rounds"]) for n, res in paths.items()

@@ -76,6 +76,15 @@ def test_bench_bodies_carry_one_marker():
     for name, body in bodies.items():
         assert body.count(MARK.encode()) == 1, name
         assert MARK.encode() not in fixed(body)
+    if "cc62k-loop" in bodies:
+        # The loop's next turn: the mark is in a tool's output, the user's last words are unchanged.
+        import json
+
+        from lynkr.routing.text import read_conversation
+        loop, ask = json.loads(bodies["cc62k-loop"]), json.loads(bodies["cc62k"])
+        assert MARK in json.dumps(loop["messages"][-1]["content"][-1]["content"])
+        assert read_conversation(loop).ask.startswith("Store.remove lets stock go negative.")
+        assert MARK in read_conversation(ask).ask
 
 
 def test_json_kept_past_the_request_is_right_sized():
