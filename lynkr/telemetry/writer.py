@@ -303,8 +303,11 @@ def lighten(x):
     one lookup a part; the models) and they are let go. Freed here, while still in the CPU's
     caches, a 62 KB Claude Code request's tree of objects costs about half the CPU it took on the
     telemetry thread a few milliseconds later (~120 µs there). The parts not counted yet stay, for
-    the telemetry thread to count."""
+    the telemetry thread to count. Without the stages' JSON (no stage serialised the request:
+    passthrough) nothing is known here and `x` is left whole."""
     json = x.vars.pop("_json", None)
+    if json is None:
+        return x
     seen: dict = {}
     base = x.baseline if x.baseline is not None else x.request
     client = known_parts(base, json, seen)
