@@ -81,7 +81,25 @@ def _result_failed(block: dict) -> bool:
     c = block.get("content")
     if isinstance(c, list):
         c = " ".join(b.get("text", "") for b in c if isinstance(b, dict) and isinstance(b.get("text"), str))
-    return isinstance(c, str) and bool(_ERROR_TEXT.search(c, 0, _ERROR_SCAN_CHARS))
+    return isinstance(c, str) and _error_in(c[:_ERROR_SCAN_CHARS])
+
+
+def _error_in(head: str) -> bool:
+    # The last few tool results are read again on every turn of a loop: each is searched once
+    # (hashing the head is several times cheaper than the search).
+    global _error_chars
+    hit = _errors.get(head)
+    if hit is None:
+        hit = _errors[head] = bool(_ERROR_TEXT.search(head))
+        _error_chars += len(head) + 100
+        if _error_chars > _STRIPPED_MAX_CHARS:
+            _errors.clear()
+            _error_chars = 0
+    return hit
+
+
+_errors: dict[str, bool] = {}
+_error_chars = 0
 
 
 def read_conversation(request: dict) -> Conversation:
