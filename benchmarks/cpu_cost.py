@@ -3,11 +3,13 @@ machine, where req/s does not.
 
     python -m benchmarks.cpu_cost                                   # bare, passthrough, default; small and cc62k
     python -m benchmarks.cpu_cost --paths lynkr-default --workloads cc62k --profile /tmp/default.txt
+    python -m benchmarks.cpu_cost --paths lynkr-default --workloads cc62k --workers 2 --repeat 10   # drift
 
-Each path runs as one process (no --workers) under wrk at fixed concurrency; the CPU seconds the
+Each path runs as one process (or `--workers N`) under wrk at fixed concurrency; the CPU seconds the
 process and each of its threads used during the load (from /proc) are divided by the requests
 served. `--profile FILE` also records a py-spy profile (raw, collapsed stacks) of the same load;
-py-spy slows the process, so compare CPU figures from runs without it.
+py-spy slows the process, so compare CPU figures from runs without it. `--repeat N` measures each
+cell N times in a row on the same process: how much the same work's cost moves from minute to minute.
 """
 from __future__ import annotations
 
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--profile", help="also record a py-spy profile (one path and workload only)")
+    ap.add_argument("--workers", type=int, default=1, help="lynkr run --workers")
+    ap.add_argument("--repeat", type=int, default=1, help="measure each cell this many times in a row")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-cpu-"))
@@ -77,18 +81,19 @@ def main(argv=None) -> int:
     upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
                     f"http://127.0.0.1:{up_port}")
     upstream.wait_ready()
-    print(f"{'path':<22}{'workload':<10}{'req/s':>8}{'CPU µs/req':>12}   by thread (µs/req)")
+    print(f"{'path':<22}{'workload':<12}{'req/s':>8}{'CPU µs/req':>12}   by thread (µs/req)")
     try:
         for name in args.paths.split(","):
-            proc = start_path(name, upstream.url, tmp, 1)
+            proc = start_path(name, upstream.url, tmp, args.workers)
             try:
                 proc.wait_ready(timeout=300)
                 for w in args.workloads.split(","):
                     f = tmp / f"{w}.json"
                     f.write_bytes(bodies[w])
-                    m = measure(proc, proc.url, f, args.seconds, args.connections, tmp, args.profile)
-                    threads = ", ".join(f"{k.split('/')[0]} {v:.0f}" for k, v in m["threads_us"].items())
-                    print(f"{name:<22}{w:<10}{m['rps']:>8.0f}{m['cpu_us']:>12.0f}   {threads}", flush=True)
+                    for _ in range(args.repeat):
+                        m = measure(proc, proc.url, f, args.seconds, args.connections, tmp, args.profile)
+                        threads = ", ".join(f"{k.split('/')[0]} {v:.0f}" for k, v in m["threads_us"].items())
+                        print(f"{name:<22}{w:<12}{m['rps']:>8.0f}{m['cpu_us']:>12.0f}   {threads}", flush=True)
             finally:
                 proc.stop()
     finally:

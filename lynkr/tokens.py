@@ -18,7 +18,8 @@ import orjson
 
 from . import db_service
 
-__all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding", "gathering", "warm"]
+__all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding",
+           "gathering", "warm"]
 
 _lock = threading.Lock()
 _enc = None
@@ -227,11 +228,11 @@ def count_request(body: dict | None, memo: dict | None = None, json: dict | None
 
 
 def known_parts(body: dict | None, json: dict | None, seen: dict) -> tuple[int, list, dict]:
-    """(tokens of `body`'s parts counted before, the parts still to count, their JSON) — for a request whose
-    parsed body should not outlive its response (lynkr.telemetry.writer.lighten). A part's count
-    is found by the JSON the stages left in `json` (lynkr.cache.parts): one dict lookup, no
-    serialising, no walking its blocks. `seen` (id -> count) is shared by the two requests of an
-    exchange, which have most parts in common; count_planned() counts the rest."""
+    """(tokens of `body`'s parts counted before, the parts still to count, their JSON), for a
+    request whose parsed body should not outlive its response (lynkr.telemetry.writer.lighten). A
+    part's count is found by the JSON the stages left in `json` (lynkr.cache.parts): one dict
+    lookup, no serialising, no walking its blocks. `seen` (id -> count) is shared by the two
+    requests of an exchange, which have most parts in common; count_planned() counts the rest."""
     known, pending, pending_json = 0, [], {}
     if not body:
         return known, pending, pending_json

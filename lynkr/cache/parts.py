@@ -5,9 +5,10 @@ stage replaced is the very object the client's body was parsed into. Several sta
 those same parts: the exact cache's key (each part), strip_tools (each tool) and tier_route's size
 estimate (the whole request); the telemetry writer's token counts look their parts up by the same
 JSON. `json_of(part, memo)` serialises a part once per request; the memo (`request_memo(x)`, kept
-in `x.vars["_json"]`) holds each part beside its JSON, so an id is never reused while it is
-remembered. The telemetry writer drops it once it has counted the request's tokens (within
-~50 ms of the answer), so a memo (~100 KB for a 62 KB request) lives no longer than its request.
+in `x.vars["_json"]`) holds each part (and each list of parts it joined) beside its JSON, so an id
+is never reused while it is remembered. It is dropped when the request finishes, once the
+telemetry row's token counts were looked up by it (lynkr.telemetry.writer.lighten), so a memo
+(~100 KB for a 62 KB request) lives no longer than its request.
 `json_len(request, memo)` and `json_bytes(request, memo)` are `len(orjson.dumps(request))` and
 `orjson.dumps(request)` from the parts' remembered JSON (tier_route's estimate, the upstream body).
 """
@@ -21,7 +22,7 @@ KEY = "_json"
 
 
 def request_memo(x) -> dict:
-    """The request's memo: id(part) -> (part, its JSON)."""
+    """The request's memo: id(part or list of parts) -> (it, its JSON)."""
     memo = x.vars.get(KEY)
     if memo is None:
         memo = x.vars[KEY] = {}
