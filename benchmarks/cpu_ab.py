@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .overhead import ROOT, Proc, _children, free_port, run_wrk, workload_bodies
+from .overhead import ROOT, Proc, _children, fake_upstream, free_port, run_wrk, workload_bodies
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -68,9 +68,7 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-ab-"))
     bodies = workload_bodies()
-    up_port = free_port()
-    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
-                    f"http://127.0.0.1:{up_port}")
+    upstream = fake_upstream()
     variants: list[Variant] = []
     try:
         upstream.wait_ready()

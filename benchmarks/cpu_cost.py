@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .overhead import Proc, free_port, run_wrk, start_path, workload_bodies
+from .overhead import Proc, fake_upstream, run_wrk, start_path, workload_bodies
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -77,9 +77,7 @@ def main(argv=None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-cpu-"))
     bodies = workload_bodies()
-    up_port = free_port()
-    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
-                    f"http://127.0.0.1:{up_port}")
+    upstream = fake_upstream()
     upstream.wait_ready()
     print(f"{'path':<22}{'workload':<12}{'req/s':>8}{'CPU µs/req':>12}   by thread (µs/req)")
     try:

@@ -165,6 +165,13 @@ class Proc:
                 self.p.kill()
 
 
+def fake_upstream(server: str = "raw") -> Proc:
+    """benchmarks/fake_upstream.py on a free port, started (`.wait_ready()` before use)."""
+    port = free_port()
+    return Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(port), "--server", server],
+                f"http://127.0.0.1:{port}")
+
+
 def _children(pid: int) -> list[int]:
     out = []
     try:
@@ -442,9 +449,7 @@ def main(argv=None) -> int:
     soak_paths = set(filter(None, args.soak_paths.split(",")))
     marks = sorted(int(m) for m in args.soak.split(",") if m.strip())
 
-    up_port = free_port()
-    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port),
-                                 "--server", args.upstream_server], f"http://127.0.0.1:{up_port}")
+    upstream = fake_upstream(args.upstream_server)
     upstream.wait_ready()
     results: dict = {"load": "wrk" if use_wrk else "aiohttp", "upstream_server": args.upstream_server,
                      "connections": args.connections,
@@ -557,7 +562,7 @@ def print_table(results: dict, workloads: list[str]) -> None:
         if r.get("soak"):
             print(f"RSS (PSS) of {n} by requests served, once idle: " + "; ".join(
                 f"{m['served']}: {m['rss_mb']:.0f} ({m.get('pss_mb') or 0:.0f}) MB = {_roles(m)}" for m in r["soak"].values()))
-            print(f"  read straight after the load (processes in start order): " + "; ".join(
+            print("  read straight after the load (processes in start order): " + "; ".join(
                 f"{m['served']}: " + "/".join(f"{mb:.0f}" for mb in m.get("busy_each_mb") or ()) + " MB"
                 for m in r["soak"].values()))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .overhead import MARK, Proc, free_port, start_path, workload_bodies
+from .overhead import MARK, Proc, fake_upstream, start_path, workload_bodies
 
 WARMUP = 20
 
@@ -49,9 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=400)
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-ttfb-"))
-    up_port = free_port()
-    upstream = Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
-                    f"http://127.0.0.1:{up_port}")
+    upstream = fake_upstream()
     procs: dict[str, Proc] = {}
     try:
         upstream.wait_ready()
