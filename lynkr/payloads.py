@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
+from .memo import per_text
+
 __all__ = ["Payload", "tool_results", "replace_payloads", "tool_names_by_id", "user_texts"]
 
 
@@ -102,19 +104,4 @@ def user_texts(request: dict) -> list[str]:
 
 
 # An agent resends its first user message, reminders and all, every turn: the regex runs once a text.
-_cleaned: dict[str, str] = {}
-_cleaned_chars = 0
-_CLEANED_MAX_CHARS = 1_000_000
-
-
-def _without_reminders(text: str) -> str:
-    global _cleaned_chars
-    hit = _cleaned.get(text)
-    if hit is None:
-        hit = _REMINDER.sub(" ", text).strip()
-        if _cleaned_chars + len(text) > _CLEANED_MAX_CHARS:
-            _cleaned.clear()
-            _cleaned_chars = 0
-        _cleaned[text] = hit
-        _cleaned_chars += len(text)
-    return hit
+_without_reminders = per_text(lambda text: _REMINDER.sub(" ", text).strip())

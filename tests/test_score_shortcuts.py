@@ -56,11 +56,10 @@ def test_heads_cover_the_vocabulary():
 
 
 def test_stripped_texts_are_remembered_within_a_bound(monkeypatch):
+    from lynkr.memo import per_text
     from lynkr.routing import text
-    monkeypatch.setattr(text, "_STRIPPED_MAX_CHARS", 1000)
-    monkeypatch.setattr(text, "_stripped", {})
-    monkeypatch.setattr(text, "_stripped_chars", 0)
+    monkeypatch.setattr(text, "_stripped", per_text(text._stripped.fn, max_chars=1000))
     for i in range(50):
         t = f"<system-reminder>note {i}</system-reminder> fix bug {i}"
         assert text.strip_harness(t) == text.strip_harness(t) == f"fix bug {i}"
-    assert text._stripped_chars <= 1000 and len(text._stripped) < 50
+    assert text._stripped._chars <= 1000 and len(text._stripped._seen) < 50

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..memo import per_text
+
 __all__ = ["Conversation", "read_conversation", "strip_harness"]
 
 # Harness tags are lower-case words joined by - or _ (system-reminder, environment_context,
@@ -27,22 +29,11 @@ _TURNS_COUNTED = 10
 def strip_harness(text: str) -> str:
     if "<" not in text:
         return text.strip()
-    # Claude Code resends the same reminder-wrapped blocks every turn: strip each text once.
-    global _stripped_chars
-    hit = _stripped.get(text)
-    if hit is None:
-        hit = _HARNESS_BLOCK.sub("", text).strip()
-        if _stripped_chars + len(text) + 200 > _STRIPPED_MAX_CHARS:
-            _stripped.clear()
-            _stripped_chars = 0
-        _stripped[text] = hit
-        _stripped_chars += len(text) + len(hit) + 200
-    return hit
+    return _stripped(text)
 
 
-_stripped: dict[str, str] = {}
-_stripped_chars = 0
-_STRIPPED_MAX_CHARS = 1_000_000
+# Claude Code resends the same reminder-wrapped blocks every turn: each text is stripped once.
+_stripped = per_text(lambda text: _HARNESS_BLOCK.sub("", text).strip())
 
 
 @dataclass(slots=True)
@@ -84,22 +75,9 @@ def _result_failed(block: dict) -> bool:
     return isinstance(c, str) and _error_in(c[:_ERROR_SCAN_CHARS])
 
 
-def _error_in(head: str) -> bool:
-    # The last few tool results are read again on every turn of a loop: each is searched once
-    # (hashing the head is several times cheaper than the search).
-    global _error_chars
-    hit = _errors.get(head)
-    if hit is None:
-        hit = _errors[head] = bool(_ERROR_TEXT.search(head))
-        _error_chars += len(head) + 100
-        if _error_chars > _STRIPPED_MAX_CHARS:
-            _errors.clear()
-            _error_chars = 0
-    return hit
-
-
-_errors: dict[str, bool] = {}
-_error_chars = 0
+# The last few tool results are read again on every turn of a loop: each head is searched once
+# (hashing it is several times cheaper than the search).
+_error_in = per_text(lambda head: bool(_ERROR_TEXT.search(head)))
 
 
 def read_conversation(request: dict) -> Conversation:
