@@ -1,5 +1,6 @@
-"""measure's shortcuts change nothing: vocabularies skip only texts none of whose words can begin a
-match, and the text dimensions remembered per ask are those computed afresh."""
+"""measure's shortcuts change nothing: vocabularies try only the words that can begin a match, the
+code and name patterns skip texts without the characters every match holds, and the text
+dimensions remembered per ask are those computed afresh."""
 import json
 
 import pytest
@@ -15,6 +16,12 @@ ASKS = [
     "what's the 500 error about? a 503 keeps coming back", "Update .gitignore and the README", "we need atomicity",
     "Ünïcode wörds: résumé naïve — déploiement de la base", "Move the jobs from cron to Celery, then add retries.",
     "is it thread-safe? walk me through the interleavings", "x" * 7000 + " refactor the whole codebase",
+    "Why does `getUser()` in src/api/user_service.py return None when cfg = {}; see /var/log/app.log",
+    "SELECT * FROM orders;\nUPDATE stock SET n = n - 1\n$ pytest -x\n>>> parseInt(x)", "match ^\\d{3}-\\d{4}$ or a[i]->b",
+    "the non-security fix in auth.py: Store.remove and re-architecting re-architect rearchitect; redesign, redesigns",
+    "Design the design: audit, audits, auditing. Then refactor the refactoring and port the ports; what port?",
+    "It's O(n log n) because of the sort, due to the caused by chain; from cron to celery, from a to b",
+    "we need we need i want to know; 503 errors, a 500, 404 error",
 ]
 
 
@@ -22,6 +29,10 @@ def _vocabularies():
     out = [v for v in vars(signals).values() if isinstance(v, signals._Vocabulary)]
     out += [p for _, _, p in signals.ACTION_CLASSES] + list(signals.RISK_DOMAINS.values())
     return out
+
+
+def _needing():
+    return [v for v in vars(signals).values() if isinstance(v, signals._Needing)]
 
 
 def _asks():
@@ -39,6 +50,8 @@ def test_measure_is_the_same_with_and_without_shortcuts(monkeypatch, conv):
     again = [signals.measure(a, conv, DEFAULT_WEIGHTS) for a in _asks()]          # remembered
     for v in _vocabularies():
         monkeypatch.setattr(v, "heads", None)
+    for v in _needing():
+        monkeypatch.setattr(v, "needles", ("",))                                  # "" is in every text
     monkeypatch.setattr(signals, "_by_ask", {})
     monkeypatch.setattr(signals, "_MEMO_CHARS", 0)                               # nothing remembered
     slow = [signals.measure(a, conv, DEFAULT_WEIGHTS) for a in _asks()]
@@ -50,6 +63,12 @@ def test_heads_cover_the_vocabulary():
     assert v.heads == {"des", "re", "we", "i", "5", "4"}
     assert v.search("i need it") and v.search("a 5xx: 503 errors") and v.search("re-architecting")
     assert v.search("nothing here") is None and v.findall("no") == [] and list(v.finditer("")) == []
+    # Only words that can begin a match are tried, and the matches are those of a scan.
+    text = "we need a redesign: re-architect, i need 503 errors; designs, designing. webs i"
+    assert v.findall(text) == v.rx.findall(text) == ["we need", "re-architect", "i need", "503 errors", "designs",
+                                                     "designing"]
+    assert v.search(text).span() == v.rx.search(text).span() and v.match(text).group() == "we need"
+    assert v.match("a we need") is None and v.rx.match("a we need") is None
     # An alternative that can begin otherwise (a class, a dot) turns the shortcut off.
     assert signals._words(r"[a-z]+ly", r"design").heads is None
     assert signals._words(r"\.gitignore").heads is None

@@ -32,54 +32,119 @@ def _words(*alternatives: str) -> "_Vocabulary":
 
 
 class _Vocabulary:
-    """A `_words` pattern that skips texts it cannot match. A match starts where a run of word
-    characters starts (the pattern opens with \\b and each alternative with a word character),
-    and begins with its alternative's literal head, so some word of the text must begin with one
-    of those heads (their first `_HEAD` characters). When none does, the search would find
-    nothing: it is not run. The regex still decides every text that could match, so the score is
-    the same; a short ask no longer pays ~40 regex scans (most of `measure` on a one-line turn)."""
+    """A `_words` pattern that reads a text only where a match can start. A match starts where a
+    run of word characters starts (the pattern opens with \\b and each alternative with a word
+    character) and begins with its alternative's literal head, so only the words of the text that
+    begin with one of those heads (their first `_HEAD` characters) are tried, each with one
+    `match` at its start. Trying those starts in order finds the same matches `finditer` and
+    `search` find (the leftmost match at or after where the last one ended), so the score is the
+    same; a short ask no longer pays ~40 regex scans of every position (most of `measure` on a
+    one-line turn), and a long one pays a match per candidate word instead of a scan per pattern."""
 
     __slots__ = ("rx", "heads")
 
     def __init__(self, rx: re.Pattern, heads: frozenset[str] | None):
         self.rx = rx
-        self.heads = heads              # None: some alternative has no literal head; always search
+        # None: some alternative has no literal head (or the pattern captures): always scan.
+        self.heads = heads if rx.groups == 0 else None
 
-    def _may_match(self, text: str) -> bool:
-        return self.heads is None or not self.heads.isdisjoint(_word_heads(text))
+    def _starts(self, text: str):
+        """Where a match can start, in order (empty when no word of `text` begins with a head)."""
+        last = _last_starts
+        at = last[1] if last[0] is text else _word_starts(text)
+        heads = self.heads
+        if heads.isdisjoint(at):
+            return ()
+        common = heads.intersection(at)
+        if len(common) == 1:
+            (head,) = common
+            return at[head]
+        return sorted(set().union(*[at[h] for h in common]))
 
-    def finditer(self, text: str, *args):
-        return self.rx.finditer(text, *args) if self._may_match(text) else iter(())
+    def finditer(self, text: str):
+        if self.heads is None:
+            return self.rx.finditer(text)
+        starts = self._starts(text)
+        return self._iter(text, starts) if starts else _NOTHING
 
-    def findall(self, text: str, *args):
-        return self.rx.findall(text, *args) if self._may_match(text) else []
+    def _iter(self, text: str, starts: list[int]):
+        match = self.rx.match
+        end = 0
+        for p in starts:
+            if p >= end:
+                m = match(text, p)
+                if m is not None:
+                    end = m.end()
+                    yield m
 
-    def search(self, text: str, *args):
-        return self.rx.search(text, *args) if self._may_match(text) else None
+    def findall(self, text: str) -> list[str]:
+        return [m.group(0) for m in self.finditer(text)]
 
-    def match(self, text: str, *args):
-        return self.rx.match(text, *args) if self._may_match(text) else None
+    def search(self, text: str):
+        if self.heads is None:
+            return self.rx.search(text)
+        match = self.rx.match
+        for p in self._starts(text):
+            m = match(text, p)
+            if m is not None:
+                return m
+        return None
+
+    def match(self, text: str):
+        if self.heads is None:
+            return self.rx.match(text)
+        return self.rx.match(text) if 0 in self._starts(text)[:1] else None
 
 
 _HEAD = 3
 _WORD_RUN = re.compile(r"\w+")
 _IS_WORD_CHAR = re.compile(r"\w")
-_last_heads: tuple = (None, frozenset())
+_last_starts: tuple = (None, {})
+_NOTHING = iter(())
 
 
-def _word_heads(text: str) -> frozenset[str]:
-    """The first 1.._HEAD characters of every run of word characters in `text`; the dimensions of
-    one ask share the last text's (by identity)."""
-    global _last_heads
-    last = _last_heads
+def _word_starts(text: str) -> dict[str, list[int]]:
+    """{the first 1.._HEAD characters of a run of word characters: where such runs start, in
+    order}; the vocabularies of one ask share the last text's (by identity)."""
+    global _last_starts
+    last = _last_starts
     if last[0] is text:
         return last[1]
-    heads = set()
-    for w in _WORD_RUN.findall(text):
-        heads.update((w[:1], w[:2], w[:3]))
-    out = frozenset(heads)
-    _last_heads = (text, out)
-    return out
+    at: dict[str, list[int]] = {}
+    for m in _WORD_RUN.finditer(text):
+        w = m.group()
+        p = m.start()
+        for h in (w[:1], w[:2], w[:3]) if len(w) >= 3 else (w[:1], w[:2]) if len(w) == 2 else (w,):
+            got = at.get(h)
+            if got is None:
+                at[h] = [p]
+            else:
+                got.append(p)
+    _last_starts = (text, at)
+    return at
+
+
+class _Needing:
+    """A pattern every match of which holds one of `needles` (literal substrings) or a match of
+    `hint` (a pattern cheaper than it): a text with none is not scanned. Most asks, and nearly all
+    of a tool loop's one-line turns, hold no `=`, `{`, backtick or path, so the code and name
+    patterns (each a scan with backtracking at every position) are mostly skipped."""
+
+    __slots__ = ("rx", "needles", "hint")
+
+    def __init__(self, rx: re.Pattern, *needles: str, hint: re.Pattern | None = None):
+        self.rx = rx
+        self.needles = needles
+        self.hint = hint
+
+    def _may_match(self, text: str) -> bool:
+        return any(map(text.__contains__, self.needles)) or (self.hint is not None and bool(self.hint.search(text)))
+
+    def search(self, text: str):
+        return self.rx.search(text) if self._may_match(text) else None
+
+    def findall(self, text: str) -> list:
+        return self.rx.findall(text) if self._may_match(text) else []
 
 
 def _starts_of(alternatives) -> frozenset[str] | None:
@@ -172,7 +237,7 @@ _LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r
 _SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
                 r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
                 r"unit tests?", r"a test", r"loop", r"constants?", r"arguments?", r"parameters?")
-_TRANSFORM = re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w")
+_TRANSFORM = _Needing(re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w"), "from")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 # -- reasoning markers ----------------------------------------------------------------------------
@@ -237,19 +302,23 @@ _PROBLEM_WEAK = _words(r"bugs?", r"errors?", r"exceptions?", r"fail(?:s|ed|ing|u
                        r"doesn't work", r"not working", r"raises?", r"issues?")
 
 # -- code and named things -------------------------------------------------------------------------------
-_FENCE = re.compile(r"```|~~~")
-_CODE_LINE = re.compile(
+_FENCE = _Needing(re.compile(r"```|~~~"), "```", "~~~")
+_CODE_LINE = _Needing(re.compile(
     r"^\s*(?:def |class |import |from \S+ import|function |const |let |var |public |private |#include|"
     r"return |if \(|for \(|SELECT |INSERT |UPDATE \w+ SET|\$ |>>> )|[{};]\s*$|\w+\s*=\s*[\[{(\"'\w]",
-    re.MULTILINE)
-_INLINE_CODE = re.compile(r"`[^`\n]+`|\b\w+\([^)]*\)|\bdef \w+|\w+\[['\"\w]+\]")
+    re.MULTILINE),
+    "=", "{", "}", ";", "def ", "class ", "import ", "from ", "function ", "const ", "let ", "var ", "public ",
+    "private ", "#include", "return ", "if (", "for (", "SELECT ", "INSERT ", "UPDATE ", "$ ", ">>> ")
+_INLINE_CODE = _Needing(re.compile(r"`[^`\n]+`|\b\w+\([^)]*\)|\bdef \w+|\w+\[['\"\w]+\]"), "`", "(", "def ", "[")
 # A token dense in operators is code or a pattern even without backticks: ^\d{3}-\d{4}$, a[i]->b.
-_SYMBOLIC = re.compile(r"\S*[\\^$|{}\[\]<>=*+](?:\S*[\\^$|{}\[\]<>=*+]){2}\S*")
-_FILE = re.compile(
+_SYMBOLIC = _Needing(re.compile(r"\S*[\\^$|{}\[\]<>=*+](?:\S*[\\^$|{}\[\]<>=*+]){2}\S*"), *"\\^$|{}[]<>=*+")
+_FILE = _Needing(re.compile(
     r"(?<![\w/])[\w./-]*\w\.(?:py|js|mjs|ts|tsx|jsx|go|rs|java|rb|php|c|h|cc|cpp|hpp|cs|kt|swift|sql|sh|ya?ml|"
-    r"json|toml|md|html|css|ini|cfg|env|txt|lock|gradle|tf|proto)\b", _I)
-_PATH = re.compile(r"(?<![\w.])/[\w{}:-]+(?:/[\w{}.:-]+)*")
-_IDENT = re.compile(r"\b(?:[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*|[A-Za-z]\w*\.[a-z_]\w*\(?|[a-z0-9]+_[a-z0-9_]+)\b")
+    r"json|toml|md|html|css|ini|cfg|env|txt|lock|gradle|tf|proto)\b", _I), ".")
+_PATH = _Needing(re.compile(r"(?<![\w.])/[\w{}:-]+(?:/[\w{}.:-]+)*"), "/")
+# camelCase and PascalCase need a lower-case letter or digit then a capital; the others a dot or _.
+_IDENT = _Needing(re.compile(r"\b(?:[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*|[A-Za-z]\w*\.[a-z_]\w*\(?|[a-z0-9]+_[a-z0-9_]+)\b"),
+                  ".", "_", hint=re.compile(r"[a-z0-9][A-Z]"))
 
 _CLAUSE_START = re.compile(r"(?:^|[.;:!?,\n(]|\b(?:and|then|to|please|also|can you|could you|would you|help me|"
                            r"need to|want to|let's|should|we|i)\b)\s*$")
@@ -258,8 +327,8 @@ _OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|
 _QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
 _MIGRATING_VERBS = ("mov", "convert", "switch", "transition")
-_BIG_O = re.compile(r"\bo\((?:1|n|log n|n log n|n\^?2|n²|2\^n|n!)\)")
-_CAUSE_GIVEN = re.compile(r"\b(?:because|caused by|due to)\b")
+_BIG_O = _Needing(re.compile(r"\bo\((?:1|n|log n|n log n|n\^?2|n²|2\^n|n!)\)"), "o(")
+_CAUSE_GIVEN = _Needing(re.compile(r"\b(?:because|caused by|due to)\b"), "because", "caused by", "due to")
 _TO = re.compile(r"\bto\b")
 _SMALL_OBJECT = re.compile(r"\s+(?:this|that|the|a|my|our)?\s*(?:\w+\s+)?(?:function|method|snippet|loop|line|"
                            r"variable|regex|query|one-liner|class)\b")
