@@ -243,3 +243,28 @@ def test_measure_is_the_json_of_the_tools_before_and_after_and_minified_tools_ar
     x = run_stage(build_stage(StripTools, keep=["A", "B", "C", "D", "E"]), {"model": "m", "max_tokens": 5, "tools": plain,
                   "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
     assert x.request is x.baseline and x.event("strip_tools").measure is None
+
+
+def test_a_tool_list_read_once_decides_every_request_as_a_cold_stage_would():
+    import orjson
+    keep = ["Alpha", "Beta", "Gamma", "Delta"]
+    stage = build_stage(StripTools, keep=keep)
+    asks = [("s1", "hello"), ("s2", "edit the jupyter cells"), ("s3", "periodic wakeups for the pollers"),
+            ("s4", "edit the jupyter cells and arrange periodic wakeups")]
+    for session, text in asks:
+        x = run_stage(stage, copy.deepcopy(_ask(text)), session=session)
+        cold = run_stage(build_stage(StripTools, keep=keep), copy.deepcopy(_ask(text)), session=session)
+        assert names(x.request["tools"]) == names(cold.request["tools"])
+        before, after = x.event(stage.id).measure
+        assert before == orjson.dumps(x.baseline["tools"]).decode()
+        assert after == orjson.dumps(x.request["tools"]).decode()
+    # A session keeps what it was sent, with the list read once.
+    assert "Notebook" in names(run_stage(stage, copy.deepcopy(_ask("thanks")), session="s2").request["tools"])
+    # Another list (a tool added) is read afresh; the tools minification leaves alone are the
+    # request's own objects, the others shared minified ones.
+    req = copy.deepcopy(_ask("hello"))
+    req["tools"] = req["tools"] + [{"name": "Extra", "description": "d", "input_schema": {"type": "object"}}]
+    x = run_stage(stage, req)
+    sent = {t["name"]: t for t in x.request["tools"]}
+    assert "Extra" not in sent and sent["Alpha"] is not req["tools"][0]
+    assert orjson.dumps(x.request["tools"]).decode() == x.event(stage.id).measure[1]
