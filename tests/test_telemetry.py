@@ -155,26 +155,46 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
     row of the same exchange kept whole: the same token counts, models and stage measures."""
     import json
 
-    from lynkr.telemetry.writer import _counts, lighten, rows_for
+    from lynkr.telemetry.writer import _counts, lighten, note_tokens, rows_for
     from lynkr.tokens import gathering
     from tests.conftest import FIXTURES
     body = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())["body"]
-    whole = await _through_default_stages(tmp_path, body)
-    expected, expected_events = rows_for(whole)
     # A new turn: its last message was never counted, so lighten leaves it for the thread.
     turn = {**body, "messages": [*body["messages"], {"role": "assistant", "content": "Done, never seen before."}]}
-    for b in (body, turn):
-        light = lighten(await _through_default_stages(tmp_path, b))
+    for b, noted in ((body, False), (turn, False), (body, True), (turn, True)):
+        x = await _through_default_stages(tmp_path, b)
+        if noted:                               # what the Anthropic provider does once the body is joined
+            note_tokens(x)
+            assert x.vars["_tokens_of"][1] is x.request
+        light = lighten(x)
+        assert "_tokens_of" not in light.vars
         assert light.request == {} and light.baseline == {} and light.upstream_request is None
         memo: dict = {}
         with gathering():                       # the telemetry thread's two passes
             _counts(light, memo, None)
         row, events = rows_for(light, memo=memo)
-        if b is turn:
+        if b is turn and not noted:             # (counted by the first pass over `turn` since)
             assert light.vars["_tokens"][0][1], "the new message is counted by the telemetry thread"
-            expected, expected_events = rows_for(await _through_default_stages(tmp_path, b))
+        expected, expected_events = rows_for(await _through_default_stages(tmp_path, b))
         for k in ("tokens_client", "tokens_upstream", "requested_model", "model", "tier", "score"):
             assert row[k] == expected[k], k
         assert [(e["tokens_before"], e["tokens_after"]) for e in events] == \
                [(e["tokens_before"], e["tokens_after"]) for e in expected_events]
     assert expected["tokens_upstream"] < expected["tokens_client"]     # strip_tools and toon saved some
+    # Counts read by note_tokens() are not used for requests replaced afterwards (a fallback): the
+    # row reads the requests as they are, whether lighten() ran or not.
+    import copy
+
+    from lynkr.tokens import count_request
+    replaced = copy.deepcopy(body)
+    want = (expected["tokens_client"], count_request(replaced))       # `expected`: `turn` kept whole
+    for light in (False, True):
+        x = await _through_default_stages(tmp_path, turn)
+        note_tokens(x)
+        x.request = x.upstream_request = copy.deepcopy(replaced)
+        if light:
+            x = lighten(x)
+        memo = {}
+        with gathering():
+            _counts(x, memo, x.vars.get("_json"))
+        assert _counts(x, memo, x.vars.get("_json"))[:2] == want

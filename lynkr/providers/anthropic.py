@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from ..cache.parts import json_bytes, memo_of
 from ..exchange import Exchange, Response
+from ..telemetry.writer import note_tokens
 from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
 from ..wire.sse import SSEBody
 from .base import Provider
@@ -93,6 +94,7 @@ class AnthropicProvider(Provider):
         # The parts the stages serialised already (the exact cache's key, strip_tools) are joined,
         # not serialised again: the same bytes orjson.dumps(body) gives.
         data = json_bytes(body, memo_of(x))
+        note_tokens(x)                  # the parts are hot now; lighten() would read them cold
         resp = await self.post(self.base_url + self.path, data, self._headers(x))
         first = time.perf_counter()
         if body.get("stream"):
