@@ -296,8 +296,10 @@ class StripTools(Stage):
             return _ToolList(self, tools, memo)         # not JSON (a library caller's object)
         facts = self._lists.get(key)
         if facts is None:
-            # Sized for its JSON: the list's own, the minified tools' and a few joined lists.
+            # Sized for its JSON: the list's own, the minified tools' and a few joined lists. The
+            # key keeps right-sized copies of the request's JSON (lynkr.memory).
             size = (2 + _ToolList.JOINED) * sum(len(raw) for raw in key if raw is not None)
+            key = tuple(None if raw is None else kept(raw) for raw in key)
             facts = self._lists.put(key, _ToolList(self, tools, memo), size)
         return facts
 
