@@ -304,17 +304,25 @@ def note_tokens(x) -> None:
     same lookups ran on a cold tree (~4 % of the event loop on a 62 KB miss). `lighten` keeps
     them while the requests are still the ones read here (a fallback may change them)."""
     json = x.vars.get("_json")
-    if json is None:
-        return
-    base = x.baseline if x.baseline is not None else x.request
+    if json is not None:
+        x.vars["_tokens"] = _known_tokens(x, json)
+        x.vars["_tokens_of"] = (_client_request(x), x.request)
+
+
+def _client_request(x) -> dict:
+    return x.baseline if x.baseline is not None else x.request
+
+
+def _known_tokens(x, json: dict) -> tuple:
+    """known_parts() of the client's request and of the one sent upstream (None when none was)."""
     seen: dict = {}
-    x.vars["_tokens"] = (known_parts(base, json, seen), known_parts(x.request, json, seen))
-    x.vars["_tokens_of"] = (base, x.request)
+    client = known_parts(_client_request(x), json, seen)
+    return client, (known_parts(x.request, json, seen) if x.upstream_request is not None else None)
 
 
-def _read_for(read, base, request) -> bool:
-    """Whether note_tokens() read these very requests."""
-    return read is not None and read[0] is base and read[1] is request
+def _read_for(read, x) -> bool:
+    """Whether note_tokens() read the very requests `x` holds now."""
+    return read is not None and read[0] is _client_request(x) and read[1] is x.request
 
 
 def lighten(x):
@@ -330,12 +338,8 @@ def lighten(x):
     if json is None:
         return x
     v = x.vars
-    base = x.baseline if x.baseline is not None else x.request
-    if not _read_for(v.pop("_tokens_of", None), base, x.request) or x.upstream_request is None:
-        seen: dict = {}
-        client = known_parts(base, json, seen)
-        upstream = known_parts(x.request, json, seen) if x.upstream_request is not None else None
-        v["_tokens"] = (client, upstream)
+    if not _read_for(v.pop("_tokens_of", None), x):
+        v["_tokens"] = _known_tokens(x, json)
     v["_requested_model"] = x.original.get("model") if isinstance(x.original, dict) else None
     v["_called_model"] = _called_model(x)
     x.request = x.baseline = x.original = {}
@@ -410,14 +414,13 @@ def _counts(x, memo: dict, json: dict | None) -> tuple[int, int, list]:
     and each event's (before, after) from its `measure` (None where the stage gave numbers)."""
     plan = x.vars.get("_tokens")        # lighten() or note_tokens() read the requests
     read = x.vars.get("_tokens_of")     # note_tokens() read them and lighten() did not run
-    if plan is not None and read is not None and not _read_for(
-            read, x.baseline if x.baseline is not None else x.request, x.request):
+    if plan is not None and read is not None and not _read_for(read, x):
         plan = None
     if plan is not None:
         client = count_planned(plan[0], memo)
         upstream = count_planned(plan[1], memo) if plan[1] is not None else 0
     else:
-        client = count_request(x.baseline if x.baseline is not None else x.request, memo, json)
+        client = count_request(_client_request(x), memo, json)
         upstream = count_request(x.request, memo, json) if x.upstream_request is not None else 0
     measured = [(count_text(ev.measure[0]), count_text(ev.measure[1]))
                 if ev.measure is not None and ev.tokens_before is None else None for ev in x.events]
