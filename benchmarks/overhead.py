@@ -46,9 +46,14 @@ def workload_bodies() -> dict[str, bytes]:
     `cc62k` appends a text block to its last user message, so every request is a new thing the user
     said and the router and strip_tools read new words; `cc62k-loop` puts MARK in its last tool
     result instead, as the loop's next turn would (a new tool output, the user's words unchanged:
-    most of the requests an agent sends)."""
+    most of the requests an agent sends).
+
+    Bodies are written as the clients write them: compact JSON in UTF-8, JSON.stringify's form
+    (Claude Code) and serde_json's (Codex). Python's default `json.dumps` adds a space after every
+    `:` and `,` and escapes non-ASCII characters; the 62 KB body was 66 KB that way, a form no
+    coding agent sends."""
     small = {**SMALL, "messages": [{"role": "user", "content": f"Say ok. (request {MARK})"}]}
-    bodies = {"small": json.dumps(small).encode()}
+    bodies = {"small": _as_sent(small)}
     if FIXTURE.is_file():
         body = json.loads(FIXTURE.read_text())["body"]
         body["stream"] = False
@@ -56,15 +61,19 @@ def workload_bodies() -> dict[str, bytes]:
         content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
         loop = json.loads(json.dumps(body))
         last["content"] = content + [{"type": "text", "text": f"(request {MARK})"}]
-        bodies["cc62k"] = json.dumps(body).encode()
+        bodies["cc62k"] = _as_sent(body)
         result = next(b for b in reversed(loop["messages"][-1]["content"]) if b.get("type") == "tool_result")
         if isinstance(result.get("content"), str):
             result["content"] += f"\n(request {MARK})"
         else:
             result["content"] = [*(result.get("content") or []), {"type": "text", "text": f"(request {MARK})"}]
-        bodies["cc62k-loop"] = json.dumps(loop).encode()
-    bodies["stream"] = json.dumps({**small, "stream": True}).encode()
+        bodies["cc62k-loop"] = _as_sent(loop)
+    bodies["stream"] = _as_sent({**small, "stream": True})
     return bodies
+
+
+def _as_sent(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def fixed(body: bytes) -> bytes:
