@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import orjson
 
-__all__ = ["json_bytes", "json_of", "json_len", "memo_of", "remember", "request_memo"]
+__all__ = ["json_bytes", "json_of", "json_len", "key_json", "memo_of", "remember", "request_memo"]
 
 KEY = "_json"
 
@@ -72,7 +72,7 @@ def _pieces(request: dict, memo: dict | None):
     yield b"{"
     first = True
     for k, v in request.items():
-        yield _key(k) + b":" if first else b"," + _key(k) + b":"
+        yield key_json(k) + b":" if first else b"," + key_json(k) + b":"
         first = False
         if memo is not None and type(v) is list and v:
             hit = memo.get(id(v))
@@ -89,7 +89,8 @@ def _pieces(request: dict, memo: dict | None):
 _keys: dict[str, bytes] = {}
 
 
-def _key(k: str) -> bytes:
+def key_json(k: str) -> bytes:
+    """orjson.dumps(k) for a dict key, remembered for the few keys requests use."""
     raw = _keys.get(k)
     if raw is None:
         raw = orjson.dumps(k)

@@ -14,11 +14,13 @@ from functools import lru_cache
 import orjson
 from aiohttp import web
 
+from ..cache.parts import request_memo
+from ..cache.resent import reuse
 from ..errors import ProxyError
 from ..exchange import Exchange
 from ..wire.render import ClientGone
 
-__all__ = ["serve", "read_json"]
+__all__ = ["serve", "read_json", "read_raw_json"]
 
 log = logging.getLogger("lynkr.server")
 
@@ -26,6 +28,11 @@ DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
 
 async def read_json(request: web.Request, max_bytes: int) -> object:
+    return (await read_raw_json(request, max_bytes))[1]
+
+
+async def read_raw_json(request: web.Request, max_bytes: int) -> tuple[bytes, object]:
+    """(the body's bytes, inflated when compressed; what they parse into)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ProxyError(413, f"request body is {request.content_length} bytes; the limit is {max_bytes}")
     raw = await _read_body(request, max_bytes)
@@ -43,7 +50,7 @@ async def read_json(request: web.Request, max_bytes: int) -> object:
     if not raw:
         raise ProxyError(400, "request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        return raw, orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise ProxyError(400, f"request body is not valid JSON: {e}") from None
 
@@ -125,7 +132,7 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     pipeline = engine.current
     server_cfg = (pipeline.config.get("server") or {}) if pipeline is not None else {}
     try:
-        body = await read_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
+        raw, body = await read_raw_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
         canonical = proto.to_canonical(body)
         max_messages = server_cfg.get("max_messages")
         if max_messages and len(canonical.get("messages") or ()) > max_messages:
@@ -138,6 +145,8 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
     x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=session_of(request.headers, body))
     x.vars["path"] = request.path
+    if getattr(proto, "PARTS_SHARED", False):
+        reuse(raw, body, x.session, request_memo(x))
     if not server_cfg.get("api_keys"):
         # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
         # keeps their own login); with them, it is a Lynkr key and must never leave.

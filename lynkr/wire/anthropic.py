@@ -21,6 +21,11 @@ CLIENT = "anthropic"
 PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
+# to_canonical keeps the client's parts (the same objects) where it changes nothing: the JSON of
+# those the client resent unchanged is known from its previous request (lynkr.cache.resent).
+PARTS_SHARED = True
+
+
 def to_canonical(body) -> dict:
     if not isinstance(body, dict):
         raise ProxyError(400, "request body must be a JSON object")
