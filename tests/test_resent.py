@@ -111,6 +111,17 @@ def test_sessions_do_not_share_guesses_but_identical_bytes_are_identical_json():
     assert n == 2
 
 
+def test_a_side_request_on_another_model_leaves_the_conversations_parts():
+    main = {"model": "claude-opus", "system": [{"type": "text", "text": "agent"}],
+            "messages": [{"role": "user", "content": "fix it"}], "tools": [{"name": "Bash", "input_schema": {}}]}
+    walk(compact(main))
+    walk(compact({"model": "claude-haiku", "system": [{"type": "text", "text": "title"}],
+                  "messages": [{"role": "user", "content": "fix it"}]}))
+    main["messages"].append({"role": "assistant", "content": "ok"})
+    n, memo, _ = walk(compact(main))
+    assert n == 3 and len(memo) == 4
+
+
 @needs_fixtures
 def test_random_edits_never_record_a_wrong_json():
     """Turns edited the ways a client or a person might: messages dropped, swapped, re-indented,

@@ -30,13 +30,13 @@ from .parts import key_json
 
 __all__ = ["reuse"]
 
-# Parts remembered for the next turn, by position. Their JSON is kept per session, the sessions'
+# Parts remembered for the next turn, by position. Their JSON is kept per session and model, the
 # total bounded; when full the table starts afresh (each session's next request refills it).
 LISTS = ("messages", "tools")
 PARTS = ("system", *LISTS)
 MAX_BYTES = 8 << 20
 
-_last: dict[str, tuple[dict, int]] = {}     # session -> (parts by position, their bytes)
+_last: dict[tuple, tuple[dict, int]] = {}     # (session, model) -> (parts by position, their bytes)
 _NONE: tuple = ({}, 0)
 _held = 0
 
@@ -46,7 +46,10 @@ def reuse(raw: bytes, body, session: str | None, memo: dict) -> int:
     previous request's (the rest were serialised)."""
     if type(body) is not dict:
         return 0
-    key = session or ""
+    # By model too: Claude Code's side requests (titles, summaries, on a small model) share the
+    # session and would otherwise replace the main conversation's parts between two of its turns.
+    model = body.get("model")
+    key = (session or "", model if type(model) is str else None)
     prior = _last.get(key, _NONE)[0]
     now: dict = {}
     reused = size = pos = 0
@@ -151,7 +154,7 @@ def _serialised(value, raw: bytes, pos: int, memo: dict) -> bytes | None:
     return j
 
 
-def _remember(key: str, parts: dict, size: int) -> None:
+def _remember(key: tuple, parts: dict, size: int) -> None:
     global _held
     old = _last.pop(key, None)
     if old is not None:
