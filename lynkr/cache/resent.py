@@ -52,8 +52,7 @@ def reuse(raw: bytes, body, session: str | None, memo: dict) -> int:
     key = (session or "", model if type(model) is str else None)
     prior = _last.get(key, _NONE)[0]
     now: dict = {}
-    reused = size = pos = 0
-    end = len(raw)
+    pos = 0
     # Nothing after the last part needs reading: what the walk records depends only on the bytes
     # before each part.
     left = sum(k in body for k in PARTS)
@@ -69,56 +68,44 @@ def reuse(raw: bytes, body, session: str | None, memo: dict) -> int:
         if k in PARTS:
             left -= 1
         if k in LISTS and type(v) is list:
-            old = prior.get(k) or ()
-            seen: list = []
-            now[k] = seen
-            if pos >= end or raw[pos] != _OPEN:
-                break
-            pos += 1
-            for i, item in enumerate(v):
-                if i:
-                    if pos >= end or raw[pos] != _COMMA:
-                        break
-                    pos += 1
-                j = old[i] if i < len(old) else None
-                if j is not None and type(item) in _WHOLE and raw.startswith(j, pos):
-                    memo[id(item)] = (item, j)
-                    reused += 1
-                else:
-                    j = _serialised(item, raw, pos, memo)
-                    if j is None:
-                        break
-                seen.append(j)
+            now[k] = seen = []
+            pos = _items(v, prior.get(k) or (), raw, pos, memo, seen)
+        elif k == "system" and type(v) in _WHOLE:
+            j = _take(v, prior.get(k), raw, pos, memo)
+            if j is not None:
+                now[k] = j
                 pos += len(j)
-                size += len(j)
             else:
-                if pos < end and raw[pos] == _CLOSE:
-                    pos += 1
-                    continue
+                pos = -1
+        else:
+            # The other fields (model, max_tokens, metadata…) only move the walk on.
+            try:
+                j = orjson.dumps(v)
+            except TypeError:
+                break
+            pos = pos + len(j) if raw.startswith(j, pos) else -1
+        if pos < 0:
             break
-        if k == "system" and type(v) in _WHOLE:
-            j = prior.get(k)
-            if j is not None and raw.startswith(j, pos):
-                memo[id(v)] = (v, j)
-                reused += 1
-            else:
-                j = _serialised(v, raw, pos, memo)
-                if j is None:
-                    break
-            now[k] = j
-            pos += len(j)
-            size += len(j)
-            continue
-        # The other fields (model, max_tokens, metadata…) only move the walk on.
-        try:
-            j = orjson.dumps(v)
-        except TypeError:
-            break
-        if not raw.startswith(j, pos):
-            break
+    return _remember(key, now, prior)
+
+
+def _items(items: list, old, raw: bytes, pos: int, memo: dict, seen: list) -> int:
+    """Where `raw` goes on after the list `items` starting at `pos` (-1 where it stops being
+    orjson's JSON of them); each item's JSON recorded in `memo` and appended to `seen`."""
+    if not raw.startswith(b"[", pos):
+        return -1
+    pos += 1
+    for i, item in enumerate(items):
+        if i:
+            if not raw.startswith(b",", pos):
+                return -1
+            pos += 1
+        j = _take(item, old[i] if i < len(old) else None, raw, pos, memo)
+        if j is None:
+            return -1
+        seen.append(j)
         pos += len(j)
-    _remember(key, now, size)
-    return reused
+    return pos + 1 if raw.startswith(b"]", pos) else -1
 
 
 # `{"key":` for the first field, `,"key":` for the others.
@@ -136,36 +123,49 @@ def _head(heads: dict, k: str) -> bytes:
 # A complete object, array or string is read as the same value wherever it sits; a number is not
 # (`12` is the start of `123`), so only these are parts.
 _WHOLE = (dict, list, str)
-_OPEN, _COMMA, _CLOSE = b"[,]"
 
 
-def _serialised(value, raw: bytes, pos: int, memo: dict) -> bytes | None:
-    """orjson's JSON of `value` when `raw` holds it at `pos`, recorded in `memo`; else None."""
+def _take(value, guess: bytes | None, raw: bytes, pos: int, memo: dict) -> bytes | None:
+    """The JSON of the part `value` that `raw` holds at `pos` — `guess` (the previous request's
+    JSON at this position) when it is that, else orjson's — recorded in `memo`; None where `raw`
+    holds something else."""
     if type(value) not in _WHOLE:
         return None
-    try:
-        j = orjson.dumps(value)
-    except TypeError:
-        return None
-    if not raw.startswith(j, pos):
-        return None
-    j = kept(j)                     # lives on as the next turn's guess (lynkr.memory)
-    memo[id(value)] = (value, j)
-    return j
+    if guess is None or not raw.startswith(guess, pos):
+        try:
+            guess = orjson.dumps(value)
+        except TypeError:
+            return None
+        if not raw.startswith(guess, pos):
+            return None
+        guess = kept(guess)             # lives on as the next turn's guess (lynkr.memory)
+    memo[id(value)] = (value, guess)
+    return guess
 
 
-def _remember(key: tuple, parts: dict, size: int) -> None:
+def _remember(key: tuple, parts: dict, prior: dict) -> int:
+    """Keep this request's parts for the session's next one; returns how many were `prior`'s."""
     global _held
+    reused = size = 0
+    for k, j in parts.items():
+        was = prior.get(k)
+        if k == "system":
+            reused += j is was
+            size += len(j)
+        else:
+            was = was or ()
+            reused += sum(a is b for a, b in zip(j, was))
+            size += sum(map(len, j))
     old = _last.pop(key, None)
     if old is not None:
         _held -= old[1]
-    if not size:
-        return
-    if _held + size > MAX_BYTES:
-        _last.clear()
-        _held = 0
-    _last[key] = (parts, size)
-    _held += size
+    if size:
+        if _held + size > MAX_BYTES:
+            _last.clear()
+            _held = 0
+        _last[key] = (parts, size)
+        _held += size
+    return reused
 
 
 def forget() -> None:
