@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from ..cache.parts import request_memo
-from ..cache.resent import reuse
+from ..cache.resent import MIN_BODY, reuse
 from ..errors import ProxyError
 from ..exchange import Exchange
 from ..wire.render import ClientGone
@@ -145,7 +145,7 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
     x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=session_of(request.headers, body))
     x.vars["path"] = request.path
-    if getattr(proto, "PARTS_SHARED", False):
+    if getattr(proto, "PARTS_SHARED", False) and len(raw) >= MIN_BODY:
         reuse(raw, body, x.session, request_memo(x))
     if not server_cfg.get("api_keys"):
         # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
