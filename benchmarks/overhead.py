@@ -51,7 +51,8 @@ def workload_bodies() -> dict[str, bytes]:
     Bodies are written as the clients write them: compact JSON in UTF-8, JSON.stringify's form
     (Claude Code) and serde_json's (Codex). Python's default `json.dumps` adds a space after every
     `:` and `,` and escapes non-ASCII characters; the 62 KB body was 66 KB that way, a form no
-    coding agent sends."""
+    coding agent sends. `LYNKR_BENCH_JSON=python` sends that form again (the ninth session's runs
+    and before)."""
     small = {**SMALL, "messages": [{"role": "user", "content": f"Say ok. (request {MARK})"}]}
     bodies = {"small": _as_sent(small)}
     if FIXTURE.is_file():
@@ -73,6 +74,8 @@ def workload_bodies() -> dict[str, bytes]:
 
 
 def _as_sent(body: dict) -> bytes:
+    if os.environ.get("LYNKR_BENCH_JSON") == "python":
+        return json.dumps(body).encode()
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
