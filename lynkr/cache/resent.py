@@ -61,12 +61,10 @@ def reuse(raw: bytes, body, session: str | None, memo: dict) -> int:
     # Nothing after the last part needs reading: what the walk records depends only on the bytes
     # before each part.
     left = sum(k in body for k in PARTS)
-    heads = _FIRST
-    for k, v in body.items():
+    for i, (k, v) in enumerate(body.items()):
         if not left:
             break
-        head = heads.get(k) or _head(heads, k)
-        heads = _NEXT
+        head = (b"," if i else b"{") + key_json(k) + b":"
         if not raw.startswith(head, pos):
             break
         pos += len(head)
@@ -111,18 +109,6 @@ def _items(items: list, old, raw: bytes, pos: int, memo: dict, seen: list) -> in
         seen.append(j)
         pos += len(j)
     return pos + 1 if raw.startswith(b"]", pos) else -1
-
-
-# `{"key":` for the first field, `,"key":` for the others.
-_FIRST: dict[str, bytes] = {}
-_NEXT: dict[str, bytes] = {}
-
-
-def _head(heads: dict, k: str) -> bytes:
-    head = (b"{" if heads is _FIRST else b",") + key_json(k) + b":"
-    if len(heads) < 256:
-        heads[k] = head
-    return head
 
 
 # A complete object, array or string is read as the same value wherever it sits; a number is not

@@ -332,8 +332,9 @@ def lighten(x):
     are let go. Held until the telemetry thread took them and freed there, cold, a 62 KB Claude
     Code request's tree of objects cost that thread ~120 µs; freed here, with the lookups, the
     request costs ~150 µs less CPU in all (docs/performance.md). The parts not counted yet stay,
-    for the telemetry thread to count (tiktoken never runs on the loop). Without the stages' JSON
-    (no stage serialised the request: passthrough) nothing is known here and `x` is left whole."""
+    for the telemetry thread to count (tiktoken never runs on the loop). Without the parts' JSON (no
+    stage serialised the request and lynkr.cache.resent did not walk it: a small passthrough
+    request) nothing is known here and `x` is left whole."""
     json = x.vars.pop("_json", None)
     if json is None:
         return x
