@@ -5,7 +5,7 @@ Protocol does: what the upstream call costs Lynkr (and the bare proxy) before an
 
 Both post the same body to the fake upstream (benchmarks/fake_upstream.py, in its own process) over
 8 kept-alive connections and read its small JSON answer; CPU is this process's, uvloop's loop. The
-aiohttp session is configured as Lynkr's providers configure theirs (lynkr/providers/base.py), and
+aiohttp session is the one Lynkr's providers make (lynkr.providers.base.session_options), and
 twice more with what could trim it (no cookie jar, a prebuilt URL). The Protocol client handles only
 what this exchange needs (Content-Length answers): it is a floor, not a client.
 """
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
 
 import aiohttp
 import yarl
+
+from lynkr.providers.base import session_options
 
 from .overhead import fake_upstream
 
@@ -28,8 +29,7 @@ HEADERS = {"content-type": "application/json", "x-api-key": "k", "anthropic-vers
 
 
 def session(no_cookies: bool = False) -> aiohttp.ClientSession:
-    kw = dict(connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30, ttl_dns_cache=300),
-              timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600), auto_decompress=True)
+    kw = session_options({})
     if no_cookies:
         kw["cookie_jar"] = aiohttp.DummyCookieJar()
     return aiohttp.ClientSession(**kw)

@@ -10,7 +10,7 @@ from ..errors import ProxyError
 from ..exchange import Exchange, Response
 from .resilience import as_proxy_error, parse_retry_after, upstream_error
 
-__all__ = ["Provider", "error_from_body"]
+__all__ = ["Provider", "error_from_body", "session_options"]
 
 
 class Provider:
@@ -43,14 +43,7 @@ class Provider:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            timeouts = self.config.get("timeouts") or {}
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=int(self.config.get("max_connections", 256)),
-                                               keepalive_timeout=30, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=None, connect=timeouts.get("connect", 10),
-                                              sock_read=timeouts.get("read", 600)),
-                auto_decompress=True,
-            )
+            self._session = aiohttp.ClientSession(**session_options(self.config))
         return self._session
 
     async def send(self, x: Exchange, model: str) -> Response:  # pragma: no cover - interface
@@ -110,6 +103,19 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.base_url}>"
+
+
+def session_options(config: dict) -> dict:
+    """The aiohttp.ClientSession arguments of a provider's pooled session (benchmarks.client_cost
+    measures the same session)."""
+    timeouts = config.get("timeouts") or {}
+    return {
+        "connector": aiohttp.TCPConnector(limit=int(config.get("max_connections", 256)),
+                                          keepalive_timeout=30, ttl_dns_cache=300),
+        "timeout": aiohttp.ClientTimeout(total=None, connect=timeouts.get("connect", 10),
+                                         sock_read=timeouts.get("read", 600)),
+        "auto_decompress": True,
+    }
 
 
 def missing_message(name: str, config: dict, key: str) -> str:
