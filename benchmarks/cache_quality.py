@@ -62,7 +62,7 @@ def evaluate(embedder, pairs: list[dict], label: str, threshold: float, use_guar
 
 
 def main(argv=None) -> int:
-    from lynkr.embed import get_embedder
+    from lynkr.kit.embed import get_embedder
     from lynkr.stages.semantic_cache import DEFAULT_THRESHOLD
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

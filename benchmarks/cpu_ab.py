@@ -48,7 +48,7 @@ class Variant(Proc):
         total = 0.0
         for pid in _children(self.p.pid):
             try:
-                if b"lynkr.db_service" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"lynkr.storage.db_service" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                     total += (int(f[11]) + int(f[12])) / CLK
             except OSError:

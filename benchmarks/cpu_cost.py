@@ -56,7 +56,7 @@ def measure(proc: Proc, url: str, body_file: Path, seconds: float, connections: 
         spy.wait()
     n = max(1, r["requests"])
     threads = {k: (v - before.get(k, 0.0)) / n * 1e6 for k, v in after.items()}
-    # The total counts child processes too: Lynkr's DuckDB writer process (lynkr.db_service).
+    # The total counts child processes too: Lynkr's DuckDB writer process (lynkr.storage.db_service).
     children = (cpu1 - cpu0) / n * 1e6 - sum(threads.values())
     if children >= 1:
         threads["child processes"] = children

@@ -122,14 +122,14 @@ class Proc:
 
     def rss_roles(self) -> list[tuple[str, float]]:
         """(role, RSS MB) of each process: `worker` (serves requests) or `writer` (Lynkr's DuckDB
-        writer process, lynkr.db_service, which every worker hands its telemetry and cache writes)."""
+        writer process, lynkr.storage.db_service, which every worker hands its telemetry and cache writes)."""
         out = []
         for pid in [self.p.pid, *_children(self.p.pid)]:
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
-                        out.append(("writer" if b"lynkr.db_service" in cmd else "worker", int(line.split()[1]) / 1024))
+                        out.append(("writer" if b"lynkr.storage.db_service" in cmd else "worker", int(line.split()[1]) / 1024))
             except OSError:
                 pass
         return out

@@ -38,11 +38,11 @@ FIXTURES = Path(os.environ.get("LYNKR_FIXTURES", SHARED / "fixtures"))
 DATA = Path(__file__).resolve().parent / "data"
 
 from lynkr.exchange import Exchange, StageEvent  # noqa: E402
-from lynkr.explain import load_request_file, protocol_for  # noqa: E402
+from lynkr.cli.explain import load_request_file, protocol_for  # noqa: E402
 from lynkr.stages.crush import Crush  # noqa: E402
 from lynkr.stages.strip_tools import StripTools  # noqa: E402
 from lynkr.stages.toon import Toon, encode  # noqa: E402
-from lynkr.tokens import count_request, count_text  # noqa: E402
+from lynkr.kit.tokens import count_request, count_text  # noqa: E402
 
 GREP_TOOL = {"name": "Grep", "description": (
     "A powerful search tool built on ripgrep.\n\n- Supports full regex syntax (e.g. \"log.*Error\", \"function\\\\s+\\\\w+\").\n"
@@ -209,7 +209,7 @@ stages:
 
 
 def sessions() -> dict:
-    from lynkr.replay import replay_sessions
+    from lynkr.cli.replay import replay_sessions
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "all.yaml"
         p.write_text(ALL_STAGES.format(keep=json.dumps(default_keep())))
@@ -235,7 +235,7 @@ def stage_costs(repeat: int = 25) -> dict:
     makers = {"strip_tools": lambda: stage(StripTools, keep=keep), "toon": lambda: stage(Toon),
               "crush (keep_last 0)": lambda: stage(Crush, keep_last=0)}
     out = {"body_bytes": size}
-    from lynkr.tokens import count_text as warm_up
+    from lynkr.kit.tokens import count_text as warm_up
     warm_up("warm the tokenizer")
     async def timed(st) -> float:
         x = Exchange.new("anthropic", req, session="bench")
@@ -254,7 +254,7 @@ def stage_costs(repeat: int = 25) -> dict:
             out[name] = {"cold_median_us": round(statistics.median(cold)),
                          "warm_median_us": round(statistics.median(warm))}
     asyncio.run(measure())
-    from lynkr import tokens
+    from lynkr.kit import tokens
     cold, warm = [], []
     for _ in range(repeat):
         tokens._counts.clear()

@@ -6,8 +6,8 @@ Stage authors import from here only:
 """
 __version__ = "0.1.0"
 
-from .errors import ConfigError, ProxyError
-from .exchange import Exchange, Response, Route, StageEvent
-from .stage import BuildContext, Stage
+from lynkr.errors import ConfigError, ProxyError
+from lynkr.exchange import Exchange, Response, Route, StageEvent
+from lynkr.stage import BuildContext, Stage
 
 __all__ = ["__version__", "BuildContext", "ConfigError", "Exchange", "ProxyError", "Response", "Route", "Stage", "StageEvent"]

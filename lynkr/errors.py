@@ -22,7 +22,7 @@ class ConfigError(Exception):
 
     def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
                  path: Iterable = (), hint: str | None = None):
-        from .redact import redact   # schema errors quote values; a key may be one
+        from lynkr.redact import redact   # schema errors quote values; a key may be one
         self.message = message = redact(message)
         self.file = file
         self.line = line
@@ -78,7 +78,7 @@ class ProxyError(Exception):
     def __init__(self, status: int, message: str, *, type: str | None = None,
                  retry_after: float | None = None, retryable: bool | None = None,
                  fallbackable: bool | None = None, provider: str | None = None, code: str | None = None):
-        from .redact import redact   # a provider key an upstream echoes back must not reach the client
+        from lynkr.redact import redact   # a provider key an upstream echoes back must not reach the client
         message = redact(message)
         super().__init__(message)
         self.status = status

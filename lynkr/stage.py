@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .exchange import Exchange
+from lynkr.exchange import Exchange
 
 __all__ = ["Stage", "BuildContext"]
 

@@ -17,7 +17,7 @@ What it keeps
 What it never loses
 The crushed text starts with `[lynkr crush <handle>: …]` saying what was left out; the original goes
 to the crush store, the request gets the `lynkr_expand` tool, and when the model calls it the proxy
-answers from the store and continues the turn (lynkr/expand.py) — the client never sees the call.
+answers from the store and continues the turn (lynkr/savings/expand.py) — the client never sees the call.
 A result is crushed only when that saves at least `min_saving` of its tokens.
 
 Prefix stability
@@ -42,12 +42,12 @@ from pathlib import Path
 import orjson
 
 from lynkr.exchange import Exchange
-from lynkr.expand import EXPAND_NAME, EXPAND_TOOL, CrushStore, expand_interceptor, handle_for
-from lynkr.payloads import replace_payloads, tool_results, user_texts
+from lynkr.savings.expand import EXPAND_NAME, EXPAND_TOOL, CrushStore, expand_interceptor, handle_for
+from lynkr.savings.payloads import replace_payloads, tool_results, user_texts
 from lynkr.stage import Stage
 from lynkr.stages.toon import encode as toon_encode
 from lynkr.stages.toon import looks_binary, parse_json
-from lynkr.tokens import count_text, warm
+from lynkr.kit.tokens import count_text, warm
 
 _SIGNAL = re.compile(r"\b(error|errors|fail|failed|failure|failures|failing|exception|traceback|panic|fatal|"
                      r"warn|warning|warnings|denied|refused|timeout|timed out|assert|assertion|critical|crash|"

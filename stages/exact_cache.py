@@ -21,11 +21,11 @@ from collections import OrderedDict
 import orjson
 
 from lynkr.cache.parts import request_memo
-from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
+from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import exact_key
-from lynkr.cache.store import cache_path, open_store
+from lynkr.storage.cache_store import cache_path, open_store
 from lynkr.exchange import Exchange
-from lynkr.memory import kept
+from lynkr.kit.heap import kept
 from lynkr.stage import Stage
 
 
@@ -65,7 +65,7 @@ class ExactCache(Stage):
         # into: thousands of long-lived small objects, evicted and replaced on every miss, pin
         # Python's allocator pools all over the heap (with the cache on, a 62 KB-miss soak ran
         # ~30-40 MB above the same soak without it). A hit parses it again (microseconds). The JSON
-        # is copied out of orjson's oversized buffer (lynkr.memory.kept): 4 KB an answer otherwise.
+        # is copied out of orjson's oversized buffer (lynkr.kit.heap.kept): 4 KB an answer otherwise.
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.store = None

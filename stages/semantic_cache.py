@@ -31,10 +31,10 @@ import numpy as np
 
 from lynkr.cache import guard
 from lynkr.cache.index import Entry, VectorIndex
-from lynkr.cache.replay import answer_of, bypassed, record_saved, replay, storable
+from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import eligibility, scope_key, split_prompt
-from lynkr.cache.store import cache_path, open_store
-from lynkr.embed import EmbedderError, check_model_path, get_embedder
+from lynkr.storage.cache_store import cache_path, open_store
+from lynkr.kit.embed import EmbedderError, check_model_path, get_embedder
 from lynkr.exchange import Exchange
 from lynkr.stage import Stage
 

@@ -32,8 +32,8 @@ from rapidfuzz import fuzz, process
 
 from lynkr.cache.parts import json_of, remember, request_memo
 from lynkr.exchange import Exchange
-from lynkr.memory import kept
-from lynkr.payloads import user_texts
+from lynkr.kit.heap import kept
+from lynkr.savings.payloads import user_texts
 from lynkr.stage import Stage
 
 _DISCOVERY = {"toolsearch", "tool_search", "search_tools"}
@@ -209,7 +209,7 @@ class StripTools(Stage):
         self.kept_by_session: OrderedDict[str, frozenset] = OrderedDict()
         self.embedder = None
         if options["embed_threshold"] is not None and not ctx.dry_run:
-            from lynkr.embed import get_embedder
+            from lynkr.kit.embed import get_embedder
             path = options["model_path"] or os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
@@ -277,7 +277,7 @@ class StripTools(Stage):
         if hit is None:
             new = minify_tool(tool)
             text = raw.decode()
-            raw = kept(raw)                 # remembered past the request (lynkr.memory)
+            raw = kept(raw)                 # remembered past the request (lynkr.kit.heap)
             if new is tool:
                 hit = (None, text, text, raw)
             else:
@@ -297,7 +297,7 @@ class StripTools(Stage):
         facts = self._lists.get(key)
         if facts is None:
             # Sized for its JSON: the list's own, the minified tools' and a few joined lists. The
-            # key keeps right-sized copies of the request's JSON (lynkr.memory).
+            # key keeps right-sized copies of the request's JSON (lynkr.kit.heap).
             size = (2 + _ToolList.JOINED) * sum(len(raw) for raw in key if raw is not None)
             key = tuple(None if raw is None else kept(raw) for raw in key)
             facts = self._lists.put(key, _ToolList(self, tools, memo), size)

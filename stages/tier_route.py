@@ -25,7 +25,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from lynkr.cache.parts import json_len, request_memo
-from lynkr.catalog import load_catalog
+from lynkr.kit.catalog import load_catalog
 from lynkr.config import check_target
 from lynkr.config.loader import TIERS
 from lynkr.exchange import Exchange, Route

@@ -22,9 +22,9 @@ from collections import OrderedDict
 import toon_format
 
 from lynkr.exchange import Exchange
-from lynkr.payloads import replace_payloads, tool_results
+from lynkr.savings.payloads import replace_payloads, tool_results
 from lynkr.stage import Stage
-from lynkr.tokens import count_texts, warm
+from lynkr.kit.tokens import count_texts, warm
 
 _DELIMITERS = {",": "comma", "\t": "tab", "|": "pipe"}
 

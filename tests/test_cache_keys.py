@@ -84,7 +84,7 @@ def test_a_request_memo_lives_on_its_exchange_until_telemetry_counted_it():
     from lynkr.cache import parts
     from lynkr.exchange import Exchange
     from lynkr.telemetry.writer import rows_for
-    from lynkr.tokens import count_request
+    from lynkr.kit.tokens import count_request
     x = Exchange.new("anthropic", copy.deepcopy(BASE))
     memo = parts.request_memo(x)
     parts.json_of(x.request["messages"][0], memo)

@@ -1,5 +1,5 @@
 """The cache store's write batches: coalesced per id, and the file ends as the writes in order would leave it."""
-from lynkr.cache.store import _DELETE, _INSERT, CacheStore, _grouped
+from lynkr.storage.cache_store import _DELETE, _INSERT, CacheStore, _grouped
 
 MSG = {"content": [{"type": "text", "text": "ok"}]}
 
@@ -52,7 +52,7 @@ def test_grouping_is_one_delete_and_one_insert_per_run():
 
 
 def test_a_flush_does_not_wait_out_the_busy_interval(tmp_path, monkeypatch):
-    import lynkr.cache.store as store
+    import lynkr.storage.cache_store as store
     monkeypatch.setattr(store, "WRITE_INTERVAL", 3600.0)
     st = CacheStore(str(tmp_path / "c.duckdb"))
     for i in range(40):             # a big batch: the next write counts as "under load"

@@ -7,10 +7,10 @@ import aiohttp
 import orjson
 import pytest
 
-from lynkr.expand import EXPAND_NAME, CrushStore
+from lynkr.savings.expand import EXPAND_NAME, CrushStore
 from lynkr.stages import crush as crush_mod
 from lynkr.stages.crush import Crush, crush_text
-from lynkr.tokens import count_text
+from lynkr.kit.tokens import count_text
 from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
 from tests.helpers.savings_util import DATA, build_stage, request_with_results, result, run_stage
 

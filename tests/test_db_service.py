@@ -1,4 +1,4 @@
-"""lynkr.db_service: the one process that writes DuckDB files for `lynkr run`'s workers."""
+"""lynkr.storage.db_service: the one process that writes DuckDB files for `lynkr run`'s workers."""
 import asyncio
 import datetime as dt
 import os
@@ -10,8 +10,8 @@ import time
 import duckdb
 import orjson
 
-from lynkr import db_service
-from lynkr.cache.store import CacheStore
+from lynkr.storage import db_service
+from lynkr.storage.cache_store import CacheStore
 from lynkr.exchange import Exchange, Response
 from lynkr.telemetry import TelemetryWriter
 from tests.conftest import free_port
@@ -94,7 +94,7 @@ def _serve(tmp_path, env=None):
 
 
 def _writers(proc) -> list[str]:
-    return subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.db_service"],
+    return subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.storage.db_service"],
                           capture_output=True, text=True).stdout.split()
 
 
@@ -217,7 +217,7 @@ async def test_workers_count_tokens_in_the_writer_process(tmp_path, anthropic_up
 
 
 def test_token_counts_are_the_same_through_the_service(tmp_path, monkeypatch):
-    from lynkr import tokens
+    from lynkr.kit import tokens
     texts = ["hello world", "", '{"a": [1, 2, 3]}', "naïve café " * 50]
     monkeypatch.delenv(db_service.ENV, raising=False)
     here = [len(tokens.encoding().encode_ordinary(t)) for t in texts]

@@ -1,4 +1,4 @@
-"""lynkr/embed.py: the embedder on onnxruntime + tokenizers computes what fastembed computes, its
+"""lynkr/kit/embed.py: the embedder on onnxruntime + tokenizers computes what fastembed computes, its
 mixed and int8 copies stay close to fp32, and a forked worker can use a model its parent loaded."""
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lynkr import embed
+from lynkr.kit import embed
 from tests.conftest import EVAL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_missing_model_path_names_it(tmp_path):
 
 @needs_model
 def test_a_local_model_does_not_import_fastembed():
-    code = ("import sys; from lynkr.embed import get_embedder; e = get_embedder(precision='fp32'); "
+    code = ("import sys; from lynkr.kit.embed import get_embedder; e = get_embedder(precision='fp32'); "
             "e.embed(['x']); print('fastembed' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
                          env={**os.environ, "LYNKR_EMBED_MODEL_PATH": MODEL})
@@ -158,7 +158,7 @@ def test_a_forked_worker_uses_the_parents_model():
     code = """
 import os, sys, threading
 import numpy as np
-from lynkr.embed import get_embedder, preload_for, _cache
+from lynkr.kit.embed import get_embedder, preload_for, _cache
 preload_for({"stages": [{"id": "c", "uses": "semantic_cache", "with": {}}, {"id": "t", "uses": "strip_tools"}]})
 assert len(_cache) == 1, _cache
 e = get_embedder(precision="fp32")

@@ -10,7 +10,7 @@ import aiohttp
 import duckdb
 
 from benchmarks.overhead import MARK, fixed, workload_bodies
-from lynkr.cache.store import CacheStore
+from lynkr.storage.cache_store import CacheStore
 from tests.conftest import free_port
 from tests.helpers.serve import BODY, PIPE, start_lynkr, wait_ready
 
@@ -88,13 +88,13 @@ def test_bench_bodies_carry_one_marker():
 
 
 def test_json_kept_past_the_request_is_right_sized():
-    """orjson's output sits in a buffer ~10x its length (lynkr.memory); what caches keep is copied
+    """orjson's output sits in a buffer ~10x its length (lynkr.kit.heap); what caches keep is copied
     out of it. Measured with tracemalloc, which sees the allocation, not len()."""
     import tracemalloc
 
     import orjson
 
-    from lynkr.memory import kept
+    from lynkr.kit.heap import kept
     answer = {"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"}
 
     def held(make) -> float:

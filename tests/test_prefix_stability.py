@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lynkr.replay import prefix_violations, replay_sessions
+from lynkr.cli.replay import prefix_violations, replay_sessions
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers.savings_util import DATA, request_with_results
 

@@ -75,7 +75,7 @@ def test_heads_cover_the_vocabulary():
 
 
 def test_stripped_texts_are_remembered_within_a_bound(monkeypatch):
-    from lynkr.memo import per_text
+    from lynkr.kit.memo import per_text
     from lynkr.routing import text
     monkeypatch.setattr(text, "_stripped", per_text(text._stripped.fn, max_chars=1000))
     for i in range(50):

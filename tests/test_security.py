@@ -169,7 +169,7 @@ async def test_provider_key_never_reaches_client_logs_telemetry_or_explain(upstr
     for rec in caplog.records:
         assert PROVIDER_KEY not in logging.Formatter().format(rec)
 
-    from lynkr.duckfile import connect_with_retry
+    from lynkr.storage.duckfile import connect_with_retry
     con = connect_with_retry(str(tmp_path / "telemetry.duckdb"), read_only=True)
     try:
         dump = json.dumps(con.execute("SELECT * FROM requests").fetchall(), default=str)
@@ -178,7 +178,7 @@ async def test_provider_key_never_reaches_client_logs_telemetry_or_explain(upstr
         con.close()
     assert "invalid x-api-key" in dump and PROVIDER_KEY not in dump
 
-    from lynkr.explain import explain
+    from lynkr.cli.explain import explain
     req = tmp_path / "req.json"
     req.write_text(json.dumps(BODY))
     report = await explain(str(pipe), str(req))

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def embedder():
-    from lynkr.embed import get_embedder
+    from lynkr.kit.embed import get_embedder
     return get_embedder()
 
 

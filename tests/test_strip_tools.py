@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lynkr.explain import load_request_file, protocol_for
+from lynkr.cli.explain import load_request_file, protocol_for
 from lynkr.stages.strip_tools import StripTools, minify_tool
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers.savings_util import build_stage, run_stage

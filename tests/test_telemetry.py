@@ -156,7 +156,7 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
     import json
 
     from lynkr.telemetry.writer import _counts, lighten, note_tokens, rows_for
-    from lynkr.tokens import gathering
+    from lynkr.kit.tokens import gathering
     from tests.conftest import FIXTURES
     body = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())["body"]
     # A new turn: its last message was never counted, so lighten leaves it for the thread.
@@ -185,7 +185,7 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
     # row reads the requests as they are, whether lighten() ran or not.
     import copy
 
-    from lynkr.tokens import count_request
+    from lynkr.kit.tokens import count_request
     replaced = copy.deepcopy(body)
     want = (expected["tokens_client"], count_request(replaced))       # `expected`: `turn` kept whole
     for light in (False, True):

@@ -3,7 +3,7 @@ problem, context-window fit, cost and baseline, per-tier fallbacks, and a reques
 import aiohttp
 import pytest
 
-from lynkr.catalog import load_catalog, normalize, price, context_window
+from lynkr.kit.catalog import load_catalog, normalize, price, context_window
 from lynkr.config import load_config
 from lynkr.engine.pipeline import build_pipeline
 from lynkr.errors import ConfigError
@@ -239,7 +239,7 @@ stages:
 
 
 async def test_explain_shows_the_breakdown_and_the_route(write_pipeline):
-    from lynkr.explain import explain, format_report
+    from lynkr.cli.explain import explain, format_report
     from tests.helpers.routing_requests import SESSION
     report = await explain(str(write_pipeline(tiered())), str(SESSION / "req_004.json"))
     text = format_report(report)

@@ -3,8 +3,8 @@ import json
 
 import tiktoken
 
-from lynkr import tokens
-from lynkr.tokens import count_request, count_text
+from lynkr.kit import tokens
+from lynkr.kit.tokens import count_request, count_text
 from tests.conftest import FIXTURES
 
 

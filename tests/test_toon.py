@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lynkr.stages.toon import Toon, encode
-from lynkr.tokens import count_text
+from lynkr.kit.tokens import count_text
 from tests.helpers.savings_util import DATA, build_stage, request_with_results, result
 from tests.helpers.savings_util import run_stage as run
 

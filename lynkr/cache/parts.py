@@ -30,7 +30,7 @@ def request_memo(x) -> dict:
 
 
 def memo_of(x) -> dict | None:
-    """The request's memo if a stage made one (for lynkr.tokens.count_request), else None."""
+    """The request's memo if a stage made one (for lynkr.kit.tokens.count_request), else None."""
     return x.vars.get(KEY)
 
 

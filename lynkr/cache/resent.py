@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import orjson
 
-from ..memory import kept
-from .parts import key_json
+from lynkr.kit.heap import kept
+from lynkr.cache.parts import key_json
 
 __all__ = ["reuse", "MIN_BODY"]
 
@@ -129,7 +129,7 @@ def _take(value, guess: bytes | None, raw: bytes, pos: int, memo: dict) -> bytes
             return None
         if not raw.startswith(guess, pos):
             return None
-        guess = kept(guess)             # lives on as the next turn's guess (lynkr.memory)
+        guess = kept(guess)             # lives on as the next turn's guess (lynkr.kit.heap)
     memo[id(value)] = (value, guess)
     return guess
 

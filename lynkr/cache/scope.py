@@ -19,7 +19,7 @@ from functools import lru_cache
 import orjson
 
 from lynkr.cache.parts import json_of
-from lynkr.memory import kept
+from lynkr.kit.heap import kept
 
 __all__ = ["exact_key", "split_prompt", "scope_key", "normalise_volatile", "eligibility", "ANSWER_PARAMS"]
 
@@ -153,7 +153,7 @@ class _PartDigests:
                 for d in self._d:
                     d.clear()
                 self._size = 0
-            memo[kept(raw)] = hit        # the request's copy has orjson's slack (lynkr.memory)
+            memo[kept(raw)] = hit        # the request's copy has orjson's slack (lynkr.kit.heap)
             self._size += len(raw) + 150     # the entry's own overhead: a new turn is a small part
         return hit
 

@@ -15,11 +15,11 @@ import graphlib
 import jsonschema
 import orjson
 
-from ..errors import ConfigError, did_you_mean
-from ..stage import Stage
-from .render import render_templates
-from .schema import assemble_schema
-from .yaml_lines import line_of, load_yaml_with_lines
+from lynkr.errors import ConfigError, did_you_mean
+from lynkr.stage import Stage
+from lynkr.config.render import render_templates
+from lynkr.config.schema import assemble_schema
+from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
 
 __all__ = ["LoadedConfig", "load_config", "TIERS", "SECRET_KEYS"]
 
@@ -57,8 +57,8 @@ def redacted(value):
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None) -> LoadedConfig:
-    from ..engine.registry import load_path_stage, load_registry
-    from ..redact import register_secrets, secrets_in_config
+    from lynkr.engine.registry import load_path_stage, load_registry
+    from lynkr.redact import register_secrets, secrets_in_config
 
     file = str(path)
     if text is None:

@@ -11,8 +11,8 @@ from typing import Mapping
 
 import jinja2
 
-from ..errors import ConfigError
-from .yaml_lines import line_of
+from lynkr.errors import ConfigError
+from lynkr.config.yaml_lines import line_of
 
 __all__ = ["render_templates", "jinja_env"]
 
@@ -57,7 +57,7 @@ def _walk(value, path, lines, file, ns):
             m = _missing_attr.search(str(e))
             name = m.group(1) if m else str(e)
             if re.search(r"\bvars\.\s*" + re.escape(name) + r"\b", value):
-                from ..errors import did_you_mean
+                from lynkr.errors import did_you_mean
                 raise ConfigError(f"vars.{name} is not defined", file=file, line=line_of(lines, path), path=path,
                                   hint=did_you_mean(name, ns["vars"]) or "define it under the top-level `vars:`") from None
             raise ConfigError(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from ..errors import ConfigError
+from lynkr.errors import ConfigError
 
 __all__ = ["load_yaml_with_lines", "line_of"]
 

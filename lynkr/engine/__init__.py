@@ -1,5 +1,5 @@
 """The pipeline engine: registry, plan compilation, executor, runtime (hot reload)."""
-from .pipeline import Pipeline, build_pipeline, load_pipeline
-from .runtime import Engine
+from lynkr.engine.pipeline import Pipeline, build_pipeline, load_pipeline
+from lynkr.engine.runtime import Engine
 
 __all__ = ["Pipeline", "build_pipeline", "load_pipeline", "Engine"]

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import time
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response, StageEvent
-from ..redact import redact
-from .plan import Plan, Step
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response, StageEvent
+from lynkr.redact import redact
+from lynkr.engine.plan import Plan, Step
 
 __all__ = ["run_request", "run_after"]
 

@@ -3,7 +3,7 @@ client did not send — a tool the proxy answers itself, like crush's `lynkr_exp
 that sees the upstream's response before the client does, and may call the same upstream again."""
 from __future__ import annotations
 
-from ..exchange import Exchange, Response
+from lynkr.exchange import Exchange, Response
 
 __all__ = ["intercept"]
 

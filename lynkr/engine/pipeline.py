@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-from ..config import LoadedConfig, load_config
-from ..errors import ConfigError
-from ..exchange import Exchange
-from ..stage import BuildContext, Stage
-from .executor import run_after, run_request
-from .plan import Plan, compile_plan
+from lynkr.config import LoadedConfig, load_config
+from lynkr.errors import ConfigError
+from lynkr.exchange import Exchange
+from lynkr.stage import BuildContext, Stage
+from lynkr.engine.executor import run_after, run_request
+from lynkr.engine.plan import Plan, compile_plan
 
 __all__ = ["Pipeline", "build_pipeline", "load_pipeline"]
 
@@ -90,7 +90,7 @@ class Pipeline:
 
 def build_pipeline(cfg: LoadedConfig, *, dry_run: bool = False, shared: dict | None = None) -> Pipeline:
     """Build providers and stages. Raises ConfigError; never leaves half-built resources open."""
-    from ..providers import build_providers
+    from lynkr.providers import build_providers
 
     providers = build_providers(cfg)
     state_dir = cfg.data.get("state_dir") or ".lynkr"

@@ -17,8 +17,8 @@ from typing import Callable
 
 import jinja2
 
-from ..config import LoadedConfig
-from ..stage import Stage
+from lynkr.config import LoadedConfig
+from lynkr.stage import Stage
 
 __all__ = ["Step", "Plan", "compile_plan"]
 

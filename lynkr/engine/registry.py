@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from ..stage import Stage
+from lynkr.stage import Stage
 
 __all__ = ["load_registry", "load_path_stage", "StageInfo"]
 

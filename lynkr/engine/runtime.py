@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-from ..config import load_config
-from ..errors import ConfigError
-from ..exchange import Exchange
-from ..telemetry import NullWriter, TelemetryWriter
-from .pipeline import Pipeline, build_pipeline
+from lynkr.config import load_config
+from lynkr.errors import ConfigError
+from lynkr.exchange import Exchange
+from lynkr.telemetry import NullWriter, TelemetryWriter
+from lynkr.engine.pipeline import Pipeline, build_pipeline
 
 __all__ = ["Engine"]
 

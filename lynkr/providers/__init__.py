@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from ..config import LoadedConfig
-from .base import Provider
+from lynkr.config import LoadedConfig
+from lynkr.providers.base import Provider
 
 __all__ = ["Provider", "KINDS", "provider_class", "build_providers"]
 

@@ -12,13 +12,13 @@ import time
 from urllib.parse import urlparse
 
 
-from ..cache.parts import json_bytes, memo_of
-from ..exchange import Exchange, Response
-from ..telemetry.writer import note_tokens
-from ..wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
-from ..wire.sse import SSEBody
-from .base import Provider
-from .prepare import clamp_max_tokens, strip_billing
+from lynkr.cache.parts import json_bytes, memo_of
+from lynkr.exchange import Exchange, Response
+from lynkr.telemetry.writer import note_tokens
+from lynkr.wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
+from lynkr.wire.sse import SSEBody
+from lynkr.providers.base import Provider
+from lynkr.providers.prepare import clamp_max_tokens, strip_billing
 
 __all__ = ["AnthropicProvider"]
 
@@ -48,7 +48,7 @@ class AnthropicProvider(Provider):
         # key is Anthropic's own 401, relayed, rather than a pipeline that will not load.
         if (config.get("base_url") and not config.get("api_key") and not host.endswith("anthropic.com")
                 and host not in ("localhost", "127.0.0.1", "::1")):
-            from .base import missing_message
+            from lynkr.providers.base import missing_message
             problems.append(("api_key", missing_message(name, config, "api_key")))
         return problems
 

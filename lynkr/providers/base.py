@@ -6,9 +6,9 @@ from typing import ClassVar
 import aiohttp
 import orjson
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response
-from .resilience import as_proxy_error, parse_retry_after, upstream_error
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response
+from lynkr.providers.resilience import as_proxy_error, parse_retry_after, upstream_error
 
 __all__ = ["Provider", "error_from_body", "session_options"]
 

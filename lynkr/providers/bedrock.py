@@ -21,13 +21,13 @@ from urllib.parse import quote
 
 import orjson
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response
-from ..wire.canonical import SYNTHETIC_SIGNATURE
-from .base import Provider, missing_message
-from .prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
-from .resilience import upstream_error
-from .stream import EventBuilder, new_message_id
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response
+from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
+from lynkr.providers.base import Provider, missing_message
+from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
+from lynkr.providers.resilience import upstream_error
+from lynkr.providers.stream import EventBuilder, new_message_id
 
 __all__ = ["BedrockProvider", "to_converse", "message_from_converse"]
 

@@ -21,13 +21,13 @@ from collections import OrderedDict
 
 import orjson
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response
-from ..wire.canonical import SYNTHETIC_SIGNATURE
-from ..wire.sse import iter_sse
-from .base import Provider
-from .prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
-from .stream import EventBuilder, new_message_id, new_tool_id
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response
+from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
+from lynkr.wire.sse import iter_sse
+from lynkr.providers.base import Provider
+from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
+from lynkr.providers.stream import EventBuilder, new_message_id, new_tool_id
 
 __all__ = ["GeminiProvider", "VertexProvider", "to_gemini", "message_from_gemini", "SIG_PREFIX"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .resilience import breakers_for
+from lynkr.providers.resilience import breakers_for
 
 __all__ = ["setup", "status"]
 
@@ -25,7 +25,7 @@ async def get_providers(request: web.Request) -> web.Response:
 
 
 async def post_reset(request: web.Request) -> web.Response:
-    from ..server.auth import require_admin
+    from lynkr.server.auth import require_admin
 
     require_admin(request)
     engine = request.app["engine"]

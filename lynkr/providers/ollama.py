@@ -16,12 +16,12 @@ import time
 
 import orjson
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response
-from ..wire.canonical import SYNTHETIC_SIGNATURE
-from .base import Provider
-from .prepare import block_text, prune_schema, strip_billing, system_text, tool_result_text
-from .stream import EventBuilder, new_message_id, new_tool_id
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response
+from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
+from lynkr.providers.base import Provider
+from lynkr.providers.prepare import block_text, prune_schema, strip_billing, system_text, tool_result_text
+from lynkr.providers.stream import EventBuilder, new_message_id, new_tool_id
 
 __all__ = ["OllamaProvider", "to_ollama"]
 
@@ -221,7 +221,7 @@ class OllamaProvider(Provider):
         try:
             resp = await self.session.get(self.base_url + "/api/tags", headers=self._headers())
         except Exception as e:
-            from .resilience import as_proxy_error
+            from lynkr.providers.resilience import as_proxy_error
             raise as_proxy_error(e, self.name) from None
         data = await self.read_json(resp)
         return [m.get("name") for m in data.get("models") or [] if m.get("name")]

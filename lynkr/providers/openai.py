@@ -24,12 +24,12 @@ from urllib.parse import urlparse
 
 import orjson
 
-from ..errors import ProxyError
-from ..exchange import Exchange, Response
-from ..wire import openai_chat
-from ..wire.sse import iter_sse
-from .base import Provider
-from .prepare import prune_schema
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response
+from lynkr.wire import openai_chat
+from lynkr.wire.sse import iter_sse
+from lynkr.providers.base import Provider
+from lynkr.providers.prepare import prune_schema
 
 __all__ = ["OpenAIProvider", "AzureOpenAIProvider", "guess_flavor"]
 
@@ -90,7 +90,7 @@ class OpenAIProvider(Provider):
         problems = super().check(name, config)
         # Hosted APIs need a key; local servers (llama.cpp, LM Studio, vLLM) usually do not.
         if guess_flavor(config.get("base_url") or "", config) in _HOSTED and not config.get("api_key"):
-            from .base import missing_message
+            from lynkr.providers.base import missing_message
             problems.append(("api_key", missing_message(name, config, "api_key")))
         return problems
 

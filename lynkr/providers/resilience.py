@@ -16,9 +16,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import ProxyError
-from ..exchange import Response
-from ..wire.sse import parse_events
+from lynkr.errors import ProxyError
+from lynkr.exchange import Response
+from lynkr.wire.sse import parse_events
 
 __all__ = ["RetryPolicy", "Breaker", "Breakers", "classify_status", "context_length_error", "peek_first",
            "stream_guard", "call_resilient"]

@@ -8,7 +8,7 @@ import uuid
 
 import orjson
 
-from ..wire.canonical import SYNTHETIC_SIGNATURE
+from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 
 __all__ = ["EventBuilder", "new_message_id", "new_tool_id"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from .text import Conversation
+from lynkr.routing.text import Conversation
 
 __all__ = ["side_request"]
 

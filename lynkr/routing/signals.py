@@ -17,7 +17,7 @@ try:   # the regex parser, to read each vocabulary word's literal head
 except ImportError:     # pragma: no cover - a Python without it only loses the shortcut
     _sre_parser = None
 
-from .text import Conversation
+from lynkr.routing.text import Conversation
 
 __all__ = ["DIMENSIONS", "measure", "is_negated"]
 

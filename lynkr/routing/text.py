@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..memo import per_text
+from lynkr.kit.memo import per_text
 
 __all__ = ["Conversation", "read_conversation", "strip_harness"]
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 from aiohttp import web
 
-from .auth import require_admin
+from lynkr.server.auth import require_admin
 
 __all__ = ["setup"]
 

@@ -5,7 +5,7 @@ import importlib
 
 from aiohttp import web
 
-from ..engine.runtime import Engine
+from lynkr.engine.runtime import Engine
 
 __all__ = ["create_app", "ROUTE_MODULES"]
 

@@ -10,10 +10,10 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..wire import anthropic, openai_chat, openai_responses
-from ..wire import embeddings as embed_wire
-from .handler import DEFAULT_MAX_BODY, read_json, serve
+from lynkr.errors import ProxyError
+from lynkr.wire import anthropic, openai_chat, openai_responses
+from lynkr.wire import embeddings as embed_wire
+from lynkr.server.handler import DEFAULT_MAX_BODY, read_json, serve
 
 __all__ = ["setup", "model_ids"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..telemetry.reports import ReportError, NoRequests, list_reports, parse_since, run_reports
-from .auth import require_admin
+from lynkr.telemetry.reports import ReportError, NoRequests, list_reports, parse_since, run_reports
+from lynkr.server.auth import require_admin
 
 __all__ = ["setup", "DASHBOARD_REPORTS"]
 

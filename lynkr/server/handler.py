@@ -14,11 +14,11 @@ from functools import lru_cache
 import orjson
 from aiohttp import web
 
-from ..cache.parts import request_memo
-from ..cache.resent import MIN_BODY, reuse
-from ..errors import ProxyError
-from ..exchange import Exchange
-from ..wire.render import ClientGone
+from lynkr.cache.parts import request_memo
+from lynkr.cache.resent import MIN_BODY, reuse
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange
+from lynkr.wire.render import ClientGone
 
 __all__ = ["serve", "read_json", "read_raw_json"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .. import __version__
+from lynkr import __version__
 
 __all__ = ["setup"]
 

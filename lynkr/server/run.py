@@ -9,12 +9,12 @@ import sys
 
 from aiohttp import web
 
-from .. import db_service
-from ..config import load_config
-from ..errors import ConfigError
-from ..memory import fix_mmap_threshold
-from ..engine.runtime import Engine
-from .app import create_app
+from lynkr.storage import db_service
+from lynkr.config import load_config
+from lynkr.errors import ConfigError
+from lynkr.kit.heap import fix_mmap_threshold
+from lynkr.engine.runtime import Engine
+from lynkr.server.app import create_app
 
 __all__ = ["serve_forever"]
 
@@ -48,7 +48,7 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     grace = float(server.get("shutdown_grace_s", 30))
     fix_mmap_threshold()                 # before anything big is allocated; the workers inherit it
     # One process writes the DuckDB files (telemetry, cache) for every worker: a server process
-    # then never loads DuckDB (lynkr.db_service). It stops after the last worker has flushed.
+    # then never loads DuckDB (lynkr.storage.db_service). It stops after the last worker has flushed.
     db = db_service.start_service() if os.environ.get("LYNKR_DB_SERVICE", "on").lower() not in _OFF else None
     try:
         if workers <= 1:
@@ -66,7 +66,7 @@ def _serve_workers(cfg, pipeline: str, host: str, port: int, watch: bool, grace:
     # stays one file: each writer holds it only while writing a batch.
     children = _workers
     # The embedding model (~100 MB) is loaded before forking, so the workers share its pages.
-    from ..embed import preload_for
+    from lynkr.kit.embed import preload_for
     preload_for(cfg.data)
     # Signals wait (blocked, not lost) until each process has its handlers: a SIGTERM that lands
     # while a worker is still loading would otherwise kill it outright instead of draining it.

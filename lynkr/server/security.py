@@ -28,8 +28,8 @@ import math
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..redact import install_log_redaction
+from lynkr.errors import ProxyError
+from lynkr.redact import install_log_redaction
 
 __all__ = ["setup", "Shedder", "protocol_for_path", "is_client_path", "DEFAULT_MAX_IN_FLIGHT",
            "DEFAULT_MAX_LOOP_LAG_MS"]
@@ -95,7 +95,7 @@ def protocol_for_path(path: str):
         except ImportError:
             pass
         return _OpenAIErrors
-    from ..wire import anthropic
+    from lynkr.wire import anthropic
     return anthropic
 
 

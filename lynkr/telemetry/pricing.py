@@ -6,7 +6,7 @@ pipeline or the catalogue re-prices all history.
 
 Prices are USD per million tokens: `input`, `output`, `cache_read`, `cache_write`.
 Lookup order for a (provider, model) pair: the pipeline's `models:` entry for
-`provider:model`, then for `model`; then the catalogue (`lynkr.catalog`, owned by the
+`provider:model`, then for `model`; then the catalogue (`lynkr.kit.catalog`, owned by the
 routing code); then the small fallback table below. A local provider (kind `ollama`) is free.
 Names are matched loosely: `anthropic/claude-sonnet-4.5`, `claude-sonnet-4-5-20250929` and
 `claude-sonnet-4-5` are one model.
@@ -121,7 +121,7 @@ def _lookup(table: Mapping[str, dict], model: str) -> dict | None:
 
 def _load_catalog(models: Mapping):
     try:
-        from ..catalog import load_catalog
+        from lynkr.kit.catalog import load_catalog
     except ImportError:
         return None
     try:
@@ -131,7 +131,7 @@ def _load_catalog(models: Mapping):
         return None
 
 
-# Used only when lynkr.catalog is not installed or does not know a model. USD per million tokens,
+# Used only when lynkr.kit.catalog is not installed or does not know a model. USD per million tokens,
 # list prices; a pipeline's `models:` overrides any of them.
 FALLBACK_PRICES: dict[str, dict] = {
     "claude-opus-4-5":   {"input": 5.0,  "output": 25.0, "cache_read": 0.5,   "cache_write": 6.25},

@@ -105,7 +105,7 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
     running several reports on one connection (the dashboard); stage_events stays a view."""
     import duckdb
 
-    from .pricing import PriceTable
+    from lynkr.telemetry.pricing import PriceTable
 
     if not Path(path).exists():
         raise NoRequests(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
@@ -215,7 +215,7 @@ def _jsonable(v):
 def report_sql(name: str) -> str:
     f = REPORTS_DIR / f"{name}.sql"
     if name.startswith("_") or not f.is_file():
-        from ..errors import did_you_mean
+        from lynkr.errors import did_you_mean
         hint = did_you_mean(name, list_reports())
         raise ReportError(f"no report named '{name}'" + (f"; {hint}" if hint else "") +
                           f" (available: {', '.join(list_reports())})")
@@ -296,7 +296,7 @@ def add_report_arguments(p) -> None:
 def _config(args) -> dict | None:
     if not args.config:
         return None
-    from ..config import load_config
+    from lynkr.config import load_config
     return load_config(args.config).data
 
 
@@ -310,7 +310,7 @@ def _db_path(args, config: dict | None) -> str:
 
 
 def run_report_cli(args) -> int:
-    from ..errors import ConfigError
+    from lynkr.errors import ConfigError
 
     if not args.name and not args.sql and not args.export:
         for name, desc in list_reports().items():

@@ -1,10 +1,10 @@
 """The DuckDB telemetry writer: a queue fed by the event loop, drained in batches by one thread.
 
-Each batch attaches the file, writes and detaches it (lynkr.duckfile), and `lynkr report` opens
+Each batch attaches the file, writes and detaches it (lynkr.storage.duckfile), and `lynkr report` opens
 it read-only in between, retrying while a batch is being written.
 
 The thread turns finished requests into rows (token estimates are computed here, never on the
-request path); the batch is written by lynkr.db_service: under `lynkr run`, by the one writer
+request path); the batch is written by lynkr.storage.db_service: under `lynkr run`, by the one writer
 process all workers share, so a server process never loads DuckDB.
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import orjson
 
-from .. import db_service
-from ..duckfile import attached, release
-from ..memory import trim
-from ..tokens import count_planned, count_request, count_text, gathering, known_parts
-from .schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
+from lynkr.storage import db_service
+from lynkr.storage.duckfile import attached, release
+from lynkr.kit.heap import trim
+from lynkr.kit.tokens import count_planned, count_request, count_text, gathering, known_parts
+from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 
 __all__ = ["TelemetryWriter", "NullWriter"]
 
@@ -239,7 +239,7 @@ class TelemetryWriter:
         trim()
 
 
-# -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
+# -- the file's operations (lynkr.storage.db_service: in the writer process, or in this one) -------------
 
 ALIAS = "tele"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..exchange import Exchange
-from .events import KeepAlive
-from .render import ping_interval, respond
-from .sse import sse_event
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange
+from lynkr.wire.events import KeepAlive
+from lynkr.wire.render import ping_interval, respond
+from lynkr.wire.sse import sse_event
 
 __all__ = ["CLIENT", "to_canonical", "render", "error_response", "error_event"]
 
@@ -146,7 +146,7 @@ def count_tokens_body(body) -> dict:
 
 
 def estimate_tokens(canonical: dict) -> int:
-    from ..tokens import count_request
+    from lynkr.kit.tokens import count_request
     # cl100k_base undercounts Claude's tokenizer by roughly a tenth on code and prose.
     return max(1, int(round(count_request(canonical) * 1.1)))
 

@@ -1,6 +1,6 @@
 """OpenAI embeddings (`POST /v1/embeddings`), for Cursor's and Continue's codebase search.
 
-Served locally by fastembed (lynkr.embed, all-MiniLM-L6-v2 by default, the model the semantic
+Served locally by fastembed (lynkr.kit.embed, all-MiniLM-L6-v2 by default, the model the semantic
 cache uses) in a thread pool, or forwarded to an OpenAI-compatible provider marked for it:
 
     providers:
@@ -13,7 +13,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
+from lynkr.errors import ProxyError
 
 __all__ = ["parse", "handle", "local_embed"]
 
@@ -38,7 +38,7 @@ def parse(body) -> list[str]:
 
 
 def local_embed(texts: list[str]) -> list[list[float]]:
-    from ..embed import get_embedder
+    from lynkr.kit.embed import get_embedder
     return get_embedder().embed(texts).tolist()
 
 
@@ -67,7 +67,7 @@ async def handle(request: web.Request, body) -> web.Response:
         vecs = await asyncio.get_running_loop().run_in_executor(None, local_embed, texts)
     except Exception as e:   # the model failed to load: say so, in OpenAI's shape
         raise ProxyError(503, f"the local embedding model is unavailable: {e}", retryable=False) from None
-    from ..tokens import count_text
+    from lynkr.kit.tokens import count_text
     tokens = await asyncio.get_running_loop().run_in_executor(None, lambda: sum(count_text(t) for t in texts))
     if body.get("encoding_format") == "base64":     # the openai SDK's default: float32 little-endian
         import base64

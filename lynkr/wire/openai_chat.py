@@ -14,14 +14,14 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..exchange import Exchange
-from .canonical import (SYNTHETIC_SIGNATURE, finish_to_stop, image_block_from_url, image_url_of, name_map,
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange
+from lynkr.wire.canonical import (SYNTHETIC_SIGNATURE, finish_to_stop, image_block_from_url, image_url_of, name_map,
                         new_id, now, short_name, stop_to_finish, strip_billing, text_of, usage_from_openai,
                         usage_to_openai)
-from .events import KeepAlive
-from .render import ping_interval, respond
-from .sse import sse_data
+from lynkr.wire.events import KeepAlive
+from lynkr.wire.render import ping_interval, respond
+from lynkr.wire.sse import sse_data
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_openai", "events_from_openai",
            "render", "error_response", "error_body", "message_to_completion"]
@@ -151,7 +151,7 @@ def to_canonical(body) -> dict:
         raise _bad("request body must be a JSON object")
     if "messages" not in body and "input" in body:
         # Cursor's agent mode sends Responses-shaped bodies to /chat/completions.
-        from . import openai_responses
+        from lynkr.wire import openai_responses
         return openai_responses.to_canonical(body)
     messages = body.get("messages")
     if messages is None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..exchange import Exchange
-from .canonical import (SYNTHETIC_SIGNATURE, image_block_from_url, image_url_of, name_map, new_id, now, short_name,
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange
+from lynkr.wire.canonical import (SYNTHETIC_SIGNATURE, image_block_from_url, image_url_of, name_map, new_id, now, short_name,
                         strip_billing, usage_from_openai, usage_to_responses)
-from .events import KeepAlive
-from .render import ping_interval, respond
-from .sse import sse_event
+from lynkr.wire.events import KeepAlive
+from lynkr.wire.render import ping_interval, respond
+from lynkr.wire.sse import sse_event
 
 __all__ = ["CLIENT", "to_canonical", "from_canonical", "message_from_responses", "events_from_responses",
            "render", "error_response", "error_body", "message_to_response"]

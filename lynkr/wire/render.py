@@ -12,10 +12,10 @@ from typing import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
-from ..exchange import Exchange
-from .events import MessageAccumulator, collect, message_to_events
-from .sse import finish_stream
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange
+from lynkr.wire.events import MessageAccumulator, collect, message_to_events
+from lynkr.wire.sse import finish_stream
 
 __all__ = ["respond", "lynkr_headers", "ping_interval", "ClientGone"]
 

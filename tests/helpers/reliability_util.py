@@ -171,7 +171,7 @@ class LynkrProcess:
 
 
 def telemetry_rows(path, table: str = "requests", where: str = "") -> int:
-    from lynkr.duckfile import connect_with_retry
+    from lynkr.storage.duckfile import connect_with_retry
 
     con = connect_with_retry(str(path), read_only=True)
     try:

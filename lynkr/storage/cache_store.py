@@ -2,7 +2,7 @@
 the cache. Default `<state_dir>/cache.duckdb`.
 
 Writes go through one thread per file and are batched; each batch (and each read) is one
-lynkr.db_service operation, which attaches the file, works and detaches it (lynkr.duckfile), so
+lynkr.storage.db_service operation, which attaches the file, works and detaches it (lynkr.storage.duckfile), so
 several workers and a hot-reloaded pipeline can share it. Under `lynkr run` that happens in the
 one writer process, and a server process never loads DuckDB. The event loop only enqueues. Reads
 happen once, when a stage is built (already off the loop).
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import orjson
 
-from lynkr import db_service
-from lynkr.duckfile import attached, insert, release
+from lynkr.storage import db_service
+from lynkr.storage.duckfile import attached, insert, release
 
 __all__ = ["CacheStore", "open_store", "cache_path"]
 
 log = logging.getLogger("lynkr.cache")
 
-ALIAS = "cache"     # the file, as lynkr.duckfile attaches it: the SQL here names `cache.cache_entries`
+ALIAS = "cache"     # the file, as lynkr.storage.duckfile attaches it: the SQL here names `cache.cache_entries`
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS cache.cache_entries (
@@ -158,7 +158,7 @@ class CacheStore:
             log.exception("cache store %s: %d writes lost", self.path, len(batch))
 
 
-# -- the file's operations (lynkr.db_service: in the writer process, or in this one) -------------
+# -- the file's operations (lynkr.storage.db_service: in the writer process, or in this one) -------------
 
 @db_service.operation("cache.create")
 def _create(path: str, _payload=None) -> None:
@@ -220,7 +220,7 @@ BUSY_BATCH = 16          # entries queued during one write that mean "under load
 COLUMNS = ["id", "kind", "stage", "scope", "text", "vector", "message", "created", "expires"]
 # What a worker queues: a row to insert (or replace), ids to delete, or a statement of its own.
 _INSERT = "insert"
-_INSERT_ROWS = "insert rows"         # rows as columns (lynkr.duckfile.insert), made by _grouped
+_INSERT_ROWS = "insert rows"         # rows as columns (lynkr.storage.duckfile.insert), made by _grouped
 _DELETE = "DELETE FROM cache.cache_entries WHERE id IN (SELECT unnest(?))"
 
 

@@ -42,12 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .memory import trim
+from lynkr.kit.heap import trim
 
 __all__ = ["Embedder", "EmbedderError", "get_embedder", "check_model_path", "preload_for",
            "DEFAULT_EMBED_MODEL", "PRECISIONS"]
 
-log = logging.getLogger("lynkr.embed")
+log = logging.getLogger("lynkr.kit.embed")
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PRECISIONS = ("mixed", "int8", "fp32")

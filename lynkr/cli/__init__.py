@@ -9,8 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError
+from lynkr import __version__
+from lynkr.errors import ConfigError
 
 __all__ = ["main"]
 
@@ -28,7 +28,7 @@ def command(fn):
 def cmd_run(args) -> int:
     """Serve a pipeline."""
     _load_dotenv()
-    from .server.run import serve_forever
+    from lynkr.server.run import serve_forever
 
     return serve_forever(args.pipeline, port=args.port, host=args.host, workers=args.workers,
                          watch=not args.no_reload, log_level=args.log_level)
@@ -45,8 +45,8 @@ def _load_dotenv() -> None:
 @command
 def cmd_validate(args) -> int:
     """Check pipeline files (for CI in a GitOps repo): exit 0 when all are valid, 1 otherwise."""
-    from .config import load_config
-    from .engine.pipeline import build_pipeline
+    from lynkr.config import load_config
+    from lynkr.engine.pipeline import build_pipeline
 
     _load_dotenv()     # validate what `run` would serve: a Lynkr .env decides the providers
     failed = 0
@@ -68,7 +68,7 @@ def cmd_validate(args) -> int:
 @command
 def cmd_explain(args) -> int:
     """Dry-run a request through a pipeline: the plan, which stages run and why, what each changed."""
-    from .explain import explain
+    from lynkr.cli.explain import explain
 
     _load_dotenv()
     try:
@@ -82,7 +82,7 @@ def cmd_explain(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
-        from .explain import format_report
+        from lynkr.cli.explain import format_report
         print(format_report(report))
     return 0
 
@@ -92,8 +92,8 @@ def cmd_explain(args) -> int:
 @command
 def cmd_stages(args) -> int:
     """List every registered stage with its options and defaults (from their schemas)."""
-    from .config.schema import assemble_schema
-    from .engine.registry import load_registry
+    from lynkr.config.schema import assemble_schema
+    from lynkr.engine.registry import load_registry
 
     registry = load_registry()
     if args.schema:
@@ -127,7 +127,7 @@ def cmd_stages(args) -> int:
 @command
 def cmd_report(args) -> int:
     """Built-in telemetry reports, or your own SQL (read-only; works while the server runs)."""
-    from .telemetry.reports import run_report_cli
+    from lynkr.telemetry.reports import run_report_cli
 
     return run_report_cli(args)
 
@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--schema", nargs="?", const="-", help="write the assembled pipeline JSON Schema (to a file or -)")
 
     rep = sub.add_parser("report", help=cmd_report.__doc__)
-    from .telemetry.reports import add_report_arguments
+    from lynkr.telemetry.reports import add_report_arguments
     add_report_arguments(rep)
 
     for name, fn in COMMANDS.items():
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_plugin_commands() -> None:
     """Commands other modules add (replay lives with the savings tools)."""
-    for mod in ("lynkr.replay",):
+    for mod in ("lynkr.cli.replay",):
         try:
             __import__(mod)
         except ImportError:

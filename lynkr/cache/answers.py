@@ -70,7 +70,7 @@ async def record_saved(x: Exchange, stage_id: str) -> None:
     resp = x.response
     if ev is None or resp is None or resp.message is None:
         return
-    from lynkr.tokens import count_request, count_text
+    from lynkr.kit.tokens import count_request, count_text
 
     def count():
         return count_request(x.baseline if x.baseline is not None else x.request) + count_text(_message_text(resp.message))

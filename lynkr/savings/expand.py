@@ -22,12 +22,12 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from .exchange import Exchange, Response
-from .wire.events import MessageAccumulator
+from lynkr.exchange import Exchange, Response
+from lynkr.wire.events import MessageAccumulator
 
 __all__ = ["EXPAND_TOOL", "EXPAND_NAME", "CrushStore", "handle_for", "expand_interceptor"]
 
-log = logging.getLogger("lynkr.expand")
+log = logging.getLogger("lynkr.savings.expand")
 
 EXPAND_NAME = "lynkr_expand"
 EXPAND_TOOL = {

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from .memo import per_text
+from lynkr.kit.memo import per_text
 
 __all__ = ["Payload", "tool_results", "replace_payloads", "tool_names_by_id", "user_texts"]
 

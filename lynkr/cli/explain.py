@@ -6,9 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from .config import load_config, redacted
-from .engine.pipeline import build_pipeline
-from .exchange import Exchange
+from lynkr.config import load_config, redacted
+from lynkr.engine.pipeline import build_pipeline
+from lynkr.exchange import Exchange
 
 __all__ = ["explain", "format_report", "load_request_file"]
 
@@ -24,14 +24,14 @@ def load_request_file(path: str) -> tuple[str, dict, dict]:
 
 
 def protocol_for(path: str):
-    from .wire import anthropic
+    from lynkr.wire import anthropic
     p = path.split("?")[0]
     try:
         if p.endswith("/chat/completions"):
-            from .wire import openai_chat
+            from lynkr.wire import openai_chat
             return openai_chat
         if p.endswith("/responses"):
-            from .wire import openai_responses
+            from lynkr.wire import openai_responses
             return openai_responses
     except ImportError:
         pass
@@ -50,7 +50,7 @@ async def explain(pipeline_path: str, request_path: str) -> dict:
         before = orjson.dumps(x.request)
         await pipeline.explain(x)
         after = orjson.dumps(x.request)
-        from .tokens import count_request
+        from lynkr.kit.tokens import count_request
         return {
             "pipeline": cfg.name,
             "hash": cfg.hash,

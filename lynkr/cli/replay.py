@@ -22,8 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from .cli import command
-from .errors import ConfigError
+from lynkr.cli import command
+from lynkr.errors import ConfigError
 
 __all__ = ["replay_sessions", "find_sessions", "prefix_violations", "cmd_replay"]
 
@@ -42,7 +42,7 @@ def find_sessions(root: str | Path) -> list[Path]:
 
 
 def _session_of(headers: dict, body: dict) -> str | None:
-    from .server.handler import session_of
+    from lynkr.server.handler import session_of
     return session_of({k.lower(): v for k, v in headers.items()}, body)
 
 
@@ -79,11 +79,11 @@ def prefix_violations(prev: dict, cur: dict) -> list[str]:
 
 
 async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
-    from .config import load_config
-    from .engine.pipeline import build_pipeline
-    from .exchange import Exchange
-    from .explain import load_request_file, protocol_for
-    from .tokens import count_request, count_text
+    from lynkr.config import load_config
+    from lynkr.engine.pipeline import build_pipeline
+    from lynkr.exchange import Exchange
+    from lynkr.cli.explain import load_request_file, protocol_for
+    from lynkr.kit.tokens import count_request, count_text
 
     cfg = load_config(pipeline_path)
     pipeline = build_pipeline(cfg, dry_run=True)

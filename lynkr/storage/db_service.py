@@ -3,7 +3,7 @@ of `lynkr run`.
 
     call("telemetry.write", path, {"files": {"requests": ..., "events": ...}})   # from a worker thread
 
-`lynkr run` starts `python -m lynkr.db_service SOCKET` before its workers and tells them the
+`lynkr run` starts `python -m lynkr.storage.db_service SOCKET` before its workers and tells them the
 socket in $LYNKR_DB_SOCKET. Each `call` then goes there, as one length-prefixed orjson frame,
 and waits for the answer; without the variable (tests, `lynkr replay`, library use) it runs the
 operation in the calling thread.
@@ -14,14 +14,14 @@ one heap; malloc_trim, allocator settings and a fresh instance per batch did not
 docs/performance.md). The worker now never imports DuckDB, and `--workers N` have one writer.
 
 Operations are plain functions `fn(path, payload) -> result` registered with `@operation(name)`
-in the module that owns the file's schema (lynkr.telemetry.writer, lynkr.cache.store); the
+in the module that owns the file's schema (lynkr.telemetry.writer, lynkr.storage.cache_store); the
 service imports those modules. Payloads and results must survive orjson (datetimes come back
 as ISO strings). Operations on one file run one at a time in the service, in the order they arrive;
 `@operation(name, exclusive=False)` ones (token counts) hold no lock and run as they come.
 
 Token counts live here too: cl100k_base is ~28 MB resident (tiktoken's Rust tables), once for
 the host instead of once per worker. A worker asks only for texts it has not counted before
-(lynkr.tokens keeps the answers), so after an agent's first turn that is the turn's new text.
+(lynkr.kit.tokens keeps the answers), so after an agent's first turn that is the turn's new text.
 
 When the service cannot be reached, `call` logs it once and runs the operation locally, so a
 crashed writer process costs memory, not telemetry.
@@ -43,7 +43,7 @@ from typing import Any, Callable
 
 import orjson
 
-from .memory import fix_mmap_threshold, trim
+from lynkr.kit.heap import fix_mmap_threshold, trim
 
 __all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV"]
 
@@ -51,7 +51,7 @@ log = logging.getLogger("lynkr.db")
 
 ENV = "LYNKR_DB_SOCKET"
 # Modules whose operations the service must know (importing them registers them).
-OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.cache.store", "lynkr.tokens")
+OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.storage.cache_store", "lynkr.kit.tokens")
 
 _ops: dict[str, Callable[[str, Any], Any]] = {}
 _unlocked: set[str] = set()      # operations that touch no file
@@ -164,7 +164,7 @@ def start_service(timeout: float = 30.0) -> subprocess.Popen | None:
     """Start the writer process and point this process (and the workers it forks) at it.
     None, and everything stays in-process, when it does not come up."""
     sock_path = os.path.join(tempfile.mkdtemp(prefix="lynkr-db-"), "db.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "lynkr.db_service", sock_path, str(os.getpid())],
+    proc = subprocess.Popen([sys.executable, "-m", "lynkr.storage.db_service", sock_path, str(os.getpid())],
                             stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -281,6 +281,6 @@ def _cleanup(sock_path: str) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Run as `python -m`, this file is `__main__`; the operations register with `lynkr.db_service`.
-    from lynkr.db_service import serve as _serve
+    # Run as `python -m`, this file is `__main__`; the operations register with `lynkr.storage.db_service`.
+    from lynkr.storage.db_service import serve as _serve
     _serve(sys.argv[1], int(sys.argv[2]))

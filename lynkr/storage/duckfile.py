@@ -70,7 +70,7 @@ _files: dict[str, Attached] = {}
 
 
 def attached(path: str, alias: str) -> Attached:
-    """The process's instance for `path` (callers run one batch per file at a time: lynkr.db_service)."""
+    """The process's instance for `path` (callers run one batch per file at a time: lynkr.storage.db_service)."""
     f = _files.get(path)
     if f is None:
         f = _files[path] = Attached(path, alias)

@@ -1,6 +1,6 @@
 """The model catalogue: prices per million tokens and context windows.
 
-    from lynkr.catalog import load_catalog, price, context_window
+    from lynkr.kit.catalog import load_catalog, price, context_window
     cat = load_catalog(cfg.data.get("models"))      # built-in table + the pipeline's `models:`
     cat.price("openrouter:anthropic/claude-sonnet-4.5")
     # {'input': 3.0, 'output': 15.0, 'cache_read': 0.3, 'cache_write': 3.75, 'context_window': 200000, ...,

@@ -5,7 +5,7 @@ thread pool) and offline tools.
 
 Counts are cached per text: a coding agent resends the same system prompt, tools and history
 every turn, so after the first turn almost every block is a cache hit. Under `lynkr run` the
-texts not counted before go to the writer process (lynkr.db_service), which holds the one
+texts not counted before go to the writer process (lynkr.storage.db_service), which holds the one
 tokenizer of the host (~28 MB resident) instead of every worker holding its own.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import orjson
 
-from . import db_service
+from lynkr.storage import db_service
 
 __all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding",
            "gathering", "warm"]
@@ -49,7 +49,7 @@ def encoding():
                     enc._mergeable_ranks = None
                     _enc = enc
                 except Exception as e:  # network, cache or plugin errors all mean "cannot load"
-                    logging.getLogger("lynkr.tokens").warning(
+                    logging.getLogger("lynkr.kit.tokens").warning(
                         "cannot load tiktoken cl100k_base (%s); token counts are approximate (chars/4). "
                         "Set TIKTOKEN_CACHE_DIR to a cache that holds it.", e)
                     _enc = _Approximate()
@@ -176,7 +176,7 @@ def _log_remote_failure(e: Exception) -> None:
     global _remote_failure_logged
     if not _remote_failure_logged:
         _remote_failure_logged = True
-        logging.getLogger("lynkr.tokens").warning("token count in the writer process failed (%s); counting here", e)
+        logging.getLogger("lynkr.kit.tokens").warning("token count in the writer process failed (%s); counting here", e)
 
 
 def count_value(value) -> int:

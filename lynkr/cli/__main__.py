@@ -1,0 +1,4 @@
+"""`python -m lynkr.cli …` is `lynkr …`."""
+from lynkr.cli import main
+
+raise SystemExit(main())

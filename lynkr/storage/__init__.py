@@ -1,0 +1,1 @@
+"""Files on disk: the DuckDB file worked in short batches, the one writer process, the cache store."""
