@@ -28,16 +28,48 @@ def command(fn):
 def cmd_run(args) -> int:
     """Serve a pipeline."""
     _load_dotenv()
+    from lynkr.config.lynkr_env import hot_reload
     from lynkr.server.run import serve_forever
 
+    for line in lynkr_env_warnings(args.pipeline):
+        print(f"lynkr: warning: {line}", file=sys.stderr)
     return serve_forever(args.pipeline, port=args.port, host=args.host, workers=args.workers,
-                         watch=not args.no_reload, log_level=args.log_level)
+                         watch=not args.no_reload and hot_reload(os.environ), log_level=args.log_level)
 
 
 def _load_dotenv() -> None:
     if Path(".env").is_file():
         from dotenv import load_dotenv
         load_dotenv(".env", override=False)
+
+
+# Variables this server reads itself, outside any pipeline template.
+_OWN_VARIABLES = ("LYNKR_ADMIN_TOKEN", "LYNKR_DB_SERVICE", "LYNKR_EMBED_CACHE_DIR", "LYNKR_EMBED_MODEL_PATH",
+                  "LYNKR_EMBED_PRECISION", "LYNKR_LOAD_PLUGINS", "LYNKR_WORKER", "TIKTOKEN_CACHE_DIR")
+
+
+def lynkr_env_warnings(pipeline: str, dotenv: str = ".env") -> list[str]:
+    """One line naming the Node.js Lynkr variables set here that mean nothing to this server, and
+    one per `.env` name that is no variable at all (with the one it probably meant)."""
+    import re
+
+    from lynkr.config.lynkr_env import ignored, unknown_in_dotenv
+
+    out = []
+    unused = ignored(os.environ)
+    if unused:
+        out.append(f"Node.js Lynkr variable{'s' if len(unused) > 1 else ''} with no meaning here, ignored: "
+                   f"{', '.join(unused)} (docs/lynkr-env.md)")
+    if Path(dotenv).is_file():
+        from dotenv import dotenv_values
+        try:
+            text = Path(pipeline).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        used = set(re.findall(r"\benv\.([A-Za-z_][A-Za-z0-9_]*)", text)) | set(_OWN_VARIABLES)
+        for name, guess in unknown_in_dotenv(dotenv_values(dotenv), used):
+            out.append(f"{dotenv}: {name} is not a Lynkr variable{f' ({guess})' if guess else ''}; it is ignored")
+    return out
 
 
 # -- validate --------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ async def explain(pipeline_path: str, request_path: str) -> dict:
             "plan": pipeline.plan.describe(),
             "stages": [{"id": e.stage_id, "uses": e.uses, "outcome": e.outcome, "duration_us": e.duration_us,
                         "detail": e.detail} for e in x.events],
+            "off": {sid: {"uses": uses, "why": why} for sid, (uses, why) in pipeline.plan.off.items()},
             "vars": {k: v for k, v in x.vars.items() if not k.startswith("_")},
             "route": str(x.route) if x.route else None,
             "response": None if x.response is None else x.response.source,
@@ -82,6 +83,8 @@ def format_report(r: dict) -> str:
             shown = {k: v for k, v in shown.items() if k != "dimensions"}
         detail = f"  {json.dumps(shown, default=str)}" if shown else ""
         lines.append(f"  {s['id']:<16} {s['uses']:<16} {s['outcome']:<12} {s['duration_us']:>7} µs{detail}")
+    for sid, off in r.get("off", {}).items():
+        lines.append(f"  {sid:<16} {off['uses']:<16} {'off':<12} {'':>10}  turned off by {off['why']}")
     for stage_id, d in breakdowns:
         lines += ["", f"score ({stage_id}): {d.get('score')} → {d.get('tier')}  ({d.get('reason')})"]
         dims = sorted(d["dimensions"].items(), key=lambda kv: -abs(kv[1].get("points", 0)))

@@ -6,6 +6,7 @@ plain data (a LoadedConfig); building stage objects is the engine's job.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -17,7 +18,7 @@ import orjson
 
 from lynkr.errors import ConfigError, did_you_mean
 from lynkr.stage import Stage
-from lynkr.config.render import render_templates
+from lynkr.config.render import LazyLynkr, render_templates
 from lynkr.config.schema import assemble_schema
 from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
 
@@ -35,6 +36,8 @@ class LoadedConfig:
     hash: str
     stage_classes: dict[str, type[Stage]] = field(default_factory=dict)   # stage id -> class
     edges: list[tuple[str, str, str]] = field(default_factory=list)   # (from, to, 'needs' | 'on_error')
+    off: dict[str, str] = field(default_factory=dict)     # stage id -> why `enabled:` is false
+    lynkr: object = None       # the LynkrEnv its templates read, when they read one
 
     @property
     def name(self) -> str:
@@ -69,10 +72,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
     raw, lines = load_yaml_with_lines(text, file)
     if not isinstance(raw, dict):
         raise ConfigError("a pipeline file is a mapping with `version:` and `stages:`", file=file, line=1)
-    data = render_templates(raw, lines, file, environ)
+    lynkr = LazyLynkr(os.environ if environ is None else environ)
+    data = render_templates(raw, lines, file, environ, lynkr)
     # Before validation: a schema error may quote a value, and keys must be masked from the first message on.
     register_secrets(secrets_in_config(data))
-    cfg = LoadedConfig(file=file, data=data, lines=lines, hash="")
+    cfg = LoadedConfig(file=file, data=data, lines=lines, hash="", lynkr=lynkr.value)
 
     # Resolve `uses` first, so the schema can include each stage's own options.
     registry = load_registry()
@@ -95,8 +99,22 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
     _check_graph(cfg)
     _check_routing(cfg)
     cfg.stage_classes = {st["id"]: known[st["uses"]] for st in stages}
+    cfg.off = _switched_off(cfg, raw.get("stages") or [])
     cfg.hash = hashlib.sha256(orjson.dumps(redacted(data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
     return cfg
+
+
+def _switched_off(cfg: LoadedConfig, raw_stages: list) -> dict[str, str]:
+    """Stages whose `enabled:` came out false, and why: the Lynkr switch that did it
+    (`SEMANTIC_CACHE_ENABLED=false`) or the line that says so."""
+    off = {}
+    for i, st in enumerate(cfg.data["stages"]):
+        if st.get("enabled", True) is not False:
+            continue
+        template = raw_stages[i].get("enabled") if i < len(raw_stages) else None
+        why = cfg.lynkr.why_off.get(st["uses"]) if cfg.lynkr and "lynkr." in str(template) else None
+        off[st["id"]] = why or f"enabled: false at {Path(cfg.file).name}:{cfg.line(('stages', i, 'enabled'))}"
+    return off
 
 
 def _validate_schema(cfg: LoadedConfig, schema: dict) -> None:

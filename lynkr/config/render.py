@@ -11,16 +11,34 @@ from typing import Mapping
 
 import jinja2
 
-from lynkr.errors import ConfigError
+from lynkr.config.lynkr_env import LynkrEnv, LynkrEnvError, read_lynkr_env
+from lynkr.errors import ConfigError, did_you_mean
 from lynkr.config.yaml_lines import line_of
 
-__all__ = ["render_templates", "jinja_env"]
+__all__ = ["render_templates", "jinja_env", "LazyLynkr"]
 
 _missing_attr = re.compile(r"has no attribute '([^']+)'")
+_whole_expression = re.compile(r"\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*", re.S)
 
 
 class _Env(dict):
     """`env` inside templates: os.environ, and a clear error for a variable that is not set."""
+
+
+class LazyLynkr:
+    """`lynkr` inside templates: what a Node.js Lynkr `.env` says (lynkr/config/lynkr_env.py),
+    read on first use so a pipeline that never mentions it never fails on a Lynkr variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self._environ = environ
+        self.value = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self.value is None:
+            self.value = read_lynkr_env(self._environ)
+        return getattr(self.value, name)
 
 
 def jinja_env() -> jinja2.Environment:
@@ -32,10 +50,14 @@ def jinja_env() -> jinja2.Environment:
 _ENV = jinja_env()
 
 
-def render_templates(data, lines: dict, file: str | None, environ: Mapping[str, str] | None = None):
+def render_templates(data, lines: dict, file: str | None, environ: Mapping[str, str] | None = None,
+                     lynkr: LazyLynkr | None = None):
     """Render every string. The top-level `vars:` map is rendered first (with `env` only) and is
-    then `vars` in every other template, so a value several options share is written once."""
-    ns = {"env": _Env(os.environ if environ is None else environ), "vars": {}}
+    then `vars` in every other template, so a value several options share is written once.
+    A string that is one `{{ expression }}` whose value is a mapping or a list stands for that
+    value (`providers: "{{ lynkr.providers }}"`)."""
+    environ = os.environ if environ is None else environ
+    ns = {"env": _Env(environ), "vars": {}, "lynkr": lynkr if lynkr is not None else LazyLynkr(environ)}
     if isinstance(data, dict) and isinstance(data.get("vars"), dict):
         ns["vars"] = _walk(data["vars"], ("vars",), lines, file, ns)
         return {k: (ns["vars"] if k == "vars" else _walk(v, (k,), lines, file, ns)) for k, v in data.items()}
@@ -52,12 +74,22 @@ def _walk(value, path, lines, file, ns):
         if path and path[-1] == "if":
             return value
         try:
+            whole = _whole_expression.fullmatch(value)
+            if whole:
+                native = _ENV.compile_expression(whole.group(1), undefined_to_none=False)(**ns)
+                if isinstance(native, (dict, list)):
+                    return native
             out = _ENV.from_string(value).render(ns)
+        except LynkrEnvError as e:
+            raise ConfigError(f"Lynkr variable {e}", file=file, line=line_of(lines, path), path=path,
+                              hint="docs/lynkr-env.md lists every Lynkr variable and its values") from None
         except jinja2.UndefinedError as e:
             m = _missing_attr.search(str(e))
             name = m.group(1) if m else str(e)
+            if re.search(r"\blynkr\.\s*" + re.escape(name) + r"\b", value):
+                raise ConfigError(f"lynkr.{name} is not a Lynkr value", file=file, line=line_of(lines, path), path=path,
+                                  hint=did_you_mean(name, LynkrEnv.__dataclass_fields__)) from None
             if re.search(r"\bvars\.\s*" + re.escape(name) + r"\b", value):
-                from lynkr.errors import did_you_mean
                 raise ConfigError(f"vars.{name} is not defined", file=file, line=line_of(lines, path), path=path,
                                   hint=did_you_mean(name, ns["vars"]) or "define it under the top-level `vars:`") from None
             raise ConfigError(

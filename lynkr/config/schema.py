@@ -100,6 +100,9 @@ BASE_SCHEMA: dict = {
                     "needs": {"type": "array", "items": _STAGE_ID, "uniqueItems": True},
                     "if": {"type": "string", "description": "jinja2 expression over x.vars; the stage runs when true"},
                     "on_error": _STAGE_ID,
+                    "enabled": {"type": "boolean", "default": True,
+                                "description": "false leaves the stage out of the plan (a load-time switch; "
+                                               "`lynkr explain` says what turned it off)"},
                     "description": {"type": "string"},
                 },
             },

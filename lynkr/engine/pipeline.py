@@ -98,6 +98,8 @@ def build_pipeline(cfg: LoadedConfig, *, dry_run: bool = False, shared: dict | N
     shared = shared if shared is not None else {}
     try:
         for i, st in enumerate(cfg.data["stages"]):
+            if st["id"] in cfg.off:
+                continue    # switched off: never built, so it opens no store and loads no model
             cls = cfg.stage_classes[st["id"]]
             options = {**cls.defaults(), **(st.get("with") or {})}
             ctx = BuildContext(pipeline_name=cfg.name, pipeline_hash=cfg.hash, config=cfg.data, stage_id=st["id"],

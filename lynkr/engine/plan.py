@@ -42,6 +42,7 @@ class Plan:
     main: tuple[Step, ...]
     handlers: dict  # id -> Step
     steps: dict     # id -> Step, all of them
+    off: dict       # id -> (uses, why): stages whose `enabled:` is false, left out
 
     def describe(self) -> list[str]:
         out = []
@@ -54,6 +55,8 @@ class Plan:
             out.append(f"{n}. {s.id} ({s.uses})" + (f"  [{'; '.join(extra)}]" if extra else ""))
         for s in self.handlers.values():
             out.append(f"   handler {s.id} ({s.uses})" + (f"  [on_error → {s.on_error}]" if s.on_error else ""))
+        for sid, (uses, why) in self.off.items():
+            out.append(f"   off {sid} ({uses})  [{why}]")
         return out
 
 
@@ -81,9 +84,12 @@ def _file_order_respecting_needs(entries: dict, needs: list[tuple[str, str]]) ->
 
 
 def compile_plan(cfg: LoadedConfig, stages: dict[str, Stage]) -> Plan:
-    entries = {st["id"]: (i, st) for i, st in enumerate(cfg.data["stages"])}
-    handlers = {st["on_error"] for st in cfg.data["stages"] if st.get("on_error")}
-    order = _file_order_respecting_needs(entries, [(u, v) for u, v, kind in cfg.edges if kind == "needs"])
+    """Switched-off stages are left out: what needs one still runs, and a source whose handler is
+    off fails as if it had none."""
+    entries = {st["id"]: (i, st) for i, st in enumerate(cfg.data["stages"]) if st["id"] not in cfg.off}
+    handlers = {st["on_error"] for _i, st in entries.values() if st.get("on_error") in entries}
+    order = _file_order_respecting_needs(entries, [(u, v) for u, v, kind in cfg.edges
+                                                   if kind == "needs" and u in entries and v in entries])
 
     steps = {}
     for sid, (i, st) in entries.items():
@@ -97,8 +103,9 @@ def compile_plan(cfg: LoadedConfig, stages: dict[str, Stage]) -> Plan:
         stage = stages[sid]
         steps[sid] = Step(
             id=sid, uses=st["uses"], stage=stage, condition=cond, condition_text=cond_text,
-            on_error=st.get("on_error"), critical=bool(type(stage).critical),
+            on_error=st.get("on_error") if st.get("on_error") in entries else None, critical=bool(type(stage).critical),
             has_after=type(stage).after is not None and callable(getattr(stage, "after", None)),
         )
     main = tuple(steps[s] for s in order if s not in handlers)
-    return Plan(main=main, handlers={h: steps[h] for h in handlers}, steps=steps)
+    off = {st["id"]: (st["uses"], cfg.off[st["id"]]) for st in cfg.data["stages"] if st["id"] in cfg.off}
+    return Plan(main=main, handlers={h: steps[h] for h in handlers}, steps=steps, off=off)

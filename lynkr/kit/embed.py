@@ -359,7 +359,7 @@ def preload_for(pipeline: dict) -> None:
     forked workers then share its pages instead of each loading a copy. Best effort: a stage
     that cannot get its model reports that itself, naming the line."""
     for stage in pipeline.get("stages") or ():
-        if not isinstance(stage, dict):
+        if not isinstance(stage, dict) or stage.get("enabled") is False:
             continue
         opts = stage.get("with") if isinstance(stage.get("with"), dict) else {}
         wants = _USERS.get(stage.get("uses"))

@@ -40,7 +40,7 @@ def referenced_providers(data: dict) -> set[str]:
     targets: list = list((data.get("tiers") or {}).values())
     targets += [m.get("route") for m in (data.get("models") or {}).values() if isinstance(m, dict)]
     for st in data.get("stages") or []:
-        to = (st.get("with") or {}).get("to") if isinstance(st, dict) else None
+        to = (st.get("with") or {}).get("to") if isinstance(st, dict) and st.get("enabled") is not False else None
         targets += to if isinstance(to, list) else [to]
     return {t.partition(":")[0] for t in targets if isinstance(t, str) and ":" in t}
 
