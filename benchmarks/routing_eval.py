@@ -31,14 +31,13 @@ from stages.score import Score  # noqa: E402
 
 def build_score(options: dict | None = None) -> Score:
     ctx = BuildContext(pipeline_name="eval", pipeline_hash="", config={}, stage_id="score", dry_run=True)
-    ctx.cfg = None  # type: ignore[attr-defined]
-    ctx.index = 0  # type: ignore[attr-defined]
     return Score({**Score.defaults(), **(options or {})}, ctx)
 
 
 async def score_prompt(stage: Score, prompt: str) -> Exchange:
     x = Exchange.new("anthropic", {"model": "claude-sonnet-4-5", "max_tokens": 1024,
                                    "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]})
+    x.start_stage(stage.id, stage.name)
     await stage.run(x)
     return x
 
@@ -82,6 +81,7 @@ def bench(path: Path, n: int) -> int:
 
     async def once() -> float:
         x = Exchange.new("anthropic", canonical, session="bench")
+        x.start_stage(stage.id, stage.name)
         t0 = time.perf_counter()
         await stage.run(x)
         return time.perf_counter() - t0

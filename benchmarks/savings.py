@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +36,8 @@ if SHARED.is_dir():
 FIXTURES = Path(os.environ.get("LYNKR_FIXTURES", SHARED / "fixtures"))
 DATA = Path(__file__).resolve().parent / "data"
 
-from lynkr.exchange import Exchange, StageEvent  # noqa: E402
+from lynkr.exchange import Exchange  # noqa: E402
+from lynkr.stage import BuildContext  # noqa: E402
 from lynkr.cli.explain import load_request_file, protocol_for  # noqa: E402
 from lynkr.stages.crush import Crush  # noqa: E402
 from lynkr.stages.strip_tools import StripTools  # noqa: E402
@@ -79,14 +79,14 @@ def default_keep() -> list[str]:
 
 
 def stage(cls, **options):
-    ctx = types.SimpleNamespace(stage_id=cls.name, dry_run=False, state_dir=tempfile.mkdtemp(prefix="lynkr-bench-"),
-                                shared={}, index=0, config={})
+    ctx = BuildContext(pipeline_name="bench", pipeline_hash="", config={}, stage_id=cls.name,
+                       state_dir=tempfile.mkdtemp(prefix="lynkr-bench-"))
     return cls({**cls.defaults(), **options}, ctx)
 
 
 def run(st, request: dict, session: str | None = None) -> Exchange:
     x = Exchange.new("anthropic", request, session=session)
-    x.events.append(StageEvent(st.id, st.name))
+    x.start_stage(st.id, st.name)
     asyncio.run(st.run(x))
     return x
 
@@ -239,7 +239,7 @@ def stage_costs(repeat: int = 25) -> dict:
     warm_up("warm the tokenizer")
     async def timed(st) -> float:
         x = Exchange.new("anthropic", req, session="bench")
-        x.events.append(StageEvent(st.id, st.name))
+        x.start_stage(st.id, st.name)
         t0 = time.perf_counter()
         await st.run(x)
         return (time.perf_counter() - t0) * 1e6

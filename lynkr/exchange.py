@@ -43,6 +43,19 @@ class Route:
             raise ValueError(f"expected 'provider:model', got {target!r}")
         return cls(provider=provider, model=model, **kw)
 
+    @staticmethod
+    def problem(target: Any, providers: Mapping) -> tuple[str, str | None] | None:
+        """(what is wrong, a hint) when `target` is not `provider:model` of one of `providers`."""
+        from lynkr.errors import did_you_mean
+
+        provider, sep, model = str(target).partition(":")
+        if not sep or not provider or not model:
+            return f"'{target}' is not 'provider:model'", None
+        if provider not in providers:
+            return f"unknown provider '{provider}'", (did_you_mean(provider, providers) or (
+                f"providers defined: {', '.join(providers)}" if providers else "no providers are defined"))
+        return None
+
     def __str__(self) -> str:
         return f"{self.provider}:{self.model}"
 
@@ -117,7 +130,7 @@ class Exchange:
     # The canonical request as first parsed. Stages change `request` copy-on-write (replace the
     # list or dict they change, never mutate shared parts), so this stays the savings baseline.
     baseline: dict | None = None
-    ran: list = field(default_factory=list)  # plan steps that ran, for `after` hooks
+    ran: list = field(default_factory=list)  # (plan step, its run event) of the steps that ran, for `after`
     upstream_request: dict | None = None     # the body provider_call sent, for token accounting
     error: BaseException | None = None       # what sent the request to an on_error stage
     # The client's own credential headers, kept apart from `headers` (which telemetry and stages
@@ -127,6 +140,8 @@ class Exchange:
     # `async hook(x, response, resend) -> Response`, where `resend(request_body)` calls the same
     # provider and model again. A stage installs one to answer tool calls the proxy itself added.
     interceptors: list = field(default_factory=list)
+    # The StageEvent of the stage now running (its `run`, or its `after` hook), set by the engine.
+    stage_event: StageEvent | None = None
 
     @classmethod
     def new(cls, client: str, request: dict, original: dict | None = None, **kw: Any) -> "Exchange":
@@ -140,7 +155,15 @@ class Exchange:
             **kw,
         )
 
+    def start_stage(self, stage_id: str, uses: str) -> StageEvent:
+        """A new event for a stage about to run, recorded and made `stage_event` (the engine does
+        this; so does code that runs one stage by hand)."""
+        ev = self.stage_event = StageEvent(stage_id, uses)
+        self.events.append(ev)
+        return ev
+
     def event(self, stage_id: str) -> StageEvent | None:
+        """The latest event of a stage, by id (for tests and tools; a stage uses `stage_event`)."""
         for ev in reversed(self.events):
             if ev.stage_id == stage_id:
                 return ev

@@ -2,7 +2,9 @@
 
 A stage is a class with a `name`, an `options_schema` and an async `run(x)`. It is built once per
 pipeline load with its validated options and a BuildContext, so anything slow (models, indexes)
-is loaded there, not per request.
+is loaded there, not per request; an option the schema cannot judge is refused there with
+`raise ctx.error(message, *option_path)`. While `run` (and `after`) runs, `x.stage_event` is this
+stage's own StageEvent: what it did goes in its `detail` and `measure`.
 
     class Upper(Stage):
         name = "upper"
@@ -21,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from lynkr.exchange import Exchange
+from lynkr.errors import ConfigError
+from lynkr.exchange import Exchange, Route
 
 __all__ = ["Stage", "BuildContext"]
 
@@ -39,6 +42,24 @@ class BuildContext:
     state_dir: str = ".lynkr"                        # where stages keep files (cache stores)
     shared: dict = field(default_factory=dict)       # objects shared between stages of one load
     dry_run: bool = False                            # validate/explain: build without side effects
+    index: int = 0                                   # the stage's position in `stages:`
+    cfg: Any = None                                  # the LoadedConfig: file and lines for error()
+
+    def error(self, message: str, *option, hint: str | None = None) -> ConfigError:
+        """The load-time error for this stage's option at `option` (keys under `with:`), naming the
+        file, the YAML path and the line: `raise ctx.error("must increase", "thresholds")`."""
+        path = ("stages", self.index, "with", *option)
+        if self.cfg is None:
+            return ConfigError(message, file=self.file, path=path, hint=hint)
+        return self.cfg.error(message, path, hint)
+
+    def route(self, target: str, *option, **kw: Any) -> Route:
+        """The `provider:model` an option names, checked against the pipeline's providers
+        (`ctx.error` when it is malformed or names no provider)."""
+        problem = Route.problem(target, self.config.get("providers") or {})
+        if problem is not None:
+            raise self.error(problem[0], *option, hint=problem[1])
+        return Route.parse(target, **kw)
 
 
 class Stage:

@@ -14,9 +14,7 @@ A hit answers with `x-lynkr-cache: exact`; `x-lynkr-cache: bypass` on a request 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import OrderedDict
 
 import orjson
 
@@ -25,6 +23,7 @@ from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, stora
 from lynkr.cache.scope import exact_key
 from lynkr.storage.cache_store import cache_path, open_store
 from lynkr.exchange import Exchange
+from lynkr.kit.cache import Bounded
 from lynkr.kit.heap import kept
 from lynkr.stage import Stage
 
@@ -66,13 +65,12 @@ class ExactCache(Stage):
         # Python's allocator pools all over the heap (with the cache on, a 62 KB-miss soak ran
         # ~30-40 MB above the same soak without it). A hit parses it again (microseconds). The JSON
         # is copied out of orjson's oversized buffer (lynkr.kit.heap.kept): 4 KB an answer otherwise.
-        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: Bounded[str, tuple[bytes, float]] = Bounded(max_entries=self.max_entries, lru=True)
         self.store = None
         if options["persist"] and not ctx.dry_run:
             self.store = open_store(cache_path(ctx, options))
             for row in self.store.load("exact", self.id)[-self.max_entries:]:
-                self._entries[row["scope"]] = (kept(orjson.dumps(row["message"])), row["expires"])
+                self._entries.put(row["scope"], (kept(orjson.dumps(row["message"])), row["expires"]))
 
     def _key(self, x: Exchange) -> str:
         extra = [self.ctx.pipeline_name, *(x.headers.get(h.lower()) for h in self.options["scope_headers"])]
@@ -81,7 +79,7 @@ class ExactCache(Stage):
         return exact_key(x.request, extra=tuple(extra), memo=request_memo(x))
 
     async def run(self, x: Exchange) -> None:
-        ev = x.event(self.id)
+        ev = x.stage_event
         if self.options["bypass"] or bypassed(x):
             ev.detail["result"] = "bypass"
             return
@@ -91,13 +89,10 @@ class ExactCache(Stage):
             return
         x.vars["_exact_cache_key"] = key
         now = time.time()
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and hit[1] <= now:
-                del self._entries[key]
-                hit = None
-            if hit is not None:
-                self._entries.move_to_end(key)
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] <= now:
+            self._entries.pop(key)
+            hit = None
         if hit is None:
             ev.detail["result"] = "miss"
             x.vars.setdefault("cache", "miss")
@@ -109,7 +104,7 @@ class ExactCache(Stage):
     async def after(self, x: Exchange) -> None:
         resp = x.response
         if resp is not None and resp.source == "cache:exact":
-            await record_saved(x, self.id)
+            await record_saved(x)
             return
         key = x.vars.get("_exact_cache_key")
         if key is None or (resp is not None and resp.source.startswith("cache:")):
@@ -117,18 +112,13 @@ class ExactCache(Stage):
         message = answer_of(x)
         why_not = storable(message, tool_use=self.options["tool_use"])
         if why_not:
-            x.event(self.id).detail["not_stored"] = why_not
+            x.stage_event.detail["not_stored"] = why_not
             return
         now = time.time()
         expires = now + self.ttl
-        evicted = []
         blob = kept(orjson.dumps(message))
-        with self._lock:
-            self._entries[key] = (blob, expires)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                evicted.append(self._entries.popitem(last=False)[0])
-        x.event(self.id).detail["stored"] = True
+        evicted = self._entries.evicting_put(key, (blob, expires))
+        x.stage_event.detail["stored"] = True
         if self.store is not None:
             self.store.put(id=f"exact:{self.id}:{key}", kind="exact", stage=self.id, scope=key, message=blob,
                            created=now, expires=expires)

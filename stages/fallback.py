@@ -10,11 +10,10 @@ fix the request, and Claude Code's compaction needs the original wording.
 """
 from __future__ import annotations
 
-from lynkr.config import check_target
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Route
+from lynkr.providers.call import call_target, configure_breakers
 from lynkr.stage import Stage
-from lynkr.stages.provider_call import call_target, configure_breakers
 
 
 class Fallback(Stage):
@@ -38,12 +37,9 @@ class Fallback(Stage):
         targets = raw if isinstance(raw, list) else [raw]
         self.targets = []
         for j, t in enumerate(targets):
-            if not t:
-                continue
-            path = ("stages", ctx.index, "with", "to") + ((j,) if isinstance(raw, list) else ())
-            check_target(ctx.cfg, t, path)
-            self.targets.append(Route.parse(t, reason="fallback"))
-        self.breakers = configure_breakers(ctx)
+            if t:
+                self.targets.append(ctx.route(t, "to", *((j,) if isinstance(raw, list) else ()), reason="fallback"))
+        self.breakers = configure_breakers(ctx.config, ctx.shared)
 
     async def run(self, x: Exchange) -> None:
         err = x.error
@@ -57,7 +53,7 @@ class Fallback(Stage):
             raise err
         failed = x.route
         attempts: list = []
-        ev = x.event(self.id)
+        ev = x.stage_event
         last = err
         for route in targets:
             if failed is not None and str(route) == str(failed):
@@ -66,7 +62,7 @@ class Fallback(Stage):
                 x.route = route
                 return
             try:
-                resp = await call_target(self, x, route, attempts)
+                resp = await call_target(x, route, self.ctx.providers, self.breakers, attempts)
             except ProxyError as e:
                 last = e
                 if not e.fallbackable:
@@ -78,11 +74,9 @@ class Fallback(Stage):
             resp.headers["x-lynkr-fallback"] = str(route)
             if failed is not None:
                 resp.headers["x-lynkr-fallback-from"] = str(failed)
-            if ev is not None:
-                ev.detail.update({"from": str(failed) if failed else None, "to": str(route), "attempts": attempts})
+            ev.detail.update({"from": str(failed) if failed else None, "to": str(route), "attempts": attempts})
             return
-        if ev is not None:
-            ev.detail.update({"from": str(failed) if failed else None, "attempts": attempts})
+        ev.detail.update({"from": str(failed) if failed else None, "attempts": attempts})
         # The client gets the primary's failure unless a fallback failed for a reason of its own
         # that is more telling (a fatal error from the fallback target).
         raise last if (last is not err and not last.fallbackable) else err

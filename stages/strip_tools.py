@@ -21,18 +21,17 @@ property descriptions that repeat the tool's description go; `properties`, `requ
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-from collections import OrderedDict
-from functools import lru_cache
 
 import orjson
 from rapidfuzz import fuzz, process
 
 from lynkr.cache.parts import json_of, remember, request_memo
 from lynkr.exchange import Exchange
+from lynkr.kit.cache import Bounded, remembered
 from lynkr.kit.heap import kept
+from lynkr.kit.session import Sessions, session_key
 from lynkr.savings.payloads import user_texts
 from lynkr.stage import Stage
 
@@ -48,7 +47,7 @@ _STOP = frozenset("""the and for with from this that these those when what which
     every need needs want wants able first last next same new run runs running text""".split())
 
 
-@lru_cache(maxsize=4096)      # the same tools arrive with every request
+@remembered(max_entries=4096)      # the same tools arrive with every request
 def name_parts(name: str) -> tuple[str, ...]:
     parts = []
     for chunk in re.split(r"[_\-\s.]+", name):
@@ -56,7 +55,7 @@ def name_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in parts if len(p) >= 4 and p not in _STOP)
 
 
-@lru_cache(maxsize=4096)
+@remembered(max_entries=4096)
 def description_keywords(description: str, limit: int = 12) -> tuple[str, ...]:
     first = re.split(r"(?<=[.!?])\s|\n\n", description.strip(), maxsplit=1)[0][:200]
     seen, out = set(), []
@@ -98,24 +97,6 @@ class _TextFacts:
     def __init__(self, words):
         self.words = _Words(words)
         self.matches: dict[tuple, object] = {}
-
-
-class _Memo(dict):
-    """A dict bounded by the size its entries declare; when full it starts afresh (the next
-    request refills what is current)."""
-
-    def __init__(self, max_size: int):
-        super().__init__()
-        self.max_size = max_size
-        self.size = 0
-
-    def put(self, key, value, size: int):
-        if self.size + size > self.max_size:
-            self.clear()
-            self.size = 0
-        self[key] = value
-        self.size += size
-        return value
 
 
 def minify_tool(tool: dict) -> dict:
@@ -206,7 +187,7 @@ class StripTools(Stage):
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
         self.keep = set(options["keep"])
-        self.kept_by_session: OrderedDict[str, frozenset] = OrderedDict()
+        self.kept_by_session: Sessions[frozenset] = Sessions(options["sessions"])
         self.embedder = None
         if options["embed_threshold"] is not None and not ctx.dry_run:
             from lynkr.kit.embed import get_embedder
@@ -214,17 +195,10 @@ class StripTools(Stage):
             self.embedder = get_embedder(model_path=path)
         self._tool_vecs: dict[str, object] = {}
         # Sizes are in bytes, roughly, entries' overhead included (every turn brings a new text).
-        self._texts = _Memo(1_000_000)       # user text -> _TextFacts of its words
-        self._facts = _Memo(1_000_000)       # a text's words -> _TextFacts
-        self._tools = _Memo(2_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
-        self._lists = _Memo(8_000_000)       # its tools' JSON -> a tool list's _ToolList
-
-    def _session_key(self, x: Exchange) -> str:
-        if x.session:
-            return x.session
-        # No session header: the first message identifies the conversation well enough.
-        msgs = x.request.get("messages") or [None]
-        return "h:" + hashlib.sha256(orjson.dumps(msgs[0])).hexdigest()[:24]
+        self._texts = Bounded(max_size=1_000_000)       # user text -> _TextFacts of its words
+        self._facts = Bounded(max_size=1_000_000)       # a text's words -> _TextFacts
+        self._tools = Bounded(max_size=2_000_000)       # a tool's JSON -> (minified tool or None, JSON, minified JSON)
+        self._lists = Bounded(max_size=8_000_000)       # its tools' JSON -> a tool list's _ToolList
 
     def relevant(self, tool: dict, texts: list[str]) -> bool:
         """Whether the user's words call for `tool`: its name, or `description_hits` keywords of its
@@ -319,7 +293,7 @@ class StripTools(Stage):
 
     async def run(self, x: Exchange) -> None:
         tools = x.request.get("tools")
-        ev = x.event(self.id)
+        ev = x.stage_event
         if not isinstance(tools, list) or not tools:
             return
         memo = request_memo(x)
@@ -336,10 +310,8 @@ class StripTools(Stage):
             out = [tools[i] for i in sent]
         if len(out) != len(tools) or any(a is not b for a, b in zip(out, tools)):
             x.request = {**x.request, "tools": out}
-            if ev is not None:
-                ev.measure = facts.measure(tuple(sent), minify)
-        if ev is not None:
-            ev.detail.update({"tools_in": len(tools), "tools_out": len(out)})
+            ev.measure = facts.measure(tuple(sent), minify)
+        ev.detail.update({"tools_in": len(tools), "tools_out": len(out)})
 
     async def _strip(self, x: Exchange, tools: list, facts: "_ToolList", ev) -> list[int]:
         """The positions of the tools to send."""
@@ -351,8 +323,8 @@ class StripTools(Stage):
             if isinstance(msg, dict) and msg.get("role") == "assistant" and isinstance(msg.get("content"), list):
                 keep.update(b.get("name") for b in msg["content"]
                             if isinstance(b, dict) and b.get("type") in ("tool_use", "server_tool_use"))
-        key = self._session_key(x)
-        keep |= self.kept_by_session.get(key, frozenset())
+        key = session_key(x)
+        keep |= self.kept_by_session.get(key) or frozenset()
         texts = user_texts(x.request)
         candidates = [t for t in facts.optional if t["name"] not in keep]
         reasons = {}
@@ -372,18 +344,14 @@ class StripTools(Stage):
         if not sent and isinstance(choice, dict) and choice.get("type") == "any":
             sent = list(range(len(tools)))       # `any` needs something to call
         names = facts.names
-        self.kept_by_session[key] = frozenset(names[i] for i in sent if names[i])
-        self.kept_by_session.move_to_end(key)
-        while len(self.kept_by_session) > self.options["sessions"]:
-            self.kept_by_session.popitem(last=False)
-        if ev is not None:
-            if len(sent) < len(tools):
-                chosen = set(sent)
-                ev.detail["dropped"] = sorted(n for i, n in enumerate(names) if n and i not in chosen)
-            else:
-                ev.detail["dropped"] = []
-            if reasons:
-                ev.detail["kept_for"] = reasons
+        self.kept_by_session.set(key, frozenset(names[i] for i in sent if names[i]))
+        if len(sent) < len(tools):
+            chosen = set(sent)
+            ev.detail["dropped"] = sorted(n for i, n in enumerate(names) if n and i not in chosen)
+        else:
+            ev.detail["dropped"] = []
+        if reasons:
+            ev.detail["kept_for"] = reasons
         return sent
 
 

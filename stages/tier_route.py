@@ -22,18 +22,12 @@ from the body's size (the exact count happens later, off the request path).
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 from lynkr.cache.parts import json_len, request_memo
-from lynkr.kit.catalog import load_catalog
-from lynkr.config import check_target
 from lynkr.config.loader import TIERS
 from lynkr.exchange import Exchange, Route
+from lynkr.kit.catalog import load_catalog
+from lynkr.routing.tiers import BYTES_PER_TOKEN, fit, price
 from lynkr.stage import Stage
-
-# JSON bytes per token: cl100k averages about 4 characters a token on English and code; the
-# JSON punctuation makes this a slight over-estimate, which is the safe side for a fit check.
-BYTES_PER_TOKEN = 4
 
 
 class TierRoute(Stage):
@@ -64,28 +58,18 @@ class TierRoute(Stage):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        cfg = ctx.cfg
-        base = ("stages", ctx.index, "with")
         tiers = {k: v for k, v in (ctx.config.get("tiers") or {}).items() if v}
         # The loader already rejected a partial map, unknown providers and malformed targets.
         self.tiers = {t: Route.parse(tiers[t], tier=t) for t in TIERS} if len(tiers) == len(TIERS) else None
-        self.default = None
-        if options.get("default"):
-            check_target(cfg, options["default"], base + ("default",))
-            self.default = Route.parse(options["default"], reason="default")
+        self.default = ctx.route(options["default"], "default", reason="default") if options.get("default") else None
         self.fallbacks: dict[str, list[str]] = {}
         for tier, targets in (options.get("fallbacks") or {}).items():
             for j, t in enumerate(targets):
-                check_target(cfg, t, base + ("fallbacks", tier, j))
+                ctx.route(t, "fallbacks", tier, j)
             self.fallbacks[tier] = list(targets)
         self.catalog = load_catalog(ctx.config.get("models"))
-        # Every request prices the same few models: look each name up once (the loose matching
-        # runs several regexes and can scan every catalogue key).
-        self.catalog.lookup = lru_cache(maxsize=256)(self.catalog.lookup)
-        self.catalog.price = lru_cache(maxsize=256)(self.catalog.price)   # cost() only reads it
 
     async def run(self, x: Exchange) -> None:
-        ev = x.event(self.id)
         detail: dict = {}
         tokens = json_len(x.request, request_memo(x)) // BYTES_PER_TOKEN
         requested = x.request.get("model") if isinstance(x.request.get("model"), str) else None
@@ -95,10 +79,10 @@ class TierRoute(Stage):
                 detail["note"] = ("no score stage ran: routed as MEDIUM" if tier is None
                                   else f"unknown tier {tier!r}: routed as MEDIUM")
                 tier = "MEDIUM"
-            route, moved = self._fit(tier, tokens)
+            need = tokens + self.options["reserve_output_tokens"] if self.options["context_fit"] else None
+            x.route, moved = fit(self.tiers, self.catalog, tier, need)
             if moved:
                 detail["context"] = moved
-            x.route = route
         elif self.default is not None:
             x.route = Route(self.default.provider, self.default.model, tier=x.vars.get("tier"), reason="default")
         else:
@@ -109,26 +93,8 @@ class TierRoute(Stage):
             if fallbacks:
                 x.vars["route_fallbacks"] = fallbacks
         self._price(x, tokens, requested, detail)
-        if ev is not None:
-            ev.detail = {"route": x.vars.get("route"), "tier": x.vars.get("tier"), "est_tokens": tokens, **detail}
-
-    def _fit(self, tier: str, tokens: int) -> tuple[Route, str | None]:
-        start = TIERS.index(tier)
-        chosen = self.tiers[tier]
-        if not self.options["context_fit"]:
-            return Route(chosen.provider, chosen.model, tier=tier, reason="tier"), None
-        need = tokens + self.options["reserve_output_tokens"]
-        for t in TIERS[start:]:
-            r = self.tiers[t]
-            window = self.catalog.context_window(r.model)
-            if window is None or need <= window:
-                if t == tier:
-                    return Route(r.provider, r.model, tier=t, reason="tier"), None
-                window = self.catalog.context_window(chosen.model)
-                return (Route(r.provider, r.model, tier=t, reason="context window"),
-                        f"~{need} tokens do not fit {chosen} ({window}); moved up to {t}")
-        return (Route(chosen.provider, chosen.model, tier=tier, reason="tier"),
-                f"~{need} tokens fit no tier's context window; kept {tier}")
+        x.stage_event.detail = {"route": x.vars.get("route"), "tier": x.vars.get("tier"), "est_tokens": tokens,
+                                **detail}
 
     def _price(self, x: Exchange, tokens: int, requested: str | None, detail: dict) -> None:
         max_tokens = x.request.get("max_tokens")
@@ -136,11 +102,10 @@ class TierRoute(Stage):
         if isinstance(max_tokens, int) and max_tokens > 0:
             out = min(out, max_tokens)
         model = x.route.model if x.route is not None and x.route.model != "*" else requested
-        cost = self.catalog.cost(model, input_tokens=tokens, output_tokens=out)
-        baseline = self.catalog.cost(requested, input_tokens=tokens, output_tokens=out)
-        x.vars["cost_estimate"] = None if cost is None else round(cost, 6)
-        x.vars["baseline_cost_estimate"] = None if baseline is None else round(baseline, 6)
-        detail["cost"] = x.vars["cost_estimate"]
-        detail["baseline"] = {"model": requested, "cost": x.vars["baseline_cost_estimate"]}
-        if cost is not None and baseline:
-            detail["saving"] = f"{(1 - cost / baseline) * 100:.0f}%"
+        got = price(self.catalog, model, requested, tokens, out)
+        x.vars["cost_estimate"] = got["cost"]
+        x.vars["baseline_cost_estimate"] = got["baseline"]
+        detail["cost"] = got["cost"]
+        detail["baseline"] = {"model": requested, "cost": got["baseline"]}
+        if "saving" in got:
+            detail["saving"] = got["saving"]

@@ -354,6 +354,7 @@ def test_any_request_shape_gets_a_score_or_the_default(messages, tools, model, m
     stage = build_stage(Score)
     x = Exchange.new("anthropic", {"messages": messages, "tools": tools, "model": model, "max_tokens": max_tokens},
                      session="h")
+    x.start_stage(stage.id, stage.name)
     asyncio.run(stage.run(x))
     assert x.vars["tier"] in ALL
     assert x.vars["score"] is None or 0 <= x.vars["score"] <= 100

@@ -7,7 +7,7 @@ import pytest
 
 from lynkr.routing import signals
 from lynkr.routing.text import Conversation
-from stages.score import DEFAULT_WEIGHTS
+from lynkr.routing.score import DEFAULT_WEIGHTS
 from tests.conftest import EVAL
 
 ASKS = [
@@ -75,10 +75,10 @@ def test_heads_cover_the_vocabulary():
 
 
 def test_stripped_texts_are_remembered_within_a_bound(monkeypatch):
-    from lynkr.kit.memo import per_text
+    from lynkr.kit.cache import remembered, text_size
     from lynkr.routing import text
-    monkeypatch.setattr(text, "_stripped", per_text(text._stripped.fn, max_chars=1000))
+    monkeypatch.setattr(text, "_stripped", remembered(text._stripped.fn, max_size=1000, size=text_size))
     for i in range(50):
         t = f"<system-reminder>note {i}</system-reminder> fix bug {i}"
         assert text.strip_harness(t) == text.strip_harness(t) == f"fix bug {i}"
-    assert text._stripped._chars <= 1000 and len(text._stripped._seen) < 50
+    assert text._stripped.table.size <= 1000 and len(text._stripped.table) < 50

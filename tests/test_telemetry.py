@@ -142,7 +142,7 @@ async def _through_default_stages(tmp_path, body: dict) -> Exchange:
     for step in pipeline.plan.main:
         if step.uses in ("provider_call", "fallback", "semantic_cache"):
             continue
-        x.events.append(StageEvent(step.id, step.uses))
+        x.start_stage(step.id, step.uses)
         await step.stage.run(x)
     x.upstream_request = {**x.request, "model": x.request["model"]}
     json_bytes(x.upstream_request, memo_of(x))           # what provider_call serialises

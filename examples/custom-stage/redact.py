@@ -35,4 +35,4 @@ class Redact(Stage):
         if changed:
             # Copy-on-write: the client's original stays intact as the savings baseline.
             x.request = {**x.request, "messages": messages}
-        x.event(self.id).detail["redacted"] = changed
+        x.stage_event.detail["redacted"] = changed

@@ -63,10 +63,11 @@ def _message_text(message: dict) -> str:
     return "\n".join(parts)
 
 
-async def record_saved(x: Exchange, stage_id: str) -> None:
+async def record_saved(x: Exchange, stage_id: str | None = None) -> None:
     """Tokens a hit saved: the request's estimated input plus the cached output (cl100k), counted
-    in a thread after the response was sent, into the stage's run event (tokens_before/after)."""
-    ev = x.event(stage_id)
+    in a thread after the response was sent, into the calling stage's run event
+    (`x.stage_event` in its `after` hook: tokens_before/after). `stage_id` is not needed."""
+    ev = x.stage_event
     resp = x.response
     if ev is None or resp is None or resp.message is None:
         return

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import lru_cache
 
 import orjson
 
 from lynkr.cache.parts import json_of
+from lynkr.kit.cache import remembered
 from lynkr.kit.heap import kept
 
 __all__ = ["exact_key", "split_prompt", "scope_key", "normalise_volatile", "eligibility", "ANSWER_PARAMS"]
@@ -45,7 +45,7 @@ _REMINDER = re.compile(r"(?s)^\s*<(system-reminder|environment_context|user_inst
 _UNKEYED = ("cache_control", "id", "tool_use_id")
 
 
-@lru_cache(maxsize=4096)
+@remembered(max_entries=4096)
 def normalise_volatile(text: str) -> str:
     """Dates, times, ids, the git status and the billing line masked. Only for text the client
     generates around the user (system prompt, reminders), never for what the user wrote: "what

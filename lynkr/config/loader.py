@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 
 from lynkr.errors import ConfigError, did_you_mean
+from lynkr.exchange import Route
 from lynkr.stage import Stage
 from lynkr.config.render import LazyLynkr, render_templates
 from lynkr.config.schema import assemble_schema
@@ -193,14 +194,6 @@ def _check_routing(cfg: LoadedConfig) -> None:
 
 
 def _check_target(cfg: LoadedConfig, target, providers: dict, path) -> None:
-    provider, sep, model = str(target).partition(":")
-    if not sep or not provider or not model:
-        raise cfg.error(f"'{target}' is not 'provider:model'", path)
-    if provider not in providers:
-        raise cfg.error(f"unknown provider '{provider}'", path, did_you_mean(provider, providers) or
-                        (f"providers defined: {', '.join(providers)}" if providers else "no providers are defined"))
-
-
-def check_target(cfg: LoadedConfig, target, path) -> None:
-    """For stages whose options name a `provider:model` (provider_call, fallback)."""
-    _check_target(cfg, target, cfg.data.get("providers") or {}, path)
+    problem = Route.problem(target, providers)
+    if problem is not None:
+        raise cfg.error(problem[0], path, problem[1])

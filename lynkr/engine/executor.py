@@ -56,8 +56,7 @@ async def _run_step(plan: Plan, step: Step, x: Exchange, depth: int) -> None:
         if not go:
             x.events.append(StageEvent(step.id, step.uses, outcome="skipped", detail={"if": step.condition_text}))
             return
-    ev = StageEvent(step.id, step.uses)
-    x.events.append(ev)
+    ev = x.start_stage(step.id, step.uses)
     had_response = x.response is not None
     t0 = time.perf_counter()
     try:
@@ -67,11 +66,13 @@ async def _run_step(plan: Plan, step: Step, x: Exchange, depth: int) -> None:
         ev.duration_us = int((time.perf_counter() - t0) * 1e6)
         ev.outcome = "error"
         ev.detail.setdefault("error", _describe(e))
-        x.ran.append(step)
+        x.ran.append((step, ev))
+        x.stage_event = None
         await _on_failure(plan, step, x, e, depth)
         return
     ev.duration_us = int((time.perf_counter() - t0) * 1e6)
-    x.ran.append(step)
+    x.ran.append((step, ev))
+    x.stage_event = None
 
 
 async def _on_failure(plan: Plan, step: Step, x: Exchange, exc: Exception, depth: int) -> None:
@@ -88,7 +89,7 @@ async def _on_failure(plan: Plan, step: Step, x: Exchange, exc: Exception, depth
             log.exception("stage %s failed", step.id, exc_info=exc)
         x.response = Response(status=err.status, error=err)
         return
-    x.events[-1].outcome = "failed_open"
+    x.ran[-1][1].outcome = "failed_open"
     log.warning("stage %s failed open: %s", step.id, _describe(exc))
 
 
@@ -100,10 +101,13 @@ def _describe(exc: BaseException) -> str:
 
 
 async def run_after(x: Exchange) -> None:
-    for step in x.ran:
+    """Each `after` hook sees its stage's run event as `x.stage_event` (what it stored goes in the
+    same detail); the hook's own outcome and time are an event of phase `after`."""
+    for step, run_ev in x.ran:
         if not step.has_after:
             continue
         ev = StageEvent(step.id, step.uses, phase="after")
+        x.stage_event = run_ev
         t0 = time.perf_counter()
         try:
             await step.stage.after(x)
@@ -112,4 +116,5 @@ async def run_after(x: Exchange) -> None:
             ev.detail["error"] = _describe(e)
             log.warning("after hook of %s failed: %s", step.id, _describe(e))
         ev.duration_us = int((time.perf_counter() - t0) * 1e6)
+        x.stage_event = None
         x.events.append(ev)

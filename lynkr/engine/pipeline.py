@@ -103,9 +103,8 @@ def build_pipeline(cfg: LoadedConfig, *, dry_run: bool = False, shared: dict | N
             cls = cfg.stage_classes[st["id"]]
             options = {**cls.defaults(), **(st.get("with") or {})}
             ctx = BuildContext(pipeline_name=cfg.name, pipeline_hash=cfg.hash, config=cfg.data, stage_id=st["id"],
-                               file=cfg.file, providers=providers, state_dir=state_dir, shared=shared, dry_run=dry_run)
-            ctx.cfg = cfg  # type: ignore[attr-defined]  # stages use cfg.error(...) for option errors
-            ctx.index = i  # type: ignore[attr-defined]
+                               file=cfg.file, providers=providers, state_dir=state_dir, shared=shared, dry_run=dry_run,
+                               index=i, cfg=cfg)
             try:
                 stages[st["id"]] = cls(options, ctx)
             except ConfigError:

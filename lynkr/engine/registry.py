@@ -10,10 +10,10 @@ import importlib.util
 import inspect
 import os
 import sys
-from functools import lru_cache
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from lynkr.kit.cache import remembered
 from lynkr.stage import Stage
 
 __all__ = ["load_registry", "load_path_stage", "StageInfo"]
@@ -25,7 +25,7 @@ class StageInfo:
         self.source = source          # builtin | entry point name | path
 
 
-@lru_cache(maxsize=1)
+@remembered(max_entries=1)
 def load_registry() -> dict[str, StageInfo]:
     from lynkr import stages as builtin
 

@@ -17,11 +17,12 @@ client's newest model id still gets a baseline cost; the answer says so (`"match
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from importlib import resources
 from typing import Mapping
 
 import orjson
+
+from lynkr.kit.cache import Bounded, remembered
 
 __all__ = ["Catalog", "load_catalog", "price", "context_window", "normalize"]
 
@@ -62,12 +63,14 @@ class Catalog:
         # as `fast` must not be normalised into something else).
         self.exact = dict(exact or {})
         self._keys_by_length = sorted(self.entries, key=len, reverse=True)
+        # Every request prices the same few models: each name is looked up once (the loose
+        # matching runs several regexes and can scan every key). Callers must not change the dicts.
+        self._found: Bounded[str, tuple] = Bounded(max_entries=256)      # name -> (entry or None,)
+        self._prices: Bounded[str, tuple] = Bounded(max_entries=256)
 
     def lookup(self, model: str | None) -> dict | None:
         """The entry for `model` with `model` (the key used) and `match` (exact|normalized|prefix|family)."""
-        if not model or not isinstance(model, str):
-            return None
-        return self._lookup(model)
+        return _once(self._found, model, self._lookup)
 
     def _lookup(self, model: str) -> dict | None:
         if model in self.exact:
@@ -86,6 +89,9 @@ class Catalog:
 
     def price(self, model: str | None) -> dict | None:
         """`{input, output, cache_read, cache_write}` in USD per million tokens (plus facts), or None."""
+        return _once(self._prices, model, self._price)
+
+    def _price(self, model: str) -> dict | None:
         e = self.lookup(model)
         if e is None or not any(k in e for k in PRICE_KEYS):
             return None
@@ -114,7 +120,17 @@ class Catalog:
                 + cache_read * (p.get("cache_read") or 0) + cache_write * (p.get("cache_write") or 0)) / 1e6
 
 
-@lru_cache(maxsize=1)
+def _once(table: Bounded, model, compute) -> dict | None:
+    """`compute(model)` once per name (None included) for a Catalog's tables."""
+    if not model or not isinstance(model, str):
+        return None
+    found = table.get(model)
+    if found is None:
+        found = table.put(model, (compute(model),))
+    return found[0]
+
+
+@remembered(max_entries=1)
 def _builtin() -> tuple[dict, dict]:
     data = orjson.loads(resources.files("lynkr").joinpath("data/models.json").read_bytes())
     return data["models"], data.get("aliases", {})
@@ -150,6 +166,6 @@ def context_window(model: str | None) -> int | None:
     return _default().context_window(model)
 
 
-@lru_cache(maxsize=1)
+@remembered(max_entries=1)
 def _default() -> Catalog:
     return load_catalog(None)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import orjson
 
+from lynkr.kit.cache import Bounded
 from lynkr.storage import db_service
 
 __all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding",
@@ -61,65 +62,34 @@ def encoding():
 _COUNTS_MAX = 16384
 
 
-class _Counts:
-    """(length, hash) -> token count, in two generations of _COUNTS_MAX / 2: a count found in the
-    older one moves to the newer, and when the newer is full the older is dropped — what an LRU
-    keeps, for a dict lookup. Keyed by a hash rather than the text so the table holds ints, not
-    every tool result of every session. No lock: the telemetry thread and the stages' thread pool
-    share it, and a lookup racing a generation swap at worst counts a text again (the OrderedDict
-    LRU behind a lock cost ~1 µs a part, ~40 a 62 KB request)."""
-
-    def __init__(self) -> None:
-        self._new: dict = {}
-        self._old: dict = {}
-
-    def recall(self, key) -> int | None:
-        n = self._new.get(key)
-        if n is None:
-            n = self._old.get(key)
-            if n is not None:
-                self.keep(key, n)
-        return n
-
-    def keep(self, key, n: int) -> int:
-        new = self._new
-        new[key] = n
-        if len(new) >= _COUNTS_MAX // 2:
-            self._old, self._new = new, {}
-        return n
-
-    def items(self):
-        return [*self._old.items(), *self._new.items()]
-
-    def clear(self) -> None:
-        self._new, self._old = {}, {}
-
-
-_counts = _Counts()     # texts
+# (length, hash) -> token count. Keyed by a hash rather than the text so the table holds ints, not
+# every tool result of every session. Generations, no lock: the telemetry thread and the stages'
+# thread pool share it (an LRU behind a lock cost ~1 µs a part, ~40 a 62 KB request).
+_counts: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)     # texts
 
 
 def count_text(text: str) -> int:
     if not text:
         return 0
     key = (len(text), hash(text))
-    hit = _counts.recall(key)
+    hit = _counts.get(key)
     if hit is not None:
         return hit
     gathered = _gathering.texts
     if gathered is not None:
         gathered[key] = text
         return 0
-    return _counts.keep(key, _count_new([text])[0])
+    return _counts.put(key, _count_new([text])[0])
 
 
 def count_texts(texts: list[str]) -> list[int]:
     """count_text for several texts, with one trip to the writer process for those not yet counted."""
     keys = [(len(t), hash(t)) for t in texts]
-    out = [_counts.recall(k) if t else 0 for k, t in zip(keys, texts)]
+    out = [_counts.get(k) if t else 0 for k, t in zip(keys, texts)]
     todo = [i for i, n in enumerate(out) if n is None]
     if todo:
         for i, n in zip(todo, _count_new([texts[i] for i in todo])):
-            out[i] = _counts.keep(keys[i], n)
+            out[i] = _counts.put(keys[i], n)
     return out
 
 
@@ -236,7 +206,7 @@ def known_parts(body: dict | None, json: dict | None, seen: dict) -> tuple[int, 
     known, pending, pending_json = 0, [], {}
     if not body:
         return known, pending, pending_json
-    recall = _parts.recall
+    recall = _parts.get
     for obj, fn in _parts_of(body):
         n = seen.get(id(obj))
         j = None
@@ -326,7 +296,7 @@ def _tool_tokens(tool: dict) -> int:
 # (len, hash) of a part's compact JSON -> its count. An agent resends the same tools, system prompt
 # and history every turn as new objects: one orjson.dumps and one lookup per part is several times
 # cheaper than walking its blocks again (~80 count_text calls for a 62 KB Claude Code request).
-_parts = _Counts()
+_parts: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)
 
 
 def _by_json(obj, fn, json: dict | None = None) -> int | None:
@@ -340,9 +310,9 @@ def _by_json(obj, fn, json: dict | None = None) -> int | None:
             # Not JSON (a library caller's object): counted each time; while gathering, partial.
             return None if _gathering.texts is not None else fn(obj)
     key = (len(raw), hash(raw))
-    hit = _parts.recall(key)
+    hit = _parts.get(key)
     if hit is not None:
         return hit
     if _gathering.texts is not None:
         return None
-    return _parts.keep(key, fn(obj))
+    return _parts.put(key, fn(obj))

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections import OrderedDict
 
 import orjson
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
+from lynkr.kit.cache import Bounded
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 from lynkr.wire.sse import iter_sse
 from lynkr.providers.base import Provider
@@ -35,14 +35,11 @@ SIG_PREFIX = "gemini:"
 # Google's documented stand-in for a signature that was lost (history from another model, or a
 # restart); Gemini 3 accepts it instead of failing the turn with a 400.
 SKIP_SIGNATURE = "skip_thought_signature_validator"
-_SIG_MEMORY_MAX = 50_000
-_sig_memory: OrderedDict[str, str] = OrderedDict()   # tool_use id -> thoughtSignature
+_sig_memory: Bounded[str, str] = Bounded(max_entries=50_000, lru=True)   # tool_use id -> thoughtSignature
 
 
 def _remember(tool_id: str, sig: str) -> None:
-    _sig_memory[tool_id] = sig
-    if len(_sig_memory) > _SIG_MEMORY_MAX:
-        _sig_memory.popitem(last=False)
+    _sig_memory.put(tool_id, sig)
 _STOP = {"STOP": "end_turn", "MAX_TOKENS": "max_tokens", "SAFETY": "refusal", "RECITATION": "refusal",
          "PROHIBITED_CONTENT": "refusal", "BLOCKLIST": "refusal", "SPII": "refusal"}
 _KEEP = frozenset({"type", "format", "description", "nullable", "enum", "items", "properties", "required", "anyOf",

@@ -7,38 +7,31 @@ follow-up ("yes, go ahead"), which carries on the previous task.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from lynkr.kit.session import Sessions
 
 __all__ = ["TierMemory"]
 
 
 class TierMemory:
-    """A bounded LRU: session key -> (ask fingerprint, highest tier index served for that ask)."""
+    """session key -> (ask fingerprint, highest tier index served for that ask), bounded by sessions."""
 
     def __init__(self, max_sessions: int = 10000):
-        self.max_sessions = max_sessions
-        self._d: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._sessions: Sessions[tuple[int, int]] = Sessions(max_sessions)
 
     def floor(self, session: str, ask_key: int) -> int | None:
-        got = self._d.get(session)
-        if got is None or got[0] != ask_key:
-            return None
-        self._d.move_to_end(session)
-        return got[1]
+        got = self._sessions.get(session)
+        return None if got is None or got[0] != ask_key else got[1]
 
     def last(self, session: str) -> int | None:
         """The tier the session's previous task was served on, whatever its ask."""
-        got = self._d.get(session)
+        got = self._sessions.get(session)
         return None if got is None else got[1]
 
     def record(self, session: str, ask_key: int, tier_index: int) -> None:
-        got = self._d.get(session)
+        got = self._sessions.get(session)
         if got is not None and got[0] == ask_key:
             tier_index = max(tier_index, got[1])
-        self._d[session] = (ask_key, tier_index)
-        self._d.move_to_end(session)
-        while len(self._d) > self.max_sessions:
-            self._d.popitem(last=False)
+        self._sessions.set(session, (ask_key, tier_index))
 
     def __len__(self) -> int:
-        return len(self._d)
+        return len(self._sessions)

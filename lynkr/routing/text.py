@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from lynkr.kit.memo import per_text
+from lynkr.kit.cache import remembered, text_size
 
 __all__ = ["Conversation", "read_conversation", "strip_harness"]
 
@@ -33,7 +33,7 @@ def strip_harness(text: str) -> str:
 
 
 # Claude Code resends the same reminder-wrapped blocks every turn: each text is stripped once.
-_stripped = per_text(lambda text: _HARNESS_BLOCK.sub("", text).strip())
+_stripped = remembered(lambda text: _HARNESS_BLOCK.sub("", text).strip(), max_size=1_000_000, size=text_size)
 
 
 @dataclass(slots=True)
@@ -77,7 +77,7 @@ def _result_failed(block: dict) -> bool:
 
 # The last few tool results are read again on every turn of a loop: each head is searched once
 # (hashing it is several times cheaper than the search).
-_error_in = per_text(lambda head: bool(_ERROR_TEXT.search(head)))
+_error_in = remembered(lambda head: bool(_ERROR_TEXT.search(head)), max_size=1_000_000, size=text_size)
 
 
 def read_conversation(request: dict) -> Conversation:

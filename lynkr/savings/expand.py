@@ -18,11 +18,10 @@ import hashlib
 import logging
 import os
 import re
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 from lynkr.exchange import Exchange, Response
+from lynkr.kit.cache import Bounded
 from lynkr.wire.events import MessageAccumulator
 
 __all__ = ["EXPAND_TOOL", "EXPAND_NAME", "CrushStore", "handle_for", "expand_interceptor"]
@@ -51,25 +50,16 @@ class CrushStore:
 
     def __init__(self, directory: str | os.PathLike | None = None, max_memory_chars: int = 64_000_000):
         self.dir = Path(directory) if directory else None
-        self._mem: OrderedDict[str, str] = OrderedDict()
-        self._size = 0
-        self._max = max_memory_chars
-        self._lock = threading.Lock()
+        self._mem: Bounded[str, str] = Bounded(max_size=max_memory_chars, lru=True)
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
 
     def put(self, text: str) -> str:
         """Store `text` (called from a worker thread) and return its handle."""
         h = handle_for(text)
-        with self._lock:
-            if h in self._mem:
-                self._mem.move_to_end(h)
-                return h
-            self._mem[h] = text
-            self._size += len(text)
-            while self._size > self._max and len(self._mem) > 1:
-                _, old = self._mem.popitem(last=False)
-                self._size -= len(old)
+        if self._mem.get(h) is not None:
+            return h
+        self._mem.put(h, text, len(text))
         if self.dir is not None:
             path = self.dir / f"{h}.txt"
             if not path.exists():
@@ -81,8 +71,7 @@ class CrushStore:
     def get(self, handle: str) -> str | None:
         if not isinstance(handle, str) or not _HANDLE.match(handle):
             return None
-        with self._lock:
-            text = self._mem.get(handle)
+        text = self._mem.get(handle)
         if text is None and self.dir is not None:
             path = self.dir / f"{handle}.txt"
             if path.is_file():

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator
 
-from lynkr.kit.memo import per_text
+from lynkr.kit.cache import remembered, text_size
 
 __all__ = ["Payload", "tool_results", "replace_payloads", "tool_names_by_id", "user_texts"]
 
@@ -104,4 +104,4 @@ def user_texts(request: dict) -> list[str]:
 
 
 # An agent resends its first user message, reminders and all, every turn: the regex runs once a text.
-_without_reminders = per_text(lambda text: _REMINDER.sub(" ", text).strip())
+_without_reminders = remembered(lambda text: _REMINDER.sub(" ", text).strip(), max_size=1_000_000, size=text_size)

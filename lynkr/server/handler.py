@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from functools import lru_cache
 
 import orjson
 from aiohttp import web
@@ -18,6 +17,7 @@ from lynkr.cache.parts import request_memo
 from lynkr.cache.resent import MIN_BODY, reuse
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
+from lynkr.kit.cache import remembered
 from lynkr.wire.render import ClientGone
 
 __all__ = ["serve", "read_json", "read_raw_json"]
@@ -107,7 +107,7 @@ def session_of(h, body) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1024)      # a session sends the same user_id with every request
+@remembered(max_entries=1024)      # a session sends the same user_id with every request
 def _session_in_user_id(uid: str) -> str:
     """Claude Code 2.1 sends `user_id` as JSON (`{"device_id":…,"account_uuid":…,"session_id":…}`),
     1.x as `user_<hash>_account_<uuid>_session_<uuid>`: the session is its last part. Any other

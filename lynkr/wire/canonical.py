@@ -12,7 +12,8 @@ import hashlib
 import re
 import time
 import uuid
-from functools import lru_cache
+
+from lynkr.kit.cache import remembered
 
 __all__ = [
     "SYNTHETIC_SIGNATURE", "BILLING_PREFIX", "usage_from_openai", "usage_to_openai", "usage_to_responses",
@@ -142,7 +143,7 @@ def image_url_of(block: dict) -> str | None:
 _NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-@lru_cache(maxsize=4096)
+@remembered(max_entries=4096)
 def short_name(name: str, limit: int = 64) -> str:
     """OpenAI limits function names to 64 [A-Za-z0-9_-] characters; MCP tool names can be longer.
     Deterministic, so the reverse map can be rebuilt from the request's tools."""

@@ -93,3 +93,21 @@ class SlowStream(Stage):
                 yield ev
         x.response = Response(events=events())
         await asyncio.sleep(0)
+
+
+class Notes(Stage):
+    """Writes into the event it is handed, in `run` and in `after`; refuses `limit` below 1 at load."""
+    name = "test_notes"
+    options_schema = {"type": "object", "additionalProperties": False,
+                      "properties": {"limit": {"type": "integer", "default": 1}}}
+
+    def __init__(self, options, ctx):
+        super().__init__(options, ctx)
+        if options["limit"] < 1:
+            raise ctx.error("limit must be at least 1", "limit")
+
+    async def run(self, x):
+        x.stage_event.detail["ran"] = self.id
+
+    async def after(self, x):
+        x.stage_event.detail["after"] = self.id

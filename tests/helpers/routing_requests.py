@@ -27,15 +27,12 @@ def user_request(text: str, **kw) -> dict:
 
 def build_stage(cls, options: dict | None = None, config: dict | None = None):
     ctx = BuildContext(pipeline_name="t", pipeline_hash="", config=config or {}, stage_id=cls.name, dry_run=True)
-    ctx.cfg = None  # type: ignore[attr-defined]
-    ctx.index = 0  # type: ignore[attr-defined]
     return cls({**cls.defaults(), **(options or {})}, ctx)
 
 
 async def run_stage(stage, body: dict, session: str | None = None, headers: dict | None = None) -> Exchange:
     from lynkr.wire import anthropic
     x = Exchange.new("anthropic", anthropic.to_canonical(copy.deepcopy(body)), session=session, headers=headers or {})
-    from lynkr.exchange import StageEvent
-    x.events.append(StageEvent(stage.id, stage.name))
+    x.start_stage(stage.id, stage.name)
     await stage.run(x)
     return x

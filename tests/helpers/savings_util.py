@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import types
 from pathlib import Path
 
-from lynkr.exchange import Exchange, StageEvent
+from lynkr.exchange import Exchange
+from lynkr.stage import BuildContext
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "benchmarks" / "data"
@@ -13,8 +13,8 @@ DATA = ROOT / "benchmarks" / "data"
 
 def build_stage(cls, stage_id: str | None = None, dry_run: bool = False, state_dir: str = ".lynkr", **options):
     """A stage built outside a pipeline, with its defaults merged like the engine does."""
-    ctx = types.SimpleNamespace(stage_id=stage_id or cls.name, dry_run=dry_run, state_dir=state_dir,
-                                shared={}, index=0, config={})
+    ctx = BuildContext(pipeline_name="t", pipeline_hash="", config={}, stage_id=stage_id or cls.name,
+                       dry_run=dry_run, state_dir=state_dir)
     return cls({**cls.defaults(), **options}, ctx)
 
 
@@ -37,6 +37,6 @@ def result(request: dict, i: int = 0):
 
 def run_stage(stage, request: dict, session: str | None = None) -> Exchange:
     x = Exchange.new("anthropic", request, session=session)
-    x.events.append(StageEvent(stage.id, stage.name))
+    x.start_stage(stage.id, stage.name)
     asyncio.run(stage.run(x))
     return x

@@ -1,0 +1,83 @@
+"""One call to a `provider:model`, the way provider_call and fallback make it.
+
+The target comes from the route (an earlier stage), the pipeline's `models:` table or a default;
+the call goes through the provider's retry policy, its circuit breaker and its first-byte limit
+(lynkr/providers/resilience.py), then through the request's response interceptors
+(`x.interceptors`): hooks that answer tool calls the proxy itself added, like crush's
+`lynkr_expand`, and may send another body to the same provider and model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import weakref
+
+from lynkr.errors import ProxyError
+from lynkr.exchange import Exchange, Response, Route
+from lynkr.providers.resilience import Breakers, RetryPolicy, breakers_for, call_resilient
+
+__all__ = ["call_target", "configure_breakers", "resolve_model_route", "intercept", "DEFAULT_FIRST_BYTE_S"]
+
+DEFAULT_FIRST_BYTE_S = 120.0
+
+
+def resolve_model_route(models: dict, client_model: str | None) -> Route | None:
+    """The `models:` table entry for the client's model name: exact name first, then globs."""
+    if not client_model or not models:
+        return None
+    entry = models.get(client_model)
+    if not (isinstance(entry, dict) and entry.get("route")):
+        entry = next((m for pat, m in models.items() if isinstance(m, dict) and m.get("route")
+                      and any(c in pat for c in "*?[") and fnmatch.fnmatchcase(client_model, pat)), None)
+    if not entry:
+        return None
+    return Route.parse(entry["route"], reason="models")
+
+
+async def call_target(x: Exchange, route: Route, providers: dict, breakers: Breakers, attempts: list) -> Response:
+    """Send to one provider:model with that provider's retry policy, breaker and first-byte limit;
+    each try is appended to `attempts`. Raises the ProxyError of a target that cannot answer."""
+    provider = providers.get(route.provider)
+    if provider is None:
+        raise ProxyError(500, f"provider '{route.provider}' is not enabled in this pipeline", retryable=False,
+                         fallbackable=True)
+    model = x.request.get("model") if route.model == "*" else route.model
+    retry, first_byte_s = _policy(provider)
+
+    def send(ex: Exchange):
+        return call_resilient(provider, ex, model, retry=retry, breakers=breakers,
+                              first_byte_s=first_byte_s, log=attempts)
+    response = await send(x)
+    if x.interceptors:
+        response = await intercept(x, response, lambda body: send(dataclasses.replace(x, request=body)))
+    return response
+
+
+async def intercept(x: Exchange, response: Response, resend) -> Response:
+    """The request's interceptors in order over what the upstream answered; `resend(request_body)
+    -> Response` sends another body to the same provider and model."""
+    for hook in x.interceptors:
+        response = await hook(x, response, resend)
+    return response
+
+
+# Provider objects live as long as their pipeline load: the policy is read from the config once.
+_policies: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _policy(provider) -> tuple[RetryPolicy, float]:
+    """The provider's retry policy and first-byte limit."""
+    policy = _policies.get(provider)
+    if policy is None:
+        timeouts = provider.config.get("timeouts") or {}
+        policy = _policies[provider] = (RetryPolicy.from_config(provider.config.get("retry")),
+                                        float(timeouts.get("first_byte", DEFAULT_FIRST_BYTE_S)))
+    return policy
+
+
+def configure_breakers(config: dict, shared: dict) -> Breakers:
+    """The load's breakers (one set shared by every calling stage), with each provider's settings."""
+    breakers = breakers_for(shared)
+    for name, conf in (config.get("providers") or {}).items():
+        breakers.settings[name] = conf.get("breaker") or {}
+    return breakers
