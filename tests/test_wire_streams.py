@@ -4,6 +4,7 @@ with an upstream of that protocol) is the same message. Plus the Responses trans
 example stream of protocols.md §4.4.1."""
 import orjson
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from lynkr.exchange import Exchange, Response
@@ -43,7 +44,7 @@ class Capture:
 
 
 async def render_stream(module, message, original, monkeypatch):
-    monkeypatch.setattr(module.web, "StreamResponse", Capture)
+    monkeypatch.setattr(web, "StreamResponse", Capture)
     x = Exchange.new(module.CLIENT, {"messages": [], "stream": True}, original=original)
     x.response = Response(events=message_to_events(message))
     out = await module.render(make_mocked_request("POST", "/"), x)

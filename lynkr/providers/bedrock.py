@@ -27,7 +27,7 @@ from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 from lynkr.providers.base import Provider, missing_message
 from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
 from lynkr.providers.resilience import upstream_error
-from lynkr.providers.stream import EventBuilder, new_message_id
+from lynkr.wire.builder import EventBuilder, new_message_id
 
 __all__ = ["BedrockProvider", "to_converse", "message_from_converse"]
 
@@ -282,7 +282,7 @@ class BedrockProvider(Provider):
                             yield ev
                     idx = p.get("contentBlockIndex")
                     if et in ("contentBlockStart", "contentBlockDelta") and idx != cur and eb.open:
-                        for ev in eb._close():
+                        for ev in eb.close():
                             yield ev
                     if et == "contentBlockStart":
                         cur = idx
@@ -305,7 +305,7 @@ class BedrockProvider(Provider):
                         for ev in evs:
                             yield ev
                     elif et == "contentBlockStop":
-                        for ev in eb._close():
+                        for ev in eb.close():
                             yield ev
                         cur = None
                     elif et == "messageStop":

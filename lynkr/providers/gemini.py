@@ -27,7 +27,7 @@ from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 from lynkr.wire.sse import iter_sse
 from lynkr.providers.base import Provider
 from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
-from lynkr.providers.stream import EventBuilder, new_message_id, new_tool_id
+from lynkr.wire.builder import EventBuilder, new_message_id, new_tool_id
 
 __all__ = ["GeminiProvider", "VertexProvider", "to_gemini", "message_from_gemini", "SIG_PREFIX"]
 
@@ -281,7 +281,7 @@ class GeminiProvider(Provider):
                         real = b["signature"] if b["signature"].startswith(SIG_PREFIX) else None
                         evs = eb.thinking(b["thinking"], real)
                         if not b["thinking"]:
-                            evs += eb._close()    # an empty carrier block must not merge into the next thought
+                            evs += eb.close()    # an empty carrier block must not merge into the next thought
                     elif b["type"] == "text":
                         evs = eb.text(b["text"])
                     else:

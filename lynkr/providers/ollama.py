@@ -21,7 +21,7 @@ from lynkr.exchange import Exchange, Response
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 from lynkr.providers.base import Provider
 from lynkr.providers.prepare import block_text, prune_schema, strip_billing, system_text, tool_result_text
-from lynkr.providers.stream import EventBuilder, new_message_id, new_tool_id
+from lynkr.wire.builder import EventBuilder, new_message_id, new_tool_id
 
 __all__ = ["OllamaProvider", "to_ollama"]
 

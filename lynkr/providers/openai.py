@@ -5,7 +5,7 @@ Moonshot/Kimi, Z.AI, Databricks serving endpoints, Gemini's OpenAI layer — and
     azure:      {kind: azure_openai, base_url: https://res.openai.azure.com, deployment: gpt-4o,
                  api_version: 2024-10-21, api_key: …}
 
-The format conversion is the wire module's (lynkr/wire/openai_chat.py: from_canonical,
+The format conversion is the wire module's (lynkr/wire/openai_chat/upstream.py: from_canonical,
 message_from_openai, events_from_openai); this adapter owns transport, auth and what differs
 per target ("flavor", guessed from base_url, or set with `flavor:`):
 - deepseek / moonshot need `reasoning_content` sent back on assistant turns (400 otherwise);
