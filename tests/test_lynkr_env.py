@@ -71,13 +71,19 @@ def test_lynkr_switches_turn_stages_off(env, off):
 
 
 def test_lynkr_values_with_a_meaning_here():
-    """HOST, OLLAMA_API_BASE, REQUEST_JSON_LIMIT, MODEL_PRICE_OVERRIDES, PROMPT_CACHE_TTL_MS and the
-    llama.cpp timeout reach the pipeline values they name."""
+    """HOST, OLLAMA_API_BASE, REQUEST_JSON_LIMIT, MODEL_PRICE_OVERRIDES, PROMPT_CACHE_TTL_MS and
+    _MAX_ENTRIES, the load-shedding threshold, EMBEDDINGS_PROVIDER and the llama.cpp timeout reach
+    the pipeline values they name."""
     env = {"HOST": "0.0.0.0", "PORT": "9001", "OLLAMA_API_BASE": "http://gpu:11434", "REQUEST_JSON_LIMIT": "1gb",
            "MODEL_PRICE_OVERRIDES": '{"my-model": {"input": 0.5, "output": 1.5}}', "PROMPT_CACHE_TTL_MS": "300000",
-           "LLAMACPP_TIMEOUT_MS": "30000", "MODEL_PROVIDER": "ollama"}
+           "PROMPT_CACHE_MAX_ENTRIES": "100", "LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD": "64",
+           "EMBEDDINGS_PROVIDER": "openrouter", "LLAMACPP_TIMEOUT_MS": "30000", "MODEL_PROVIDER": "ollama"}
     p = load_pipeline(DEFAULT, environ=env, dry_run=True)
-    assert p.config["server"] == {"host": "0.0.0.0", "port": 9001, "max_body_bytes": 1024 ** 3}
+    assert p.config["server"] == {"host": "0.0.0.0", "port": 9001, "max_body_bytes": 1024 ** 3,
+                                  "shed": {"max_in_flight": 64}}
+    assert p.config["stages"][0]["with"] == {"ttl": 300.0, "max_entries": 100}
+    assert p.config["providers"]["openrouter"]["embeddings"] is True
+    assert not any(c.get("embeddings") for n, c in p.config["providers"].items() if n != "openrouter")
     assert p.config["providers"]["ollama"]["base_url"] == "http://gpu:11434"
     assert p.config["providers"]["llamacpp"]["timeouts"] == {"read": 30.0, "first_byte": 30.0}
     assert p.config["models"] == {"my-model": {"input": 0.5, "output": 1.5}}
@@ -103,6 +109,8 @@ def test_unused_node_variables_are_named_not_dropped():
     env = {"MEMORY_ENABLED": "true", "NODE_ENV": "development", "HEADROOM_MODE": "optimize", "PATH": "/bin",
            "OLLAMA_MODEL": "x", "SEMANTIC_CACHE_ENABLED": "true"}
     assert ignored(env) == ["HEADROOM_MODE", "MEMORY_ENABLED", "NODE_ENV"]
+    assert ignored({"EMBEDDINGS_PROVIDER": "ollama"}) == ["EMBEDDINGS_PROVIDER"]
+    assert ignored({"EMBEDDINGS_PROVIDER": "openai"}) == []
 
 
 def test_lynkr_run_warns_in_one_line_and_on_a_misspelt_dotenv_name(tmp_path):

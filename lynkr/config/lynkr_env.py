@@ -86,7 +86,8 @@ SWITCHES: dict[str, tuple[str, ...]] = {
 # Everything else this module reads (the provider and model variables above are added below).
 _OTHER = {"MODEL_PROVIDER", "MODEL_DEFAULT", "FALLBACK_ENABLED", "FALLBACK_PROVIDER", "FALLBACK_MODEL",
           "TIER_SIMPLE", "TIER_MEDIUM", "TIER_COMPLEX", "TIER_REASONING", "PORT", "HOST", "LYNKR_HOST",
-          "OLLAMA_NUM_CTX", "PROMPT_CACHE_TTL_MS", "REQUEST_JSON_LIMIT", "MODEL_PRICE_OVERRIDES",
+          "OLLAMA_NUM_CTX", "PROMPT_CACHE_TTL_MS", "PROMPT_CACHE_MAX_ENTRIES", "REQUEST_JSON_LIMIT",
+          "MODEL_PRICE_OVERRIDES", "LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD", "EMBEDDINGS_PROVIDER",
           "LYNKR_TELEMETRY", "LYNKR_STATE_DIR", "HOT_RELOAD_ENABLED", "LOG_LEVEL"}
 MAPPED: frozenset[str] = frozenset(
     _OTHER
@@ -97,10 +98,10 @@ MAPPED: frozenset[str] = frozenset(
 # Node.js Lynkr variables that have no meaning here (its agent loop, memory, sandbox, sidecars, …).
 IGNORED: frozenset[str] = frozenset("""
 PREFER_OLLAMA OLLAMA_EMBEDDINGS_MODEL OLLAMA_EMBEDDINGS_ENDPOINT OPENROUTER_EMBEDDINGS_MODEL
-OPENROUTER_MAX_TOOLS_FOR_ROUTING LLAMACPP_EMBEDDINGS_ENDPOINT EMBEDDINGS_PROVIDER EDENAI_API_KEY EDENAI_MODEL
+OPENROUTER_MAX_TOOLS_FOR_ROUTING LLAMACPP_EMBEDDINGS_ENDPOINT EDENAI_API_KEY EDENAI_MODEL
 EDENAI_ENDPOINT ATLASCLOUD_API_KEY ATLASCLOUD_MODEL ATLASCLOUD_ENDPOINT BAIDU_API_KEY BAIDU_ENDPOINT BAIDU_MODEL
 NODE_ENV SESSION_DB_PATH WORKSPACE_ROOT TOOL_EXECUTION_MODE SUGGESTION_MODE_MODEL RATE_LIMIT_ENABLED
-RATE_LIMIT_WINDOW_MS RATE_LIMIT_MAX RATE_LIMIT_KEY_BY TASK_DECOMPOSITION_ENABLED PROMPT_CACHE_MAX_ENTRIES
+RATE_LIMIT_WINDOW_MS RATE_LIMIT_MAX RATE_LIMIT_KEY_BY TASK_DECOMPOSITION_ENABLED
 TOKEN_TRACKING_ENABLED TOOL_TRUNCATION_ENABLED SYSTEM_PROMPT_MODE TOOL_DESCRIPTIONS HISTORY_COMPRESSION_ENABLED
 HISTORY_KEEP_RECENT_TURNS HISTORY_SUMMARIZE_OLDER TOKEN_BUDGET_WARNING TOKEN_BUDGET_MAX TOKEN_BUDGET_ENFORCEMENT
 SMART_TOOL_SELECTION_MODE SMART_TOOL_SELECTION_TOKEN_BUDGET HOT_RELOAD_DEBOUNCE_MS TOON_MIN_BYTES TOON_FAIL_OPEN
@@ -110,7 +111,7 @@ LYNKR_SWITCH_MAX_PROMPT_TOKENS LYNKR_COST_OPTIMIZE LYNKR_CASCADE_ENABLED LYNKR_C
 LYNKR_STREAM_TRANSFORM LYNKR_STREAM_TRANSFORM_PROVIDERS LYNKR_STREAM_IDLE_TIMEOUT_MS LYNKR_NATIVE_PASSTHROUGH
 LYNKR_OLLAMA_BUFFER_RESPONSES LYNKR_MAX_SESSION_TURNS LYNKR_MAX_TOOL_TURNS LYNKR_INTENT_WINDOW_N
 LYNKR_INTENT_SCORE_MODE LYNKR_INTENT_DECAY AGENTIC_DISABLE_FLOOR LOAD_SHEDDING_MEMORY_THRESHOLD
-LOAD_SHEDDING_HEAP_THRESHOLD LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD POLICY_TOOL_LOOP_THRESHOLD
+LOAD_SHEDDING_HEAP_THRESHOLD POLICY_TOOL_LOOP_THRESHOLD
 """.split())
 # Whole families of Node.js variables with no meaning here.
 IGNORED_PREFIXES = ("MEMORY_", "HEADROOM_", "MCP_", "POLICY_", "AGENTS_", "TINYFISH_", "WEB_SEARCH_",
@@ -140,7 +141,9 @@ class LynkrEnv:
     host: str
     port: int
     max_body_bytes: int
+    max_in_flight: int
     exact_ttl: float
+    exact_entries: int
     telemetry: str
     state_dir: str
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
@@ -155,13 +158,15 @@ def read_lynkr_env(env: Mapping[str, str]) -> LynkrEnv:
         target=f"{provider}:{models[provider] if provider in models else env.get('MODEL_DEFAULT') or '*'}",
         fallback=_fallback(env, models),
         tiers={t: _tier(env.get(f"TIER_{t}") or "", provider) for t in ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")},
-        providers={name: _provider(name, env) for name in PROVIDERS},
+        providers=_providers(env),
         models=_price_overrides(env.get("MODEL_PRICE_OVERRIDES")),
         on=on, why_off=why_off,
         host=env.get("LYNKR_HOST") or env.get("HOST") or "127.0.0.1",
         port=_number(env, "PORT", 8081),
         max_body_bytes=_bytes(env.get("REQUEST_JSON_LIMIT")),
+        max_in_flight=_number(env, "LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD", 2048),
         exact_ttl=_number(env, "PROMPT_CACHE_TTL_MS", 3_600_000) / 1000,
+        exact_entries=_number(env, "PROMPT_CACHE_MAX_ENTRIES", 5000),
         telemetry=env.get("LYNKR_TELEMETRY") or ".lynkr/telemetry.duckdb",
         state_dir=env.get("LYNKR_STATE_DIR") or ".lynkr",
         env=env,
@@ -208,6 +213,21 @@ def _provider(name: str, env: Mapping[str, str]) -> dict:
             out["timeouts"] = {"read": ms / 1000, "first_byte": ms / 1000}
     out["env_vars"] = env_vars
     return out
+
+
+def _providers(env: Mapping[str, str]) -> dict:
+    providers = {name: _provider(name, env) for name in PROVIDERS}
+    embed = _embeddings_provider(env)
+    if embed:
+        providers[embed]["embeddings"] = True     # /v1/embeddings is forwarded to it (else served locally)
+    return providers
+
+
+def _embeddings_provider(env: Mapping[str, str]) -> str | None:
+    """EMBEDDINGS_PROVIDER when it names an OpenAI-compatible provider; Ollama's own embeddings
+    API is not forwarded, so `ollama` leaves /v1/embeddings to the local model (and `ignored` says so)."""
+    name = _provider_name(env.get("EMBEDDINGS_PROVIDER") or "")
+    return name if name in PROVIDERS and PROVIDERS[name][0] == "openai" else None
 
 
 def _switches(env: Mapping[str, str]) -> tuple[dict, dict]:
@@ -258,7 +278,10 @@ def _price_overrides(raw: str | None) -> dict:
 
 def ignored(env: Mapping[str, str]) -> list[str]:
     """The Node.js Lynkr variables set in `env` that mean nothing here, sorted."""
-    return sorted(v for v in env if env.get(v) and (v in IGNORED or v.startswith(IGNORED_PREFIXES)))
+    out = [v for v in env if env.get(v) and (v in IGNORED or v.startswith(IGNORED_PREFIXES))]
+    if env.get("EMBEDDINGS_PROVIDER") and not _embeddings_provider(env):
+        out.append("EMBEDDINGS_PROVIDER")
+    return sorted(out)
 
 
 def unknown_in_dotenv(names, known_elsewhere=()) -> list[tuple[str, str | None]]:
