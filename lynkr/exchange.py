@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Mapping
 
+from lynkr.body import Body
+
 __all__ = ["Exchange", "Response", "Route", "StageEvent", "new_request_id"]
 
 
@@ -142,6 +144,8 @@ class Exchange:
     interceptors: list = field(default_factory=list)
     # The StageEvent of the stage now running (its `run`, or its `after` hook), set by the engine.
     stage_event: StageEvent | None = None
+    # The serialised JSON of the request's parts (lynkr.body): ask it, never keep a part's JSON elsewhere.
+    body: Body = field(default_factory=Body, repr=False)
 
     @classmethod
     def new(cls, client: str, request: dict, original: dict | None = None, **kw: Any) -> "Exchange":

@@ -14,6 +14,12 @@ stage's own StageEvent: what it did goes in its `detail` and `measure`.
         async def run(self, x):
             ...
 
+`edits` says how `run` and `after` change `x.request`. The default, "in-place", is always safe:
+after such a stage the engine drops the JSON it remembered of the request's parts (lynkr.body) and
+serialises them again as they are. A stage that never mutates a part of the request it did not
+create (it reads only, or replaces the list or dict it changes: `x.request = {**x.request,
+"messages": new}`) declares `edits = "copy-on-write"` and costs nothing (docs/engine.md).
+
 `critical = False` (the default) means the stage only optimises: if it raises, the request goes
 on unchanged and the failure is recorded. `critical = True` stages (provider_call) send their
 failure to the stage named by `on_error`, or to the client as an error.
@@ -26,7 +32,9 @@ from typing import Any, ClassVar
 from lynkr.errors import ConfigError
 from lynkr.exchange import Exchange, Route
 
-__all__ = ["Stage", "BuildContext"]
+__all__ = ["Stage", "BuildContext", "EDITS"]
+
+EDITS = ("in-place", "copy-on-write")
 
 
 @dataclass(kw_only=True)
@@ -67,6 +75,7 @@ class Stage:
     summary: ClassVar[str] = ""
     status: ClassVar[str] = "stable"     # stable | beta | experimental
     critical: ClassVar[bool] = False
+    edits: ClassVar[str] = "in-place"    # in-place | copy-on-write: see the module docstring
     options_schema: ClassVar[dict] = {"type": "object", "properties": {}, "additionalProperties": False}
     examples: ClassVar[list[str]] = []
 

@@ -307,6 +307,7 @@ class _Session:
 
 class Crush(Stage):
     name = "crush"
+    edits = "copy-on-write"
     summary = "Shortens large tool results (JSON rows, logs, test output) to what carries information; " \
               "the rest is retrievable through lynkr_expand. Opt-in."
     status = "beta"

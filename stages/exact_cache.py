@@ -18,7 +18,6 @@ import time
 
 import orjson
 
-from lynkr.cache.parts import request_memo
 from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import exact_key
 from lynkr.storage.cache_store import cache_path, open_store
@@ -30,6 +29,7 @@ from lynkr.stage import Stage
 
 class ExactCache(Stage):
     name = "exact_cache"
+    edits = "copy-on-write"
     summary = "Answers a repeated request (same model, system, tools, history, parameters) from a stored response."
     status = "stable"
     options_schema = {
@@ -76,7 +76,7 @@ class ExactCache(Stage):
         extra = [self.ctx.pipeline_name, *(x.headers.get(h.lower()) for h in self.options["scope_headers"])]
         if self.options["per_session"]:
             extra.append(x.session)
-        return exact_key(x.request, extra=tuple(extra), memo=request_memo(x))
+        return exact_key(x.request, extra=tuple(extra), body=x.body)
 
     async def run(self, x: Exchange) -> None:
         ev = x.stage_event

@@ -18,6 +18,7 @@ from lynkr.stage import Stage
 
 class Fallback(Stage):
     name = "fallback"
+    edits = "copy-on-write"
     summary = "Re-routes a failed provider call to other provider:model targets, in order."
     critical = True
     options_schema = {

@@ -26,6 +26,7 @@ from lynkr.stage import Stage
 
 class ProviderCall(Stage):
     name = "provider_call"
+    edits = "copy-on-write"
     summary = "Calls the routed provider and model (retries, circuit breaker); the pipeline's default when nothing routed."
     critical = True
     options_schema = {

@@ -28,6 +28,7 @@ __all__ = ["Score", "DEFAULT_WEIGHTS"]
 
 class Score(Stage):
     name = "score"
+    edits = "copy-on-write"
     summary = "Scores a request 0–100 from what the user wrote and picks a tier; explains every point."
     options_schema = {
         "type": "object",

@@ -46,6 +46,7 @@ _EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-embed"
 
 class SemanticCache(Stage):
     name = "semantic_cache"
+    edits = "copy-on-write"
     summary = "Answers a rephrased question from a stored answer, guarded against near misses (numbers, names, opposites)."
     status = "beta"
     options_schema = {

@@ -27,7 +27,7 @@ import re
 import orjson
 from rapidfuzz import fuzz, process
 
-from lynkr.cache.parts import json_of, remember, request_memo
+from lynkr.body import Body
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import Bounded, remembered
 from lynkr.kit.heap import kept
@@ -156,6 +156,7 @@ def always_kept(tool: dict) -> bool:
 
 class StripTools(Stage):
     name = "strip_tools"
+    edits = "copy-on-write"
     summary = "Drops tool definitions the conversation cannot need (session-stable) and minifies schemas losslessly."
     options_schema = {
         "type": "object",
@@ -237,13 +238,14 @@ class StripTools(Stage):
             facts.matches[(name, desc)] = hit
         return hit
 
-    def _minified(self, tool: dict, memo: dict | None = None) -> tuple:
+    def _minified(self, tool: dict, body: Body) -> tuple:
         """(the minified tool or None when minifying changes nothing, the tool's JSON, the JSON of
         what is sent, its bytes). Each tool's minified form and both JSON texts (for the token
         measure) are remembered by its JSON, and a minified tool is the same object every time.
-        `memo` (lynkr.cache.parts) shares the JSON with the exact cache before and tier_route after."""
+        `body` (the exchange's, lynkr.body) shares the JSON with the exact cache before and
+        tier_route after."""
         try:
-            raw = json_of(tool, memo)
+            raw = body.json_of(tool)
         except TypeError:
             new = minify_tool(tool)
             return (None if new is tool else new), None, None, None
@@ -260,21 +262,21 @@ class StripTools(Stage):
             self._tools.put(raw, hit, 2 * len(raw) + 2 * len(hit[3]))
         return hit
 
-    def _tool_list(self, tools: list, memo: dict) -> "_ToolList":
+    def _tool_list(self, tools: list, body: Body) -> "_ToolList":
         """The facts of a tool list, remembered by its tools' JSON: an agent sends the same list
         with every request, so a list is read tool by tool once (that was ~40 % of this stage on
         every request of a 62 KB Claude Code turn)."""
         try:
-            key = tuple(json_of(t, memo) if isinstance(t, dict) else None for t in tools)
+            key = tuple(body.json_of(t) if isinstance(t, dict) else None for t in tools)
         except TypeError:
-            return _ToolList(self, tools, memo)         # not JSON (a library caller's object)
+            return _ToolList(self, tools, body)         # not JSON (a library caller's object)
         facts = self._lists.get(key)
         if facts is None:
             # Sized for its JSON: the list's own, the minified tools' and a few joined lists. The
             # key keeps right-sized copies of the request's JSON (lynkr.kit.heap).
             size = (2 + _ToolList.JOINED) * sum(len(raw) for raw in key if raw is not None)
             key = tuple(None if raw is None else kept(raw) for raw in key)
-            facts = self._lists.put(key, _ToolList(self, tools, memo), size)
+            facts = self._lists.put(key, _ToolList(self, tools, body), size)
         return facts
 
     def _embed_relevant(self, tools: list[dict], texts: list[str]) -> set[str]:
@@ -296,15 +298,14 @@ class StripTools(Stage):
         ev = x.stage_event
         if not isinstance(tools, list) or not tools:
             return
-        memo = request_memo(x)
-        facts = self._tool_list(tools, memo)
+        facts = self._tool_list(tools, x.body)
         sent = range(len(tools))
         if self.options["strip"] and len(tools) > self.options["min_tools"]:
             sent = await self._strip(x, tools, facts, ev)
         minify = self.options["minify"]
         if minify:
             for new, raw in facts.minified:
-                remember(new, raw, memo)
+                x.body.remember(new, raw)
             out = [facts.small[i] or tools[i] for i in sent]
         else:
             out = [tools[i] for i in sent]
@@ -364,7 +365,7 @@ class _ToolList:
     __slots__ = ("names", "optional", "optional_at", "small", "minified", "_texts", "_joined")
     JOINED = 8          # the sets of tools sent whose JSON is kept (sessions keep different sets)
 
-    def __init__(self, stage: StripTools, tools: list, memo: dict):
+    def __init__(self, stage: StripTools, tools: list, body: Body):
         # A tool without a name (or with one that is not a string) is always sent.
         self.names = [t["name"] if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"] else None
                       for t in tools]
@@ -374,7 +375,7 @@ class _ToolList:
                             if self.names[i] and not always_kept(t)}
         self.optional = [{"name": tools[i]["name"], "description": tools[i].get("description")}
                          for i in self.optional_at]
-        got = [stage._minified(t, memo) if isinstance(t, dict) else (None, None, None, None) for t in tools]
+        got = [stage._minified(t, body) if isinstance(t, dict) else (None, None, None, None) for t in tools]
         self.small = [g[0] for g in got]                    # the minified tool, or None: sent as is
         self.minified = [(g[0], g[3]) for g in got if g[0] is not None and g[3] is not None]
         self._texts = [(g[1], g[2]) for g in got]

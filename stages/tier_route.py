@@ -22,7 +22,6 @@ from the body's size (the exact count happens later, off the request path).
 """
 from __future__ import annotations
 
-from lynkr.cache.parts import json_len, request_memo
 from lynkr.config.loader import TIERS
 from lynkr.exchange import Exchange, Route
 from lynkr.kit.catalog import load_catalog
@@ -32,6 +31,7 @@ from lynkr.stage import Stage
 
 class TierRoute(Stage):
     name = "tier_route"
+    edits = "copy-on-write"
     summary = "Routes the scored tier to its provider:model, moves up when the context does not fit, prices it."
     options_schema = {
         "type": "object",
@@ -71,7 +71,7 @@ class TierRoute(Stage):
 
     async def run(self, x: Exchange) -> None:
         detail: dict = {}
-        tokens = json_len(x.request, request_memo(x)) // BYTES_PER_TOKEN
+        tokens = x.body.json_len(x.request) // BYTES_PER_TOKEN
         requested = x.request.get("model") if isinstance(x.request.get("model"), str) else None
         if self.tiers is not None:
             tier = x.vars.get("tier")

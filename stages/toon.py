@@ -24,6 +24,7 @@ from lynkr.stage import Stage
 
 class Toon(Stage):
     name = "toon"
+    edits = "copy-on-write"
     summary = "Re-encodes JSON tool results as compact JSON or TOON when that is smaller; lossless, verified."
     options_schema = {
         "type": "object",

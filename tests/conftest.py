@@ -11,6 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(ROOT))
 
+# Every stage that declares it edits the request copy-on-write is checked for it after each run,
+# here and in the servers the tests start (lynkr.body.CHECK_EDITS): a false declaration fails loudly.
+os.environ.setdefault("LYNKR_CHECK_EDITS", "1")
+
 # Offline data (tokenizer, embedding model) when ../shared is beside the checkout.
 if SHARED.is_dir():
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tiktoken"))

@@ -4,6 +4,7 @@ import copy
 
 import pytest
 
+from lynkr.body import Body
 from lynkr.cache import scope
 from lynkr.cache.scope import exact_key
 
@@ -52,44 +53,44 @@ def test_parts_do_not_run_together():
 def test_memo_is_bounded():
     parts = scope._PartDigests(max_bytes=2_000)
     for i in range(200):
-        parts.digest(2, {"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}, lambda v: v)
+        parts.digest(2, {"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}, lambda v: v, Body())
     assert parts._size <= 2_000 and sum(len(d) for d in parts._d) < 200
 
 
 def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_once():
     import orjson
 
-    from lynkr.cache.parts import json_len, json_of
-    memo: dict = {}
+    from lynkr.body import Body
+    owner = Body()
     req = copy.deepcopy(BASE) | {"metadata": {"user_id": "ü"}, "temperature": 0.25, "stop_sequences": [],
                                  "thinking": {"type": "enabled", "budget_tokens": 10}}
-    assert json_len(req, memo) == len(orjson.dumps(req)) == json_len(req, None)
-    first = json_of(req["messages"][0], memo)
-    assert json_of(req["messages"][0], memo) is first          # remembered by identity
+    assert Body().json_len(req) == len(orjson.dumps(req))      # nothing remembered: plain orjson
+    first = owner.json_of(req["messages"][0])
+    assert owner.json_len(req) == len(orjson.dumps(req))
+    assert owner.json_of(req["messages"][0]) is first          # remembered by identity
     # A stage replaces a part copy-on-write: the new part is serialised, the rest reused.
     changed = {**req, "messages": req["messages"][:2] + [{"role": "user", "content": "é" * 5}]}
-    assert json_len(changed, memo) == len(orjson.dumps(changed))
-    assert json_len({}, memo) == 2 and json_len({"a": []}, memo) == len(b'{"a":[]}')
+    assert owner.json_len(changed) == len(orjson.dumps(changed))
+    assert owner.json_len({}) == 2 and owner.json_len({"a": []}) == len(b'{"a":[]}')
     # The upstream body joined from the parts' JSON is orjson's, byte for byte.
-    from lynkr.cache.parts import json_bytes
     for body in (req, changed, {}, {"a": []}, {"m": [[1, 2], {"x": None}], "n": {"é": [1.5]}}):
-        assert json_bytes(body, memo) == orjson.dumps(body) == json_bytes(body, None)
+        assert owner.json_bytes(body) == orjson.dumps(body) == Body().json_bytes(body)
     with pytest.raises(TypeError):
-        json_bytes({1: "non-str key"}, memo)
-    # exact_key shares the memo and gives the key it gives without one.
-    assert exact_key(req, memo=memo) == exact_key(copy.deepcopy(req))
+        owner.json_bytes({1: "non-str key"})
+    # exact_key shares the body's JSON and gives the key it gives without it.
+    assert exact_key(req, body=owner) == exact_key(copy.deepcopy(req))
 
 
-def test_a_request_memo_lives_on_its_exchange_until_telemetry_counted_it():
-    from lynkr.cache import parts
+def test_the_parts_json_lives_on_its_exchange_until_telemetry_counted_it():
+    """The writer counts a finished exchange's tokens by its parts' JSON, then lets that JSON go;
+    the count is the one made without it."""
     from lynkr.exchange import Exchange
     from lynkr.telemetry.writer import rows_for
     from lynkr.kit.tokens import count_request
     x = Exchange.new("anthropic", copy.deepcopy(BASE))
-    memo = parts.request_memo(x)
-    parts.json_of(x.request["messages"][0], memo)
-    assert parts.memo_of(x) is memo and parts.request_memo(x) is memo
+    assert x.body.known is None
+    x.body.json_of(x.request["messages"][0])
+    assert len(x.body.known) == 1
     row, _ = rows_for(x)
-    # The writer counted with it and let it go; the count is the one made without a memo.
-    assert parts.memo_of(x) is None
+    assert x.body.known is None
     assert row["tokens_client"] == count_request(copy.deepcopy(BASE))

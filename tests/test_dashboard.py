@@ -118,7 +118,7 @@ async def test_dashboard_queries_never_cost_the_writer_a_row(tmp_path):
 
         poller = asyncio.create_task(poll())
         for i in range(300):
-            writer.submit(_FakeExchange(f"x{i}"))
+            writer.submit(_finished_exchange(f"x{i}"))
             if i % 3 == 0:
                 await asyncio.sleep(0.015)
         await asyncio.get_running_loop().run_in_executor(None, writer.flush)
@@ -130,21 +130,15 @@ async def test_dashboard_queries_never_cost_the_writer_a_row(tmp_path):
     assert writer.dropped == 0 and writer.written == 300
 
 
-class _FakeExchange:
-    """Just enough of an Exchange for the writer's rows_for."""
-
-    def __init__(self, id):
-        import time
-
-        from lynkr.exchange import Response, Route
-        self.id, self.ts, self.client, self.session = id, time.time(), "anthropic", None
-        self.pipeline, self.headers, self.stream = None, {}, False
-        self.vars = {"latency_ms": 1.0}
-        self.original = self.request = self.baseline = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
-        self.upstream_request = self.request
-        self.route = Route("up", "m")
-        self.response = Response(status=200, usage={"input_tokens": 1, "output_tokens": 1})
-        self.events = []
+def _finished_exchange(id):
+    """A finished exchange, as the writer's rows_for reads it."""
+    from lynkr.exchange import Exchange, Response, Route
+    request = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    x = Exchange.new("anthropic", request, id=id, vars={"latency_ms": 1.0})
+    x.upstream_request = request
+    x.route = Route("up", "m")
+    x.response = Response(status=200, usage={"input_tokens": 1, "output_tokens": 1})
+    return x
 
 
 def test_seed_helper_rows_are_consistent():

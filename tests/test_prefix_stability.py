@@ -145,8 +145,8 @@ def test_savings_stages_never_raise_on_odd_shapes(tmp_path, payloads, tools):
 
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
 async def test_the_upstream_body_is_orjsons_bytes_and_the_same_every_time(lynkr, monkeypatch, tmp_path):
-    """The Anthropic upstream body is joined from the parts' JSON the stages made (lynkr.cache.parts
-    json_bytes): it must be what orjson.dumps gives, and a resent request must send the same bytes.
+    """The Anthropic upstream body is joined from the parts' JSON the stages made (lynkr.body
+    Body.json_bytes): it must be what orjson.dumps gives, and a resent request must send the same bytes.
     The answer calls a tool, so the exact cache keys both requests (its parts' JSON) and stores neither."""
     import orjson
 

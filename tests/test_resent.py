@@ -1,14 +1,15 @@
-"""lynkr.cache.resent: the JSON of the parts a client resent unchanged is the previous request's.
+"""Body.read: the JSON of the parts a client resent unchanged is the previous request's.
 
 Whatever the client sends, every JSON the walk records must be exactly `orjson.dumps` of its part
-(what `json_of` would have made), and the upstream body must be the same bytes as without it."""
+(what `Body.json_of` would have made), and the upstream body must be the same bytes as without it."""
 import json
 import random
 
 import orjson
 import pytest
 
-from lynkr.cache import resent
+from lynkr import body as body_owner
+from lynkr.body import Body
 from tests.conftest import FIXTURES
 
 SESSION = FIXTURES / "claude-code" / "fix-negative-stock"
@@ -16,10 +17,11 @@ needs_fixtures = pytest.mark.skipif(not SESSION.is_dir(), reason="needs ../share
 
 
 @pytest.fixture(autouse=True)
-def _fresh():
-    resent.forget()
+def _fresh(monkeypatch):
+    monkeypatch.setattr(body_owner, "MIN_BODY", 0)     # small bodies walked too, to test the walk
+    body_owner.forget_sessions()
     yield
-    resent.forget()
+    body_owner.forget_sessions()
 
 
 def turns() -> list[dict]:
@@ -33,8 +35,9 @@ def compact(body) -> bytes:
 
 def walk(raw: bytes, session: str = "s") -> tuple[int, dict, dict]:
     body = orjson.loads(raw)
-    memo: dict = {}
-    n = resent.reuse(raw, body, session, memo)
+    owner = Body()
+    n = owner.read(raw, body, session)
+    memo = owner.known
     for part, js in memo.values():
         assert js == orjson.dumps(part)
     return n, memo, body
@@ -163,16 +166,16 @@ async def test_the_upstream_gets_the_same_bytes_as_without_it(lynkr, monkeypatch
     it was when every part was serialised afresh."""
     import aiohttp
 
-    from lynkr.server import handler
     from tests.conftest import ROOT, serving
     from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     calls = []
-    real = handler.reuse
+    real = Body.read
     sent = {}
     for mode in ("reuse", "serialise"):
-        monkeypatch.setattr(handler, "reuse", (lambda *a: calls.append(real(*a))) if mode == "reuse" else (lambda *a: 0))
+        monkeypatch.setattr(Body, "read", (lambda self, *a: calls.append(real(self, *a))) if mode == "reuse"
+                            else (lambda self, *a: 0))
         monkeypatch.setenv("LYNKR_STATE_DIR", str(tmp_path / mode))
         async with serving(AnthropicUpstream(lambda body: text_message("ok"))) as up:
             monkeypatch.setenv("ANTHROPIC_UPSTREAM_URL", up.url)

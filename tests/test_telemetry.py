@@ -131,11 +131,9 @@ async def _through_default_stages(tmp_path, body: dict) -> Exchange:
     import os
     from pathlib import Path
 
-    from lynkr.cache.parts import json_bytes, memo_of
-    from lynkr.engine.runtime import Engine
+    from lynkr.engine import load_pipeline
     env = {**os.environ, "LYNKR_STATE_DIR": str(tmp_path / "state"), "ANTHROPIC_API_KEY": "k"}
-    engine = Engine(str(Path(__file__).parent.parent / "pipelines" / "default.yaml"), environ=env, watch=False)
-    pipeline = await engine._build()
+    pipeline = load_pipeline(Path(__file__).parent.parent / "pipelines" / "default.yaml", env)
     body = copy.deepcopy(body)
     x = Exchange.new("anthropic", body, original=body, headers={}, session="s")
     x.pipeline = pipeline
@@ -145,7 +143,7 @@ async def _through_default_stages(tmp_path, body: dict) -> Exchange:
         x.start_stage(step.id, step.uses)
         await step.stage.run(x)
     x.upstream_request = {**x.request, "model": x.request["model"]}
-    json_bytes(x.upstream_request, memo_of(x))           # what provider_call serialises
+    x.body.json_bytes(x.upstream_request)                # what provider_call serialises
     x.response = Response(message={"content": [{"type": "text", "text": "ok"}]}, usage={"input_tokens": 9})
     return x
 
@@ -155,7 +153,7 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
     row of the same exchange kept whole: the same token counts, models and stage measures."""
     import json
 
-    from lynkr.telemetry.writer import _counts, lighten, note_tokens, rows_for
+    from lynkr.telemetry.writer import lighten, note_tokens, rows_for, token_counts
     from lynkr.kit.tokens import gathering
     from tests.conftest import FIXTURES
     body = json.loads((FIXTURES / "claude-code" / "fix-negative-stock" / "req_004.json").read_text())["body"]
@@ -165,16 +163,15 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
         x = await _through_default_stages(tmp_path, b)
         if noted:                               # what the Anthropic provider does once the body is joined
             note_tokens(x)
-            assert x.vars["_tokens_of"][1] is x.request
+            assert x.body.tokens[2] is x.request
         light = lighten(x)
-        assert "_tokens_of" not in light.vars
         assert light.request == {} and light.baseline == {} and light.upstream_request is None
         memo: dict = {}
         with gathering():                       # the telemetry thread's two passes
-            _counts(light, memo, None)
+            token_counts(light, memo)
         row, events = rows_for(light, memo=memo)
         if b is turn and not noted:             # (counted by the first pass over `turn` since)
-            assert light.vars["_tokens"][0][1], "the new message is counted by the telemetry thread"
+            assert light.body.tokens[0][0][1], "the new message is counted by the telemetry thread"
         expected, expected_events = rows_for(await _through_default_stages(tmp_path, b))
         for k in ("tokens_client", "tokens_upstream", "requested_model", "model", "tier", "score"):
             assert row[k] == expected[k], k
@@ -196,5 +193,5 @@ async def test_lighten_lets_the_request_go_and_keeps_the_row(tmp_path):
             x = lighten(x)
         memo = {}
         with gathering():
-            _counts(x, memo, x.vars.get("_json"))
-        assert _counts(x, memo, x.vars.get("_json"))[:2] == want
+            token_counts(x, memo)
+        assert token_counts(x, memo)[:2] == want

@@ -39,18 +39,18 @@ def test_fixture_bodies_count_close_to_their_json_size():
 def test_count_request_reuses_the_parts_json_the_stages_made():
     import copy
 
-    from lynkr.cache.parts import json_of
+    from lynkr.body import Body
     body = {"system": [{"type": "text", "text": "You are terse."}],
             "tools": [{"name": "Read", "description": "Reads a file.", "input_schema": {"type": "object"}}],
             "messages": [{"role": "user", "content": [{"type": "text", "text": "hello there, counted"}]}]}
     plain = count_request(copy.deepcopy(body))
-    json: dict = {}
+    owner = Body()
     for part in [body["system"], *body["tools"], *body["messages"]]:
-        json_of(part, json)
-    assert count_request(body, {}, json) == plain
+        owner.json_of(part)
+    assert count_request(body, {}, owner.known) == plain
     # An entry for another object under a reused id is not taken for this part's JSON.
     other = {"role": "user", "content": [{"type": "text", "text": "something else entirely"}]}
-    stale = {id(body["messages"][0]): (other, json_of(other, None))}
+    stale = {id(body["messages"][0]): (other, Body().json_of(other))}
     assert count_request(body, {}, stale) == plain
 
 

@@ -12,6 +12,10 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 class Redact(Stage):
     name = "redact"
     summary = "Replaces e-mail addresses in user messages with a placeholder."
+    # It replaces the messages it changes instead of mutating them, so the JSON Lynkr remembered of
+    # the request's parts stays true (docs/engine.md, "How a stage edits"). Without this line the
+    # stage would be just as correct, and the request serialised once more after it.
+    edits = "copy-on-write"
     options_schema = {
         "type": "object",
         "additionalProperties": False,

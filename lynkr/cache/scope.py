@@ -17,7 +17,7 @@ import re
 
 import orjson
 
-from lynkr.cache.parts import json_of
+from lynkr.body import Body
 from lynkr.kit.cache import remembered
 from lynkr.kit.heap import kept
 
@@ -99,7 +99,7 @@ def _normalise_messages(messages: list) -> list:
     return out
 
 
-def exact_key(request: dict, *, model: str | None = None, extra: tuple = (), memo: dict | None = None) -> str:
+def exact_key(request: dict, *, model: str | None = None, extra: tuple = (), body: Body | None = None) -> str:
     """A key that changes when anything that changes the answer changes. Tool call ids are
     dropped (`toolu_…` differs between two runs of the same conversation), their order is kept.
 
@@ -107,8 +107,9 @@ def exact_key(request: dict, *, model: str | None = None, extra: tuple = (), mem
     header that fixes how many of each follow. A part's digest is of its normalised, key-sorted
     JSON and is remembered by the part's plain JSON: an agent resends the same system prompt,
     tools and history every turn, so only the new turn is normalised (the whole walk took ~150 µs
-    of a 62 KB request on the event loop). `memo` (lynkr.cache.parts) shares each part's JSON
-    with the stages after this one."""
+    of a 62 KB request on the event loop). `body` (the exchange's, lynkr.body) shares each
+    part's JSON with the stages after this one."""
+    body = body if body is not None else Body()
     msgs = request.get("messages") or []
     tools = request.get("tools") or []
     head = {
@@ -118,11 +119,11 @@ def exact_key(request: dict, *, model: str | None = None, extra: tuple = (), mem
         "parts": [len(tools), len(msgs)],
     }
     h = hashlib.sha256(orjson.dumps(head, option=orjson.OPT_SORT_KEYS))
-    h.update(_parts.digest(0, request.get("system") or [], _normalise_value, memo))
+    h.update(_parts.digest(0, request.get("system") or [], _normalise_value, body))
     for t in tools:
-        h.update(_parts.digest(1, t, _same, memo))
+        h.update(_parts.digest(1, t, _same, body))
     for m in msgs:
-        h.update(_parts.digest(2, m, _normalise_message, memo))
+        h.update(_parts.digest(2, m, _normalise_message, body))
     return h.hexdigest()[:32]
 
 
@@ -143,8 +144,8 @@ class _PartDigests:
         self._size = 0
         self._max = max_bytes
 
-    def digest(self, kind: int, part, normalise, memo: dict | None = None) -> bytes:
-        raw = json_of(part, memo)
+    def digest(self, kind: int, part, normalise, body: Body) -> bytes:
+        raw = body.json_of(part)
         memo = self._d[kind]
         hit = memo.get(raw)
         if hit is None:

@@ -6,6 +6,8 @@ Rules (each tested in tests/test_executor.py):
 - a failing step with `on_error` hands the request to that handler;
 - without `on_error`, an optimisation stage fails open (request unchanged, recorded) and a
   critical stage (provider_call) becomes an error response in the client's protocol;
+- after a stage that does not declare `edits = "copy-on-write"`, the JSON remembered of the
+  request's parts is dropped (lynkr.body), so an in-place edit is what goes upstream;
 - `after` hooks of the steps that ran are run once the response is finished — for streams,
   after the last byte was sent, so they never delay the stream.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 
+from lynkr.body import CHECK_EDITS, EditedInPlace
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response, StageEvent
 from lynkr.redact import redact
@@ -68,11 +71,28 @@ async def _run_step(plan: Plan, step: Step, x: Exchange, depth: int) -> None:
         ev.detail.setdefault("error", _describe(e))
         x.ran.append((step, ev))
         x.stage_event = None
+        x.body.forget()         # it may have changed a part before it failed
         await _on_failure(plan, step, x, e, depth)
         return
     ev.duration_us = int((time.perf_counter() - t0) * 1e6)
     x.ran.append((step, ev))
     x.stage_event = None
+    try:
+        _edited(step, x)
+    except EditedInPlace as e:
+        log.error("%s", e)
+        ev.outcome = "error"
+        ev.detail["error"] = str(e)
+        x.response = Response(status=500, error=ProxyError(500, str(e), type="api_error", retryable=False))
+
+
+def _edited(step: Step, x: Exchange) -> None:
+    """After a stage: the request's remembered JSON is dropped unless the stage declares it edits
+    copy-on-write (then, under LYNKR_CHECK_EDITS, checked: a false declaration is an error)."""
+    if not step.keeps_parts:
+        x.body.forget()
+    elif CHECK_EDITS:
+        x.body.verify(step.id)
 
 
 async def _on_failure(plan: Plan, step: Step, x: Exchange, exc: Exception, depth: int) -> None:
@@ -115,6 +135,12 @@ async def run_after(x: Exchange) -> None:
             ev.outcome = "error"
             ev.detail["error"] = _describe(e)
             log.warning("after hook of %s failed: %s", step.id, _describe(e))
+        try:
+            _edited(step, x)        # the telemetry row counts tokens by the parts' JSON
+        except EditedInPlace as e:
+            log.error("%s", e)
+            ev.outcome = "error"
+            ev.detail["error"] = str(e)
         ev.duration_us = int((time.perf_counter() - t0) * 1e6)
         x.stage_event = None
         x.events.append(ev)

@@ -18,7 +18,7 @@ from typing import Callable
 import jinja2
 
 from lynkr.config import LoadedConfig
-from lynkr.stage import Stage
+from lynkr.stage import EDITS, Stage
 
 __all__ = ["Step", "Plan", "compile_plan"]
 
@@ -35,6 +35,8 @@ class Step:
     on_error: str | None
     critical: bool
     has_after: bool
+    # Declares it changes the request copy-on-write (Stage.edits): the parts' JSON stays valid.
+    keeps_parts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +103,15 @@ def compile_plan(cfg: LoadedConfig, stages: dict[str, Stage]) -> Plan:
             except jinja2.TemplateSyntaxError as e:
                 raise cfg.error(f"invalid if: expression: {e.message}", ("stages", i, "if")) from None
         stage = stages[sid]
+        edits = getattr(type(stage), "edits", "in-place")
+        if edits not in EDITS:
+            raise cfg.error(f"stage '{sid}' ({st['uses']}): its class declares edits = {edits!r}; "
+                            f"expected one of {', '.join(EDITS)}", ("stages", i, "uses"))
         steps[sid] = Step(
             id=sid, uses=st["uses"], stage=stage, condition=cond, condition_text=cond_text,
             on_error=st.get("on_error") if st.get("on_error") in entries else None, critical=bool(type(stage).critical),
             has_after=type(stage).after is not None and callable(getattr(stage, "after", None)),
+            keeps_parts=edits == "copy-on-write",
         )
     main = tuple(steps[s] for s in order if s not in handlers)
     off = {st["id"]: (st["uses"], cfg.off[st["id"]]) for st in cfg.data["stages"] if st["id"] in cfg.off}

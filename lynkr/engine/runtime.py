@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from lynkr.body import Body
 from lynkr.config import load_config
 from lynkr.errors import ConfigError
 from lynkr.exchange import Exchange
@@ -125,6 +126,20 @@ class Engine:
                 targets = {os.path.abspath(f) for f in self.watched_files()}
 
     # -- requests ----------------------------------------------------------------------------
+    @property
+    def finishing(self) -> int:
+        """Finished requests whose `after` hooks (a cache store, say) are still running."""
+        return len(self._after_tasks)
+
+    def exchange(self, client: str, request: dict, *, original, raw: bytes | None = None, **kw) -> Exchange:
+        """A new Exchange for a request the server read. Its Body (lynkr.body) reads the client's
+        bytes `raw` for the parts' JSON when the protocol's parts are the canonical request's own
+        (`raw` None otherwise), and notes the telemetry's token plan when the upstream body is made."""
+        x = Exchange.new(client, request, original=original, body=Body(self.writer.plan_tokens), **kw)
+        if raw is not None:
+            x.body.read(raw, original, x.session)
+        return x
+
     def finish_later(self, x: Exchange) -> None:
         """Run `after` hooks and record telemetry once the response is out, off the critical path."""
         p = x.pipeline

@@ -185,7 +185,7 @@ def count_request(body: dict | None, memo: dict | None = None, json: dict | None
     `memo` (id -> count) lets two counts of related requests share work: stages change requests
     copy-on-write, so the parts of the upstream request a stage did not touch are the very same
     objects as in the client's request and are counted once. `json` is the request's memo of
-    its parts' JSON (`lynkr.cache.parts.memo_of(x)`): parts the stages serialised already are not
+    its parts' JSON (`x.body.known`, lynkr.body): parts serialised already are not
     serialised again to find their remembered count.
 
     Counted inside `gathering()`, a request leaves in `memo` what it knew and the parts that had
@@ -200,7 +200,7 @@ def count_request(body: dict | None, memo: dict | None = None, json: dict | None
 def known_parts(body: dict | None, json: dict | None, seen: dict) -> tuple[int, list, dict]:
     """(tokens of `body`'s parts counted before, the parts still to count, their JSON), for a
     request whose parsed body should not outlive its response (lynkr.telemetry.writer.lighten). A
-    part's count is found by the JSON the stages left in `json` (lynkr.cache.parts): one dict
+    part's count is found by the JSON remembered in `json` (`x.body.known`, lynkr.body): one dict
     lookup, no serialising, no walking its blocks. `seen` (id -> count) is shared by the two
     requests of an exchange, which have most parts in common; count_planned() counts the rest."""
     known, pending, pending_json = 0, [], {}

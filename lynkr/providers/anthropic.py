@@ -11,10 +11,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlparse
 
-
-from lynkr.cache.parts import json_bytes, memo_of
 from lynkr.exchange import Exchange, Response
-from lynkr.telemetry.writer import note_tokens
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
 from lynkr.wire.sse import SSEBody
 from lynkr.providers.base import Provider
@@ -91,10 +88,9 @@ class AnthropicProvider(Provider):
         # thinking (lynkr.wire.canonical); an Anthropic client's body passes untouched.
         body = self.build(for_anthropic_upstream(x.request, x.client), model)
         x.upstream_request = body
-        # The parts the stages serialised already (the exact cache's key, strip_tools) are joined,
-        # not serialised again: the same bytes orjson.dumps(body) gives.
-        data = json_bytes(body, memo_of(x))
-        note_tokens(x)                  # the parts are hot now; lighten() would read them cold
+        # The parts serialised already (read from the client's bytes, the exact cache's key,
+        # strip_tools) are joined, not serialised again: the same bytes orjson.dumps(body) gives.
+        data = x.body.upstream(x, body)
         resp = await self.post(self.base_url + self.path, data, self._headers(x))
         first = time.perf_counter()
         if body.get("stream"):

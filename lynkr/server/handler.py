@@ -13,8 +13,6 @@ import zlib
 import orjson
 from aiohttp import web
 
-from lynkr.cache.parts import request_memo
-from lynkr.cache.resent import MIN_BODY, reuse
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
@@ -143,10 +141,9 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
         return proto.error_response(ProxyError(503, "no pipeline is loaded yet", retry_after=1))
 
     headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
-    x = Exchange.new(proto.CLIENT, canonical, original=body, headers=headers, session=session_of(request.headers, body))
+    x = engine.exchange(proto.CLIENT, canonical, original=body, raw=raw if getattr(proto, "PARTS_SHARED", False) else None,
+                        headers=headers, session=session_of(request.headers, body))
     x.vars["path"] = request.path
-    if getattr(proto, "PARTS_SHARED", False) and len(raw) >= MIN_BODY:
-        reuse(raw, body, x.session, request_memo(x))
     if not server_cfg.get("api_keys"):
         # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
         # keeps their own login); with them, it is a Lynkr key and must never leave.

@@ -28,11 +28,13 @@ from lynkr.kit.heap import trim
 from lynkr.kit.tokens import count_planned, count_request, count_text, gathering, known_parts
 from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 
-__all__ = ["TelemetryWriter", "NullWriter"]
+__all__ = ["TelemetryWriter", "NullWriter", "lighten", "note_tokens", "rows_for", "token_counts", "write_file"]
 
 log = logging.getLogger("lynkr.telemetry")
 
 class NullWriter:
+    plan_tokens = None          # no rows: no token plan to read while a request's parts are hot
+
     def submit(self, x) -> None:
         pass
 
@@ -100,6 +102,11 @@ class TelemetryWriter:
         self._thread.start()
 
     # -- called on the event loop: cheap, never blocks -------------------------------------
+    @staticmethod
+    def plan_tokens(x) -> None:
+        """Each exchange's Body calls this once its upstream body is joined (lynkr.body.Body.upstream)."""
+        note_tokens(x)
+
     def submit(self, x) -> None:
         # A deque append and a length check: no lock, no wake-up per request. Waking the writer
         # for every row made it contend for the GIL once per request, which cost more CPU than
@@ -115,6 +122,11 @@ class TelemetryWriter:
         self._pending.append((x, size))
         if len(self._pending) == ROWS_EVERY:
             self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        """Finished requests waiting for the writer thread to make their rows."""
+        return len(self._pending)
 
     # -- called from any thread ------------------------------------------------------------
     def flush(self, timeout: float | None = 10.0) -> None:
@@ -201,7 +213,7 @@ class TelemetryWriter:
             with gathering():
                 for x, memo in zip(items, memos):
                     try:
-                        _counts(x, memo, x.vars.get("_json"))
+                        token_counts(x, memo)
                     except Exception:
                         pass            # rows_for below reports it
         for x, memo in zip(items, memos):
@@ -242,6 +254,19 @@ class TelemetryWriter:
 # -- the file's operations (lynkr.storage.db_service: in the writer process, or in this one) -------------
 
 ALIAS = "tele"
+
+
+def write_file(path: str, req_rows: list[dict], ev_rows: list[dict]) -> None:
+    """Rows written to the telemetry file `path` from this process, through the writer's own insert
+    path (the file is created when missing): for tools and tests that build a file from known rows."""
+    files = spool(f"{path}.rows", req_rows, ev_rows)
+    try:
+        _create(path)
+        _write_rows(path, {"files": files})
+    finally:
+        _release(path)
+        for f in files.values():
+            _unlink(f)
 
 
 @db_service.operation("telemetry.create")
@@ -299,14 +324,13 @@ def _unlink(path: str) -> None:
 
 def note_tokens(x) -> None:
     """Read now the token counts `lighten` needs, where the upstream body has just been joined from
-    the parts' JSON (lynkr.providers.anthropic): those parts and their JSON are in the CPU's caches
+    the parts' JSON (lynkr.body.Body.upstream): those parts and their JSON are in the CPU's caches
     then. At the end of the request, after the upstream round trip and other requests' work, the
     same lookups ran on a cold tree (~4 % of the event loop on a 62 KB miss). `lighten` keeps
     them while the requests are still the ones read here (a fallback may change them)."""
-    json = x.vars.get("_json")
+    json = x.body.known
     if json is not None:
-        x.vars["_tokens"] = _known_tokens(x, json)
-        x.vars["_tokens_of"] = (_client_request(x), x.request)
+        x.body.tokens = (_known_tokens(x, json), _client_request(x), x.request)
 
 
 def _client_request(x) -> dict:
@@ -320,9 +344,9 @@ def _known_tokens(x, json: dict) -> tuple:
     return client, (known_parts(x.request, json, seen) if x.upstream_request is not None else None)
 
 
-def _read_for(read, x) -> bool:
-    """Whether note_tokens() read the very requests `x` holds now."""
-    return read is not None and read[0] is _client_request(x) and read[1] is x.request
+def _read_for(tokens, x) -> bool:
+    """Whether the token plan `tokens` was read from the very requests `x` holds now."""
+    return tokens is not None and tokens[1] is _client_request(x) and tokens[2] is x.request
 
 
 def lighten(x):
@@ -333,16 +357,16 @@ def lighten(x):
     Code request's tree of objects cost that thread ~120 µs; freed here, with the lookups, the
     request costs ~150 µs less CPU in all (docs/performance.md). The parts not counted yet stay,
     for the telemetry thread to count (tiktoken never runs on the loop). Without the parts' JSON (no
-    stage serialised the request and lynkr.cache.resent did not walk it: a small passthrough
-    request) nothing is known here and `x` is left whole."""
-    json = x.vars.pop("_json", None)
+    stage serialised the request and lynkr.body did not read it from the client's bytes: a small
+    passthrough request) nothing is known here and `x` is left whole."""
+    body = x.body
+    json = body.release()
     if json is None:
         return x
-    v = x.vars
-    if not _read_for(v.pop("_tokens_of", None), x):
-        v["_tokens"] = _known_tokens(x, json)
-    v["_requested_model"] = x.original.get("model") if isinstance(x.original, dict) else None
-    v["_called_model"] = _called_model(x)
+    # The plan, no longer tied to the requests it read (they are let go below).
+    tokens = body.tokens
+    body.tokens = (tokens[0] if _read_for(tokens, x) else _known_tokens(x, json), None, None)
+    body.models = (x.original.get("model") if isinstance(x.original, dict) else None, _called_model(x))
     x.request = x.baseline = x.original = {}
     x.upstream_request = None
     return x
@@ -358,10 +382,11 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
     err = resp.error if resp is not None else None
     cache = v.get("cache")
     memo = {} if memo is None else memo     # id(part) -> (part, tokens), shared by the two counts below
-    # The stages' JSON of the request's parts (lynkr.cache.parts): counted parts are found by it
-    # without serialising them again; dropped here, so it lives no longer than the request.
-    json = v.pop("_json", None)
-    tokens_client, tokens_upstream, measured = _counts(x, memo, json)
+    # The JSON of the request's parts (lynkr.body): counted parts are found by it without
+    # serialising them again; let go once counted, so it lives no longer than the request.
+    tokens_client, tokens_upstream, measured = token_counts(x, memo)
+    x.body.release()
+    models = x.body.models
     row = {
         "id": x.id,
         "ts": ts,
@@ -370,10 +395,10 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
         "client": x.client,
         "user_agent": x.headers.get("user-agent"),
         "session": x.session,
-        "requested_model": (v["_requested_model"] if "_requested_model" in v else
+        "requested_model": (models[0] if models is not None else
                             (x.original or {}).get("model") if isinstance(x.original, dict) else None),
         "provider": x.route.provider if x.route else None,
-        "model": v["_called_model"] if "_called_model" in v else _called_model(x),
+        "model": models[1] if models is not None else _called_model(x),
         "tier": v.get("tier"),
         "score": v.get("score"),
         "cache": cache,
@@ -410,13 +435,18 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
     return row, evs
 
 
-def _counts(x, memo: dict, json: dict | None) -> tuple[int, int, list]:
+def token_counts(x, memo: dict | None = None) -> tuple[int, int, list]:
     """The estimates a row needs: what the client sent, what went upstream (0 when nothing did),
-    and each event's (before, after) from its `measure` (None where the stage gave numbers)."""
-    plan = x.vars.get("_tokens")        # lighten() or note_tokens() read the requests
-    read = x.vars.get("_tokens_of")     # note_tokens() read them and lighten() did not run
-    if plan is not None and read is not None and not _read_for(read, x):
-        plan = None
+    and each event's (before, after) from its `measure` (None where the stage gave numbers).
+    `memo` (id -> count) is shared by the passes over one batch (see count_request)."""
+    memo = {} if memo is None else memo
+    json = x.body.known
+    # lighten() or note_tokens() read the requests; note_tokens() read them if they are named, and
+    # its plan holds only while they are still the requests `x` has (a fallback may replace them).
+    tokens = x.body.tokens
+    plan = None
+    if tokens is not None and (tokens[1] is None or _read_for(tokens, x)):
+        plan = tokens[0]
     if plan is not None:
         client = count_planned(plan[0], memo)
         upstream = count_planned(plan[1], memo) if plan[1] is not None else 0

@@ -22,7 +22,7 @@ PING = b'event: ping\ndata: {"type":"ping"}\n\n'
 
 
 # to_canonical keeps the client's parts (the same objects) where it changes nothing: the JSON of
-# those the client resent unchanged is known from its previous request (lynkr.cache.resent).
+# those the client resent unchanged is known from its previous request (lynkr.body.Body.read).
 PARTS_SHARED = True
 
 

@@ -6,9 +6,8 @@ expected report numbers in the tests are worked out by hand from these rows and 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from lynkr.telemetry.writer import _create, _release, _write_rows, spool
+from lynkr.telemetry.writer import write_file
 
 # USD per million tokens, as a pipeline's `models:` gives them.
 PRICES = {
@@ -79,14 +78,7 @@ def known_rows():
 def seed(path, reqs=None, evs=None) -> str:
     if reqs is None:
         reqs, evs = known_rows()
-    files = spool(f"{path}.seed", reqs, evs or [])
-    try:
-        _create(str(path))
-        _write_rows(str(path), {"files": files})
-    finally:
-        _release(str(path))
-        for f in files.values():
-            os.remove(f)
+    write_file(str(path), reqs, evs or [])
     return str(path)
 
 
