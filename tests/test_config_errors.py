@@ -1,4 +1,4 @@
-"""Every load-time check gives one message naming file, line and YAML path (issue 2, item 2)."""
+"""Every load-time check gives one message naming file, line and YAML path."""
 import subprocess
 import sys
 from pathlib import Path

@@ -147,7 +147,7 @@ def test_a_stalled_write_bounds_what_waits_and_counts_what_is_dropped(tmp_path, 
     for i in range(200):
         w.submit(_exchange(f"q {i}"))
     time.sleep(0.3)
-    assert w.dropped > 0 and len(w._pending) <= 20
+    assert w.dropped > 0 and w.queued <= 20
     gate.set()
     w.flush()
     w.close()
@@ -166,7 +166,7 @@ def test_big_requests_waiting_for_their_rows_are_bounded_by_their_bytes(tmp_path
         w.submit(x)
         time.sleep(0.001)
     time.sleep(0.3)
-    assert w.dropped > 0 and len(w._pending) <= 10
+    assert w.dropped > 0 and w.queued <= 10
     gate.set()
     w.flush()
     w.close()

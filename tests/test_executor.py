@@ -1,4 +1,5 @@
-"""The executor's rules (issue 2, item 3)."""
+"""The executor's rules: skipped `if:` steps, the first response wins, on_error handlers, fail-open
+optimisation stages, critical failures in the client's protocol, `after` hooks once the response is out."""
 import asyncio
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""Hot reload (issue 2, item 4): valid swap, invalid kept, in-flight requests finish on the old pipeline."""
+"""Hot reload: a valid edit swaps the pipeline, an invalid one is reported and the running pipeline
+kept, and in-flight requests finish on the pipeline they started on."""
 import asyncio
 from pathlib import Path
 

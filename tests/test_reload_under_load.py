@@ -123,13 +123,13 @@ async def test_100_swaps_under_load_fail_nothing_and_leak_nothing(tmp_path):
             # Let the last `after` hooks run, then: every pipeline but the current one is closed,
             # with its provider sessions; every stage ever built (valid or not) is closed but one.
             async with asyncio.timeout(10):
-                while engine._after_tasks or any(not p.closed for p in served[:-1]):
+                while engine.finishing or any(not p.closed for p in served[:-1]):
                     await asyncio.sleep(0.02)
             assert len(served) == SWAPS // 2 + 1
             for p in served[:-1]:
                 assert p.closed and p.in_flight == 0
                 for prov in p.providers.values():
-                    assert prov._session is None or prov._session.closed
+                    assert not prov.session_open
             counts = engine.shared["probe_counts"]
             assert counts["built"] - counts["closed"] == 1, counts
     finally:

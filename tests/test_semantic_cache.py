@@ -138,8 +138,8 @@ async def test_restart_keeps_entries_and_ttl_expires_them(upstream, write_pipeli
     # the same entries with a TTL that has passed: gone
     stage = engine2.current.stages["cache"]
     import time
-    assert stage.index.search(next(iter(stage.index._scopes)), next(iter(stage.index._scopes.values())).matrix[0],
-                              threshold=0.5, now=time.time() + 7200) == []
+    entry, vector = next(stage.index.entries())
+    assert stage.index.search(entry.scope, vector, threshold=0.5, now=time.time() + 7200) == []
     assert len(stage.index.expire(time.time() + 7200)) == 1 and len(stage.index) == 0
 
 

@@ -17,10 +17,10 @@ def test_a_full_scope_evicts_its_oldest_and_reuses_the_row():
     ix = VectorIndex(8, max_entries=100, max_per_scope=5)
     for i in range(5):
         assert ix.add(_entry(i), _vec(i)) == []
-    rows = ix._scopes["s"].matrix.shape[0]
+    rows = ix.rows("s")
     evicted = ix.add(_entry(5), _vec(5))
     assert [e.id for e in evicted] == ["0"]
-    assert ix._scopes["s"].matrix.shape[0] == rows == 5          # no new row: the freed one
+    assert ix.rows("s") == rows == 5          # no new row: the freed one
     assert ix.search("s", _vec(0), threshold=0.99) == []
     assert [e.id for _s, e in ix.search("s", _vec(5), threshold=0.99)] == ["5"]
     assert len(ix) == 5
@@ -39,7 +39,7 @@ def test_the_overall_bound_evicts_the_oldest_across_scopes():
     for i in range(11):
         ix.add(_entry(i, scope=f"s{i % 2}"), _vec(i))
     assert len(ix) == 9                              # a tenth of the bound at once, oldest first
-    ids = {e.id for sc in ix._scopes.values() for _i, e in sc.live()}
+    ids = {e.id for e, _vec in ix.entries()}
     assert "0" not in ids and "10" in ids
 
 

@@ -111,7 +111,7 @@ async def test_trap_1_2_3_8_9_event_lines_usage_order_stream_from_body_query_and
 
 
 async def test_same_protocol_fidelity_fixture_bodies_and_sse_event_for_event(anth):
-    """Issue item 5: every field of the Claude Code fixtures reaches an Anthropic upstream, and the
+    """Every field of the Claude Code fixtures reaches an Anthropic upstream, and the
     upstream's SSE reaches the client byte for byte (pings aside)."""
     proxy, up = anth
     paths = sorted((FIXTURES / "claude-code").glob("*/req_*.json"))

@@ -156,3 +156,14 @@ class VectorIndex:
 
     def scopes(self) -> int:
         return len(self._scopes)
+
+    def rows(self, scope: str) -> int:
+        """The rows the scope's matrix holds (live and free: a freed row is reused, not dropped)."""
+        sc = self._scopes.get(scope)
+        return 0 if sc is None else sc.matrix.shape[0]
+
+    def entries(self):
+        """Every live entry with its vector, scope by scope, oldest first."""
+        for sc in list(self._scopes.values()):
+            for i, entry in sc.live():
+                yield entry, sc.matrix[i]

@@ -46,6 +46,11 @@ class Provider:
             self._session = aiohttp.ClientSession(**session_options(self.config))
         return self._session
 
+    @property
+    def session_open(self) -> bool:
+        """Whether the pooled session is open (it is opened by the first request, closed by aclose)."""
+        return self._session is not None and not self._session.closed
+
     async def send(self, x: Exchange, model: str) -> Response:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -101,6 +101,6 @@ def _text_of_events(protocol: str, events: list) -> str:
 async def settle(engine) -> None:
     """Wait for `after` hooks (the cache store) of finished requests."""
     for _ in range(200):
-        if not engine._after_tasks:
+        if not engine.finishing:
             return
         await asyncio.sleep(0.01)
