@@ -4,7 +4,7 @@ answers, in one run.
     python benchmarks/cache_latency.py                 # 300 requests of each kind
     python benchmarks/cache_latency.py -n 1000 --json
 
-Starts the fake upstream (benchmarks/fake_upstream.py) and `lynkr run` with a pipeline of
+Starts the fake upstream (tests/helpers/fake_upstream.py) and `lynkr run` with a pipeline of
 semantic_cache + provider_call as separate processes, then sends sequential requests from this
 one over keep-alive HTTP:
 
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             env.setdefault("LYNKR_EMBED_MODEL_PATH", os.environ.get("LYNKR_EMBED_MODEL_PATH")
                            or str(shared / "models" / "all-MiniLM-L6-v2-onnx"))
             env.setdefault("TIKTOKEN_CACHE_DIR", os.environ.get("TIKTOKEN_CACHE_DIR") or str(shared / "tiktoken"))
-        upstream = Proc("fake upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(up_port)],
+        upstream = Proc("fake upstream", [sys.executable, "-m", "tests.helpers.fake_upstream", "--port", str(up_port)],
                         f"http://127.0.0.1:{up_port}", env)
         lynkr = Proc("lynkr", [sys.executable, "-m", "lynkr.cli", "run", str(pipe), "--no-reload", "--log-level", "warning"],
                      f"http://127.0.0.1:{port}", env)

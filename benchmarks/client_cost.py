@@ -3,7 +3,7 @@ Protocol does: what the upstream call costs Lynkr (and the bare proxy) before an
 
     python -m benchmarks.client_cost [--body-kb 45] [--requests 2000] [--rounds 6]
 
-Both post the same body to the fake upstream (benchmarks/fake_upstream.py, in its own process) over
+Both post the same body to the fake upstream (tests/helpers/fake_upstream.py, in its own process) over
 8 kept-alive connections and read its small JSON answer; CPU is this process's, uvloop's loop. The
 aiohttp session is the one Lynkr's providers make (lynkr.providers.base.session_options), and
 twice more with what could trim it (no cookie jar, a prebuilt URL). The Protocol client handles only

@@ -4,6 +4,11 @@ proxy, and `lynkr run` with shipped pipelines — in one run, reported as ratios
     python -m benchmarks.overhead                       # all paths, all workloads, 10 s each
     python -m benchmarks.overhead --duration 5 --paths bare,passthrough --workloads small
 
+Every path gets the same number of processes serving requests, `--workers N` (default 1): the bare
+proxy forks N (SO_REUSEPORT), Lynkr runs `lynkr run --workers N` (plus its one DuckDB writer
+process, which serves no requests), LiteLLM runs `--num_workers N`. The ratios compare equals;
+`litellm1` (LiteLLM as one process whatever N) is there only on request, labelled as such.
+
 Load comes from wrk (Debian package `wrk`) at fixed concurrency when installed, otherwise from
 an aiohttp client in a separate process. Streaming time-to-first-byte is measured by a client
 that reads the first event of each of N sequential streamed requests. Results are printed and
@@ -24,64 +29,17 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "claude-code" / "fix-negative-stock" / "req_004.json"
+# The bodies live beside the test doubles (tests/test_performance.py checks them); ttfb_paired
+# imports them from here.
+from tests.helpers.bench_bodies import MARK, fixed, workload_bodies
 
-SMALL = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "Say ok."}]}
-# Replaced by a per-request counter, so every request is new (the exact cache misses, as it would on
-# an agent's next turn); the `lynkr-cachehit` path sends the body unchanged instead.
-MARK = "LYNKRBENCHN"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def workload_bodies() -> dict[str, bytes]:
-    """Each body holds MARK once, so on default.yaml the exact cache misses; on `small` the semantic
-    cache embeds the question and finds a neighbour the guard refuses (the numbers differ) — a real
-    miss, paid in full. The 62 KB Claude Code request (a tool loop's fifth turn) is sent two ways:
-    `cc62k` appends a text block to its last user message, so every request is a new thing the user
-    said and the router and strip_tools read new words; `cc62k-loop` puts MARK in its last tool
-    result instead, as the loop's next turn would (a new tool output, the user's words unchanged:
-    most of the requests an agent sends).
-
-    Bodies are written as the clients write them: compact JSON in UTF-8, JSON.stringify's form
-    (Claude Code) and serde_json's (Codex). Python's default `json.dumps` adds a space after every
-    `:` and `,` and escapes non-ASCII characters; the 62 KB body was 66 KB that way, a form no
-    coding agent sends. `LYNKR_BENCH_JSON=python` sends that form again (the ninth session's runs
-    and before)."""
-    small = {**SMALL, "messages": [{"role": "user", "content": f"Say ok. (request {MARK})"}]}
-    bodies = {"small": _as_sent(small)}
-    if FIXTURE.is_file():
-        body = json.loads(FIXTURE.read_text())["body"]
-        body["stream"] = False
-        last = body["messages"][-1]
-        content = last["content"] if isinstance(last["content"], list) else [{"type": "text", "text": last["content"]}]
-        loop = json.loads(json.dumps(body))
-        last["content"] = content + [{"type": "text", "text": f"(request {MARK})"}]
-        bodies["cc62k"] = _as_sent(body)
-        result = next(b for b in reversed(loop["messages"][-1]["content"]) if b.get("type") == "tool_result")
-        if isinstance(result.get("content"), str):
-            result["content"] += f"\n(request {MARK})"
-        else:
-            result["content"] = [*(result.get("content") or []), {"type": "text", "text": f"(request {MARK})"}]
-        bodies["cc62k-loop"] = _as_sent(loop)
-    bodies["stream"] = _as_sent({**small, "stream": True})
-    return bodies
-
-
-def _as_sent(body: dict) -> bytes:
-    if os.environ.get("LYNKR_BENCH_JSON") == "python":
-        return json.dumps(body).encode()
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def fixed(body: bytes) -> bytes:
-    """The same body every time (the cache-hit path)."""
-    return body.replace(MARK.encode(), b"0")
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -134,6 +92,12 @@ class Proc:
                 pass
         return out
 
+    def processes(self) -> dict:
+        """How many processes the path runs, by role: `serving` (every process but Lynkr's writer;
+        a supervisor that forks workers, as LiteLLM's, is counted here too) and `writer`."""
+        roles = [role for role, _mb in self.rss_roles()]
+        return {"serving": roles.count("worker"), "writer": roles.count("writer")}
+
     def cpu_s(self) -> float:
         """CPU seconds used so far by the process and its children (`--workers`)."""
         total = 0.0
@@ -178,9 +142,9 @@ class Proc:
 
 
 def fake_upstream(server: str = "raw") -> Proc:
-    """benchmarks/fake_upstream.py on a free port, started (`.wait_ready()` before use)."""
+    """tests/helpers/fake_upstream.py on a free port, started (`.wait_ready()` before use)."""
     port = free_port()
-    return Proc("upstream", [sys.executable, "-m", "benchmarks.fake_upstream", "--port", str(port), "--server", server],
+    return Proc("upstream", [sys.executable, "-m", "tests.helpers.fake_upstream", "--port", str(port), "--server", server],
                 f"http://127.0.0.1:{port}")
 
 
@@ -202,7 +166,8 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
     if name == "direct":
         return None
     if name == "bare":
-        return Proc(name, [py, "-m", "benchmarks.bare_proxy", "--port", str(port), "--upstream", upstream], url)
+        return Proc(name, [py, "-m", "benchmarks.bare_proxy", "--port", str(port), "--upstream", upstream,
+                           "--workers", str(workers)], url)
     if name.startswith("lynkr-"):
         pipeline = name.removeprefix("lynkr-")
         pipeline_file = ROOT / "pipelines" / f"{pipeline}.yaml"
@@ -219,7 +184,8 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
             args += ["--workers", str(workers)]
         return Proc(name, args, url, env)
     if name in ("litellm", "litellm1"):
-        # `litellm1`: LiteLLM's proxy as one process, the way the issue's 90 req/s was measured.
+        # `litellm1`: LiteLLM's proxy as one process whatever --workers, the way issue #9 measured its
+        # 90 req/s; not an equal-process comparison unless --workers is 1.
         workers = 1 if name == "litellm1" else workers
         exe = litellm_bin()
         if exe is None:
@@ -398,9 +364,9 @@ def interleaved(cells: list[tuple[str, str, Path, "Proc | None"]], rounds: int, 
 def ratio(r: dict, base: dict) -> float:
     """r's req/s over base's: the median of the per-round ratios when both ran the same rounds."""
     a, b = r.get("rounds") or [], base.get("rounds") or []
-    if a and len(a) == len(b):
+    if a and len(a) == len(b) and all(b):
         return statistics.median([x / y for x, y in zip(a, b)])
-    return r["rps"] / base["rps"]
+    return r["rps"] / base["rps"] if base["rps"] else float("nan")     # nan: the base served nothing
 
 
 IDLE_AFTER_S = 3.0
@@ -435,10 +401,13 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5,
                     help="each path loaded this many times, interleaved with the others; medians are reported")
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm,litellm1")
+    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm",
+                    help="also: litellm1 (LiteLLM as one process whatever --workers)")
     ap.add_argument("--workloads", default="small,cc62k,cc62k-loop,stream")
     ap.add_argument("--ttfb-requests", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=1, help="lynkr --workers (and LiteLLM's --num_workers)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes serving requests, for every path alike: the bare proxy's --workers, "
+                         "lynkr run --workers, LiteLLM's --num_workers")
     ap.add_argument("--soak", default="10000,50000",
                     help="after its cells, keep loading these paths (small requests) and record RSS once the "
                          "process has served each of these request counts; empty to skip")
@@ -465,7 +434,8 @@ def main(argv=None) -> int:
     upstream.wait_ready()
     results: dict = {"load": "wrk" if use_wrk else "aiohttp", "upstream_server": args.upstream_server,
                      "connections": args.connections,
-                     "duration_s": args.duration, "rounds": args.rounds, "workers": args.workers, "paths": {}}
+                     "duration_s": args.duration, "rounds": args.rounds, "workers": args.workers, "paths": {},
+                     "skipped": {}}
     procs: dict[str, Proc | None] = {}
     try:
         # Every path is up for the whole run and only the loaded one works: cells of one workload
@@ -474,9 +444,23 @@ def main(argv=None) -> int:
             proc = start_path(name, upstream.url, tmp, args.workers)
             if proc is not None or name == "direct":
                 procs[name] = proc
-        for name, proc in procs.items():
-            if proc is not None:
+        for name, proc in list(procs.items()):
+            if proc is None:
+                continue
+            try:
                 proc.wait_ready(timeout=300)
+            except TimeoutError:
+                if not name.startswith("litellm"):
+                    raise
+                # uvicorn's supervisor restarts a worker that has not answered its health check
+                # within 5 s, and importing LiteLLM can take longer on a loaded machine: the workers
+                # then die and restart for ever. LiteLLM's CLI has no option for that timeout.
+                proc.stop()
+                del procs[name]
+                results["skipped"][name] = (f"not ready after 300 s with --num_workers {args.workers} "
+                                            f"(log: {proc.log.name})")
+                print(f"{name}: {results['skipped'][name]}; skipped", file=sys.stderr)
+        results["processes"] = {name: proc.processes() for name, proc in procs.items() if proc is not None}
         url = {name: upstream.url if proc is None else proc.url for name, proc in procs.items()}
         load = (lambda u, f, d: run_wrk(u, f, d, args.connections, tmp)) if use_wrk else \
                (lambda u, f, d: run_aiohttp_load(u, f, d, args.connections))
@@ -532,7 +516,16 @@ def print_table(results: dict, workloads: list[str]) -> None:
     paths = results["paths"]
     print(f"\nload: {results['load']}, {results['connections']} connections, {results['duration_s']} s per cell, "
           f"{results.get('rounds', 1)} rounds (median; ratios: median of the rounds' ratios), "
-          f"lynkr workers: {results['workers']}, fake upstream: {results.get('upstream_server', 'aiohttp')}\n")
+          f"workers: {results['workers']} for every path, fake upstream: {results.get('upstream_server', 'aiohttp')}")
+    counted = results.get("processes") or {}
+    if counted:
+        print("processes counted once ready: " + ", ".join(
+            f"{n} {c['serving']}" + (f" + writer {c['writer']}" if c["writer"] else "")
+            + (" (one process whatever --workers)" if n == "litellm1" else "") for n, c in counted.items())
+            + "  (a supervisor that only forks workers, as LiteLLM's with --num_workers > 1, counts as serving)")
+    for name, why in (results.get("skipped") or {}).items():
+        print(f"{name}: {why}; skipped")
+    print()
     both = "litellm" in paths and "litellm1" in paths
     print(f"{'path':<22}{'workload':<12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs bare':>9}{'vs litellm':>12}"
           + (f"{'vs litellm1':>13}" if both else ""))

@@ -1,4 +1,4 @@
-"""The benchmarks' fake upstream (benchmarks/fake_upstream.py, HTTP on asyncio's Protocol) speaks
+"""The benchmarks' fake upstream (tests/helpers/fake_upstream.py, HTTP on asyncio's Protocol) speaks
 HTTP/1.1 as the proxies under test need: keep-alive, Content-Length and chunked request bodies,
 a chunked SSE answer, requests pipelined on one connection. The figures depend on it."""
 import asyncio
@@ -6,7 +6,7 @@ import asyncio
 import aiohttp
 import orjson
 
-from benchmarks import fake_upstream
+from tests.helpers import fake_upstream
 from tests.conftest import free_port
 
 

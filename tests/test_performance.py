@@ -1,4 +1,4 @@
-"""Performance plumbing (issue #9): `lynkr run --workers N` keeps telemetry whole, the cache
+"""Performance plumbing: `lynkr run --workers N` keeps telemetry whole, the cache
 store batches its writes, and the overhead benchmark's bodies are unique per request.
 No timings are asserted here; benchmarks/overhead.py measures."""
 import asyncio
@@ -9,7 +9,7 @@ import sys
 import aiohttp
 import duckdb
 
-from benchmarks.overhead import MARK, fixed, workload_bodies
+from tests.helpers.bench_bodies import MARK, fixed, workload_bodies
 from lynkr.storage.cache_store import CacheStore
 from tests.conftest import free_port
 from tests.helpers.serve import BODY, PIPE, start_lynkr, wait_ready

@@ -1,6 +1,7 @@
-"""An Anthropic-compatible upstream that answers instantly, for overhead benchmarks.
+"""An Anthropic-compatible upstream that answers instantly, for overhead benchmarks
+(benchmarks/overhead.py starts it; tests/test_bench_upstream.py checks its HTTP).
 
-    python -m benchmarks.fake_upstream --port 9100 [--chunks 500] [--server raw|aiohttp]
+    python -m tests.helpers.fake_upstream --port 9100 [--chunks 500] [--server raw|aiohttp]
 
 Non-streaming requests get a fixed small message; streaming ones get `--chunks` text deltas.
 
