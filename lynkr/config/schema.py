@@ -60,6 +60,11 @@ BASE_SCHEMA: dict = {
                     "base_url": {"type": "string"},
                     "api_key": {"type": ["string", "null"]},
                     "enabled": {"type": ["boolean", "string"]},
+                    "text_tool_calls": {
+                        "enum": ["auto", "on", "off", True, False],
+                        "description": "Recover tool calls the model writes as text (<tool_call>, <|python_tag|>, "
+                                       "[TOOL_CALLS], ...): auto = on for ollama and the llama.cpp / LM Studio "
+                                       "flavours, off for hosted APIs"},
                 },
                 "additionalProperties": True,
             },

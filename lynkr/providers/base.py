@@ -8,6 +8,7 @@ import orjson
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
+from lynkr.providers import textcalls
 from lynkr.providers.resilience import as_proxy_error, parse_retry_after, upstream_error
 
 __all__ = ["Provider", "error_from_body", "session_options"]
@@ -31,6 +32,16 @@ class Provider:
         self.api_key = config.get("api_key") or None
         self._session: aiohttp.ClientSession | None = None
         self.models: dict = {}        # the pipeline's `models:` table (build_providers sets it)
+        self.text_tool_calls = textcalls.enabled(config, self.local_models())
+
+    def local_models(self) -> bool:
+        """Whether this upstream serves local models, which often write tool calls as text
+        (`text_tool_calls: auto` recovers them then)."""
+        return False
+
+    def recover_text_calls(self, x: Exchange, response: Response) -> Response:
+        """The response with tool calls written as text made real, when `text_tool_calls` is on."""
+        return textcalls.recover(x, response) if self.text_tool_calls else response
 
     @classmethod
     def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
@@ -38,7 +49,11 @@ class Provider:
 
         `env_vars: {OPENROUTER_API_KEY: api_key}` in a provider entry names the variable an option
         comes from, so the message can say which one to set."""
-        return [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
+        problems = [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
+        if textcalls.mode_of(config) is None:
+            problems.append(("text_tool_calls", f"provider '{name}': text_tool_calls must be one of "
+                                                f"{', '.join(textcalls.MODES)}, got {config.get('text_tool_calls')!r}"))
+        return problems
 
     @property
     def session(self) -> aiohttp.ClientSession:

@@ -47,7 +47,10 @@ async def call_target(x: Exchange, route: Route, providers: dict, breakers: Brea
     def send(ex: Exchange):
         return call_resilient(provider, ex, model, retry=retry, breakers=breakers,
                               first_byte_s=first_byte_s, log=attempts)
-    response = await send(x)
+    response = provider.recover_text_calls(x, await send(x))
+    if "text_tool_calls" in x.vars and x.stage_event is not None:
+        # Filled as the answer streams, so the telemetry row (written at the end) has it all.
+        x.stage_event.detail["text_tool_calls"] = x.vars["text_tool_calls"]
     if x.interceptors:
         response = await intercept(x, response, lambda body: send(dataclasses.replace(x, request=body)))
     return response

@@ -163,6 +163,9 @@ class OllamaProvider(Provider):
         self.keep_alive = config.get("keep_alive") or None
         self.think = config.get("think")          # true | "low" | "medium" | "high"; unset = model default
 
+    def local_models(self) -> bool:
+        return True
+
     def _headers(self) -> dict:
         h = {"content-type": "application/json"}
         if self.api_key:       # Ollama behind an authenticating proxy, or ollama.com

@@ -97,6 +97,9 @@ class OpenAIProvider(Provider):
     def model_limit(self, model: str) -> int | None:
         return super().model_limit(model) or _DEFAULT_LIMITS.get(self.flavor)
 
+    def local_models(self) -> bool:
+        return guess_flavor(self.base_url, self.config) in ("llamacpp", "lmstudio")
+
     def url(self, model: str) -> str:
         return self.base_url + self.path.replace("{model}", model)
 

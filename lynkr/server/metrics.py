@@ -75,6 +75,7 @@ class Metrics:
         self.tiers: dict[tuple, int] = {}          # (pipeline, tier)
         self.usage: dict[tuple, int] = {}          # (provider, model, kind)
         self.stage_runs: dict[tuple, int] = {}     # (pipeline, stage, uses, outcome)
+        self.text_calls: dict[tuple, int] = {}     # (provider, model, "recovered" | rejection reason)
         self.latency: dict[str, dict[str, Histogram]] = {"total": {}, "upstream": {}, "overhead": {}, "ttfb": {}}
         self._histograms: dict[str, tuple] = {}    # pipeline -> ((var, Histogram), ...) of the four above
         self.reload_events: dict[str, int] = {}    # reload | reload_failed, as the listeners saw them
@@ -115,6 +116,12 @@ class Metrics:
         for ev in x.events:
             if ev.phase == "run":
                 _inc(self.stage_runs, (pipeline, ev.stage_id, ev.uses, ev.outcome))
+        text_calls = v.get("text_tool_calls")
+        if text_calls:
+            if text_calls.get("calls"):
+                _inc(self.text_calls, (provider, model, "recovered"), text_calls["calls"])
+            for r in text_calls.get("rejected") or ():
+                _inc(self.text_calls, (provider, model, r.get("reason") or "unknown"))
         hists = self._histograms.get(pipeline) or self._add_histograms(pipeline)
         for var, h in hists:
             ms = v.get(var)
@@ -214,6 +221,11 @@ class Metrics:
         family("lynkr_stage_runs_total", "counter", "Stage runs by outcome (ok, skipped, responded, error, failed_open).",
                [_sample("lynkr_stage_runs_total", {"pipeline": k[0], "stage": k[1], "uses": k[2], "outcome": k[3]}, n)
                 for k, n in sorted(self.stage_runs.items())])
+        family("lynkr_text_tool_calls_total", "counter",
+               "Tool calls a model wrote as text (text_tool_calls): recovered, or rejected by reason "
+               "(undeclared, schema, bad_arguments, empty_name, unclosed, unparseable).",
+               [_sample("lynkr_text_tool_calls_total", {"provider": k[0], "model": k[1], "outcome": k[2]}, n)
+                for k, n in sorted(self.text_calls.items())])
         breakers = _breaker_snapshot(e)
         family("lynkr_breaker_state", "gauge", "Circuit breaker per provider:model: 0 closed, 1 half-open, 2 open.",
                [_sample("lynkr_breaker_state", _target_labels(k), BREAKER_STATES.get(b.get("state"), 0))

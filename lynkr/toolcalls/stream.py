@@ -34,6 +34,7 @@ class Recoverer:
         self.any = False          # some prose was emitted
         self.cut = False          # a region was removed since the last prose
         self.calls = 0
+        self.formats: list[str] = []      # region kinds that gave calls
         self.rejections: list[Rejection] = []
 
     def feed(self, text: str) -> list[tuple]:
@@ -100,6 +101,8 @@ class Recoverer:
         for c in good:
             self.calls += 1
             out.append(("call", c))
+        if good and seg.region not in self.formats:
+            self.formats.append(seg.region)
         self.cut = True
 
 
