@@ -191,3 +191,25 @@ def test_only_a_possible_marker_is_held():
     r = Recoverer(CLINE)
     assert r.feed("Let me check <tool") == [("text", "Let me check")]
     assert r.feed("tip> here") == [("text", " <tooltip> here")]
+
+
+FRAGMENTS = ["<tool_call>", "</tool_call>", "<function=execute_command>", "<parameter=command>", "</parameter>",
+             "</function>", "<|python_tag|>", "[TOOL_CALLS]", "[ARGS]", "<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>",
+             "<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<think>", "</think>", "```json\n", "```\n", "```python\n", "`",
+             '{"name": "execute_command", "arguments": {"command": "ls"}}', '{"name": "x"', "[", "]", "{", "}", '"',
+             "'", "\n", "\n\n", " ", "hello ", 'read_file(path="a")', ";", "<|eom_id|>", "\\", "<arg_key>",
+             "</arg_value>"]
+
+
+def test_any_cutting_of_any_mix_of_markup_gives_the_whole_answer_result():
+    """Random mixes of every format's markup, prose and broken pieces: no exception, and a stream
+    cut at random points yields exactly the calls and prose of the whole text."""
+    rng = random.Random(5)
+    for _ in range(400):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 25)))
+        r = Recoverer(CLINE)
+        whole = r.feed(text) + r.finish()
+        expected = ([(p[1].name, p[1].input) for p in whole if p[0] == "call"],
+                    "".join(p[1] for p in whole if p[0] == "text"))
+        for seed in range(3):
+            assert _streamed(text, CLINE, seed) == expected, text

@@ -55,7 +55,7 @@ DROP = tuple(["<|eom_id|>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|
 OPENERS = (["<think>", "</think>", "<tool_call>", "<function=", "<|python_tag|>", "[TOOL_CALLS]"]
            + DS_CALLS_BEGIN + DS_CALL_BEGIN + list(DROP))
 _INTERESTING = re.compile(r"[<\[{`\n]")
-_NOT_BRACKET = re.compile(r"[<`\n]|\[T")    # where plain text after a mid-line bracket may stop
+_NOT_BRACKET = re.compile(r"[<`\n]|\[(?:T|\Z)")    # where plain text after a mid-line bracket may stop
 
 
 # ---- balanced brackets, string-aware, resumable -----------------------------------------------
@@ -150,7 +150,8 @@ class Scanner:
     def _run(self, final: bool) -> list[Segment]:
         self.out = []
         step = {"text": self._text, "think": self._think, "region": self._region, "fence_text": self._fence_text}
-        while self.buf and step[self.state](final):
+        # At the end a region still runs once with nothing after its marker (`[TOOL_CALLS]` last).
+        while (self.buf or (final and self.state == "region")) and step[self.state](final):
             pass
         return self.out
 
@@ -358,8 +359,8 @@ def _end_tool_call(s: Scanner, r: dict, final: bool):
     about tool calls) does not end the block."""
     if r.get("json") is None:
         m = re.match(r"(?:\s|<tool_call>)*", s.buf)
-        if m.end() == len(s.buf) and not final:
-            return None
+        if not final and "<tool_call>".startswith(s.buf[m.end():m.end() + 11]):
+            return None                    # nothing yet, or a nested tag still arriving
         r["json"] = s.buf[m.end():m.end() + 1] == "{"
         if r["json"]:
             r["balance"] = Balance(m.end())
