@@ -22,8 +22,10 @@ from json_repair import repair_json
 
 __all__ = ["Candidate", "load_json", "parse_region", "call_shaped", "NAME_KEYS", "ARG_KEYS"]
 
-NAME_KEYS = ("name", "tool", "tool_name", "function", "recipient_name")
-ARG_KEYS = ("arguments", "parameters", "input", "args", "tool_input", "params")
+NAME_KEYS = ("name", "tool", "tool_name", "function", "function_name", "action", "recipient_name")
+ARG_KEYS = ("arguments", "parameters", "input", "args", "tool_input", "action_input", "params")
+# llama.cpp's generic format and OpenAI-habit wrappers: {"tool_call": {…}}, {"tool_calls": [{…}]}
+WRAPPERS = ("tool_call", "tool_calls", "function_call")
 _NONE = object()
 
 
@@ -69,17 +71,28 @@ def _args_of(obj: dict) -> Any:
     return _NONE
 
 
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, dict) and len(obj) == 1:
+        key = next(iter(obj))
+        if key in WRAPPERS and isinstance(obj[key], (dict, list)):
+            return obj[key]
+    return obj
+
+
 def call_shaped(obj: Any) -> bool:
     """An object that names a call and carries its arguments (or a list of such)."""
+    obj = _unwrap(obj)
     if isinstance(obj, list):
         return bool(obj) and all(call_shaped(o) for o in obj)
     return isinstance(obj, dict) and _name_of(obj) is not None and _args_of(obj) is not _NONE
 
 
 def candidates_from_value(value: Any) -> list[Candidate]:
+    value = _unwrap(value)
     items = value if isinstance(value, list) else [value]
     out = []
     for obj in items:
+        obj = _unwrap(obj)
         if isinstance(obj, dict) and _name_of(obj) is not None:
             args = _args_of(obj)
             out.append(Candidate(_name_of(obj), {} if args is _NONE else args))
@@ -241,10 +254,13 @@ def bare_calls(body: str) -> list[Candidate]:
     """A bare or fenced value: JSON call object(s), else a pythonic call list."""
     stripped = body.strip()
     if stripped.startswith("{") or (stripped.startswith("[") and stripped[1:].lstrip().startswith(("{", "'{"))):
-        value = load_json(stripped)
-        if value is not _NONE and call_shaped(value):
-            return candidates_from_value(value)
-        return json_sequence(stripped) if ";" in stripped else []
+        value = load_json(stripped, repair=False)
+        if value is _NONE:                 # several values in a row, or JSON that needs repair
+            seq = json_sequence(stripped)
+            if seq:
+                return seq
+            value = load_json(stripped)
+        return candidates_from_value(value) if value is not _NONE and call_shaped(value) else []
     return pythonic_calls(stripped)
 
 
