@@ -163,8 +163,8 @@ _DS_SEP = re.compile(rf"<{_BAR}tool[▁_]sep{_BAR}>")
 
 def deepseek_calls(body: str) -> list[Candidate]:
     out = []
-    for call in _DS_CALL.findall(body):
-        left, sep, right = _DS_SEP.split(call, maxsplit=1)[0], None, None
+    calls = _DS_CALL.findall(body) or [body]      # a lone call-begin token opened the region
+    for call in calls:
         parts = _DS_SEP.split(call, maxsplit=1)
         if len(parts) != 2:
             continue
