@@ -14,8 +14,8 @@ is not sent as a call; a one-line notice in the text says which tool and why.
 from __future__ import annotations
 
 from lynkr.exchange import Exchange, Response
-from lynkr.providers.stream import EventBuilder
 from lynkr.toolcalls import Recoverer, Toolset
+from lynkr.wire.builder import EventBuilder, new_tool_id
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 
 __all__ = ["MODES", "mode_of", "enabled", "recover", "recover_message", "recover_events"]
@@ -90,7 +90,7 @@ def recover_message(msg: dict, tools: Toolset, rec: dict) -> dict:
             if kind == "thinking":
                 content.append({"type": "thinking", "thinking": value, "signature": SYNTHETIC_SIGNATURE})
             elif kind == "call":
-                content.append({"type": "tool_use", "id": _new_id(), "name": value.name, "input": value.input})
+                content.append({"type": "tool_use", "id": new_tool_id(), "name": value.name, "input": value.input})
             else:
                 text = value if kind == "text" else notice(value)
                 if content and content[-1].get("type") == "text":
@@ -102,11 +102,6 @@ def recover_message(msg: dict, tools: Toolset, rec: dict) -> dict:
     if any(b.get("type") == "tool_use" for b in content) and msg.get("stop_reason") in ("end_turn", "stop_sequence", None):
         out["stop_reason"] = "tool_use"
     return out
-
-
-def _new_id() -> str:
-    from lynkr.providers.stream import new_tool_id
-    return new_tool_id()
 
 
 class _Relay:
@@ -155,7 +150,7 @@ class _Relay:
                 return self.eb.thinking("", signature=d.get("signature"))
             if dt == "input_json_delta":
                 return self.eb.tool_json(d.get("partial_json") or "")
-            return self.eb.passthrough(ev) if self.kind not in ("text", "thinking", "tool_use") else []
+            return [self.eb.delta(d)] if self.kind not in ("text", "thinking", "tool_use") else []
         if t == "content_block_start":
             block = ev.get("content_block") or {}
             self.kind = block.get("type")
@@ -177,7 +172,9 @@ class _Relay:
             return [ev]
         if t == "message_delta":
             d = ev.get("delta") or {}
-            return self.end_text() + self.eb.finish(d.get("stop_reason"), ev.get("usage"), d.get("stop_sequence"))
+            usage = ev.get("usage")
+            return self.end_text() + self.eb.finish(d.get("stop_reason"), usage, d.get("stop_sequence"),
+                                                    whole_usage=isinstance(usage, dict))
         if t == "message_stop":
             return []                          # EventBuilder.finish sent it
         return [ev]                            # ping, error

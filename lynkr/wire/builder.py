@@ -95,14 +95,6 @@ class EventBuilder:
     def json_delta(self, partial: str) -> dict:
         return self.delta({"type": "input_json_delta", "partial_json": partial})
 
-    def open_block(self, block: dict) -> list[dict]:
-        """Another kind of block, opened as it came (its deltas go through `passthrough`)."""
-        return self._open(block)
-
-    def passthrough(self, ev: dict) -> list[dict]:
-        """A delta of the block `open_block` opened, at this builder's index."""
-        return [{**ev, "index": self.index}]
-
     def tool(self, tool_id: str | None, name: str, tool_input) -> list[dict]:
         """A complete tool call (Ollama, Gemini send them whole)."""
         if isinstance(tool_input, str):
