@@ -257,7 +257,7 @@ def stage_costs(repeat: int = 25) -> dict:
     from lynkr.kit import tokens
     cold, warm = [], []
     for _ in range(repeat):
-        tokens._counts.clear()
+        tokens.TEXT_COUNTS.clear()
         t0 = time.perf_counter()
         count_request(req)
         cold.append((time.perf_counter() - t0) * 1e6)

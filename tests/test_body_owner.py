@@ -103,3 +103,27 @@ def test_an_unknown_edits_declaration_is_a_load_error_naming_the_stage(write_pip
         load_pipeline(path, dry_run=True)
     assert "stage 'redact'" in str(err.value) and "'copy_on_write'" in str(err.value)
     assert "in-place, copy-on-write" in str(err.value) and str(path) in str(err.value)
+
+
+async def test_the_shipped_pipeline_never_drops_the_parts_json(lynkr, monkeypatch, tmp_path):
+    """Every built-in stage declares copy-on-write, so through default.yaml the JSON read from the
+    client's bytes is never dropped: the upstream body is joined from it, not serialised again."""
+    from lynkr.body import Body
+    from tests.conftest import ROOT
+    from tests.helpers.anthropic_upstream import text_message
+
+    dropped = []
+    real = Body.forget
+    monkeypatch.setattr(Body, "forget", lambda self: dropped.append(1) or real(self))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    monkeypatch.setenv("LYNKR_STATE_DIR", str(tmp_path / "state"))
+    async with serving(AnthropicUpstream(lambda body: text_message("ok"))) as up:
+        monkeypatch.setenv("ANTHROPIC_UPSTREAM_URL", up.url)
+        _engine, url = await lynkr(ROOT / "pipelines" / "default.yaml")
+        async with aiohttp.ClientSession() as s:
+            for turn in range(2):
+                async with s.post(url + "/v1/messages", data=as_claude_code_sends(client_body("claude-code-62k", turn)),
+                                  headers={"content-type": "application/json", "x-api-key": "k",
+                                           "x-claude-code-session-id": "s-default"}) as r:
+                    assert r.status == 200, await r.text()
+    assert len(up.requests) == 2 and dropped == []

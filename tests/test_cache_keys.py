@@ -18,7 +18,7 @@ BASE = {"model": "m", "max_tokens": 100,
 
 
 def cold(request):
-    scope._parts = scope._PartDigests()
+    scope.DIGESTS.clear()
     return exact_key(request)
 
 
@@ -50,11 +50,12 @@ def test_parts_do_not_run_together():
     assert exact_key(new_turn) != k
 
 
-def test_memo_is_bounded():
-    parts = scope._PartDigests(max_bytes=2_000)
+def test_the_remembered_digests_are_bounded_by_the_json_they_hold(monkeypatch):
+    from lynkr.kit.cache import Bounded
+    monkeypatch.setattr(scope, "DIGESTS", Bounded(max_size=2_000))
     for i in range(200):
-        parts.digest(2, {"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}, lambda v: v, Body())
-    assert parts._size <= 2_000 and sum(len(d) for d in parts._d) < 200
+        exact_key({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}]})
+    assert scope.DIGESTS.size <= 2_000 and len(scope.DIGESTS) < 60
 
 
 def test_json_len_is_the_length_of_the_compact_json_and_parts_are_serialised_once():

@@ -13,7 +13,7 @@ def test_counts_are_cl100k_and_cached_without_keeping_texts():
     text = "def add(a, b):\n    return a + b  # ünïcode ✓\n" * 50
     assert count_text(text) == len(enc.encode_ordinary(text))
     assert count_text(text) == len(enc.encode_ordinary(text))      # from the cache
-    assert all(isinstance(k, tuple) and isinstance(v, int) for k, v in list(tokens._counts.items())[:50])
+    assert all(isinstance(k, tuple) and isinstance(v, int) for k, v in list(tokens.TEXT_COUNTS.items())[:50])
     assert count_text("") == 0
 
 
@@ -69,7 +69,7 @@ def test_gathering_sets_new_texts_aside_then_counts_them_in_one_trip(monkeypatch
     full = count_request(body)
     assert len(batches) == 1                                   # all cache hits now
     assert partial < full
-    tokens._counts.clear(); tokens._parts.clear()
+    tokens.forget()
     assert count_request(body) == full                         # the same as counting directly
 
 

@@ -127,7 +127,7 @@ async def test_same_protocol_fidelity_fixture_bodies_and_sse_event_for_event(ant
             from tests.test_wire_contract import anthropic_equivalent
             assert anthropic_equivalent(sent) == anthropic_equivalent(fx["body"])
             assert up.headers[-1].get("anthropic-beta") == fx["headers"]["anthropic-beta"]
-            expected = b"".join(sse(up._last_message))
+            expected = b"".join(sse(up.last_message))
             assert got.replace(b"event: ping\ndata: {\"type\":\"ping\"}\n\n", b"") == expected.replace(
                 b"event: ping\ndata: {\"type\":\"ping\"}\n\n", b"")
 

@@ -18,7 +18,7 @@ import re
 import orjson
 
 from lynkr.body import Body
-from lynkr.kit.cache import remembered
+from lynkr.kit.cache import Bounded, remembered
 from lynkr.kit.heap import kept
 
 __all__ = ["exact_key", "split_prompt", "scope_key", "normalise_volatile", "eligibility", "ANSWER_PARAMS"]
@@ -119,11 +119,11 @@ def exact_key(request: dict, *, model: str | None = None, extra: tuple = (), bod
         "parts": [len(tools), len(msgs)],
     }
     h = hashlib.sha256(orjson.dumps(head, option=orjson.OPT_SORT_KEYS))
-    h.update(_parts.digest(0, request.get("system") or [], _normalise_value, body))
+    h.update(_part_digest(0, request.get("system") or [], _normalise_value, body))
     for t in tools:
-        h.update(_parts.digest(1, t, _same, body))
+        h.update(_part_digest(1, t, _same, body))
     for m in msgs:
-        h.update(_parts.digest(2, m, _normalise_message, body))
+        h.update(_part_digest(2, m, _normalise_message, body))
     return h.hexdigest()[:32]
 
 
@@ -135,31 +135,19 @@ def _normalise_message(message):
     return _normalise_messages([message])[0]
 
 
-class _PartDigests:
-    """(kind, a part's plain JSON) -> sha256 of the part normalised and key-sorted. Bounded by the
-    bytes of JSON held; when full it starts afresh (the next request refills what is current)."""
-
-    def __init__(self, max_bytes: int = 2_000_000):
-        self._d: list[dict[bytes, bytes]] = [{}, {}, {}]
-        self._size = 0
-        self._max = max_bytes
-
-    def digest(self, kind: int, part, normalise, body: Body) -> bytes:
-        raw = body.json_of(part)
-        memo = self._d[kind]
-        hit = memo.get(raw)
-        if hit is None:
-            hit = hashlib.sha256(orjson.dumps(normalise(part), option=orjson.OPT_SORT_KEYS)).digest()
-            if self._size + len(raw) + 150 > self._max:
-                for d in self._d:
-                    d.clear()
-                self._size = 0
-            memo[kept(raw)] = hit        # the request's copy has orjson's slack (lynkr.kit.heap)
-            self._size += len(raw) + 150     # the entry's own overhead: a new turn is a small part
-        return hit
+# (kind, a part's plain JSON) -> sha256 of the part normalised and key-sorted, sized by the JSON it
+# holds plus the entry's own overhead (a new turn is a small part). The key keeps a right-sized copy
+# of the request's JSON (lynkr.kit.heap).
+DIGESTS: Bounded[tuple, bytes] = Bounded(max_size=2_000_000)
 
 
-_parts = _PartDigests()
+def _part_digest(kind: int, part, normalise, body: Body) -> bytes:
+    raw = body.json_of(part)
+    hit = DIGESTS.get((kind, raw))
+    if hit is None:
+        hit = DIGESTS.put((kind, kept(raw)), hashlib.sha256(orjson.dumps(normalise(part), option=orjson.OPT_SORT_KEYS)).digest(),
+                          size=len(raw) + 150)
+    return hit
 
 
 def _text_of(block) -> str:

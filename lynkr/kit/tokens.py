@@ -20,7 +20,7 @@ from lynkr.kit.cache import Bounded
 from lynkr.storage import db_service
 
 __all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding",
-           "gathering", "warm"]
+           "gathering", "warm", "forget", "TEXT_COUNTS", "PART_COUNTS"]
 
 _lock = threading.Lock()
 _enc = None
@@ -65,31 +65,37 @@ _COUNTS_MAX = 16384
 # (length, hash) -> token count. Keyed by a hash rather than the text so the table holds ints, not
 # every tool result of every session. Generations, no lock: the telemetry thread and the stages'
 # thread pool share it (an LRU behind a lock cost ~1 µs a part, ~40 a 62 KB request).
-_counts: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)     # texts
+TEXT_COUNTS: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)     # texts
+
+
+def forget() -> None:
+    """Drop every remembered count (the next counts are made afresh)."""
+    TEXT_COUNTS.clear()
+    PART_COUNTS.clear()
 
 
 def count_text(text: str) -> int:
     if not text:
         return 0
     key = (len(text), hash(text))
-    hit = _counts.get(key)
+    hit = TEXT_COUNTS.get(key)
     if hit is not None:
         return hit
     gathered = _gathering.texts
     if gathered is not None:
         gathered[key] = text
         return 0
-    return _counts.put(key, _count_new([text])[0])
+    return TEXT_COUNTS.put(key, _count_new([text])[0])
 
 
 def count_texts(texts: list[str]) -> list[int]:
     """count_text for several texts, with one trip to the writer process for those not yet counted."""
     keys = [(len(t), hash(t)) for t in texts]
-    out = [_counts.get(k) if t else 0 for k, t in zip(keys, texts)]
+    out = [TEXT_COUNTS.get(k) if t else 0 for k, t in zip(keys, texts)]
     todo = [i for i, n in enumerate(out) if n is None]
     if todo:
         for i, n in zip(todo, _count_new([texts[i] for i in todo])):
-            out[i] = _counts.put(keys[i], n)
+            out[i] = TEXT_COUNTS.put(keys[i], n)
     return out
 
 
@@ -206,7 +212,7 @@ def known_parts(body: dict | None, json: dict | None, seen: dict) -> tuple[int, 
     known, pending, pending_json = 0, [], {}
     if not body:
         return known, pending, pending_json
-    recall = _parts.get
+    recall = PART_COUNTS.get
     for obj, fn in _parts_of(body):
         n = seen.get(id(obj))
         j = None
@@ -296,7 +302,7 @@ def _tool_tokens(tool: dict) -> int:
 # (len, hash) of a part's compact JSON -> its count. An agent resends the same tools, system prompt
 # and history every turn as new objects: one orjson.dumps and one lookup per part is several times
 # cheaper than walking its blocks again (~80 count_text calls for a 62 KB Claude Code request).
-_parts: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)
+PART_COUNTS: Bounded[tuple, int] = Bounded(max_entries=_COUNTS_MAX)
 
 
 def _by_json(obj, fn, json: dict | None = None) -> int | None:
@@ -310,9 +316,9 @@ def _by_json(obj, fn, json: dict | None = None) -> int | None:
             # Not JSON (a library caller's object): counted each time; while gathering, partial.
             return None if _gathering.texts is not None else fn(obj)
     key = (len(raw), hash(raw))
-    hit = _parts.get(key)
+    hit = PART_COUNTS.get(key)
     if hit is not None:
         return hit
     if _gathering.texts is not None:
         return None
-    return _parts.put(key, fn(obj))
+    return PART_COUNTS.put(key, fn(obj))

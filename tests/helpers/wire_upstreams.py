@@ -72,7 +72,7 @@ class ScriptedAnthropic(AnthropicUpstream):
             else:
                 msg = step_to_message(self.steps[self.turn])
                 self.turn += 1
-            self._last_message = msg
+            self.last_message = msg
             return msg
         super().__init__(script)
 
