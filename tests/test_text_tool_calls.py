@@ -54,6 +54,9 @@ POSITIVE = [
      [("read_file", {"path": "x.txt"})], ""),
     ("pythonic call with the name in another case",
      '[READ_FILE(path="main.go")]', [("read_file", {"path": "main.go"})], ""),
+    ("llama JSON ending the answer on the same line as the prose",
+     'To see why it exits, I will read the log. {"name": "read_file", "parameters": {"path": "app.log"}}<|eot_id|>',
+     [("read_file", {"path": "app.log"})], "To see why it exits, I will read the log."),
     ("llama.cpp generic tool_call wrapper", '{"tool_call": {"name": "read_file", "arguments": {"path": "a"}}}',
      [("read_file", {"path": "a"})], ""),
     ("two calls on separate lines of one fence",
@@ -74,6 +77,8 @@ NEGATIVE = [
      'Example:\n```python\nprint("[TOOL_CALLS][{\\"name\\": \\"read_file\\", \\"arguments\\": {\\"path\\": \\"a\\"}}]")\n<tool_call>\n```\nDone.'),
     ("call-shaped JSON whose name is no declared tool", 'Config:\n\n{"name": "my-app", "arguments": {"verbose": true}}\n\nSave it as app.json.'),
     ("a table and braces that are not JSON", "| a | b |\n|---|---|\n| {x} | [y] |\n\n{not json at all}"),
+    ("a declared call mid-sentence with prose after it",
+     'Maybe I should call {"name": "read_file", "parameters": {"path": "a"}} again? No, it is empty.'),
     ("a declared call shown in inline code", 'Call it like `{"name": "read_file", "arguments": {"path": "a"}}` yourself.'),
 ]
 

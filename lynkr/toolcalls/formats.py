@@ -271,6 +271,7 @@ _PARSERS = {
     "mistral": mistral_calls,
     "deepseek": deepseek_calls,
     "bare": bare_calls,
+    "tail": bare_calls,
     "fence": bare_calls,
 }
 

@@ -55,7 +55,7 @@ DROP = tuple(["<|eom_id|>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|
 OPENERS = (["<think>", "</think>", "<tool_call>", "<function=", "<|python_tag|>", "[TOOL_CALLS]"]
            + DS_CALLS_BEGIN + DS_CALL_BEGIN + list(DROP))
 _INTERESTING = re.compile(r"[<\[{`\n]")
-_NOT_BRACKET = re.compile(r"[<`\n]|\[(?:T|\Z)")    # where plain text after a mid-line bracket may stop
+_NOT_BRACKET = re.compile(r"[<`\n{]|\[(?:T|\Z)")    # where plain text after a mid-line bracket may stop
 
 
 # ---- balanced brackets, string-aware, resumable -----------------------------------------------
@@ -191,6 +191,8 @@ class Scanner:
             return self._marker(final)
         if self.line_start:
             return self._bare(final)
+        if c == "{":
+            return self._tail(final)
         m = _NOT_BRACKET.search(self.buf, 1)     # a mid-line bracket: plain text up to what may matter
         self._take_text(m.start() if m else len(self.buf))
         return True
@@ -269,6 +271,20 @@ class Scanner:
         self.state = "region"
         return True
 
+    def _tail(self, final: bool) -> bool:
+        """`{"` after prose on the same line: a call only if nothing but end tokens follows it
+        (Llama's "I'll check the logs. {"name": …}"); held until that is known."""
+        rest = self.buf[1:].lstrip(" \t")
+        if not rest and not final:
+            return False
+        if rest[:1] != '"':
+            m = _NOT_BRACKET.search(self.buf, 1)
+            self._take_text(m.start() if m else len(self.buf))
+            return True
+        self.region = {"kind": "tail", "open": "", "explicit": False, "balance": Balance(0)}
+        self.state = "region"
+        return True
+
     # -- thinking --
     def _think(self, final: bool) -> bool:
         i = self.buf.find("</think>")
@@ -310,6 +326,10 @@ class Scanner:
             end = (len(self.buf), len(self.buf), False)
         if end == "text":                  # it cannot be a call after all: its text is prose
             self._release(r)
+            return True
+        if end[0] == "text":
+            self.state, self.region = "text", None
+            self._take_text(end[1])
             return True
         body_end, consumed, closed = end
         body = self.buf[:body_end]
@@ -438,6 +458,23 @@ def _end_bare(s: Scanner, r: dict, final: bool):
     return _json_run(s, r, 0, final)
 
 
+def _end_tail(s: Scanner, r: dict, final: bool):
+    end = _json_run(s, r, 0, final)
+    if end is None or end == "text":
+        return end
+    rest = s.buf[end[1]:].strip()
+    while rest:
+        tok = next((t for t in DROP if rest.startswith(t)), None)
+        if tok is None:
+            break
+        rest = rest[len(tok):].strip()
+    if not rest:
+        return end if final else None
+    if not final and any(t.startswith(rest) for t in DROP):
+        return None
+    return ("text", end[0])                # prose goes on after it: an inline example, left whole
+
+
 def _end_mistral(s: Scanner, r: dict, final: bool):
     if r.get("start") is None:
         m = re.match(r"\s*(?:\[|[\w.-]+\s*(?:\[CALL_ID\][\w-]*)?\s*(?:\[ARGS\])?\s*\{)", s.buf)
@@ -471,4 +508,4 @@ def _end_fence(s: Scanner, r: dict, final: bool):
 
 
 _REGION_END = {"tool_call": _end_tool_call, "function": _end_function, "deepseek": _end_deepseek,
-               "python_tag": _end_python_tag, "bare": _end_bare, "mistral": _end_mistral, "fence": _end_fence}
+               "python_tag": _end_python_tag, "bare": _end_bare, "tail": _end_tail, "mistral": _end_mistral, "fence": _end_fence}
