@@ -234,6 +234,9 @@ def pythonic_calls(body: str) -> list[Candidate]:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     nodes = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]
+    # Gemma prints its calls: print(default_api.read_file(path="a"))
+    nodes = [n.args[0] if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "print"
+             and len(n.args) == 1 and not n.keywords and isinstance(n.args[0], ast.Call) else n for n in nodes]
     out = []
     for node in nodes:
         if not isinstance(node, ast.Call) or node.args:

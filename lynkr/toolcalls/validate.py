@@ -166,6 +166,8 @@ def coerce(value: Any, schema: Any, depth: int = 0) -> Any:
             if fitting or c is not value:
                 return c
     types = _types(schema)
+    if isinstance(value, str) and types and "string" not in types and value.strip().lower() in ("null", "none"):
+        return None                        # the XML formats' spelling of "no value"
     if types and not any(_fits(value, t) for t in types):
         for t in types:
             c = _from_text(value, t) if isinstance(value, str) else _KEEP
@@ -179,9 +181,10 @@ def coerce(value: Any, schema: Any, depth: int = 0) -> Any:
         out = {}
         for k, v in value.items():
             sub = props.get(k)
+            v = coerce(v, sub, depth + 1) if sub is not None else v
             if v is None and k not in required and isinstance(sub, dict) and not _allows_null(sub):
                 continue
-            out[k] = coerce(v, sub, depth + 1) if sub is not None else v
+            out[k] = v
         value = out
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         value = [coerce(v, schema["items"], depth + 1) for v in value]
