@@ -1,4 +1,4 @@
-"""Built-in stages, one per module. Registered by `lynkr.engine.registry.load_registry()`
+"""Built-in stages, one per module. Registered by `lynkr.config.registry.load_registry()`
 through the same path third-party stages take; nothing registers on import."""
 
 DEFAULT_STAGES: tuple[str, ...] = (

@@ -70,7 +70,7 @@ def test_stage_by_path_relative_to_pipeline(tmp_path):
 def test_entry_point_stages_are_registered(monkeypatch):
     from importlib.metadata import EntryPoint
 
-    from lynkr.engine import registry
+    from lynkr.config import registry
 
     ep = EntryPoint(name="redact", value="tests.helpers.plugin_stage:PluginStage", group="lynkr.stages")
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "lynkr.stages" else [])

@@ -1,4 +1,4 @@
-"""`lynkr run | validate | explain | stages | report` — the command line."""
+"""`lynkr run | validate | explain | stages | providers | report` — the command line."""
 from __future__ import annotations
 
 import argparse
@@ -124,12 +124,13 @@ def cmd_explain(args) -> int:
 @command
 def cmd_stages(args) -> int:
     """List every registered stage with its options and defaults (from their schemas)."""
+    from lynkr.config.registry import PROVIDER_KINDS, load_registry, provider_class
     from lynkr.config.schema import assemble_schema
-    from lynkr.engine.registry import load_registry
 
     registry = load_registry()
     if args.schema:
-        schema = assemble_schema({n: i.cls for n, i in registry.items()})
+        schema = assemble_schema({n: i.cls for n, i in registry.items()},
+                                 {kind: provider_class(kind) for kind in PROVIDER_KINDS})
         text = json.dumps(schema, indent=2, sort_keys=False) + "\n"
         if args.schema == "-":
             sys.stdout.write(text)
@@ -142,16 +143,46 @@ def cmd_stages(args) -> int:
         print(f"{name}  [{cls.status}{', ' + info.source if info.source != 'builtin' else ''}]")
         if cls.summary:
             print(f"    {cls.summary}")
-        for opt, spec in (cls.options_schema.get("properties") or {}).items():
-            typ = spec.get("type") or ("enum" if "enum" in spec else "any")
-            if isinstance(typ, list):
-                typ = "|".join(typ)
-            default = f" = {json.dumps(spec['default'])}" if "default" in spec else ""
-            req = " (required)" if opt in (cls.options_schema.get("required") or ()) else ""
-            desc = f" — {spec['description']}" if spec.get("description") else ""
-            print(f"    {opt}: {typ}{default}{req}{desc}")
+        _print_options(cls.options_schema, "    ")
         print()
     return 0
+
+
+@command
+def cmd_providers(args) -> int:
+    """List every provider kind with its options and defaults (from their schemas)."""
+    from lynkr.config.registry import PROVIDER_KINDS, provider_class
+    from lynkr.providers.base import COMMON_OPTIONS
+
+    print("every kind  (a `providers:` entry: `kind:` and these options, then its kind's own)")
+    _print_options({"properties": COMMON_OPTIONS}, "    ", skip=("kind",))
+    print()
+    for kind in sorted(PROVIDER_KINDS):
+        cls = provider_class(kind)
+        print(f"{kind}  [{PROVIDER_KINDS[kind]}]")
+        if cls.summary:
+            print(f"    {cls.summary}")
+        _print_options(cls.options_schema, "    ", skip=tuple(COMMON_OPTIONS))
+        print()
+    return 0
+
+
+def _print_options(schema: dict, indent: str, skip: tuple = ()) -> None:
+    """One line an option (type, default, required, description); an object's own options below it."""
+    for opt, spec in (schema.get("properties") or {}).items():
+        if opt in skip:
+            continue
+        typ = spec.get("type") or ("enum" if "enum" in spec else "any")
+        if isinstance(typ, list):
+            typ = "|".join(typ)
+        if "enum" in spec:
+            typ += " (" + ", ".join(map(str, spec["enum"])) + ")"
+        default = f" = {json.dumps(spec['default'])}" if "default" in spec else ""
+        req = " (required)" if opt in (schema.get("required") or ()) else ""
+        desc = f" — {spec['description']}" if spec.get("description") else ""
+        print(f"{indent}{opt}: {typ}{default}{req}{desc}")
+        if spec.get("type") == "object" and spec.get("properties"):
+            _print_options(spec, indent + "    ")
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -187,6 +218,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("stages", help=cmd_stages.__doc__)
     s.add_argument("--schema", nargs="?", const="-", help="write the assembled pipeline JSON Schema (to a file or -)")
+
+    sub.add_parser("providers", help=cmd_providers.__doc__)
 
     rep = sub.add_parser("report", help=cmd_report.__doc__)
     from lynkr.telemetry.reports import add_report_arguments

@@ -19,6 +19,7 @@ import orjson
 from lynkr.errors import ConfigError, did_you_mean
 from lynkr.exchange import Route
 from lynkr.stage import Stage
+from lynkr.config.registry import PROVIDER_KINDS, load_path_stage, load_registry, provider_class
 from lynkr.config.render import LazyLynkr, render_templates
 from lynkr.config.schema import assemble_schema
 from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
@@ -61,7 +62,6 @@ def redacted(value):
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None) -> LoadedConfig:
-    from lynkr.engine.registry import load_path_stage, load_registry
     from lynkr.redact import register_secrets, secrets_in_config
 
     file = str(path)
@@ -96,7 +96,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
         elif uses not in known:
             raise cfg.error(f"unknown stage '{uses}'", ("stages", i, "uses"), did_you_mean(uses, registry))
 
-    _validate_schema(cfg, assemble_schema(known))
+    _validate_schema(cfg, assemble_schema(known, _provider_classes(data)))
     _check_graph(cfg)
     _check_routing(cfg)
     cfg.stage_classes = {st["id"]: known[st["uses"]] for st in stages}
@@ -116,6 +116,13 @@ def _switched_off(cfg: LoadedConfig, raw_stages: list) -> dict[str, str]:
         why = cfg.lynkr.why_off.get(st["uses"]) if cfg.lynkr and "lynkr." in str(template) else None
         off[st["id"]] = why or f"enabled: false at {Path(cfg.file).name}:{cfg.line(('stages', i, 'enabled'))}"
     return off
+
+
+def _provider_classes(data: dict) -> dict:
+    """The adapter class of each provider kind the file uses (their options schemas)."""
+    providers = data.get("providers")
+    kinds = {p.get("kind") for p in providers.values() if isinstance(p, dict)} if isinstance(providers, dict) else ()
+    return {k: provider_class(k) for k in kinds if isinstance(k, str) and k in PROVIDER_KINDS}
 
 
 def _validate_schema(cfg: LoadedConfig, schema: dict) -> None:

@@ -1,15 +1,18 @@
-"""The pipeline's JSON Schema: a base for the file, assembled with every stage's options.
+"""The pipeline's JSON Schema: a base for the file, assembled with every stage's options and every
+provider kind's options.
 
-`schemas/pipeline.schema.json` in the repository is this assembly for the built-in stages
-(`lynkr stages --schema` writes it; a test keeps it current).
+`schemas/pipeline.schema.json` in the repository is this assembly for the built-in stages and
+all provider kinds (`lynkr stages --schema` writes it; a test keeps it current).
 """
 from __future__ import annotations
 
 from typing import Mapping
 
+from lynkr.config.registry import PROVIDER_KINDS as KINDS
+
 __all__ = ["BASE_SCHEMA", "assemble_schema", "PROVIDER_KINDS"]
 
-PROVIDER_KINDS = ["anthropic", "openai", "ollama", "bedrock", "gemini", "azure_openai", "vertex", "azure_anthropic"]
+PROVIDER_KINDS = list(KINDS)
 
 _STAGE_ID = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"}
 
@@ -133,8 +136,9 @@ BASE_SCHEMA: dict = {
 }
 
 
-def assemble_schema(stage_classes: Mapping[str, type]) -> dict:
-    """The base schema with each stage's `with:` validated by that stage's own options schema."""
+def assemble_schema(stage_classes: Mapping[str, type], provider_classes: Mapping[str, type] | None = None) -> dict:
+    """The base schema with each stage's `with:` validated by that stage's own options schema, and
+    each `providers:` entry by its kind's (`provider_classes`: kind -> adapter class)."""
     import copy
 
     schema = copy.deepcopy(BASE_SCHEMA)
@@ -146,4 +150,10 @@ def assemble_schema(stage_classes: Mapping[str, type]) -> dict:
         }
         for name, cls in sorted(stage_classes.items())
     ]
+    if provider_classes:
+        entry = schema["properties"]["providers"]["additionalProperties"]
+        entry["allOf"] = [
+            {"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]}, "then": cls.options_schema}
+            for kind, cls in sorted(provider_classes.items())
+        ]
     return schema

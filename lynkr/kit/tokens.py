@@ -5,7 +5,7 @@ thread pool) and offline tools.
 
 Counts are cached per text: a coding agent resends the same system prompt, tools and history
 every turn, so after the first turn almost every block is a cache hit. Under `lynkr run` the
-texts not counted before go to the writer process (lynkr.storage.db_service), which holds the one
+texts not counted before go to the writer process (lynkr.storage.db_service installs `remote_count`), which holds the one
 tokenizer of the host (~28 MB resident) instead of every worker holding its own.
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import contextmanager
+from typing import Callable
 
 import orjson
 
 from lynkr.kit.cache import Bounded
-from lynkr.storage import db_service
 
 __all__ = ["count_text", "count_texts", "count_request", "count_planned", "known_parts", "count_value", "encoding",
            "gathering", "warm", "forget", "TEXT_COUNTS", "PART_COUNTS"]
@@ -127,32 +127,25 @@ def warm() -> None:
     _count_new(["warm up"])
 
 
+# A server worker asks the writer process, which holds the one tokenizer of the host. The storage
+# floor installs that call here (lynkr/storage/db_service.py; kit sits below storage): it answers
+# None when there is no writer process or it failed, and the texts are counted here instead.
+remote_count: Callable[[list[str]], list[int] | None] | None = None
+
+
 def _count_new(texts: list[str]) -> list[int]:
-    # A server worker asks the writer process, which holds the one tokenizer of the host; a slow or
-    # failed answer is counted here rather than lost (the first such count loads it here).
-    if db_service.remote():
-        try:
-            return db_service.call("tokens.count", "", texts, timeout=_REMOTE_TIMEOUT_S)
-        except db_service.DBServiceError as e:
-            _log_remote_failure(e)
-    return _count_here("", texts)
+    remote = remote_count
+    if remote is not None:
+        got = remote(texts)
+        if got is not None:
+            return got
+    return count_here(texts)
 
 
-@db_service.operation("tokens.count", exclusive=False)
-def _count_here(_path: str, texts: list[str]) -> list[int]:
+def count_here(texts: list[str]) -> list[int]:
+    """Counts with this process's own tokenizer (loaded on first use)."""
     enc = encoding()
     return [len(enc.encode_ordinary(t)) for t in texts]
-
-
-_REMOTE_TIMEOUT_S = 30.0
-_remote_failure_logged = False
-
-
-def _log_remote_failure(e: Exception) -> None:
-    global _remote_failure_logged
-    if not _remote_failure_logged:
-        _remote_failure_logged = True
-        logging.getLogger("lynkr.kit.tokens").warning("token count in the writer process failed (%s); counting here", e)
 
 
 def count_value(value) -> int:

@@ -1,30 +1,12 @@
 """Upstream adapters, by `kind`. The engine builds one per `providers:` entry at load time."""
 from __future__ import annotations
 
-import importlib
-
 from lynkr.config import LoadedConfig
+from lynkr.config.registry import PROVIDER_KINDS as KINDS
+from lynkr.config.registry import provider_class
 from lynkr.providers.base import Provider
 
 __all__ = ["Provider", "KINDS", "provider_class", "build_providers"]
-
-# kind -> "module:Class"; imported lazily so a pipeline pays only for the kinds it uses.
-KINDS: dict[str, str] = {
-    "anthropic": "lynkr.providers.anthropic:AnthropicProvider",
-    "azure_anthropic": "lynkr.providers.anthropic:AnthropicProvider",
-    "ollama": "lynkr.providers.ollama:OllamaProvider",
-    "openai": "lynkr.providers.openai:OpenAIProvider",
-    "azure_openai": "lynkr.providers.openai:AzureOpenAIProvider",
-    "bedrock": "lynkr.providers.bedrock:BedrockProvider",
-    "gemini": "lynkr.providers.gemini:GeminiProvider",
-    "vertex": "lynkr.providers.gemini:VertexProvider",
-}
-
-
-def provider_class(kind: str) -> type[Provider]:
-    mod, _, cls = KINDS[kind].partition(":")
-    return getattr(importlib.import_module(mod), cls)
-
 
 def _enabled(conf: dict) -> bool:
     v = conf.get("enabled", True)

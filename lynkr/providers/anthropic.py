@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from lynkr.exchange import Exchange, Response
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE, for_anthropic_upstream
 from lynkr.wire.sse import SSEBody
-from lynkr.providers.base import Provider
+from lynkr.providers.base import Provider, provider_options
 from lynkr.providers.prepare import clamp_max_tokens, strip_billing
 
 __all__ = ["AnthropicProvider"]
@@ -24,6 +24,17 @@ _FORWARD = ("anthropic-beta", "anthropic-version")
 
 class AnthropicProvider(Provider):
     kind = "anthropic"
+    summary = "Anthropic Messages: api.anthropic.com, Azure Anthropic (Foundry), Z.AI and other compatible APIs."
+    options_schema = provider_options(
+        path={"type": "string", "default": "/v1/messages", "description": "the Messages path under base_url"},
+        version={"type": "string", "default": "2023-06-01", "description": "the anthropic-version header"},
+        auth={"type": "string", "default": "x-api-key",
+              "description": "how the key is sent: x-api-key, bearer (Authorization: Bearer) or another header name"},
+        strip_billing={"type": "boolean", "description": "drop Claude Code's billing line from the system prompt "
+                                                         "(default: everywhere but anthropic.com)"},
+        forward_client_auth={"type": "boolean", "default": True,
+                             "description": "with no api_key, send the client's own credential headers"},
+    )
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)

@@ -11,7 +11,7 @@ from lynkr.exchange import Exchange, Response
 from lynkr.providers import textcalls
 from lynkr.providers.resilience import as_proxy_error, parse_retry_after, upstream_error
 
-__all__ = ["Provider", "error_from_body", "session_options"]
+__all__ = ["Provider", "error_from_body", "session_options", "provider_options", "COMMON_OPTIONS"]
 
 
 class Provider:
@@ -23,7 +23,10 @@ class Provider:
     """
 
     kind: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
     required: ClassVar[tuple[str, ...]] = ("base_url",)   # config keys that must be non-empty
+    # The options of a `providers:` entry of this kind: a typo is a load-time error naming the line.
+    options_schema: ClassVar[dict] = {}
 
     def __init__(self, name: str, config: dict):
         self.name = name
@@ -182,3 +185,60 @@ def error_from_body(provider: str, status: int, raw: bytes, headers) -> ProxyErr
     if status == 400 and ("model" in low and ("not found" in low or "does not exist" in low)):
         status = 404     # some upstreams say 400 for an unknown model; fallback can act on 404
     return upstream_error(provider, status, message, type=etype, retry_after=ra, code=code)
+
+
+def provider_options(**own: dict) -> dict:
+    """A provider kind's options schema: the options every kind takes and its own (`own`), each
+    with a description; `lynkr providers` prints it and the pipeline's JSON Schema checks it."""
+    return {"type": "object", "additionalProperties": False, "required": ["kind"],
+            "properties": {**COMMON_OPTIONS, **own}}
+
+
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+
+COMMON_OPTIONS: dict = {
+    "kind": {"type": "string", "description": "the adapter (`lynkr providers` lists them)"},
+    "base_url": {"type": "string", "description": "the upstream's URL, up to the API's own path"},
+    "api_key": {"type": ["string", "null"], "description": "the upstream's key; empty means none"},
+    "enabled": {"type": ["boolean", "string"], "default": True,
+                "description": "false (or '', 0, no, off) leaves the provider out of the pipeline"},
+    "env_vars": {"type": "object", "additionalProperties": {"type": "string"},
+                 "description": "variable -> the option it fills ({OPENROUTER_API_KEY: api_key}), so a "
+                                "missing value's error names the variable to set"},
+    "timeouts": {
+        "type": "object", "additionalProperties": False, "description": "seconds to wait for the upstream",
+        "properties": {
+            "connect": {**_SECONDS, "default": 10, "description": "to open a connection"},
+            "read": {**_SECONDS, "default": 600, "description": "between two reads of an answer"},
+            "first_byte": {**_SECONDS, "default": 120,
+                           "description": "to the answer's first event; a failure until then can still fall back"},
+        },
+    },
+    "retry": {
+        "type": "object", "additionalProperties": False,
+        "description": "retries of a retryable failure (429, 5xx, timeouts) on the same target, with backoff",
+        "properties": {
+            "attempts": {"type": "integer", "minimum": 1, "default": 2, "description": "tries in all (1 = no retry)"},
+            "base_s": {**_SECONDS, "default": 0.25, "description": "the first backoff"},
+            "max_s": {**_SECONDS, "default": 8.0, "description": "the longest backoff"},
+            "max_retry_after_s": {"type": "number", "minimum": 0, "default": 30.0,
+                                  "description": "a longer Retry-After is relayed to the client, not waited out"},
+        },
+    },
+    "breaker": {
+        "type": "object", "additionalProperties": False,
+        "description": "the circuit breaker per provider and model",
+        "properties": {
+            "threshold": {"type": "integer", "minimum": 1, "default": 5,
+                          "description": "failures within window_s that open it"},
+            "window_s": {**_SECONDS, "default": 60.0, "description": "how far back failures count"},
+            "cooldown_s": {**_SECONDS, "default": 30.0, "description": "open this long, then one probe is let through"},
+        },
+    },
+    "max_connections": {"type": "integer", "minimum": 1, "default": 256,
+                        "description": "pooled connections to this upstream"},
+    "max_output": {"type": ["integer", "object"], "additionalProperties": {"type": "integer"},
+                   "description": "max output tokens (one number, or per model); larger requests are clamped"},
+}
+
+Provider.options_schema = provider_options()

@@ -24,7 +24,7 @@ import orjson
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
-from lynkr.providers.base import Provider, missing_message
+from lynkr.providers.base import Provider, missing_message, provider_options
 from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
 from lynkr.providers.resilience import upstream_error
 from lynkr.wire.builder import EventBuilder, new_message_id
@@ -207,6 +207,13 @@ def message_from_converse(data: dict, model: str, names: ToolNames) -> dict:
 
 class BedrockProvider(Provider):
     kind = "bedrock"
+    summary = "AWS Bedrock Converse / ConverseStream (an API key, or SigV4 with access keys)."
+    options_schema = provider_options(
+        region={"type": "string", "description": "the AWS region (bedrock-runtime.REGION.amazonaws.com)"},
+        access_key_id={"type": ["string", "null"], "description": "SigV4 access key id (instead of api_key)"},
+        secret_access_key={"type": ["string", "null"], "description": "SigV4 secret access key"},
+        session_token={"type": ["string", "null"], "description": "SigV4 session token (temporary credentials)"},
+    )
     required = ("region",)
 
     def __init__(self, name: str, config: dict):

@@ -25,7 +25,7 @@ from lynkr.exchange import Exchange, Response
 from lynkr.kit.cache import Bounded
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
 from lynkr.wire.sse import iter_sse
-from lynkr.providers.base import Provider
+from lynkr.providers.base import Provider, provider_options
 from lynkr.providers.prepare import ToolNames, clamp_max_tokens, merge_same_role, prune_schema, strip_billing, tool_result_text
 from lynkr.wire.builder import EventBuilder, new_message_id, new_tool_id
 
@@ -224,6 +224,10 @@ def message_from_gemini(data: dict, model: str, names: ToolNames) -> dict:
 
 class GeminiProvider(Provider):
     kind = "gemini"
+    summary = "Gemini (generateContent / streamGenerateContent) with an API key."
+    options_schema = provider_options(
+        thinking={"type": ["boolean", "null"], "description": "ask for thinking; default: for the models that think"},
+    )
     required = ("api_key",)
     default_base = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -304,6 +308,14 @@ class VertexProvider(GeminiProvider):
     (`auth: bearer`, the default) or an express-mode API key (`auth: api-key`)."""
 
     kind = "vertex"
+    summary = "Vertex AI's Gemini endpoints: a project and location, an OAuth token or an express-mode key."
+    options_schema = provider_options(
+        thinking=GeminiProvider.options_schema["properties"]["thinking"],
+        project={"type": "string", "description": "the Google Cloud project"},
+        location={"type": "string", "default": "us-central1", "description": "the region, or global"},
+        auth={"enum": ["bearer", "api-key"], "default": "bearer",
+              "description": "bearer (an OAuth access token in api_key) or api-key (express mode)"},
+    )
     required = ("project", "api_key")
 
     def __init__(self, name: str, config: dict):

@@ -19,7 +19,7 @@ import orjson
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
 from lynkr.wire.canonical import SYNTHETIC_SIGNATURE
-from lynkr.providers.base import Provider
+from lynkr.providers.base import Provider, provider_options
 from lynkr.providers.prepare import block_text, prune_schema, strip_billing, system_text, tool_result_text
 from lynkr.wire.builder import EventBuilder, new_message_id, new_tool_id
 
@@ -156,6 +156,12 @@ async def ndjson_lines(content):
 
 class OllamaProvider(Provider):
     kind = "ollama"
+    summary = "Ollama's native API (/api/chat), local or behind a proxy."
+    options_schema = provider_options(
+        num_ctx={"type": "integer", "minimum": 1, "default": 65536, "description": "the context window asked for"},
+        keep_alive={"type": ["string", "integer"], "description": "how long the model stays loaded (5m, -1)"},
+        think={"type": ["boolean", "string"], "description": "thinking: true, low, medium or high; unset = the model's default"},
+    )
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)

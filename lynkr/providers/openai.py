@@ -28,7 +28,7 @@ from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
 from lynkr.wire import openai_chat
 from lynkr.wire.sse import iter_sse
-from lynkr.providers.base import Provider
+from lynkr.providers.base import COMMON_OPTIONS, Provider, provider_options
 from lynkr.providers.prepare import prune_schema
 
 __all__ = ["OpenAIProvider", "AzureOpenAIProvider", "guess_flavor"]
@@ -73,6 +73,18 @@ def _merge_same_role(messages: list[dict]) -> list[dict]:
 
 class OpenAIProvider(Provider):
     kind = "openai"
+    summary = "OpenAI Chat Completions and compatibles: OpenAI, OpenRouter, DeepSeek, Moonshot, llama.cpp, LM Studio, Databricks."
+    options_schema = provider_options(
+        flavor={"type": "string", "description": "which compatible API (openai, openrouter, deepseek, moonshot, zai, "
+                                                 "gemini, databricks, llamacpp, lmstudio); default: from base_url"},
+        path={"type": "string", "description": "the completions path under base_url ({model} is replaced); "
+                                               "default /chat/completions"},
+        prune_schema={"type": "array", "items": {"type": "string"},
+                      "description": "JSON Schema keywords removed from tool parameters (an API that refuses them)"},
+        organization={"type": "string", "description": "the openai-organization header"},
+        referer={"type": "string", "description": "OpenRouter's http-referer header"},
+        title={"type": "string", "description": "OpenRouter's x-title header"},
+    )
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)
@@ -179,6 +191,12 @@ class AzureOpenAIProvider(OpenAIProvider):
     `api-key` header; the v1 API (base_url ending in /openai/v1) is the plain OpenAI shape."""
 
     kind = "azure_openai"
+    summary = "Azure OpenAI: deployments (api-version) or the v1 API."
+    options_schema = provider_options(
+        **{k: v for k, v in OpenAIProvider.options_schema["properties"].items() if k not in COMMON_OPTIONS},
+        api_version={"type": "string", "default": "2024-10-21", "description": "the api-version query parameter"},
+        deployment={"type": "string", "description": "the deployment name; default: the model"},
+    )
     required = ("base_url", "api_key")
 
     def __init__(self, name: str, config: dict):

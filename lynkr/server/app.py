@@ -14,7 +14,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "lynkr.server.security",      # middlewares: client keys, limits, load shedding (before any route)
     "lynkr.server.health",
     "lynkr.server.admin",
-    "lynkr.providers.health",     # /v1/health/providers (breakers), /v1/admin/circuit-breakers/reset
+    "lynkr.server.provider_health",     # /v1/health/providers (breakers), /v1/admin/circuit-breakers/reset
     "lynkr.server.metrics",
     "lynkr.server.dashboard",
     "lynkr.server.client_routes",

@@ -278,6 +278,5 @@ def cache_path(ctx, options: dict) -> str:
     path = options.get("path") or os.path.join(ctx.state_dir, "cache.duckdb")
     tel = ((ctx.config.get("telemetry") or {}).get("path")) or ".lynkr/telemetry.duckdb"
     if os.path.abspath(tel) == os.path.abspath(path):
-        raise ctx.cfg.error(f"the cache file {path} is the telemetry file; give the cache its own path",
-                            ("stages", ctx.index, "with", "path"))
+        raise ctx.error(f"the cache file {path} is the telemetry file; give the cache its own path", "path")
     return path

@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 import orjson
 
+from lynkr.kit import tokens
 from lynkr.kit.heap import fix_mmap_threshold, trim
 
 __all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV"]
@@ -51,7 +52,7 @@ log = logging.getLogger("lynkr.db")
 
 ENV = "LYNKR_DB_SOCKET"
 # Modules whose operations the service must know (importing them registers them).
-OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.storage.cache_store", "lynkr.kit.tokens")
+OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.storage.cache_store")
 
 _ops: dict[str, Callable[[str, Any], Any]] = {}
 _unlocked: set[str] = set()      # operations that touch no file
@@ -75,6 +76,35 @@ def operation(name: str, *, exclusive: bool = True):
 def remote() -> bool:
     """Whether `call` goes to a service process."""
     return bool(os.environ.get(ENV))
+
+
+# -- token counts: the one tokenizer of the host lives here ---------------------------------------
+
+_TOKENS_TIMEOUT_S = 30.0
+_tokens_failure_logged = False
+
+
+@operation("tokens.count", exclusive=False)
+def _count_tokens(_path: str, texts: list[str]) -> list[int]:
+    return tokens.count_here(texts)
+
+
+def _count_in_service(texts: list[str]) -> list[int] | None:
+    """lynkr.kit.tokens' counts from the writer process; None (count here) without one, or when a
+    slow or failed answer would otherwise lose them."""
+    if not remote():
+        return None
+    try:
+        return call("tokens.count", "", texts, timeout=_TOKENS_TIMEOUT_S)
+    except DBServiceError as e:
+        global _tokens_failure_logged
+        if not _tokens_failure_logged:
+            _tokens_failure_logged = True
+            log.warning("token count in the writer process failed (%s); counting here", e)
+        return None
+
+
+tokens.remote_count = _count_in_service
 
 
 # -- the caller's side --------------------------------------------------------------------------

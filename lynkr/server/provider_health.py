@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lynkr.providers.resilience import breakers_for
+from lynkr.server.auth import require_admin
 
 __all__ = ["setup", "status"]
 
@@ -25,8 +26,6 @@ async def get_providers(request: web.Request) -> web.Response:
 
 
 async def post_reset(request: web.Request) -> web.Response:
-    from lynkr.server.auth import require_admin
-
     require_admin(request)
     engine = request.app["engine"]
     breakers = breakers_for(engine.shared)

@@ -1,7 +1,10 @@
-"""Where stage classes come from: built-ins (`lynkr.stages.DEFAULT_STAGES`), the `lynkr.stages`
-entry-point group, and `./path.py:Class` for a project's own stage.
+"""Where the classes a pipeline names come from, by name: stages (`uses:`) and provider kinds (`kind:`).
 
-Nothing registers on import: `load_registry()` is called explicitly, once.
+Stage classes are plugins: the built-ins of the `lynkr.stages` package (its `DEFAULT_STAGES`), the
+`lynkr.stages` entry-point group, and `./path.py:Class` for a project's own stage. Provider kinds
+map to `module:Class` (imported when a pipeline uses them). Everything is loaded by name, so
+nothing below the stages and providers imports them (docs/architecture.md), and nothing registers
+on import: `load_registry()` is called explicitly, once.
 """
 from __future__ import annotations
 
@@ -16,7 +19,26 @@ from pathlib import Path
 from lynkr.kit.cache import remembered
 from lynkr.stage import Stage
 
-__all__ = ["load_registry", "load_path_stage", "StageInfo"]
+__all__ = ["load_registry", "load_path_stage", "StageInfo", "PROVIDER_KINDS", "provider_class", "BUILTIN_STAGES"]
+
+BUILTIN_STAGES = "lynkr.stages"         # the package of the built-in stages
+
+# kind -> "module:Class"; imported lazily so a pipeline pays only for the kinds it uses.
+PROVIDER_KINDS: dict[str, str] = {
+    "anthropic": "lynkr.providers.anthropic:AnthropicProvider",
+    "azure_anthropic": "lynkr.providers.anthropic:AnthropicProvider",
+    "ollama": "lynkr.providers.ollama:OllamaProvider",
+    "openai": "lynkr.providers.openai:OpenAIProvider",
+    "azure_openai": "lynkr.providers.openai:AzureOpenAIProvider",
+    "bedrock": "lynkr.providers.bedrock:BedrockProvider",
+    "gemini": "lynkr.providers.gemini:GeminiProvider",
+    "vertex": "lynkr.providers.gemini:VertexProvider",
+}
+
+
+def provider_class(kind: str) -> type:
+    mod, _, cls = PROVIDER_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(mod), cls)
 
 
 class StageInfo:
@@ -27,11 +49,10 @@ class StageInfo:
 
 @remembered(max_entries=1)
 def load_registry() -> dict[str, StageInfo]:
-    from lynkr import stages as builtin
-
+    builtin = importlib.import_module(BUILTIN_STAGES)
     found: dict[str, StageInfo] = {}
     for modname in builtin.DEFAULT_STAGES:
-        mod = importlib.import_module(f"lynkr.stages.{modname}")
+        mod = importlib.import_module(f"{BUILTIN_STAGES}.{modname}")
         for cls in _stage_classes(mod):
             found[cls.name] = StageInfo(cls, "builtin")
     allow = os.environ.get("LYNKR_LOAD_PLUGINS")
