@@ -84,6 +84,8 @@ class OpenAIProvider(Provider):
         organization={"type": "string", "description": "the openai-organization header"},
         referer={"type": "string", "description": "OpenRouter's http-referer header"},
         title={"type": "string", "description": "OpenRouter's x-title header"},
+        embeddings={"type": "boolean", "default": False,
+                    "description": "forward /v1/embeddings to this provider (else the local model serves it)"},
     )
 
     def __init__(self, name: str, config: dict):
