@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from lynkr.cli.explain import load_request_file, protocol_for
-from lynkr.stages.strip_tools import StripTools, minify_tool
+from lynkr.savings.tools import minify_tool
+from lynkr.stages.strip_tools import StripTools
 from tests.conftest import FIXTURES, ROOT
 from tests.helpers.savings_util import build_stage, run_stage
 

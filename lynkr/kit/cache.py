@@ -198,7 +198,7 @@ class Remembered(Generic[V]):
         self.__name__ = getattr(fn, "__name__", "remembered")
 
     def __call__(self, *args) -> V:
-        hit = self.table.get(args)
+        hit = self.table[args]
         if hit is None:
             hit = self.table.put(args, self.fn(*args), 1 if self.size is None else self.size(args))
         return hit
@@ -214,7 +214,7 @@ class _RememberedText(Remembered[V]):
     __slots__ = ()
 
     def __call__(self, arg) -> V:
-        hit = self.table.get(arg)
+        hit = self.table[arg]          # the dict's own subscript: a miss asks __missing__ (None)
         if hit is None:
             hit = self.table.put(arg, self.fn(arg), 1 if self.size is None else self.size(arg))
         return hit
