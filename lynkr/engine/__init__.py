@@ -1,4 +1,4 @@
-"""The pipeline engine: registry, plan compilation, executor, runtime (hot reload)."""
+"""The pipeline engine: build a pipeline (providers, stages, plan), run it (executor), hot reload (runtime)."""
 from lynkr.engine.pipeline import Pipeline, build_pipeline, load_pipeline
 from lynkr.engine.runtime import Engine
 
