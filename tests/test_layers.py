@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bottom to top; a module may import its own package and any floor below its own.
 FLOORS = [
     {"errors", "exchange", "stage", "redact", "body"},
-    {"kit"},
+    {"kit", "toolcalls"},
     {"wire"},
     {"config"},
     {"storage"},

@@ -58,17 +58,9 @@ BASE_SCHEMA: dict = {
             "additionalProperties": {
                 "type": "object",
                 "required": ["kind"],
-                "properties": {
-                    "kind": {"enum": PROVIDER_KINDS},
-                    "base_url": {"type": "string"},
-                    "api_key": {"type": ["string", "null"]},
-                    "enabled": {"type": ["boolean", "string"]},
-                    "text_tool_calls": {
-                        "enum": ["auto", "on", "off", True, False],
-                        "description": "Recover tool calls the model writes as text (<tool_call>, <|python_tag|>, "
-                                       "[TOOL_CALLS], ...): auto = on for ollama and the llama.cpp / LM Studio "
-                                       "flavours, off for hosted APIs"},
-                },
+                # Each kind's options schema (its adapter's `options_schema`) is laid over this
+                # entry by assemble_schema: the load checks every option of the kinds a file uses.
+                "properties": {"kind": {"enum": PROVIDER_KINDS}},
                 "additionalProperties": True,
             },
         },

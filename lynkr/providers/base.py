@@ -239,6 +239,10 @@ COMMON_OPTIONS: dict = {
                         "description": "pooled connections to this upstream"},
     "max_output": {"type": ["integer", "object"], "additionalProperties": {"type": "integer"},
                    "description": "max output tokens (one number, or per model); larger requests are clamped"},
+    "text_tool_calls": {"enum": ["auto", "on", "off", True, False], "default": "auto",
+                        "description": "recover tool calls the model writes as text (<tool_call>, <|python_tag|>, "
+                                       "[TOOL_CALLS], ...): auto = on for ollama and the llama.cpp / LM Studio "
+                                       "flavours, off for hosted APIs"},
 }
 
 Provider.options_schema = provider_options()
