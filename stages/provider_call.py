@@ -13,6 +13,12 @@ is lynkr/providers/call.py.
 
 A streaming answer is returned only after its first event arrived, so a failure before the
 client saw a byte is still an error that `on_error: <fallback stage>` can hide.
+
+Prompt caching (`prompt_cache:`, on by default): before the call, the client's `cache_control`
+markers are fixed for the upstream and, when the client set none and the upstream honours
+markers (Anthropic, Bedrock, OpenRouter serving Claude), breakpoints are added by the policy in
+lynkr/providers/prompt_cache.py — an edit of the canonical request, so `lynkr replay` checks
+its prefix stability like any stage's. What changed is in this stage's event detail.
 """
 from __future__ import annotations
 
@@ -20,7 +26,7 @@ import time
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
-from lynkr.providers.call import call_target, configure_breakers, resolve_model_route
+from lynkr.providers.call import call_target, configure_breakers, prepare_cache, resolve_model_route
 from lynkr.stage import Stage
 
 
@@ -36,6 +42,20 @@ class ProviderCall(Stage):
             "to": {"type": "string",
                    "description": "provider:model used when no stage set a route and the client's model is not in "
                                   "`models:`; provider:* keeps the client's model"},
+            "prompt_cache": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "the upstream's prompt cache: breakpoints where the client set none, the client's "
+                               "markers fixed per upstream (docs/providers.md, Prompt caching)",
+                "properties": {
+                    "breakpoints": {"type": "boolean", "default": True,
+                                    "description": "add cache breakpoints (end of tools, end of system, the previous "
+                                                   "and the last turn) when the client set none and the upstream "
+                                                   "honours markers"},
+                    "ttl": {"enum": ["5m", "1h"], "default": "5m",
+                            "description": "ttl of the breakpoints Lynkr adds; 1h only reaches upstreams that take it"},
+                },
+            },
         },
     }
     examples = ["- {id: call, uses: provider_call, with: {to: 'ollama:qwen2.5-coder:7b'}}"]
@@ -46,6 +66,7 @@ class ProviderCall(Stage):
         self.default = ctx.route(to, "to", reason="default") if to else None
         self.models = ctx.config.get("models") or {}
         self.breakers = configure_breakers(ctx.config, ctx.shared)
+        self.prompt_cache = options.get("prompt_cache") or {}
 
     async def run(self, x: Exchange) -> None:
         route = x.route or resolve_model_route(self.models, x.request.get("model")) or self.default
@@ -54,12 +75,18 @@ class ProviderCall(Stage):
                                   "`models:`, or add a tier_route stage", retryable=False, fallbackable=False)
         x.route = route
         if x.dry_run:
+            # `lynkr replay` and `explain` see the request as the upstream would get it.
+            provider = self.ctx.providers.get(route.provider)
+            if provider is not None:
+                prepare_cache(x, provider, x.request.get("model") if route.model == "*" else route.model,
+                              self.prompt_cache)
             return
         x.vars["upstream_started_at"] = time.perf_counter()
         attempts: list = []
         ev = x.stage_event
         try:
-            x.response = await call_target(x, route, self.ctx.providers, self.breakers, attempts)
+            x.response = await call_target(x, route, self.ctx.providers, self.breakers, attempts,
+                                           prompt_cache=self.prompt_cache)
         finally:
             ev.detail["target"] = str(route)
             if len(attempts) > 1 or (attempts and "error" in attempts[-1]):

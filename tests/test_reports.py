@@ -143,7 +143,7 @@ def test_pricing_names_and_precedence():
     table = PriceTable({"models": {"claude-sonnet-4-5": {"input": 1, "output": 2}},
                         "providers": {"box": {"kind": "ollama"}}})
     assert table.price("claude-sonnet-4-5-20250929") == ({"input": 1.0, "output": 2.0, "cache_read": 1.0,
-                                                           "cache_write": 1.0}, "pipeline")
+                                                           "cache_write": 1.0, "cache_write_1h": 1.0}, "pipeline")
     assert table.price("anything", "box")[0]["output"] == 0.0
     p, src = table.price("gpt-4o-mini")
     assert src in ("catalog", "fallback") and p["input"] == pytest.approx(0.15)
@@ -154,7 +154,7 @@ def test_formats_and_filters(seeded, capsys):
     db, cfg = seeded
     assert main(["report", "savings", "--db", db, "--config", cfg, "--format", "csv"]) == 0
     csv_out = capsys.readouterr().out.splitlines()
-    assert csv_out[0] == "stage,uses,requests,tokens_saved,tokens_saved_pct,usd_saved,usd_saved_pct"
+    assert csv_out[0] == "stage,uses,requests,tokens_saved,tokens_saved_pct,usd_saved,usd_saved_pct,lever,tokens_cached,usd_cost"
     assert csv_out[-1].startswith("TOTAL,,5,2200,55.0,")
     assert main(["report", "tiers", "--config", cfg, "--format", "markdown"]) == 0
     md = capsys.readouterr().out.splitlines()

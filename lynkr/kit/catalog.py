@@ -26,7 +26,7 @@ from lynkr.kit.cache import Bounded, remembered
 
 __all__ = ["Catalog", "load_catalog", "price", "context_window", "normalize"]
 
-PRICE_KEYS = ("input", "output", "cache_read", "cache_write")
+PRICE_KEYS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 _DATE = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
 _BEDROCK_SUFFIX = re.compile(r"-v\d+(?::\d+)?$")
@@ -88,7 +88,8 @@ class Catalog:
         return None
 
     def price(self, model: str | None) -> dict | None:
-        """`{input, output, cache_read, cache_write}` in USD per million tokens (plus facts), or None."""
+        """`{input, output, cache_read, cache_write, cache_write_1h}` in USD per million tokens (plus
+        facts), or None. cache_write is the 5-minute write; without a 1-hour price it is the same."""
         return _once(self._prices, model, self._price)
 
     def _price(self, model: str) -> dict | None:
@@ -98,6 +99,7 @@ class Catalog:
         out = dict(e)
         out.setdefault("cache_read", out.get("input"))
         out.setdefault("cache_write", out.get("input"))
+        out.setdefault("cache_write_1h", out.get("cache_write"))
         return out
 
     def context_window(self, model: str | None) -> int | None:
@@ -111,13 +113,15 @@ class Catalog:
         return int(mo) if mo else None
 
     def cost(self, model: str | None, input_tokens: float = 0, output_tokens: float = 0,
-             cache_read: float = 0, cache_write: float = 0) -> float | None:
-        """USD for a call; None when the model has no price. `input_tokens` excludes cached ones."""
+             cache_read: float = 0, cache_write: float = 0, cache_write_1h: float = 0) -> float | None:
+        """USD for a call; None when the model has no price. `input_tokens` excludes cached ones;
+        `cache_write` is all writes, `cache_write_1h` the 1-hour part of them."""
         p = self.price(model)
         if p is None:
             return None
         return (input_tokens * (p.get("input") or 0) + output_tokens * (p.get("output") or 0)
-                + cache_read * (p.get("cache_read") or 0) + cache_write * (p.get("cache_write") or 0)) / 1e6
+                + cache_read * (p.get("cache_read") or 0) + (cache_write - cache_write_1h) * (p.get("cache_write") or 0)
+                + cache_write_1h * (p.get("cache_write_1h") or 0)) / 1e6
 
 
 def _once(table: Bounded, model, compute) -> dict | None:

@@ -239,6 +239,17 @@ COMMON_OPTIONS: dict = {
                         "description": "pooled connections to this upstream"},
     "max_output": {"type": ["integer", "object"], "additionalProperties": {"type": "integer"},
                    "description": "max output tokens (one number, or per model); larger requests are clamped"},
+    "prompt_cache": {
+        "type": "object", "additionalProperties": False,
+        "description": "override what this upstream does with prompt-cache markers (docs/providers.md, Prompt caching)",
+        "properties": {
+            "markers": {"enum": ["cache_control", "cachePoint", "parts", "none"],
+                        "description": "how markers are sent: Anthropic blocks, Bedrock cachePoint, OpenAI-chat "
+                                       "content parts (OpenRouter), or not at all"},
+            "ttl": {"type": "boolean", "description": "the upstream accepts ttl: 1h"},
+            "cache_key": {"type": "boolean", "description": "send a per-session prompt_cache_key"},
+        },
+    },
     "text_tool_calls": {"enum": ["auto", "on", "off", True, False], "default": "auto",
                         "description": "recover tool calls the model writes as text (<tool_call>, <|python_tag|>, "
                                        "[TOOL_CALLS], ...): auto = on for ollama and the llama.cpp / LM Studio "

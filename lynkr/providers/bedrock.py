@@ -47,51 +47,67 @@ def _image(b: dict) -> dict | None:
     return {"image": {"format": fmt, "source": {"bytes": src.get("data", "")}}}
 
 
+def cache_point(block: dict) -> dict | None:
+    """Bedrock's marker for a block's `cache_control` (the ttl, when there is one, goes along:
+    Converse takes 5m and 1h)."""
+    cc = block.get("cache_control")
+    if not isinstance(cc, dict):
+        return None
+    return {"cachePoint": {"type": "default", **({"ttl": cc["ttl"]} if cc.get("ttl") in ("5m", "1h") else {})}}
+
+
 def _content(blocks: list, names: ToolNames, seen_tools: dict) -> list[dict]:
     out: list[dict] = []
     for b in blocks:
-        t = b.get("type")
-        if t == "text":
-            if (b.get("text") or "").strip():
-                out.append({"text": b["text"]})
-                if b.get("cache_control"):
-                    out.append({"cachePoint": {"type": "default"}})
-        elif t == "image":
-            img = _image(b)
-            if img:
-                out.append(img)
-        elif t == "tool_use":
-            name = names.out(b.get("name", ""))
-            seen_tools[name] = True
-            out.append({"toolUse": {"toolUseId": b.get("id", ""), "name": name, "input": b.get("input") or {}}})
-        elif t == "tool_result":
-            parts: list[dict] = []
-            c = b.get("content")
-            if isinstance(c, list):
-                for p in c:
-                    if p.get("type") == "text":
-                        parts.append({"text": p.get("text", "")})
-                    elif p.get("type") == "image" and _image(p):
-                        parts.append(_image(p))
-            elif c is not None:
-                parts.append({"text": tool_result_text(b)})
-            if b.get("is_error") and not any(p.get("text") for p in parts):
-                parts = [{"text": "error"}]      # an empty error result is rejected
-            if not parts:
-                parts = [{"text": ""}]
-            out.append({"toolResult": {"toolUseId": b.get("tool_use_id", ""), "content": parts,
-                                       "status": "error" if b.get("is_error") else "success"}})
-        elif t == "thinking":
-            # Only a real signature can go back; a synthetic one (from another provider) would be rejected.
-            sig = b.get("signature") or ""
-            if sig and b.get("thinking") and sig != SYNTHETIC_SIGNATURE and not sig.startswith("gemini:"):
-                out.append({"reasoningContent": {"reasoningText": {"text": b["thinking"], "signature": b["signature"]}}})
-        elif t == "redacted_thinking":
-            if b.get("data"):
-                out.append({"reasoningContent": {"redactedContent": b["data"]}})
-        elif t == "document":
-            pass   # documents need a name and format Bedrock-side; dropped rather than guessed
+        before = len(out)
+        _block(b, out, names, seen_tools)
+        point = cache_point(b)
+        if point and len(out) > before:
+            out.append(point)
     return out
+
+
+def _block(b: dict, out: list, names: ToolNames, seen_tools: dict) -> None:
+    """One canonical block in Converse form, appended to `out` (nothing when it has none)."""
+    t = b.get("type")
+    if t == "text":
+        if (b.get("text") or "").strip():
+            out.append({"text": b["text"]})
+    elif t == "image":
+        img = _image(b)
+        if img:
+            out.append(img)
+    elif t == "tool_use":
+        name = names.out(b.get("name", ""))
+        seen_tools[name] = True
+        out.append({"toolUse": {"toolUseId": b.get("id", ""), "name": name, "input": b.get("input") or {}}})
+    elif t == "tool_result":
+        parts: list[dict] = []
+        c = b.get("content")
+        if isinstance(c, list):
+            for p in c:
+                if p.get("type") == "text":
+                    parts.append({"text": p.get("text", "")})
+                elif p.get("type") == "image" and _image(p):
+                    parts.append(_image(p))
+        elif c is not None:
+            parts.append({"text": tool_result_text(b)})
+        if b.get("is_error") and not any(p.get("text") for p in parts):
+            parts = [{"text": "error"}]      # an empty error result is rejected
+        if not parts:
+            parts = [{"text": ""}]
+        out.append({"toolResult": {"toolUseId": b.get("tool_use_id", ""), "content": parts,
+                                   "status": "error" if b.get("is_error") else "success"}})
+    elif t == "thinking":
+        # Only a real signature can go back; a synthetic one (from another provider) would be rejected.
+        sig = b.get("signature") or ""
+        if sig and b.get("thinking") and sig != SYNTHETIC_SIGNATURE and not sig.startswith("gemini:"):
+            out.append({"reasoningContent": {"reasoningText": {"text": b["thinking"], "signature": b["signature"]}}})
+    elif t == "redacted_thinking":
+        if b.get("data"):
+            out.append({"reasoningContent": {"redactedContent": b["data"]}})
+    elif t == "document":
+        pass   # documents need a name and format Bedrock-side; dropped rather than guessed
 
 
 def to_converse(request: dict, model_limit: int | None = None, claude: bool = True) -> tuple[dict, ToolNames]:
@@ -101,8 +117,8 @@ def to_converse(request: dict, model_limit: int | None = None, claude: bool = Tr
     for b in strip_billing(request.get("system")):
         if b.get("type") == "text" and (b.get("text") or "").strip():
             system.append({"text": b["text"]})
-            if b.get("cache_control"):
-                system.append({"cachePoint": {"type": "default"}})
+            if cache_point(b):
+                system.append(cache_point(b))
     msgs = []
     for m in request.get("messages") or []:
         role = "assistant" if m.get("role") == "assistant" else "user"
@@ -139,7 +155,9 @@ def to_converse(request: dict, model_limit: int | None = None, claude: bool = Tr
         tools.append({"toolSpec": {"name": names.out(t["name"]), "description": t.get("description") or t["name"],
                                    "inputSchema": {"json": prune_schema(t.get("input_schema") or {"type": "object"},
                                                                         drop=frozenset({"$schema"}))}}})
-    declared = {t["toolSpec"]["name"] for t in tools}
+        if cache_point(t):
+            tools.append(cache_point(t))
+    declared = {t["toolSpec"]["name"] for t in tools if "toolSpec" in t}
     # History with tool blocks but no tools → "The toolConfig field must be defined…"; declare stubs.
     for name in seen_tools:
         if name not in declared:
@@ -170,13 +188,27 @@ def to_converse(request: dict, model_limit: int | None = None, claude: bool = Tr
     return body, names
 
 
+_USAGE_KNOWN = frozenset({"inputTokens", "outputTokens", "totalTokens", "cacheReadInputTokens",
+                          "cacheWriteInputTokens", "cacheDetails"})
+
+
 def _usage(u: dict | None) -> dict:
+    """Converse usage → Anthropic's. For Claude, `inputTokens` excludes cache reads and writes
+    (Anthropic's convention); `cacheDetails` splits the writes by ttl."""
     u = u or {}
     out = {"input_tokens": int(u.get("inputTokens") or 0), "output_tokens": int(u.get("outputTokens") or 0)}
     if u.get("cacheReadInputTokens"):
         out["cache_read_input_tokens"] = int(u["cacheReadInputTokens"])
-    if u.get("cacheWriteInputTokens"):
-        out["cache_creation_input_tokens"] = int(u["cacheWriteInputTokens"])
+    write = int(u.get("cacheWriteInputTokens") or 0)
+    if write:
+        out["cache_creation_input_tokens"] = write
+        one_hour = sum(int(d.get("inputTokens") or 0) for d in u.get("cacheDetails") or ()
+                       if isinstance(d, dict) and d.get("ttl") == "1h")
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": max(0, write - one_hour),
+                                 "ephemeral_1h_input_tokens": one_hour}
+    unknown = {k: v for k, v in u.items() if k not in _USAGE_KNOWN and "cache" in k.lower()}
+    if unknown:
+        out["unmapped"] = unknown
     return out
 
 

@@ -4,7 +4,8 @@ The target comes from the route (an earlier stage), the pipeline's `models:` tab
 the call goes through the provider's retry policy, its circuit breaker and its first-byte limit
 (lynkr/providers/resilience.py), then through the request's response interceptors
 (`x.interceptors`): hooks that answer tool calls the proxy itself added, like crush's
-`lynkr_expand`, and may send another body to the same provider and model.
+`lynkr_expand`, and may send another body to the same provider and model. Before the call the
+request's prompt-cache markers are made right for the upstream (lynkr/providers/prompt_cache.py).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import weakref
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response, Route
+from lynkr.providers import prompt_cache as prompt_caching
 from lynkr.providers.resilience import Breakers, RetryPolicy, breakers_for, call_resilient
 
-__all__ = ["call_target", "configure_breakers", "resolve_model_route", "intercept", "DEFAULT_FIRST_BYTE_S"]
+__all__ = ["call_target", "configure_breakers", "resolve_model_route", "intercept", "prepare_cache",
+           "DEFAULT_FIRST_BYTE_S"]
 
 DEFAULT_FIRST_BYTE_S = 120.0
 
@@ -34,7 +37,22 @@ def resolve_model_route(models: dict, client_model: str | None) -> Route | None:
     return Route.parse(entry["route"], reason="models")
 
 
-async def call_target(x: Exchange, route: Route, providers: dict, breakers: Breakers, attempts: list) -> Response:
+def prepare_cache(x: Exchange, provider, model: str | None, options: dict | None = None) -> None:
+    """The request's prompt-cache markers made right for this upstream, as a copy-on-write edit
+    of `x.request`; what changed goes in the calling stage's event detail. `options` are
+    provider_call's `prompt_cache:` (breakpoints: bool, ttl: 5m|1h)."""
+    opts = options or {}
+    rules = prompt_caching.rules_for(provider, model)
+    request, note = prompt_caching.prepare(x.request, rules, breakpoints=opts.get("breakpoints", True),
+                                           ttl=opts.get("ttl"))
+    if request is not x.request:
+        x.request = request
+    if note and x.stage_event is not None:
+        x.stage_event.detail["prompt_cache"] = note
+
+
+async def call_target(x: Exchange, route: Route, providers: dict, breakers: Breakers, attempts: list,
+                      *, prompt_cache: dict | None = None) -> Response:
     """Send to one provider:model with that provider's retry policy, breaker and first-byte limit;
     each try is appended to `attempts`. Raises the ProxyError of a target that cannot answer."""
     provider = providers.get(route.provider)
@@ -42,6 +60,7 @@ async def call_target(x: Exchange, route: Route, providers: dict, breakers: Brea
         raise ProxyError(500, f"provider '{route.provider}' is not enabled in this pipeline", retryable=False,
                          fallbackable=True)
     model = x.request.get("model") if route.model == "*" else route.model
+    prepare_cache(x, provider, model, prompt_cache)
     retry, first_byte_s = _policy(provider)
 
     def send(ex: Exchange):

@@ -4,7 +4,9 @@ Costs are never stored in telemetry. A report registers a `prices` table in its 
 connection at query time (one row per model the telemetry names), so fixing a price in the
 pipeline or the catalogue re-prices all history.
 
-Prices are USD per million tokens: `input`, `output`, `cache_read`, `cache_write`.
+Prices are USD per million tokens: `input`, `output`, `cache_read`, `cache_write` (a 5-minute
+cache write) and `cache_write_1h` (a 1-hour write; Anthropic charges 2x input for it, 1.25x for
+a 5-minute one; a price without it charges 1-hour writes as 5-minute ones).
 Lookup order for a (provider, model) pair: the pipeline's `models:` entry for
 `provider:model`, then for `model`; then the catalogue (`lynkr.kit.catalog`, owned by the
 routing code); then the small fallback table below. A local provider (kind `ollama`) is free.
@@ -21,7 +23,7 @@ __all__ = ["PriceTable", "PRICE_FIELDS", "normalize_model"]
 
 log = logging.getLogger("lynkr.telemetry")
 
-PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 _DATE_SUFFIX = re.compile(r"[-@]?(20\d\d-?\d\d-?\d\d|latest)$")
 
@@ -49,6 +51,7 @@ def _as_price(p) -> dict | None:
     # Without a cache price, a cached token costs what an input token does (no discount assumed).
     out["cache_read"] = float(get("cache_read")) if get("cache_read") is not None else inp
     out["cache_write"] = float(get("cache_write")) if get("cache_write") is not None else inp
+    out["cache_write_1h"] = float(get("cache_write_1h")) if get("cache_write_1h") is not None else out["cache_write"]
     return out
 
 
@@ -95,7 +98,8 @@ class PriceTable:
         return None, ""
 
     def rows(self, called: Iterable[tuple[str | None, str | None]], requested: Iterable[str | None]) -> list[tuple]:
-        """Rows for the report's `prices` table: (provider, model, input, output, cache_read, cache_write, source).
+        """Rows for the report's `prices` table: (provider, model, input, output, cache_read, cache_write,
+        cache_write_1h, source).
 
         `provider` is NULL for a price by model name alone (how a client's requested model is priced)."""
         out: dict[tuple, tuple] = {}
@@ -134,13 +138,13 @@ def _load_catalog(models: Mapping):
 # Used only when lynkr.kit.catalog is not installed or does not know a model. USD per million tokens,
 # list prices; a pipeline's `models:` overrides any of them.
 FALLBACK_PRICES: dict[str, dict] = {
-    "claude-opus-4-5":   {"input": 5.0,  "output": 25.0, "cache_read": 0.5,   "cache_write": 6.25},
-    "claude-opus-4":     {"input": 15.0, "output": 75.0, "cache_read": 1.5,   "cache_write": 18.75},
-    "claude-sonnet-4":   {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75},
-    "claude-3-7-sonnet": {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75},
-    "claude-3-5-sonnet": {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75},
-    "claude-haiku-4-5":  {"input": 1.0,  "output": 5.0,  "cache_read": 0.1,   "cache_write": 1.25},
-    "claude-3-5-haiku":  {"input": 0.8,  "output": 4.0,  "cache_read": 0.08,  "cache_write": 1.0},
+    "claude-opus-4-5":   {"input": 5.0,  "output": 25.0, "cache_read": 0.5,   "cache_write": 6.25, "cache_write_1h": 10},
+    "claude-opus-4":     {"input": 15.0, "output": 75.0, "cache_read": 1.5,   "cache_write": 18.75, "cache_write_1h": 30},
+    "claude-sonnet-4":   {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75, "cache_write_1h": 6},
+    "claude-3-7-sonnet": {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75, "cache_write_1h": 6},
+    "claude-3-5-sonnet": {"input": 3.0,  "output": 15.0, "cache_read": 0.3,   "cache_write": 3.75, "cache_write_1h": 6},
+    "claude-haiku-4-5":  {"input": 1.0,  "output": 5.0,  "cache_read": 0.1,   "cache_write": 1.25, "cache_write_1h": 2},
+    "claude-3-5-haiku":  {"input": 0.8,  "output": 4.0,  "cache_read": 0.08,  "cache_write": 1.0, "cache_write_1h": 1.6},
     "gpt-5":             {"input": 1.25, "output": 10.0, "cache_read": 0.125, "cache_write": 1.25},
     "gpt-5-mini":        {"input": 0.25, "output": 2.0,  "cache_read": 0.025, "cache_write": 0.25},
     "gpt-4-1":           {"input": 2.0,  "output": 8.0,  "cache_read": 0.5,   "cache_write": 2.0},

@@ -122,10 +122,10 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
         called = con.execute("SELECT DISTINCT provider, model FROM tel.main.requests").fetchall()
         asked = [r[0] for r in con.execute("SELECT DISTINCT requested_model FROM tel.main.requests").fetchall()]
         con.execute("CREATE TEMP TABLE prices (provider VARCHAR, model VARCHAR, input DOUBLE, output DOUBLE, "
-                    "cache_read DOUBLE, cache_write DOUBLE, source VARCHAR)")
+                    "cache_read DOUBLE, cache_write DOUBLE, cache_write_1h DOUBLE, source VARCHAR)")
         rows = prices.rows(called, asked)
         if rows:
-            con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         priced = (REPORTS_DIR / "_priced.sql").read_text().replace("{where}", _filters(since, pipeline, "r."))
         kind = "TABLE" if materialize else "VIEW"
         con.execute(f"CREATE TEMP {kind} requests AS " + _strip_comments(priced))

@@ -29,7 +29,9 @@ REQUEST_COLUMNS: list[tuple[str, str]] = [
     ("usage_input", "INTEGER"),        # provider-reported
     ("usage_output", "INTEGER"),
     ("usage_cache_read", "INTEGER"),
-    ("usage_cache_write", "INTEGER"),
+    ("usage_cache_write", "INTEGER"),      # all cache writes (5-minute and 1-hour)
+    ("usage_cache_write_1h", "INTEGER"),   # the 1-hour part of usage_cache_write (priced at 2x input)
+    ("usage_detail", "VARCHAR"),           # JSON: usage fields the provider sent that are not mapped above
     ("worker", "INTEGER"),
     ("prompt", "VARCHAR"),             # only with telemetry.content: true
     ("response_text", "VARCHAR"),

@@ -418,6 +418,8 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
         "usage_output": usage.get("output_tokens"),
         "usage_cache_read": usage.get("cache_read_input_tokens"),
         "usage_cache_write": usage.get("cache_creation_input_tokens"),
+        "usage_cache_write_1h": _one_hour_writes(usage),
+        "usage_detail": _unmapped_usage(usage),
         "worker": worker,
         "prompt": orjson.dumps(x.original).decode() if content else None,
         "response_text": (orjson.dumps(resp.final or resp.message).decode()
@@ -433,6 +435,23 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
             "detail": orjson.dumps(ev.detail, default=str).decode() if ev.detail else None,
         })
     return row, evs
+
+
+_CACHE_CREATION = frozenset({"ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"})
+
+
+def _one_hour_writes(usage: dict) -> int | None:
+    cc = usage.get("cache_creation")
+    return int(cc.get("ephemeral_1h_input_tokens") or 0) if isinstance(cc, dict) else None
+
+
+def _unmapped_usage(usage: dict) -> str | None:
+    """Cache fields a provider reported that no column holds, raw (a new ttl, a new counter)."""
+    out = dict(usage.get("unmapped") or {}) if isinstance(usage.get("unmapped"), dict) else {}
+    cc = usage.get("cache_creation")
+    if isinstance(cc, dict):
+        out.update({f"cache_creation.{k}": v for k, v in cc.items() if k not in _CACHE_CREATION})
+    return orjson.dumps(out).decode() if out else None
 
 
 def token_counts(x, memo: dict | None = None) -> tuple[int, int, list]:

@@ -52,14 +52,25 @@ def text_of(content) -> str:
 
 # ---- usage ------------------------------------------------------------------------------
 
+_OPENAI_USAGE_KNOWN = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "input_tokens", "output_tokens",
+                                 "prompt_tokens_details", "input_tokens_details", "completion_tokens_details",
+                                 "output_tokens_details", "prompt_cache_hit_tokens", "prompt_cache_miss_tokens"})
+_DETAILS_KNOWN = frozenset({"cached_tokens", "cache_write_tokens", "audio_tokens", "text_tokens", "image_tokens"})
+
+
 def usage_from_openai(u: dict | None) -> dict:
     """OpenAI chat or Responses usage → Anthropic usage. OpenAI's prompt/input count includes
-    cached tokens; Anthropic's input_tokens excludes them."""
+    cached tokens; Anthropic's input_tokens excludes them. Cache reads are
+    `prompt_tokens_details.cached_tokens` (OpenAI, OpenRouter, Moonshot, xAI) or DeepSeek's
+    `prompt_cache_hit_tokens`; writes are OpenRouter's `cache_write_tokens`. Cache fields this
+    does not know are kept raw under `unmapped` (telemetry records them)."""
     if not u:
         return {"input_tokens": 0, "output_tokens": 0}
     prompt = u.get("prompt_tokens", u.get("input_tokens")) or 0
     details = u.get("prompt_tokens_details") or u.get("input_tokens_details") or {}
-    cached = details.get("cached_tokens") or 0
+    if not isinstance(details, dict):
+        details = {}
+    cached = details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0
     write = details.get("cache_write_tokens") or 0
     out = {"input_tokens": max(0, int(prompt) - int(cached) - int(write)),
            "output_tokens": int(u.get("completion_tokens", u.get("output_tokens")) or 0)}
@@ -67,6 +78,10 @@ def usage_from_openai(u: dict | None) -> dict:
         out["cache_read_input_tokens"] = int(cached)
     if write:
         out["cache_creation_input_tokens"] = int(write)
+    unknown = {k: v for k, v in u.items() if k not in _OPENAI_USAGE_KNOWN and "cach" in k.lower()}
+    unknown.update({f"details.{k}": v for k, v in details.items() if k not in _DETAILS_KNOWN and "cach" in k.lower()})
+    if unknown:
+        out["unmapped"] = unknown
     return out
 
 
