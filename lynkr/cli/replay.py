@@ -10,6 +10,12 @@ turn n's last must be byte-identical to what turn n sent upstream, or the provid
 misses. `cache_control` markers are ignored (they are not part of the cached bytes), and a change
 the client itself made to its history is reported apart from ours.
 
+Per request it also prints the share of the input tokens the provider would read from its
+prompt cache (`cache`): the body the routed provider would send is run through a model of that
+provider's cache (lynkr/providers/cache_model.py: breakpoints, the 20-block lookback, minimum
+lengths and ttls for Anthropic, Bedrock and OpenRouter serving Claude; automatic prefix caching for
+the others), one cache per session, turns a second apart.
+
 `--against B.yaml` runs the same sessions through a second pipeline and prints the difference —
 how a team reviews a pipeline change in a pull request. `--json` prints the whole report.
 """
@@ -88,6 +94,7 @@ async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
     cfg = load_config(pipeline_path)
     pipeline = build_pipeline(cfg, dry_run=True)
     report = {"pipeline": cfg.name, "file": str(pipeline_path), "hash": cfg.hash, "sessions": []}
+    caches: dict = {}
     try:
         for folder in sessions:
             rows = []
@@ -100,6 +107,7 @@ async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
                                  headers={k.lower(): v for k, v in headers.items()
                                           if k.lower() not in ("x-api-key", "authorization")})
                 await pipeline.explain(x)
+                cache = _cache_share(pipeline, x, caches, folder, len(rows))
                 stages = {}
                 for ev in x.events:
                     if ev.measure is not None:
@@ -114,7 +122,7 @@ async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
                 ours = [v for v in up_v if v not in client_v]
                 rows.append({"request": req.name, "client_tokens": count_request(x.baseline),
                              "upstream_tokens": count_request(x.request), "stages": stages,
-                             "violations": ours, "client_violations": client_v,
+                             "violations": ours, "client_violations": client_v, "cache": cache,
                              "events": [{"id": e.stage_id, "outcome": e.outcome, "detail": e.detail} for e in x.events]})
                 prev_client, prev_up = x.baseline, x.request
             report["sessions"].append({"session": str(folder), "requests": rows})
@@ -124,6 +132,28 @@ async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
     return report
 
 
+def _cache_share(pipeline, x, caches: dict, folder, turn: int) -> dict | None:
+    """What the routed provider's prompt cache would do with this turn's upstream body."""
+    from lynkr.providers.cache_model import PromptCache, blocks_for
+    from lynkr.providers.prompt_cache import rules_for
+
+    provider = pipeline.providers.get(x.route.provider) if x.route else None
+    if provider is None or not hasattr(provider, "upstream_body"):
+        return None
+    model = x.request.get("model") if x.route.model == "*" else x.route.model
+    rules = rules_for(provider, model)
+    key = (str(folder), provider.name)
+    if key not in caches:
+        caches[key] = (PromptCache.explicit(rules.min_tokens) if rules.explicit
+                       else PromptCache.automatic(rules.min_tokens))
+    try:
+        body = provider.upstream_body(x, model)
+    except Exception:       # a body the provider cannot build is the provider's error, not replay's
+        return None
+    u = caches[key].use(blocks_for(rules.markers, body), float(turn), seed=str(model))
+    return {**u, "share": round(u["read"] / u["total"], 3) if u["total"] else 0.0}
+
+
 def _totals(rows: list[dict]) -> dict:
     stages: dict[str, int] = {}
     for r in rows:
@@ -131,9 +161,13 @@ def _totals(rows: list[dict]) -> dict:
             stages[k] = stages.get(k, 0) + v
     client = sum(r["client_tokens"] for r in rows)
     up = sum(r["upstream_tokens"] for r in rows)
+    later = [r["cache"] for r in rows if r.get("cache")]
+    read = sum(c["read"] for c in later)
+    total = sum(c["total"] for c in later)
     return {"requests": len(rows), "client_tokens": client, "upstream_tokens": up,
             "saved_pct": round(100 * (client - up) / client, 1) if client else 0.0, "stages": stages,
-            "violations": sum(1 for r in rows if r["violations"])}
+            "violations": sum(1 for r in rows if r["violations"]),
+            "cache_read_pct": round(100 * read / total, 1) if total else None}
 
 
 def replay_sessions(root: str, pipeline: str, against: str | None = None) -> dict:
@@ -162,14 +196,16 @@ def format_report(rep: dict) -> str:
                              f"{rb['upstream_tokens']:>8}{rb['upstream_tokens'] - ra['upstream_tokens']:>+8}  "
                              f"{', '.join(ra['violations']) or '-'} / {', '.join(rb['violations']) or '-'}")
             continue
-        lines.append(f"  {'request':<14}{'client':>8}{'upstream':>9}{'saved':>8}  per stage (tokens saved)   prefix")
+        lines.append(f"  {'request':<14}{'client':>8}{'upstream':>9}{'saved':>8}{'cache':>7}  "
+                     f"per stage (tokens saved)   prefix")
         for r in sess["requests"]:
             per = " ".join(f"{k}:{v:+d}" for k, v in r["stages"].items()) or "-"
             v = ", ".join(r["violations"]) or "ok"
             if r["client_violations"]:
                 v += f" (client changed: {', '.join(r['client_violations'])})"
+            cache = f"{100 * r['cache']['share']:6.1f}%" if r.get("cache") else "    n/a"
             lines.append(f"  {r['request']:<14}{r['client_tokens']:>8}{r['upstream_tokens']:>9}"
-                         f"{_pct(r['client_tokens'], r['upstream_tokens']):>8}  {per:<26} {v}")
+                         f"{_pct(r['client_tokens'], r['upstream_tokens']):>8}{cache}  {per:<26} {v}")
     for label, rp in (("A", a), ("B", b)):
         if not rp:
             continue
@@ -177,7 +213,8 @@ def format_report(rep: dict) -> str:
         per = ", ".join(f"{k} {v:+d}" for k, v in t["stages"].items()) or "none"
         lines += ["", f"total {label}: {t['requests']} requests, client sent {t['client_tokens']} tokens, "
                       f"upstream {t['upstream_tokens']} ({t['saved_pct']}% saved); per stage: {per}; "
-                      f"prefix violations: {t['violations']}"]
+                      f"prefix violations: {t['violations']}; "
+                      f"read from the provider's prompt cache: {t['cache_read_pct']}% of input"]
     if b:
         d = b["total"]["upstream_tokens"] - a["total"]["upstream_tokens"]
         lines.append(f"B − A: {d:+d} upstream tokens ({100 * d / max(1, a['total']['upstream_tokens']):+.1f}%), "

@@ -94,10 +94,14 @@ class AnthropicProvider(Provider):
             body["max_tokens"] = mt
         return body
 
-    async def send(self, x: Exchange, model: str) -> Response:
+    def upstream_body(self, x: Exchange, model: str) -> dict:
+        """The body this provider sends for `x` (`lynkr replay` models the prompt cache on it)."""
         # Requests converted from an OpenAI protocol carry private `_…` keys and synthesised
         # thinking (lynkr.wire.canonical); an Anthropic client's body passes untouched.
-        body = self.build(for_anthropic_upstream(x.request, x.client), model)
+        return self.build(for_anthropic_upstream(x.request, x.client), model)
+
+    async def send(self, x: Exchange, model: str) -> Response:
+        body = self.upstream_body(x, model)
         x.upstream_request = body
         # The parts serialised already (read from the client's bytes, the exact cache's key,
         # strip_tools) are joined, not serialised again: the same bytes orjson.dumps(body) gives.

@@ -278,9 +278,14 @@ class BedrockProvider(Provider):
         SigV4Auth(creds, "bedrock", self.region).add_auth(req)
         return dict(req.headers.items())
 
+    def upstream_body(self, x: Exchange, model: str) -> dict:
+        return self._converse(x, model)[0]
+
+    def _converse(self, x: Exchange, model: str) -> tuple[dict, ToolNames]:
+        return to_converse(x.request, self.model_limit(model), claude="anthropic" in model or "claude" in model)
+
     async def send(self, x: Exchange, model: str) -> Response:
-        body, names = to_converse(x.request, self.model_limit(model),
-                                  claude="anthropic" in model or "claude" in model)
+        body, names = self._converse(x, model)
         x.upstream_request = body
         stream = bool(x.request.get("stream"))
         # Model ids and ARNs go in the path percent-encoded (`/` must not survive, `:` may).

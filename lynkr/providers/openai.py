@@ -15,7 +15,10 @@ per target ("flavor", guessed from base_url, or set with `flavor:`):
   `additionalProperties`);
 - llama.cpp merges consecutive same-role turns (its chat templates reject them);
 - OpenRouter gets its attribution headers; Databricks its `/serving-endpoints/{model}/invocations`;
-  Azure its deployment path and `api-version` (or the v1 path when base_url ends in /openai/v1).
+  Azure its deployment path and `api-version` (or the v1 path when base_url ends in /openai/v1);
+- prompt caching (lynkr/providers/prompt_cache.py): OpenRouter serving Claude or Gemini gets the
+  request's `cache_control` markers on content parts; OpenAI and Azure get a per-session
+  `prompt_cache_key` (the client's own, e.g. Codex's, wins).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
 from lynkr.wire import openai_chat
 from lynkr.wire.sse import iter_sse
+from lynkr.providers import prompt_cache
 from lynkr.providers.base import COMMON_OPTIONS, Provider, provider_options
 from lynkr.providers.prepare import prune_schema
 
@@ -147,8 +151,19 @@ class OpenAIProvider(Provider):
             body["messages"] = _merge_same_role(body["messages"])
         return body
 
-    async def send(self, x: Exchange, model: str) -> Response:
+    def upstream_body(self, x: Exchange, model: str) -> dict:
+        """The body this provider sends for `x` (`lynkr replay` models the prompt cache on it)."""
         body = self.build(x.request, model)
+        rules = prompt_cache.rules_for(self, model)
+        if rules.markers == "parts":
+            body = carry_markers(x.request, body, model)
+        key = prompt_cache.session_cache_key(x.session) if rules.cache_key else None
+        if key and "prompt_cache_key" not in body:
+            body["prompt_cache_key"] = key
+        return body
+
+    async def send(self, x: Exchange, model: str) -> Response:
+        body = self.upstream_body(x, model)
         x.upstream_request = body
         resp = await self.post(self.url(model), body, self.headers(), params=self.params())
         first = time.perf_counter()
@@ -186,6 +201,44 @@ class OpenAIProvider(Provider):
                                  provider=self.name)
         finally:
             resp.release()
+
+
+def _marked(message: dict, cc: dict) -> dict | None:
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}
+    if isinstance(content, list) and content and isinstance(content[-1], dict):
+        return {**message, "content": content[:-1] + [{**content[-1], "cache_control": cc}]}
+    return None
+
+
+def carry_markers(request: dict, body: dict, model: str) -> dict:
+    """The canonical request's `cache_control` markers on the chat body's content parts
+    (OpenRouter passes them to Anthropic and Gemini): a marked system block marks the system
+    message, a marked block of a turn marks the last chat message that turn became."""
+    def cc_of(blocks) -> dict | None:
+        marks = [b["cache_control"] for b in blocks or () if isinstance(b, dict) and isinstance(b.get("cache_control"), dict)]
+        return marks[-1] if marks else None
+
+    msgs = list(body.get("messages") or [])
+    edits: dict[int, dict] = {}
+    system = request.get("system")
+    at = 1 if msgs and msgs[0].get("role") == "system" and system else 0
+    if at and isinstance(system, list) and cc_of(system):
+        edits[0] = cc_of(system)
+    for m in request.get("messages") or ():
+        n = len(openai_chat.from_canonical({"messages": [m]}, model)["messages"])
+        cc = cc_of(m.get("content") if isinstance(m.get("content"), list) else ())
+        if cc and n:
+            edits[at + n - 1] = cc
+        at += n
+    changed = False
+    for j, cc in edits.items():
+        new = _marked(msgs[j], cc) if j < len(msgs) else None
+        if new is not None:
+            msgs[j] = new
+            changed = True
+    return {**body, "messages": msgs} if changed else body
 
 
 class AzureOpenAIProvider(OpenAIProvider):

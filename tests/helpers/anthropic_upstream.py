@@ -29,8 +29,10 @@ def sse(message: dict, chunk: int = 8) -> list[bytes]:
     def ev(name, payload):
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
     head = {k: v for k, v in message.items() if k not in ("content", "usage", "stop_reason", "stop_sequence")}
+    # The prompt side of usage (input and the cache counts) comes in message_start, as Anthropic sends it.
+    start_usage = {k: v for k, v in message["usage"].items() if k != "output_tokens"}
     out = [ev("message_start", {"type": "message_start", "message": {**head, "content": [], "stop_reason": None,
-                                 "stop_sequence": None, "usage": {"input_tokens": message["usage"]["input_tokens"], "output_tokens": 1}}})]
+                                 "stop_sequence": None, "usage": {**start_usage, "output_tokens": 1}}})]
     out.append(ev("ping", {"type": "ping"}))
     for i, b in enumerate(message["content"]):
         if b["type"] == "text":

@@ -10,6 +10,14 @@ asserts `double.problems == []`. `faults` is a queue of failures served before t
 {"status": 500} / {"status": 429, "retry_after": 1} / {"hang": 5} / {"reset": True} /
 {"garbage": True} / {"die_after": 3} (stream a few chunks, then drop the connection) /
 {"stall_after": 3} (stream a few chunks, then go silent with the connection open).
+
+Prompt caching: give a double `cache=PromptCache.explicit()` (Anthropic, Bedrock, an OpenAI
+double with `markers=True` standing for OpenRouter serving Claude) or `PromptCache.automatic()`
+(OpenAI) and its usage reports what that provider's cache would have read and written
+(lynkr/providers/cache_model.py has the documented rules); `usages` keeps every usage it
+reported. The Anthropic and Bedrock doubles reject what the real APIs reject about markers (more
+than 4, a ttl other than 5m/1h, a 1-hour one after a 5-minute one; `reject_ttl=True` for hosts that
+take no ttl at all); an OpenAI double without `markers=True` rejects `cache_control` in content parts.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import binascii
 import itertools
 import re
 import struct
+import time
 from dataclasses import dataclass, field
 
 import orjson
@@ -74,7 +83,7 @@ def aws_exception(exc_type: str, message: str) -> bytes:
 class Double:
     kind = ""
 
-    def __init__(self, script=None):
+    def __init__(self, script=None, *, cache=None, reject_ttl: bool = False):
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.paths: list[str] = []
@@ -83,6 +92,17 @@ class Double:
         self.script = script if script is not None else [Answer()]
         self._turn = 0
         self.url = ""
+        self.cache = cache                  # a lynkr.providers.cache_model.PromptCache, or None
+        self.reject_ttl = reject_ttl
+        self.usages: list[dict] = []
+
+    def cached(self, blocks, model: str) -> dict | None:
+        """The cache model's usage for this request's blocks (None without a cache model)."""
+        if self.cache is None:
+            return None
+        u = self.cache.use(blocks, time.monotonic(), seed=str(model))
+        self.usages.append(u)
+        return u
 
     def answer(self, body) -> Answer:
         if callable(self.script):
@@ -246,10 +266,12 @@ class OllamaDouble(Double):
 class OpenAIDouble(Double):
     kind = "openai"
 
-    def __init__(self, script=None, *, azure: bool = False, require_reasoning_back: bool = False):
-        super().__init__(script)
+    def __init__(self, script=None, *, azure: bool = False, require_reasoning_back: bool = False,
+                 cache=None, markers: bool = False):
+        super().__init__(script, cache=cache)
         self.azure = azure
         self.require_reasoning_back = require_reasoning_back
+        self.markers = markers
 
     def routes(self, app):
         app.router.add_post("/v1/chat/completions", self.handle)
@@ -307,15 +329,28 @@ class OpenAIDouble(Double):
         for b in msgs:
             if b.get("role") == "system" and "x-anthropic-billing-header" in str(b.get("content")):
                 p.append("billing header block reached a non-Anthropic upstream")
+        marks = [part["cache_control"] for m in msgs if isinstance(m.get("content"), list)
+                 for part in m["content"] if isinstance(part, dict) and "cache_control" in part]
+        if marks and not self.markers:
+            p.append("messages: content part field cache_control is not recognized")
+        p += marker_problems(marks, self.reject_ttl)
         return p
 
     async def respond(self, request, body, a: Answer, stream, die_after):
+        from lynkr.providers.cache_model import chat_blocks
         model = body.get("model") or request.match_info.get("dep", "")
         cid = f"chatcmpl-{next(_ids)}"
         calls = [{"id": f"call_{next(_ids)}", "type": "function",
                   "function": {"name": n, "arguments": orjson.dumps(args).decode()}} for n, args in a.tools]
         usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                  "prompt_tokens_details": {"cached_tokens": 20}}
+        u = self.cached(chat_blocks(body), model)
+        if u is not None:
+            details = {"cached_tokens": u["read"]}
+            if self.markers:
+                details["cache_write_tokens"] = u["write_5m"] + u["write_1h"]
+            usage = {"prompt_tokens": u["total"], "completion_tokens": 12, "total_tokens": u["total"] + 12,
+                     "prompt_tokens_details": details}
         if not stream:
             msg = {"role": "assistant", "content": a.text}
             if a.thinking:
@@ -424,11 +459,23 @@ class BedrockDouble(Double):
         for s in body.get("system") or []:
             if "x-anthropic-billing-header" in s.get("text", ""):
                 p.append("billing header block reached a non-Anthropic upstream")
+        points = [c["cachePoint"] for c in ((body.get("toolConfig") or {}).get("tools") or []) + (body.get("system") or [])
+                  + [c for m in body.get("messages") or [] for c in m.get("content") or []] if "cachePoint" in c]
+        for cp in points:
+            if not isinstance(cp, dict) or cp.get("type") != "default" or set(cp) - {"type", "ttl"}:
+                p.append(f"cachePoint {cp!r} is not valid")
+        p += marker_problems(points, self.reject_ttl)
         return p
 
     async def respond(self, request, body, a: Answer, stream, die_after):
+        from lynkr.providers.cache_model import converse_blocks
         uses = [{"toolUseId": f"tooluse_{next(_ids)}", "name": n, "input": args} for n, args in a.tools]
         usage = {"inputTokens": 412, "outputTokens": 57, "totalTokens": 469, "cacheReadInputTokens": 100}
+        u = self.cached(converse_blocks(body), request.match_info.get("model", ""))
+        if u is not None:
+            usage = {"inputTokens": u["input"], "outputTokens": 57, "totalTokens": u["total"] + 57,
+                     "cacheReadInputTokens": u["read"], "cacheWriteInputTokens": u["write_5m"] + u["write_1h"],
+                     "cacheDetails": [{"ttl": t, "inputTokens": u[f"write_{t}"]} for t in ("5m", "1h") if u[f"write_{t}"]]}
         stop = "tool_use" if uses else "end_turn"
         if not stream:
             content = []
@@ -600,19 +647,55 @@ class AnthropicDouble(Double):
             for b in content:
                 if b.get("type") == "thinking" and (not b.get("signature") or b["signature"].startswith("gemini:")):
                     p.append(f"messages.{i}: Invalid `signature` in `thinking` block")
+                if "cache_control" in b and (b.get("type") in ("thinking", "redacted_thinking")
+                                             or (b.get("type") == "text" and not b.get("text"))):
+                    p.append(f"messages.{i}: cache_control cannot be set on this block")
+        system = body.get("system") if isinstance(body.get("system"), list) else []
+        marks = [b["cache_control"] for b in (body.get("tools") or []) + system
+                 + [c for m in body.get("messages") or [] if isinstance(m.get("content"), list) for c in m["content"]]
+                 if isinstance(b, dict) and "cache_control" in b]
+        p += marker_problems(marks, self.reject_ttl)
         return p
 
     async def respond(self, request, body, a: Answer, stream, die_after):
+        from lynkr.providers.cache_model import anthropic_blocks
         from tests.helpers.anthropic_upstream import sse
         content = ([{"type": "text", "text": a.text}] if a.text else []) + [
             {"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": n, "input": args} for n, args in a.tools]
+        usage = {"input_tokens": 10, "output_tokens": 5}
+        u = self.cached(anthropic_blocks(body), body.get("model"))
+        if u is not None:
+            usage = {"input_tokens": u["input"], "output_tokens": 5, "cache_read_input_tokens": u["read"],
+                     "cache_creation_input_tokens": u["write_5m"] + u["write_1h"],
+                     "cache_creation": {"ephemeral_5m_input_tokens": u["write_5m"],
+                                        "ephemeral_1h_input_tokens": u["write_1h"]}}
         msg = {"id": f"msg_{next(_ids):06d}", "type": "message", "role": "assistant", "model": body.get("model"),
                "content": content, "stop_reason": "tool_use" if a.tools else "end_turn", "stop_sequence": None,
-               "usage": {"input_tokens": 10, "output_tokens": 5}}
+               "usage": usage}
         if not stream:
             return web.json_response(msg)
         resp = await self.start_stream(request, "text/event-stream")
         return await self.write_chunks(request, resp, sse(msg), die_after)
+
+
+def marker_problems(marks: list, reject_ttl: bool) -> list[str]:
+    """What Anthropic (and Bedrock, for cachePoint) reject about a request's cache markers."""
+    p = []
+    if len(marks) > 4:
+        p.append(f"A maximum of 4 blocks with cache_control may be provided. Found {len(marks)}.")
+    seen_5m = False
+    for cc in marks:
+        if not isinstance(cc, dict):
+            p.append("cache_control: Input should be an object")
+            continue
+        if "ttl" in cc and reject_ttl:
+            p.append("cache_control.ttl: Extra inputs are not permitted")
+        elif "ttl" in cc and cc["ttl"] not in ("5m", "1h"):
+            p.append(f"cache_control.ttl: Input should be '5m' or '1h' (got {cc['ttl']!r})")
+        if cc.get("ttl") == "1h" and seen_5m:
+            p.append("a ttl='1h' cache_control block must not come after a ttl='5m' one")
+        seen_5m = seen_5m or cc.get("ttl") != "1h"
+    return p
 
 
 DOUBLES = {"ollama": OllamaDouble, "openai": OpenAIDouble, "bedrock": BedrockDouble, "gemini": GeminiDouble,
