@@ -267,11 +267,12 @@ class OpenAIDouble(Double):
     kind = "openai"
 
     def __init__(self, script=None, *, azure: bool = False, require_reasoning_back: bool = False,
-                 cache=None, markers: bool = False):
-        super().__init__(script, cache=cache)
+                 cache=None, markers: bool = False, reject_ttl: bool = False):
+        super().__init__(script, cache=cache, reject_ttl=reject_ttl)
         self.azure = azure
         self.require_reasoning_back = require_reasoning_back
         self.markers = markers
+        self.extra_usage: dict = {}        # fields merged into every usage it reports
 
     def routes(self, app):
         app.router.add_post("/v1/chat/completions", self.handle)
@@ -351,6 +352,7 @@ class OpenAIDouble(Double):
                 details["cache_write_tokens"] = u["write_5m"] + u["write_1h"]
             usage = {"prompt_tokens": u["total"], "completion_tokens": 12, "total_tokens": u["total"] + 12,
                      "prompt_tokens_details": details}
+        usage = {**usage, **self.extra_usage}
         if not stream:
             msg = {"role": "assistant", "content": a.text}
             if a.thinking:
@@ -655,6 +657,8 @@ class AnthropicDouble(Double):
                  + [c for m in body.get("messages") or [] if isinstance(m.get("content"), list) for c in m["content"]]
                  if isinstance(b, dict) and "cache_control" in b]
         p += marker_problems(marks, self.reject_ttl)
+        p += ["cache_control.type: Input should be 'ephemeral'" for cc in marks
+              if isinstance(cc, dict) and cc.get("type") != "ephemeral"]
         return p
 
     async def respond(self, request, body, a: Answer, stream, die_after):
