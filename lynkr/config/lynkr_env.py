@@ -28,7 +28,7 @@ PROVIDERS: dict[str, tuple[str, dict, dict]] = {
                                     "api_key": (("ANTHROPIC_API_KEY",), "")}),
     "ollama": ("ollama", {}, {"base_url": (("OLLAMA_ENDPOINT", "OLLAMA_API_BASE"), "http://localhost:11434"),
                               "keep_alive": (("OLLAMA_KEEP_ALIVE",), "")}),
-    "openrouter": ("openai", {}, {"base_url": (("OPENROUTER_ENDPOINT",), "https://openrouter.ai/api/v1"),
+    "openrouter": ("openai", {"flavor": "openrouter"}, {"base_url": (("OPENROUTER_ENDPOINT",), "https://openrouter.ai/api/v1"),
                                   "api_key": (("OPENROUTER_API_KEY",), "")}),
     "openai": ("openai", {}, {"base_url": (("OPENAI_ENDPOINT",), "https://api.openai.com/v1"),
                               "api_key": (("OPENAI_API_KEY",), ""), "organization": (("OPENAI_ORGANIZATION",), "")}),
@@ -42,7 +42,8 @@ PROVIDERS: dict[str, tuple[str, dict, dict]] = {
     "databricks": ("openai", {"flavor": "databricks"}, {
         "base_url": (("DATABRICKS_API_BASE",), ""), "api_key": (("DATABRICKS_API_KEY",), ""),
         "path": (("DATABRICKS_ENDPOINT_PATH",), "/serving-endpoints/{model}/invocations")}),
-    "bedrock": ("bedrock", {}, {"region": (("AWS_BEDROCK_REGION", "AWS_REGION"), "us-east-1"),
+    "bedrock": ("bedrock", {}, {"base_url": (("AWS_BEDROCK_ENDPOINT",), ""),
+                                "region": (("AWS_BEDROCK_REGION", "AWS_REGION"), "us-east-1"),
                                 "api_key": (("AWS_BEDROCK_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"), ""),
                                 "access_key_id": (("AWS_ACCESS_KEY_ID",), ""),
                                 "secret_access_key": (("AWS_SECRET_ACCESS_KEY",), ""),
