@@ -132,8 +132,8 @@ class OpenAIProvider(Provider):
             h["openai-organization"] = self.config["organization"]
         return h
 
-    def build(self, request: dict, model: str) -> dict:
-        body = openai_chat.from_canonical(request, model)
+    def build(self, request: dict, model: str, *, cache_markers: bool = False) -> dict:
+        body = openai_chat.from_canonical(request, model, cache_markers=cache_markers)
         limit = self.model_limit(model)
         for key in ("max_tokens", "max_completion_tokens"):
             if limit and isinstance(body.get(key), int) and body[key] > limit:
@@ -153,10 +153,8 @@ class OpenAIProvider(Provider):
 
     def upstream_body(self, x: Exchange, model: str) -> dict:
         """The body this provider sends for `x` (`lynkr replay` models the prompt cache on it)."""
-        body = self.build(x.request, model)
         rules = prompt_cache.rules_for(self, model)
-        if rules.markers == "parts":
-            body = carry_markers(x.request, body, model)
+        body = self.build(x.request, model, cache_markers=rules.markers == "parts")
         key = prompt_cache.session_cache_key(x.session) if rules.cache_key else None
         if key and "prompt_cache_key" not in body:
             body["prompt_cache_key"] = key
@@ -203,44 +201,6 @@ class OpenAIProvider(Provider):
             resp.release()
 
 
-def _marked(message: dict, cc: dict) -> dict | None:
-    content = message.get("content")
-    if isinstance(content, str) and content:
-        return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}
-    if isinstance(content, list) and content and isinstance(content[-1], dict):
-        return {**message, "content": content[:-1] + [{**content[-1], "cache_control": cc}]}
-    return None
-
-
-def carry_markers(request: dict, body: dict, model: str) -> dict:
-    """The canonical request's `cache_control` markers on the chat body's content parts
-    (OpenRouter passes them to Anthropic and Gemini): a marked system block marks the system
-    message, a marked block of a turn marks the last chat message that turn became."""
-    def cc_of(blocks) -> dict | None:
-        marks = [b["cache_control"] for b in blocks or () if isinstance(b, dict) and isinstance(b.get("cache_control"), dict)]
-        return marks[-1] if marks else None
-
-    msgs = list(body.get("messages") or [])
-    edits: dict[int, dict] = {}
-    system = request.get("system")
-    at = 1 if msgs and msgs[0].get("role") == "system" and system else 0
-    if at and isinstance(system, list) and cc_of(system):
-        edits[0] = cc_of(system)
-    for m in request.get("messages") or ():
-        n = len(openai_chat.from_canonical({"messages": [m]}, model)["messages"])
-        cc = cc_of(m.get("content") if isinstance(m.get("content"), list) else ())
-        if cc and n:
-            edits[at + n - 1] = cc
-        at += n
-    changed = False
-    for j, cc in edits.items():
-        new = _marked(msgs[j], cc) if j < len(msgs) else None
-        if new is not None:
-            msgs[j] = new
-            changed = True
-    return {**body, "messages": msgs} if changed else body
-
-
 class AzureOpenAIProvider(OpenAIProvider):
     """Classic Azure: `/openai/deployments/{deployment}/chat/completions?api-version=…` with an
     `api-key` header; the v1 API (base_url ending in /openai/v1) is the plain OpenAI shape."""
@@ -271,8 +231,8 @@ class AzureOpenAIProvider(OpenAIProvider):
     def params(self) -> dict | None:
         return None if self.v1 else {"api-version": self.api_version}
 
-    def build(self, request: dict, model: str) -> dict:
-        body = super().build(request, model)
+    def build(self, request: dict, model: str, *, cache_markers: bool = False) -> dict:
+        body = super().build(request, model, cache_markers=cache_markers)
         # stream_options arrived in api-version 2024-09-01-preview; older versions reject the
         # field (Lynkr's default was 2024-08-01-preview), and then usage comes without it anyway.
         if not self.v1 and self.api_version < "2024-09-01" and "stream_options" in body:

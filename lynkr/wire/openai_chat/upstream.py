@@ -116,13 +116,31 @@ def _user_messages(content: list) -> list:
     return out
 
 
-def _messages_from_canonical(canonical: dict) -> list:
+def _cache_mark(blocks) -> dict | None:
+    """The last `cache_control` among a canonical turn's blocks."""
+    marks = [b["cache_control"] for b in blocks or () if isinstance(b, dict) and isinstance(b.get("cache_control"), dict)]
+    return marks[-1] if marks else None
+
+
+def _marked(message: dict, cc: dict) -> dict:
+    """A chat message with a cache marker on its last content part (OpenRouter's syntax)."""
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return {**message, "content": [{"type": "text", "text": content, "cache_control": cc}]}
+    if isinstance(content, list) and content and isinstance(content[-1], dict):
+        return {**message, "content": content[:-1] + [{**content[-1], "cache_control": cc}]}
+    return message      # an assistant turn of tool calls only has no part to carry it
+
+
+def _messages_from_canonical(canonical: dict, markers: bool = False) -> list:
     out = []
     system = strip_billing(canonical.get("system") or [])
     if isinstance(canonical.get("system"), str):
         system = [{"type": "text", "text": canonical["system"]}]
     if system:
         out.append({"role": "system", "content": "\n\n".join(b.get("text", "") for b in system if isinstance(b, dict))})
+        if markers and _cache_mark(system):
+            out[-1] = _marked(out[-1], _cache_mark(system))
     for m in canonical.get("messages") or ():
         role = m.get("role")
         content = m.get("content")
@@ -130,11 +148,14 @@ def _messages_from_canonical(canonical: dict) -> list:
             content = [{"type": "text", "text": content}]
         content = content or []
         if role == "system":
-            out.append({"role": "system", "content": text_of(content)})
+            turn = [{"role": "system", "content": text_of(content)}]
         elif role == "assistant":
-            out.append(_assistant_message(content))
+            turn = [_assistant_message(content)]
         else:
-            out.extend(_user_messages(content))
+            turn = _user_messages(content)
+        if markers and turn and _cache_mark(content):
+            turn[-1] = _marked(turn[-1], _cache_mark(content))
+        out.extend(turn)
     return out
 
 
@@ -159,9 +180,11 @@ def _tools_of(canonical: dict, strict: set) -> dict:
     return body
 
 
-def from_canonical(canonical: dict, model: str) -> dict:
-    """The canonical request as an OpenAI chat request body for an upstream."""
-    body: dict = {"model": model, "messages": _messages_from_canonical(canonical)}
+def from_canonical(canonical: dict, model: str, *, cache_markers: bool = False) -> dict:
+    """The canonical request as an OpenAI chat request body for an upstream. With `cache_markers`
+    (OpenRouter serving Claude or Gemini), a marked system prompt or turn carries its
+    `cache_control` on the last content part of the chat message it became."""
+    body: dict = {"model": model, "messages": _messages_from_canonical(canonical, cache_markers)}
     extra = dict(canonical.get(EXTRA) or {})
     if canonical.get("max_tokens") is not None and not (extra.pop("_default_max", False) and canonical["max_tokens"] == 8192):
         key = "max_completion_tokens" if "max_completion_tokens" in extra else "max_tokens"
