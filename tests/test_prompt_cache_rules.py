@@ -13,7 +13,7 @@ from lynkr.providers.openai import OpenAIProvider
 from lynkr.providers.anthropic import AnthropicProvider
 from lynkr.providers.prompt_cache import CacheRules, count_points, prepare, rules_for
 from lynkr.wire.canonical import usage_from_openai
-from tests.conftest import serving
+from tests.conftest import FIXTURES, ROOT, serving
 from tests.helpers.provider_doubles import (AnthropicDouble, BedrockDouble, GeminiDouble, OllamaDouble,
                                             OpenAIDouble, provider_yaml)
 
@@ -302,3 +302,19 @@ def test_replay_reports_the_share_read_from_the_provider_cache_per_turn(tmp_path
 def _as_chat(req: dict) -> dict:
     from lynkr.wire.openai_chat import from_canonical
     return from_canonical(req, req["model"])
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="needs ../shared/fixtures")
+def test_replay_as_an_openai_chat_client_gets_lynkrs_breakpoints(capsys, monkeypatch, tmp_path):
+    """`lynkr replay --as chat`: the Claude Code recording as Cursor would send it (no markers of
+    its own) still reads most of its input from Anthropic's cache, because provider_call adds them."""
+    from lynkr.cli import main
+
+    monkeypatch.setenv("LYNKR_STATE_DIR", str(tmp_path / "state"))
+    session = FIXTURES / "claude-code" / "fix-negative-stock"
+    assert main(["replay", str(session), "--pipeline", str(ROOT / "pipelines" / "default.yaml"), "--as", "chat",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["a"]["sessions"][0]["requests"]
+    assert all(r["cache"]["share"] >= 0.8 for r in rows[2:]), [r["cache"]["share"] for r in rows]
+    added = [e["detail"]["prompt_cache"]["added"] for r in rows for e in r["events"] if "prompt_cache" in (e["detail"] or {})]
+    assert len(added) == len(rows) and all(len(a) == 4 for a in added[1:])

@@ -16,6 +16,10 @@ provider's cache (lynkr/providers/cache_model.py: breakpoints, the 20-block look
 lengths and ttls for Anthropic, Bedrock and OpenRouter serving Claude; automatic prefix caching for
 the others), one cache per session, turns a second apart.
 
+`--as chat|responses|anthropic` replays each session as that client protocol would have sent it
+(an OpenAI Chat client such as Cursor or Cline, Codex's Responses, Claude Code's Messages; such a
+client sets no cache markers), to see what the pipeline does for clients you have no recording of.
+
 `--against B.yaml` runs the same sessions through a second pipeline and prints the difference —
 how a team reviews a pipeline change in a pull request. `--json` prints the whole report.
 """
@@ -31,7 +35,9 @@ import orjson
 from lynkr.cli import command
 from lynkr.errors import ConfigError
 
-__all__ = ["replay_sessions", "find_sessions", "prefix_violations", "cmd_replay"]
+__all__ = ["replay_sessions", "find_sessions", "prefix_violations", "cmd_replay", "as_client", "CLIENT_PATHS"]
+
+CLIENT_PATHS = {"anthropic": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}
 
 
 def find_sessions(root: str | Path) -> list[Path]:
@@ -50,6 +56,28 @@ def find_sessions(root: str | Path) -> list[Path]:
 def _session_of(headers: dict, body: dict) -> str | None:
     from lynkr.server.handler import session_of
     return session_of({k.lower(): v for k, v in headers.items()}, body)
+
+
+def as_client(path: str, body: dict, to: str | None) -> tuple[str, dict]:
+    """A recorded request as client protocol `to` would have sent it: (path, body)."""
+    from lynkr.cli.explain import protocol_for
+    from lynkr.wire import openai_chat, openai_responses
+    from lynkr.wire.canonical import for_anthropic_upstream
+
+    proto = protocol_for(path)
+    if to is None or to == proto.CLIENT.replace("openai_", ""):
+        return path, body
+    canonical = proto.to_canonical(body)
+    model = body.get("model") if isinstance(body, dict) else None
+    if to == "anthropic":
+        out = _without_cache_control(for_anthropic_upstream(canonical, proto.CLIENT))
+    elif to == "chat":
+        out = openai_chat.from_canonical(canonical, model)
+    elif to == "responses":
+        out = openai_responses.from_canonical(canonical, model)
+    else:
+        raise ValueError(f"--as {to}: expected one of {', '.join(CLIENT_PATHS)}")
+    return CLIENT_PATHS[to], out
 
 
 def _without_cache_control(value):
@@ -84,7 +112,7 @@ def prefix_violations(prev: dict, cur: dict) -> list[str]:
     return out
 
 
-async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
+async def _replay_one(pipeline_path: str, sessions: list[Path], as_proto: str | None = None) -> dict:
     from lynkr.config import load_config
     from lynkr.engine.pipeline import build_pipeline
     from lynkr.exchange import Exchange
@@ -101,6 +129,7 @@ async def _replay_one(pipeline_path: str, sessions: list[Path]) -> dict:
             prev_client = prev_up = None
             for req in sorted(folder.glob("req_*.json")):
                 path, headers, body = load_request_file(str(req))
+                path, body = as_client(path, body, as_proto)
                 proto = protocol_for(path)
                 canonical = proto.to_canonical(body)
                 x = Exchange.new(proto.CLIENT, canonical, original=body, session=_session_of(headers, body),
@@ -170,11 +199,11 @@ def _totals(rows: list[dict]) -> dict:
             "cache_read_pct": round(100 * read / total, 1) if total else None}
 
 
-def replay_sessions(root: str, pipeline: str, against: str | None = None) -> dict:
+def replay_sessions(root: str, pipeline: str, against: str | None = None, as_proto: str | None = None) -> dict:
     sessions = find_sessions(root)
-    out = {"a": asyncio.run(_replay_one(pipeline, sessions))}
+    out = {"a": asyncio.run(_replay_one(pipeline, sessions, as_proto))}
     if against:
-        out["b"] = asyncio.run(_replay_one(against, sessions))
+        out["b"] = asyncio.run(_replay_one(against, sessions, as_proto))
     return out
 
 
@@ -226,7 +255,7 @@ def format_report(rep: dict) -> str:
 def cmd_replay(args) -> int:
     """Replay recorded client requests through a pipeline (upstream stubbed): tokens, per-stage savings, prefix stability."""
     try:
-        rep = replay_sessions(args.session_dir, args.pipeline, args.against)
+        rep = replay_sessions(args.session_dir, args.pipeline, args.against, args.as_proto)
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
@@ -245,6 +274,8 @@ def _configure(p) -> None:
     p.add_argument("session_dir", help="a folder of req_NNN.json files, or a folder of such folders")
     p.add_argument("--pipeline", required=True, help="the pipeline to replay through")
     p.add_argument("--against", help="a second pipeline to compare with")
+    p.add_argument("--as", dest="as_proto", choices=sorted(CLIENT_PATHS),
+                   help="replay each request as this client protocol would have sent it")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--strict", action="store_true", help="exit 2 when a prefix-stability violation is found (CI)")
 

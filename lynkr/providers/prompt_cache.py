@@ -229,8 +229,30 @@ def _where(slot) -> str:
 
 # ---- adding breakpoints ----------------------------------------------------------------------------
 
-def _size(value) -> int:
-    return len(orjson.dumps(value)) // 4
+def _parts_before(request: dict, slot):
+    """The request's parts in prefix order up to and including `slot`'s block."""
+    section, i, j = slot
+    tools = request.get("tools") or []
+    yield from tools[: i + 1] if section == "tools" else tools
+    if section == "tools":
+        return
+    system = request.get("system") or []
+    yield from system if isinstance(system, list) else (system,)
+    if section == "system":
+        return
+    yield from request["messages"][:i]
+    yield from request["messages"][i]["content"][: j + 1]
+
+
+def _long_enough(request: dict, slot, min_tokens: int) -> bool:
+    """Whether the prefix up to `slot` reaches `min_tokens` (4 bytes of JSON a token); stops
+    serialising as soon as it does, so a long request costs a few parts, not all of them."""
+    need, seen = min_tokens * 4, 0
+    for part in _parts_before(request, slot):
+        seen += len(orjson.dumps(part))
+        if seen >= need:
+            return True
+    return False
 
 
 def _markable(block: dict) -> bool:
@@ -269,24 +291,14 @@ def _candidates(request: dict) -> list:
     return [s for s in out if s is not None]
 
 
-def _prefix_tokens(request: dict, slot) -> int:
-    section, i, j = slot
-    n = _size(request.get("tools") or [])
-    if section == "tools":
-        return _size((request.get("tools") or [])[: i + 1])
-    n += _size(request.get("system") or [])
-    if section == "system":
-        return n
-    return n + _size(request["messages"][:i]) + _size(request["messages"][i]["content"][: j + 1])
-
-
 def _add(request: dict, rules: CacheRules, ttl: str | None, ed: _Editor) -> list[str]:
     cc = {"type": "ephemeral", **({"ttl": ttl} if ttl == "1h" and rules.ttl else {})}
-    added = []
+    added: list = []
     for slot in _candidates(request):
         if len(added) >= rules.max_points:
             break
-        if slot in added or _prefix_tokens(request, slot) < rules.min_tokens:
+        # Prefixes only grow: once one candidate is long enough, every later one is.
+        if slot in added or (not added and not _long_enough(request, slot, rules.min_tokens)):
             continue
         ed.set(slot, {**_get(request, slot), "cache_control": cc})
         added.append(slot)

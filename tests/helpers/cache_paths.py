@@ -3,17 +3,16 @@ Lynkr turn by turn, with the share of each turn's input tokens the upstream read
 as the client saw it in its own protocol's usage fields."""
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import aiohttp
 import orjson
 
-from lynkr.wire import anthropic as anthropic_wire
-from lynkr.wire import openai_chat, openai_responses
-from lynkr.wire.canonical import for_anthropic_upstream
+from lynkr.cli.replay import CLIENT_PATHS as PATHS
+from lynkr.cli.replay import as_client
 
-PATHS = {"anthropic": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}
 _DROP = {"content-length", "host", "x-api-key", "authorization", "accept-encoding", "connection"}
 
 
@@ -25,33 +24,9 @@ def recorded(folder: Path) -> tuple[str, list[dict], dict]:
     return proto, [r["body"] for r in reqs], headers
 
 
-def _canonical(proto: str, body: dict) -> dict:
-    return (anthropic_wire if proto == "anthropic" else openai_responses).to_canonical(body)
-
-
 def converted(proto: str, bodies: list[dict], to: str) -> list[dict]:
     """The session as another client would have sent it (that client sets no cache markers)."""
-    if to == proto:
-        return bodies
-    out = []
-    for b in bodies:
-        c = _canonical(proto, b)
-        model = b.get("model")
-        if to == "anthropic":
-            out.append(_no_markers(for_anthropic_upstream(c, "responses")))
-        elif to == "chat":
-            out.append(openai_chat.from_canonical(c, model))
-        else:
-            out.append(openai_responses.from_canonical(c, model))
-    return out
-
-
-def _no_markers(value):
-    if isinstance(value, dict):
-        return {k: _no_markers(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, list):
-        return [_no_markers(v) for v in value]
-    return value
+    return [as_client(PATHS[proto], b, to)[1] for b in bodies]
 
 
 async def _usage(resp: aiohttp.ClientResponse, proto: str) -> dict:
@@ -89,16 +64,25 @@ def read_share(usage: dict, proto: str) -> tuple[float, int]:
     return (read / total if total else 0.0), total
 
 
+async def _send(s: aiohttp.ClientSession, url: str, body: dict, headers: dict, proto: str) -> dict:
+    """One turn; a load-shed answer (a busy shared test machine) is retried as the clients do."""
+    for _ in range(10):
+        async with s.post(url, data=orjson.dumps(body), headers=headers) as r:
+            if r.status in (503, 529) and r.headers.get("retry-after"):
+                await asyncio.sleep(float(r.headers["retry-after"]))
+                continue
+            assert r.status == 200, await r.text()
+            return await _usage(r, proto)
+    raise AssertionError("Lynkr kept shedding load")
+
+
 async def replay(url: str, proto: str, bodies: list[dict], headers: dict) -> list[dict]:
     """Each turn sent in order; per turn the client's usage and its cache-read share."""
     rows = []
+    headers = {**headers, "content-type": "application/json", "x-api-key": "sk-test", "authorization": "Bearer sk-test"}
     async with aiohttp.ClientSession() as s:
         for body in bodies:
-            async with s.post(url + PATHS[proto], data=orjson.dumps(body),
-                              headers={**headers, "content-type": "application/json",
-                                       "x-api-key": "sk-test", "authorization": "Bearer sk-test"}) as r:
-                assert r.status == 200, await r.text()
-                usage = await _usage(r, proto)
+            usage = await _send(s, url + PATHS[proto], body, headers, proto)
             share, total = read_share(usage, proto)
             rows.append({"usage": usage, "share": share, "input": total})
     return rows

@@ -96,11 +96,13 @@ class Double:
         self.reject_ttl = reject_ttl
         self.usages: list[dict] = []
 
-    def cached(self, blocks, model: str) -> dict | None:
-        """The cache model's usage for this request's blocks (None without a cache model)."""
+    async def cached(self, blocks_of, body: dict, model: str) -> dict | None:
+        """The cache model's usage for this request (None without a cache model). Counted in a
+        thread: tokenising a 60 KB prompt must not stall the event loop the proxy under test shares."""
         if self.cache is None:
             return None
-        u = self.cache.use(blocks, time.monotonic(), seed=str(model))
+        now = time.monotonic()
+        u = await asyncio.to_thread(lambda: self.cache.use(blocks_of(body), now, seed=str(model)))
         self.usages.append(u)
         return u
 
@@ -345,7 +347,7 @@ class OpenAIDouble(Double):
                   "function": {"name": n, "arguments": orjson.dumps(args).decode()}} for n, args in a.tools]
         usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                  "prompt_tokens_details": {"cached_tokens": 20}}
-        u = self.cached(chat_blocks(body), model)
+        u = await self.cached(chat_blocks, body, model)
         if u is not None:
             details = {"cached_tokens": u["read"]}
             if self.markers:
@@ -473,7 +475,7 @@ class BedrockDouble(Double):
         from lynkr.providers.cache_model import converse_blocks
         uses = [{"toolUseId": f"tooluse_{next(_ids)}", "name": n, "input": args} for n, args in a.tools]
         usage = {"inputTokens": 412, "outputTokens": 57, "totalTokens": 469, "cacheReadInputTokens": 100}
-        u = self.cached(converse_blocks(body), request.match_info.get("model", ""))
+        u = await self.cached(converse_blocks, body, request.match_info.get("model", ""))
         if u is not None:
             usage = {"inputTokens": u["input"], "outputTokens": 57, "totalTokens": u["total"] + 57,
                      "cacheReadInputTokens": u["read"], "cacheWriteInputTokens": u["write_5m"] + u["write_1h"],
@@ -667,7 +669,7 @@ class AnthropicDouble(Double):
         content = ([{"type": "text", "text": a.text}] if a.text else []) + [
             {"type": "tool_use", "id": f"toolu_{next(_ids):06d}", "name": n, "input": args} for n, args in a.tools]
         usage = {"input_tokens": 10, "output_tokens": 5}
-        u = self.cached(anthropic_blocks(body), body.get("model"))
+        u = await self.cached(anthropic_blocks, body, body.get("model"))
         if u is not None:
             usage = {"input_tokens": u["input"], "output_tokens": 5, "cache_read_input_tokens": u["read"],
                      "cache_creation_input_tokens": u["write_5m"] + u["write_1h"],
