@@ -1,1 +1,2 @@
-"""The stage kit: tools any layer above the contract may use (memos, token counts, the embedder, the model catalogue, handing memory back)."""
+"""The stage kit: tools any layer above the contract may use — the one bounded cache (cache.py),
+per-session state (session.py), token counts, the embedder, the model catalogue, handing memory back."""
