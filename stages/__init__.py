@@ -11,4 +11,5 @@ DEFAULT_STAGES: tuple[str, ...] = (
     "crush",
     "exact_cache",
     "semantic_cache",
+    "memory",
 )

@@ -58,10 +58,12 @@ def test_default_yaml_keeps_its_shape():
     ({"TOON_ENABLED": "off"}, {"json": "TOON_ENABLED=off"}),
     ({"LYNKR_CACHE": "off"}, {"exact": "LYNKR_CACHE=off", "cache": "LYNKR_CACHE=off"}),
     ({"SEMANTIC_CACHE_ENABLED": "true", "PROMPT_CACHE_ENABLED": "yes", "TOON_ENABLED": "1"}, {}),
+    ({"MEMORY_ENABLED": "false"}, {"memory": "MEMORY_ENABLED=false"}),
 ])
 def test_lynkr_switches_turn_stages_off(env, off):
     """A switch set to false leaves its stage out: not built, not in the plan, and the plan
-    says which variable turned it off."""
+    says which variable turned it off (memory, opt-in, is on only with MEMORY_ENABLED=true)."""
+    env = {"MEMORY_ENABLED": "true", **env}
     p = load_pipeline(DEFAULT, environ=env, dry_run=True)
     assert {sid: why for sid, (_uses, why) in p.plan.off.items()} == off
     assert not set(off) & set(p.stages)
@@ -106,9 +108,9 @@ def test_a_lynkr_value_that_means_nothing_is_a_load_error_naming_it(env, variabl
 
 
 def test_unused_node_variables_are_named_not_dropped():
-    env = {"MEMORY_ENABLED": "true", "NODE_ENV": "development", "HEADROOM_MODE": "optimize", "PATH": "/bin",
-           "OLLAMA_MODEL": "x", "SEMANTIC_CACHE_ENABLED": "true"}
-    assert ignored(env) == ["HEADROOM_MODE", "MEMORY_ENABLED", "NODE_ENV"]
+    env = {"MEMORY_INCLUDE_GLOBAL": "true", "NODE_ENV": "development", "HEADROOM_MODE": "optimize", "PATH": "/bin",
+           "OLLAMA_MODEL": "x", "SEMANTIC_CACHE_ENABLED": "true", "MEMORY_ENABLED": "true"}
+    assert ignored(env) == ["HEADROOM_MODE", "MEMORY_INCLUDE_GLOBAL", "NODE_ENV"]
     assert ignored({"EMBEDDINGS_PROVIDER": "ollama"}) == ["EMBEDDINGS_PROVIDER"]
     assert ignored({"EMBEDDINGS_PROVIDER": "openai"}) == []
 
@@ -117,13 +119,13 @@ def test_lynkr_run_warns_in_one_line_and_on_a_misspelt_dotenv_name(tmp_path):
     """`lynkr run` names the Node.js variables it ignores in one line, and a `.env` name that is
     no variable with the one it probably meant; then it goes on (here to a config error)."""
     (tmp_path / "p.yaml").write_text("version: 1\nstages: []\nbroken: true\n")
-    (tmp_path / ".env").write_text("MODEL_PROVIDER=ollama\nOLAMA_MODEL=qwen\nMEMORY_ENABLED=true\nNODE_ENV=dev\n")
+    (tmp_path / ".env").write_text("MODEL_PROVIDER=ollama\nOLAMA_MODEL=qwen\nMEMORY_INCLUDE_GLOBAL=true\nNODE_ENV=dev\n")
     res = subprocess.run([sys.executable, "-m", "lynkr.cli", "run", "p.yaml", "--port", "1"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120,
-                         env={k: v for k, v in __import__("os").environ.items() if k not in ("MEMORY_ENABLED",)})
+                         env={k: v for k, v in __import__("os").environ.items() if k not in ("MEMORY_INCLUDE_GLOBAL",)})
     warnings = [line for line in res.stderr.splitlines() if "warning:" in line]
     assert len(warnings) == 2, res.stderr
-    assert "MEMORY_ENABLED, NODE_ENV" in warnings[0] and "no meaning here" in warnings[0]
+    assert "MEMORY_INCLUDE_GLOBAL, NODE_ENV" in warnings[0] and "no meaning here" in warnings[0]
     assert "OLAMA_MODEL is not a Lynkr variable (did you mean 'OLLAMA_MODEL'?)" in warnings[1]
     assert "unknown option 'broken'" in res.stderr and "Traceback" not in res.stderr
 
@@ -164,6 +166,19 @@ async def test_a_bad_edit_while_serving_keeps_the_last_good_pipeline(tmp_path):
         await engine.stop()
 
 
+def test_memory_variables_map_onto_the_memory_stage():
+    """MEMORY_ENABLED=true turns the opt-in memory stage on; its limit, surprise threshold and TTL
+    (milliseconds, as Node.js read it) become the stage's options; unset, the stage is off."""
+    p = load_pipeline(DEFAULT, environ={"MEMORY_ENABLED": "true", "MEMORY_RETRIEVAL_LIMIT": "3",
+                                        "MEMORY_SURPRISE_THRESHOLD": "0.5", "MEMORY_TTL": "86400000"}, dry_run=True)
+    assert {k: p.stages["memory"].options[k] for k in ("retrieval_limit", "surprise_threshold", "ttl")} == \
+        {"retrieval_limit": 3, "surprise_threshold": 0.5, "ttl": 86400}
+    off = load_pipeline(DEFAULT, environ={}, dry_run=True)
+    assert "memory" not in off.stages and "opt-in" in off.plan.off["memory"][1]
+    with pytest.raises(ConfigError, match="MEMORY_SURPRISE_THRESHOLD"):
+        load_pipeline(DEFAULT, environ={"MEMORY_SURPRISE_THRESHOLD": "high"}, dry_run=True)
+
+
 def test_docs_table_names_every_variable():
     """docs/lynkr-env.md is the one table: every variable the mapping reads or ignores is in it,
     and it names no variable the mapping does not know."""
@@ -172,4 +187,4 @@ def test_docs_table_names_every_variable():
     assert MAPPED - named == set()
     assert IGNORED - named == set()
     assert {p + "*" for p in IGNORED_PREFIXES} <= set(re.findall(r"`([A-Z_]+\*)`", doc))
-    assert named - MAPPED - IGNORED == set()
+    assert {n for n in named - MAPPED - IGNORED if not n.startswith(IGNORED_PREFIXES)} == set()

@@ -89,7 +89,8 @@ _OTHER = {"MODEL_PROVIDER", "MODEL_DEFAULT", "FALLBACK_ENABLED", "FALLBACK_PROVI
           "TIER_SIMPLE", "TIER_MEDIUM", "TIER_COMPLEX", "TIER_REASONING", "PORT", "HOST", "LYNKR_HOST",
           "OLLAMA_NUM_CTX", "PROMPT_CACHE_TTL_MS", "PROMPT_CACHE_MAX_ENTRIES", "REQUEST_JSON_LIMIT",
           "MODEL_PRICE_OVERRIDES", "LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD", "EMBEDDINGS_PROVIDER",
-          "LYNKR_TELEMETRY", "LYNKR_STATE_DIR", "HOT_RELOAD_ENABLED", "LOG_LEVEL"}
+          "LYNKR_TELEMETRY", "LYNKR_STATE_DIR", "HOT_RELOAD_ENABLED", "LOG_LEVEL",
+          "MEMORY_ENABLED", "MEMORY_RETRIEVAL_LIMIT", "MEMORY_SURPRISE_THRESHOLD", "MEMORY_TTL"}
 MAPPED: frozenset[str] = frozenset(
     _OTHER
     | {v for _k, _f, opts in PROVIDERS.values() for names, _d in opts.values() for v in names}
@@ -145,6 +146,7 @@ class LynkrEnv:
     max_in_flight: int
     exact_ttl: float
     exact_entries: int
+    memory: dict            # the memory stage's options (MEMORY_*); on only with MEMORY_ENABLED=true
     telemetry: str
     state_dir: str
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
@@ -154,6 +156,9 @@ def read_lynkr_env(env: Mapping[str, str]) -> LynkrEnv:
     provider = _provider_name(env.get("MODEL_PROVIDER") or "anthropic")
     models = {name: env.get(var) or default if var else default for name, (var, default) in MODELS.items()}
     on, why_off = _switches(env)
+    memory, on["memory"], why = _memory(env)
+    if why:
+        why_off["memory"] = why
     return LynkrEnv(
         provider=provider,
         target=f"{provider}:{models[provider] if provider in models else env.get('MODEL_DEFAULT') or '*'}",
@@ -168,6 +173,7 @@ def read_lynkr_env(env: Mapping[str, str]) -> LynkrEnv:
         max_in_flight=_number(env, "LOAD_SHEDDING_ACTIVE_REQUESTS_THRESHOLD", 2048),
         exact_ttl=_number(env, "PROMPT_CACHE_TTL_MS", 3_600_000) / 1000,
         exact_entries=_number(env, "PROMPT_CACHE_MAX_ENTRIES", 5000),
+        memory=memory,
         telemetry=env.get("LYNKR_TELEMETRY") or ".lynkr/telemetry.duckdb",
         state_dir=env.get("LYNKR_STATE_DIR") or ".lynkr",
         env=env,
@@ -241,6 +247,27 @@ def _switches(env: Mapping[str, str]) -> tuple[dict, dict]:
     return on, why
 
 
+def _memory(env: Mapping[str, str]) -> tuple[dict, bool, str | None]:
+    """The memory stage: opt-in here (the Node.js Lynkr had it on by default, in one store for
+    every project); its options from MEMORY_RETRIEVAL_LIMIT, MEMORY_SURPRISE_THRESHOLD and
+    MEMORY_TTL (milliseconds, as Node.js read it)."""
+    raw = (env.get("MEMORY_ENABLED") or "").strip().lower()
+    on = bool(raw) and raw not in _OFF
+    why = None if on else (f"MEMORY_ENABLED={env['MEMORY_ENABLED']}" if raw else "MEMORY_ENABLED unset (opt-in)")
+    surprise = (env.get("MEMORY_SURPRISE_THRESHOLD") or "").strip()
+    try:
+        surprise_value = float(surprise) if surprise else 0.3
+    except ValueError:
+        raise LynkrEnvError("MEMORY_SURPRISE_THRESHOLD", f"'{surprise}' is not a number between 0 and 1") from None
+    if not 0 <= surprise_value <= 1:
+        raise LynkrEnvError("MEMORY_SURPRISE_THRESHOLD", f"'{surprise}' is not a number between 0 and 1")
+    ttl_ms = _number(env, "MEMORY_TTL", 90 * 86400 * 1000)
+    if ttl_ms <= 0:
+        raise LynkrEnvError("MEMORY_TTL", f"'{ttl_ms}' is not a positive number of milliseconds")
+    return ({"retrieval_limit": _number(env, "MEMORY_RETRIEVAL_LIMIT", 5), "surprise_threshold": surprise_value,
+             "ttl": ttl_ms / 1000}, on, why)
+
+
 def _number(env: Mapping[str, str], var: str, default):
     raw = (env.get(var) or "").strip()
     if not raw:
@@ -279,7 +306,7 @@ def _price_overrides(raw: str | None) -> dict:
 
 def ignored(env: Mapping[str, str]) -> list[str]:
     """The Node.js Lynkr variables set in `env` that mean nothing here, sorted."""
-    out = [v for v in env if env.get(v) and (v in IGNORED or v.startswith(IGNORED_PREFIXES))]
+    out = [v for v in env if env.get(v) and v not in MAPPED and (v in IGNORED or v.startswith(IGNORED_PREFIXES))]
     if env.get("EMBEDDINGS_PROVIDER") and not _embeddings_provider(env):
         out.append("EMBEDDINGS_PROVIDER")
     return sorted(out)

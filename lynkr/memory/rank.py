@@ -1,0 +1,64 @@
+"""Which memories a request brings back: relevance first (embedding cosine blended with lexical
+overlap), then importance and recency to order what is relevant.
+
+    relevance = 0.75 * cosine(query, memory) + 0.25 * overlap
+    overlap   = |content words of the query that the memory also has| / |content words of the query|
+    score     = relevance + 0.05 * importance + 0.05 * exp(-age_since_last_use / 30 days)
+
+A memory is a candidate only when `relevance >= min_relevance`, so a question no memory is about
+gets nothing injected (the threshold is tuned by benchmarks/memory_eval.py, docs/memory.md).
+Importance and recency only order relevant memories: an important memory about something else
+is never injected. Lexical overlap is computed for the best `LEXICAL_POOL` by cosine only, so a
+project's ranking costs one matrix-vector product and a few set intersections.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+__all__ = ["words", "rank", "W_COSINE", "W_LEXICAL", "LEXICAL_POOL"]
+
+W_COSINE, W_LEXICAL = 0.75, 0.25
+W_IMPORTANCE, W_RECENCY = 0.05, 0.05
+RECENCY_S = 30 * 86400
+LEXICAL_POOL = 32
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9_.+#-]*[a-z0-9+#]|[a-z0-9]", re.I)
+_STOP = frozenset("""a an and are as at be but by can could did do does for from had has have how i if in into is it
+its me my of on or our so that the their them then there these they this to was we were what when where which
+who why will with would you your should shall may might must about use uses used using project we're i'm it's
+tell know any some much many also just like want need get got""".split())
+
+
+def words(text: str) -> frozenset[str]:
+    """Content words, lower-cased, a plural `s` dropped (`tests` and `test` meet)."""
+    out = set()
+    for w in _WORD.findall(text.lower()):
+        if w in _STOP or len(w) < 2:
+            continue
+        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
+    return frozenset(out)
+
+
+def rank(matrix: np.ndarray, word_sets: list[frozenset], importance: np.ndarray, last_used: np.ndarray,
+         query: np.ndarray, query_words: frozenset, *, now: float, limit: int,
+         min_relevance: float) -> list[tuple[float, float, int]]:
+    """(score, relevance, row) of the best `limit` relevant rows, best first."""
+    n = matrix.shape[0]
+    if n == 0 or limit <= 0:
+        return []
+    sims = matrix @ query
+    pool = np.argsort(-sims)[:LEXICAL_POOL] if n > LEXICAL_POOL else np.arange(n)
+    out = []
+    qn = len(query_words)
+    for row in pool.tolist():
+        overlap = len(query_words & word_sets[row]) / qn if qn else 0.0
+        relevance = W_COSINE * float(sims[row]) + W_LEXICAL * overlap
+        if relevance < min_relevance:
+            continue
+        recency = math.exp(-max(0.0, now - float(last_used[row])) / RECENCY_S)
+        out.append((relevance + W_IMPORTANCE * float(importance[row]) + W_RECENCY * recency, relevance, row))
+    out.sort(reverse=True)
+    return out[:limit]

@@ -1,0 +1,341 @@
+"""memory: per-project long-term memory through the proxy — facts stated in one session come back in
+a later one, in the newest user turn only, repeated byte for byte on later turns (the provider's
+prompt cache keeps hitting); never across projects; the memory tools are answered by the proxy in
+every client protocol; bad input is a bounded tool error, never a 5xx."""
+import json
+
+import aiohttp
+import orjson
+import pytest
+
+from lynkr.cli.replay import prefix_violations
+from lynkr.memory.extract import extract
+from lynkr.memory.scope import project_of, scope_of
+from tests.conftest import start_app
+from tests.helpers.anthropic_upstream import AnthropicUpstream, text_message, tool_message
+
+APP = "/home/dev/inventory-app"
+OTHER = "/home/dev/billing-service"
+
+PIPELINE = """
+version: 1
+name: memory-e2e
+state_dir: {state}
+providers:
+  up: {{kind: anthropic, base_url: "{url}"}}
+stages:
+  - {{id: memory, uses: memory}}
+  - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
+"""
+
+TOOLS = [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object", "properties": {}}}]
+
+
+def claude_body(project: str, *turns: str, answers=(), stream=False) -> dict:
+    """A Claude Code-shaped request: the working directory in the system prompt, the user's turns
+    (each with a system-reminder, as Claude Code sends them) and the answers between them."""
+    messages = []
+    for i, t in enumerate(turns):
+        messages.append({"role": "user", "content": [
+            {"type": "text", "text": "<system-reminder>\nAs you answer, use the context.\n</system-reminder>"},
+            {"type": "text", "text": t}]})
+        if i < len(turns) - 1:
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": answers[i] if i < len(answers) else "OK."}]})
+    messages[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    return {"model": "claude-test", "max_tokens": 200, "stream": stream, "tools": TOOLS,
+            "system": [{"type": "text", "text": f"You are Claude Code.\n<env>\nPrimary working directory: {project}\n</env>"}],
+            "messages": messages}
+
+
+async def post(base, body, session, path="/v1/messages", headers=None):
+    async with aiohttp.ClientSession() as s:
+        h = {"x-api-key": "k", "x-claude-code-session-id": session, **(headers or {})}
+        async with s.post(base + path, json=body, headers=h) as r:
+            return r.status, await r.read()
+
+
+@pytest.fixture
+async def proxy(lynkr, write_pipeline, tmp_path):
+    """A proxy with `memory` in front of a scripted Anthropic upstream that records every request."""
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    runner, url = await start_app(up.app())
+    _, base = await lynkr(write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")))
+    yield up, base
+    await runner.cleanup()
+
+
+async def settle(state, project=APP, n=1):
+    """Learning happens after the response (the stage's `after`): wait until `project` has `n`
+    memories, or 10 s."""
+    import asyncio
+    from lynkr.memory.store import close_memory, open_memory
+    store = open_memory(str(state / "memory.duckdb"), 384)     # the running pipeline's store
+    try:
+        for _ in range(500):
+            if sum(1 for m in store.list() if m.project == project) >= n:
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        close_memory(store)
+
+
+def answer_text(raw: bytes) -> str:
+    """The assistant's text as the client reads it: a JSON body, or a stream's text deltas joined
+    (Anthropic, OpenAI Chat or Responses events)."""
+    text = raw.decode()
+    if not text.lstrip().startswith(("event:", "data:")):
+        return text
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        ev = json.loads(line[6:])
+        d = ev.get("delta")
+        if isinstance(d, dict) and isinstance(d.get("text"), str):
+            out.append(d["text"])
+        elif isinstance(d, str) and ev.get("type") == "response.output_text.delta":
+            out.append(d)
+        for c in ev.get("choices") or ():
+            out.append((c.get("delta") or {}).get("content") or "")
+    return "".join(out)
+
+
+def last_user_texts(request: dict) -> list[str]:
+    return [b.get("text", "") for b in request["messages"][-1]["content"] if b.get("type") == "text"]
+
+
+def memory_blocks(request: dict) -> list[tuple[int, str]]:
+    return [(i, b["text"]) for i, m in enumerate(request["messages"]) if isinstance(m["content"], list)
+            for b in m["content"] if b.get("type") == "text" and b["text"].startswith("<lynkr-memory>")]
+
+
+# -- the rules, the scope ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,kind", [
+    ("This project uses PostgreSQL 15 for storage.", "fact"),
+    ("We decided to use pytest, not unittest.", "decision"),
+    ("I prefer tabs over spaces in Makefiles.", "preference"),
+    ("Remember that the staging server is staging.example.com.", "note"),
+    ("The API runs on port 8080.", "fact"),
+])
+def test_statements_are_candidates_with_their_kind(text, kind):
+    """Each rule of the documented set finds its kind of statement."""
+    got = extract(text)
+    assert len(got) == 1 and got[0].kind == kind
+
+
+@pytest.mark.parametrize("text", ["What database does the project use?", "Fix the failing test please.",
+                                  "how do I reverse a list", "ok", "Show me the API routes."])
+def test_questions_and_commands_are_not_remembered(text):
+    assert extract(text) == []
+
+
+def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded():
+    long = "This project uses " + "very " * 400 + "long names."
+    (c,) = extract(long, max_chars=200)
+    assert len(c.text) <= 200 and not c.text.endswith("ver")
+    many = " ".join(f"This project uses tool{i}." for i in range(1000))
+    assert len(extract(many, max_candidates=8)) == 8
+
+
+def test_the_project_is_the_working_directory_each_client_states():
+    claude = claude_body(APP, "hi")
+    assert project_of(claude) == APP
+    codex = {"messages": [{"role": "user", "content": [{"type": "text", "text": f"<environment_context>\n  <cwd>{OTHER}/</cwd>\n</environment_context>"}]}]}
+    assert project_of(codex) == OTHER
+    assert project_of({"system": [{"type": "text", "text": "You are helpful."}], "messages": []}) is None
+
+
+def test_odd_characters_in_a_path_stay_one_bounded_project():
+    odd = "/tmp/we'ird \"name\"; DROP TABLE memories;--/\u00e9\u6f22\x00\x07" + "x" * 5000
+    s = scope_of(claude_body(odd, "hi"), {})
+    assert s is not None and len(s.project) <= 1024 and "\x00" not in s.project and s.project.startswith("/tmp/we'ird")
+    assert scope_of(claude_body(APP, "hi"), {"x-lynkr-tenant": "a"}, tenant_headers=["x-lynkr-tenant"]) != \
+        scope_of(claude_body(APP, "hi"), {"x-lynkr-tenant": "b"}, tenant_headers=["x-lynkr-tenant"])
+
+
+# -- through the proxy ------------------------------------------------------------------------------
+
+async def test_a_fact_from_one_session_comes_back_in_the_next_after_the_breakpoint(proxy, tmp_path):
+    """Session 1 states a fact; session 2's question gets it appended to its newest user turn,
+    after the client's own (cache-marked) block; the system prompt and tools are untouched."""
+    up, base = proxy
+    status, _ = await post(base, claude_body(APP, "Note: the inventory API runs on port 8089."), "s1")
+    assert status == 200
+    await settle(tmp_path / "state")
+    body = claude_body(APP, "Which port does the inventory API listen on?")
+    status, _ = await post(base, body, "s2")
+    assert status == 200
+    sent = up.requests[-1]
+    assert sent["system"] == body["system"]
+    texts = last_user_texts(sent)
+    assert texts[:2] == [b["text"] for b in body["messages"][-1]["content"]]       # the client's blocks first
+    assert "port 8089" in texts[-1] and texts[-1].startswith("<lynkr-memory>")
+    assert "cache_control" in sent["messages"][-1]["content"][1]                   # the breakpoint stays before it
+    assert "cache_control" not in sent["messages"][-1]["content"][-1]
+
+
+async def test_later_turns_repeat_the_injection_byte_for_byte(proxy, tmp_path):
+    """Turn n+1 re-sends turn n's message without the memory; the proxy puts the same block back,
+    so what goes upstream repeats turn n's bytes (0 prefix violations) and nothing is shown twice."""
+    up, base = proxy
+    await post(base, claude_body(APP, "Remember that releases are tagged from the main branch on Fridays."), "s1")
+    await settle(tmp_path / "state")
+    q = "When and from which branch do we tag releases?"
+    await post(base, claude_body(APP, q), "s2")
+    turn1 = up.requests[-1]
+    await post(base, claude_body(APP, q, "And how do we tag a release, the same way?", answers=["Fridays, from main."]), "s2")
+    turn2 = up.requests[-1]
+    assert memory_blocks(turn1) and prefix_violations(turn1, turn2) == []
+    assert [i for i, _ in memory_blocks(turn2)] == [0]          # shown once, in the turn that asked
+
+
+async def test_no_injection_when_nothing_is_relevant_and_never_across_projects(proxy, tmp_path):
+    up, base = proxy
+    await post(base, claude_body(OTHER, "Note: the billing service stores invoices in the ledger_v2 table."), "b1")
+    await settle(tmp_path / "state", OTHER)
+    await post(base, claude_body(APP, "Where are invoices stored?"), "a1")
+    assert memory_blocks(up.requests[-1]) == []                  # another project's fact
+    await post(base, claude_body(OTHER, "How do I reverse a list in Python?"), "b2")
+    assert memory_blocks(up.requests[-1]) == []                  # nothing relevant
+    await post(base, claude_body(OTHER, "Which table holds the invoices?"), "b3")
+    assert "ledger_v2" in memory_blocks(up.requests[-1])[0][1]
+
+
+async def test_a_request_without_a_project_is_left_alone(proxy):
+    up, base = proxy
+    body = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "Note: we use tabs."}]}
+    status, _ = await post(base, body, "n1")
+    assert status == 200 and up.requests[-1]["messages"] == [{"role": "user", "content": [{"type": "text", "text": "Note: we use tabs."}]}]
+    assert "tools" not in up.requests[-1]
+
+
+async def test_memories_survive_a_restart(lynkr, write_pipeline, tmp_path):
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    runner, url = await start_app(up.app())
+    try:
+        pipe = write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state"))
+        engine, base = await lynkr(pipe)
+        await post(base, claude_body(APP, "Note: the warehouse codes are three letters, like BER."), "r1")
+        await settle(tmp_path / "state")
+        await engine.stop()
+        _, base2 = await lynkr(pipe)
+        await post(base2, claude_body(APP, "What do warehouse codes look like?"), "r2")
+        assert "three letters" in memory_blocks(up.requests[-1])[0][1]
+    finally:
+        await runner.cleanup()
+
+
+# -- the tools --------------------------------------------------------------------------------------
+
+def tool_script(calls, final="Done."):
+    """Calls each memory tool in `calls` (one per round), then answers with what the results said."""
+    def script(body):
+        msgs = body["messages"]
+        n = sum(1 for m in msgs if m["role"] == "assistant" and any(
+            b.get("type") == "tool_use" and b["name"].startswith("memory_") for b in m["content"]))
+        if n < len(calls):
+            name, args = calls[n] if not callable(calls[n]) else calls[n](body)
+            return tool_message(name, args, text=f"step {n}")
+        results = [b for m in msgs for b in (m["content"] if isinstance(m["content"], list) else ())
+                   if b.get("type") == "tool_result"]
+        return text_message(final + " " + " | ".join(str(r.get("content")) + ("!" if r.get("is_error") else "") for r in results))
+    return script
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_memory_add_and_search_are_answered_by_the_proxy(lynkr, write_pipeline, tmp_path, stream):
+    """The model adds a memory and searches for it; the proxy answers both and the client sees one
+    assistant message without any memory tool call."""
+    up = AnthropicUpstream(tool_script([("memory_add", {"content": "Deploys need the VPN on.", "kind": "fact"}),
+                                        ("memory_search", {"query": "what do deploys need?"})]))
+    runner, url = await start_app(up.app())
+    try:
+        _, base = await lynkr(write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")))
+        status, raw = await post(base, claude_body(APP, "Save that deploys need the VPN.", stream=stream), "t1")
+    finally:
+        await runner.cleanup()
+    assert status == 200
+    assert {t["name"] for t in up.requests[0]["tools"]} >= {"Bash", "memory_search", "memory_add", "memory_forget"}
+    assert len(up.requests) == 3
+    text = raw.decode()
+    assert "memory_add" not in text and "memory_search" not in text and "tool_use" not in text
+    text = answer_text(raw)
+    assert "Saved as m_" in text and "Deploys need the VPN on." in text
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_memory_tools_in_the_openai_protocols(lynkr, write_pipeline, tmp_path, path, stream):
+    up = AnthropicUpstream(tool_script([("memory_add", {"content": "The cache TTL is 300 seconds."}),
+                                        ("memory_search", {"query": "cache ttl"})]))
+    runner, url = await start_app(up.app())
+    cwd = f"<environment_context>\n  <cwd>{APP}</cwd>\n</environment_context>"
+    tool = {"type": "function", "function": {"name": "shell", "description": "run", "parameters": {"type": "object", "properties": {}}}}
+    if path == "/v1/responses":
+        body = {"model": "claude-test", "stream": stream, "input": [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": cwd}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Save the cache TTL."}]}],
+            "tools": [{"type": "function", "name": "shell", "description": "run", "parameters": {"type": "object", "properties": {}}}]}
+    else:
+        body = {"model": "claude-test", "stream": stream, "tools": [tool], "messages": [
+            {"role": "user", "content": cwd}, {"role": "user", "content": "Save the cache TTL."}]}
+    try:
+        _, base = await lynkr(write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")))
+        async with aiohttp.ClientSession() as s:
+            async with s.post(base + path, json=body, headers={"authorization": "Bearer k"}) as r:
+                status, raw = r.status, await r.read()
+    finally:
+        await runner.cleanup()
+    assert status == 200, raw[:500]
+    text = raw.decode()
+    assert len(up.requests) == 3 and "memory_" not in text
+    assert "The cache TTL is 300 seconds." in answer_text(raw)
+
+
+async def test_bad_tool_input_is_a_bounded_tool_error(lynkr, write_pipeline, tmp_path):
+    """A 1 MB memory, 10,000 memory_add calls in one turn and a memory_forget of another project's id
+    each get a clear tool error (at most 20 adds are answered per turn, the refused 1 MB one among
+    them); the request still answers 200 and nothing unbounded is stored."""
+    other_id = {}
+
+    def forget_other(body):
+        return "memory_forget", {"id": other_id["id"]}
+
+    flood = {"type": "tool_use", "name": "memory_add"}
+
+    def script(body):
+        msgs = body["messages"]
+        rounds = sum(1 for m in msgs if m["role"] == "assistant")
+        if rounds == 0:
+            msg = tool_message("memory_add", {"content": "x" * 1_000_000})
+            for i in range(10_000):
+                msg["content"].append({**flood, "id": f"toolu_f{i}", "input": {"content": f"Fact number {i} is true."}})
+            return msg
+        if rounds == 1:
+            return tool_message(*forget_other(body))
+        results = [b for m in msgs for b in (m["content"] if isinstance(m["content"], list) else ()) if b.get("type") == "tool_result"]
+        return text_message(json.dumps([[r.get("is_error", False), str(r["content"])[:200]] for r in results]))
+
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    runner, url = await start_app(up.app())
+    try:
+        engine, base = await lynkr(write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")))
+        await post(base, claude_body(OTHER, "Note: the billing service retries webhooks five times."), "o1")
+        await settle(tmp_path / "state", OTHER)
+        up.script = script
+        from lynkr.memory.store import open_memory, close_memory
+        store = open_memory(str(tmp_path / "state" / "memory.duckdb"), 384)
+        try:
+            other_id["id"] = next(m.id for m in store.list() if m.project == OTHER)
+        finally:
+            close_memory(store)
+        status, raw = await post(base, claude_body(APP, "Save these facts."), "o2")
+    finally:
+        await runner.cleanup()
+    assert status == 200
+    results = json.loads(orjson.loads(raw)["content"][-1]["text"])
+    big, *adds, forget = results
+    assert big[0] and "at most 500 characters" in big[1] and "1,000,000" in big[1]
+    assert sum(1 for e, _ in adds if not e) == 19 and all("at most 20 memory_add" in t for e, t in adds if e)
+    assert forget[0] and "no memory" in forget[1] and "in this project" in forget[1]
