@@ -41,6 +41,7 @@ class MemoryStage(Stage):
     summary = "Per-project long-term memory: recalls facts stated in earlier sessions into the newest turn " \
               "(prefix-stable) and answers memory_search/add/forget itself. Opt-in."
     status = "beta"
+    edits = "copy-on-write"
     options_schema = {
         "type": "object",
         "additionalProperties": False,
