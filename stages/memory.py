@@ -48,7 +48,7 @@ class MemoryStage(Stage):
         "properties": {
             "retrieval_limit": {"type": "integer", "minimum": 0, "maximum": 50, "default": 5,
                                 "description": "At most this many memories injected per turn (MEMORY_RETRIEVAL_LIMIT)."},
-            "min_relevance": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.42,
+            "min_relevance": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
                               "description": "Lowest relevance (0.75 cosine + 0.25 word overlap) a memory needs to be "
                                              "injected; tuned by benchmarks/memory_eval.py (docs/memory.md)."},
             "surprise_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
@@ -95,6 +95,7 @@ class MemoryStage(Stage):
                              max_chars=o["max_chars"])
         # `lynkr replay` / `explain` run the stage for real on an in-memory store: nothing is written.
         path = None if ctx.dry_run else memory_path(ctx, options)
+        self.memory_file = path         # the dashboard's memory panel reads and deletes here
         self.bank = None if ctx.dry_run else MemoryBank(open_memory(path, 384, **store_opts),
                                                         get_embedder(o["model_path"]), self.limits)
         self._store_opts = store_opts

@@ -139,10 +139,16 @@ def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded()
 
 
 def test_the_project_is_the_working_directory_each_client_states():
+    """Claude Code states it in the system prompt (or, newer, in an environment reminder of the first
+    message), Codex in `<cwd>`; a request that states none has no project."""
     claude = claude_body(APP, "hi")
     assert project_of(claude) == APP
     codex = {"messages": [{"role": "user", "content": [{"type": "text", "text": f"<environment_context>\n  <cwd>{OTHER}/</cwd>\n</environment_context>"}]}]}
     assert project_of(codex) == OTHER
+    newer = {"messages": [{"role": "user", "content": [{"type": "text", "text": (
+        "<system-reminder>\n# Environment\nYou have been invoked in the following environment: \n"
+        f" - Primary working directory: {APP}\n - Is a git repository: false\n</system-reminder>")}]}]}
+    assert project_of(newer) == APP
     assert project_of({"system": [{"type": "text", "text": "You are helpful."}], "messages": []}) is None
 
 
@@ -339,3 +345,49 @@ async def test_bad_tool_input_is_a_bounded_tool_error(lynkr, write_pipeline, tmp
     assert big[0] and "at most 500 characters" in big[1] and "1,000,000" in big[1]
     assert sum(1 for e, _ in adds if not e) == 19 and all("at most 20 memory_add" in t for e, t in adds if e)
     assert forget[0] and "no memory" in forget[1] and "in this project" in forget[1]
+
+
+# -- the dashboard panel, telemetry -----------------------------------------------------------------
+
+async def test_the_dashboard_lists_and_forgets_and_telemetry_never_holds_memory_text(lynkr, write_pipeline, tmp_path):
+    """The memory panel's API lists a project's memories behind the admin token and deletes one;
+    the forgotten memory is not injected any more; no telemetry row holds a memory's text."""
+    import duckdb
+
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    runner, url = await start_app(up.app())
+    tel = tmp_path / "tel.duckdb"
+    try:
+        pipe = write_pipeline(PIPELINE.format(url=url, state=tmp_path / "state")
+                              + "dashboard: {enabled: true}\nserver: {admin_token: s3cret}\n")
+        engine, base = await lynkr(pipe, telemetry_path=str(tel))
+        await post(base, claude_body(APP, "Note: the nightly backup bucket is s3://zebra-backups-17."), "d1")
+        await settle(tmp_path / "state")
+        await post(base, claude_body(APP, "Which bucket holds the nightly backups?"), "d2")
+        assert "zebra-backups-17" in memory_blocks(up.requests[-1])[0][1]
+        async with aiohttp.ClientSession() as s:
+            async with s.get(base + "/dashboard/api/memory") as r:
+                assert r.status == 401
+            async with s.get(base + "/dashboard/api/memory", params={"project": APP},
+                             headers={"Authorization": "Bearer s3cret"}) as r:
+                data = await r.json()
+            assert data["projects"] == [{"project": APP, "tenant": "", "memories": 1}]
+            (m,) = data["memories"]
+            assert "zebra-backups-17" in m["text"]
+            async with s.delete(base + f"/dashboard/api/memory/{m['id']}", headers={"Authorization": "Bearer s3cret"}) as r:
+                assert r.status == 200
+            async with s.delete(base + f"/dashboard/api/memory/{m['id']}", headers={"Authorization": "Bearer s3cret"}) as r:
+                assert r.status == 404
+        await post(base, claude_body(APP, "Which bucket holds the nightly backups?"), "d3")
+        assert memory_blocks(up.requests[-1]) == []
+        await engine.stop()
+    finally:
+        await runner.cleanup()
+    con = duckdb.connect(str(tel), read_only=True)
+    try:
+        tables = [t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        dump = " ".join(str(row) for t in tables for row in con.execute(f'SELECT * FROM "{t}"').fetchall())
+    finally:
+        con.close()
+    assert "stage_events" in tables or tables
+    assert "zebra-backups" not in dump and "m_" in dump         # ids and counts only

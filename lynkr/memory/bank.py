@@ -25,7 +25,7 @@ class MemoryInputError(ValueError):
 @dataclass(frozen=True)
 class Limits:
     retrieval_limit: int = 5
-    min_relevance: float = 0.42
+    min_relevance: float = 0.3
     max_chars: int = 500             # one memory
     max_candidates: int = 8          # memories learned from one turn
 

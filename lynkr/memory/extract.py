@@ -9,7 +9,7 @@ in this order (the first match names its kind):
 | note        | starts with remember / note / fyi / keep in mind / for the record               | 0.9 |
 | decision    | we/I decided, chose, agreed, settled on, are going with, will use; let's use/go with/keep/stick; from now on; going forward | 0.8 |
 | preference  | I/we prefer, like, want, need, use, avoid, never/always/don't use; always/never + verb | 0.7 |
-| fact        | this/the/our project, repo, service, app, API, database, CI… + uses/is/runs/lives/has/requires/depends on; X is stored/kept/located/configured/deployed in/at/on; port/url/endpoint/version/branch/path/owner is … | 0.6 |
+| fact        | this/the/our project, repo, service, app, API, database, CI… + uses/is/runs/lives/has/requires/depends on; X is stored/kept/located/configured/deployed/based/built in/at/on/by/with; port/url/endpoint/version/branch/path/owner is … | 0.6 |
 
 Questions (a `?` at the end, or a leading question word) and commands to the model ("fix the
 test", "show me") are never candidates: they ask, they do not state. Emphasis ("important",
@@ -48,7 +48,7 @@ RULES: list[tuple[str, float, re.Pattern]] = [
         r"\b(?:this|the|our)\s+(?:[\w-]+\s+){0,3}?(?:project|repo|repository|codebase|service|app|api|backend|frontend|"
         r"database|db|team|build|ci|pipeline|server|cluster|library|package|staging|production)\b[^.?!]{0,60}?"
         r"\b(?:uses|use|is|are|runs|lives|has|have|requires|depends on|needs|targets|stores|deploys|talks to)\b"
-        r"|\b(?:is|are)\s+(?:stored|kept|located|configured|defined|deployed|hosted|generated)\s+(?:in|at|on|by|with)\b"
+        r"|\b(?:is|are)\s+(?:stored|kept|located|configured|defined|deployed|hosted|generated|based|built|written)\s+(?:in|at|on|by|with|as|from|under)\b"
         r"|\b(?:port|url|endpoint|version|branch|path|owner|maintainer|timeout|limit|bucket|region|schema)\s+(?:is|are|=)\s+\S", _I)),
 ]
 _EMPHASIS = re.compile(r"\b(?:important|must|always|never|critical)\b", _I)

@@ -32,14 +32,22 @@ who why will with would you your should shall may might must about use uses used
 tell know any some much many also just like want need get got""".split())
 
 
+def stem(w: str) -> str:
+    """A light stemmer: `logging`, `logged`, `logs` and `log` meet; so do `tests` and `test`."""
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiousl":
+        w = w[:-1]
+    return w
+
+
 def words(text: str) -> frozenset[str]:
-    """Content words, lower-cased, a plural `s` dropped (`tests` and `test` meet)."""
-    out = set()
-    for w in _WORD.findall(text.lower()):
-        if w in _STOP or len(w) < 2:
-            continue
-        out.add(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w)
-    return frozenset(out)
+    """Content words, lower-cased and stemmed."""
+    return frozenset(stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) >= 2)
 
 
 def rank(matrix: np.ndarray, word_sets: list[frozenset], importance: np.ndarray, last_used: np.ndarray,

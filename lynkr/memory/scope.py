@@ -1,7 +1,8 @@
 """Whose memory a request reads and writes: the project, as the client states its working directory.
 
 Claude Code writes `Primary working directory: /path` (older versions `Working directory: /path`)
-into its system prompt; Codex sends `<cwd>/path</cwd>` in its environment context; Cline writes
+into its system prompt or, in newer versions, into an environment `<system-reminder>` of the first
+user message; Codex sends `<cwd>/path</cwd>` in its environment context; Cline writes
 `Current Working Directory (/path)`. Memories are kept per (tenant, project): the tenant is the
 value of the configured request headers (teams, keys), so two tenants with the same path never
 share. A request that states no project gets no memory unless the stage names a fixed `project`.
@@ -58,10 +59,12 @@ def project_of(request: dict) -> str | None:
         content = msg.get("content") if isinstance(msg, dict) else None
         for block in content if isinstance(content, list) else ():
             text = block.get("text") if isinstance(block, dict) else None
-            if isinstance(text, str) and "<cwd>" in text:
-                m = _CWD.search(text)
-                if m:
-                    return clean_project(m.group(1))
+            if not isinstance(text, str):
+                continue
+            m = (_CWD.search(text) if "<cwd>" in text else None) or \
+                (_SYSTEM.search(text) if "orking directory" in text or "orking Directory" in text else None)
+            if m:
+                return clean_project(m.group(1))
     return None
 
 

@@ -216,6 +216,19 @@ class MemoryStore:
         self._queue(("delete", [mid]))
         return gone
 
+    def forget_ids(self, ids: list[str]) -> int:
+        """Delete these ids in whatever scope holds them (an admin's delete; the model's goes
+        through `forget`, which is scoped)."""
+        wanted, n = set(ids), 0
+        with self._lock:
+            for p in self._projects.values():
+                rows = [i for i, m in enumerate(p.memories) if m.id in wanted]
+                if rows:
+                    n += len(p.drop(rows))
+            self._count -= n
+        self._queue(("delete", list(wanted)))
+        return n
+
     def _bound(self, scope: Scope, p: _Project) -> list[Memory]:
         """Evict past the per-project and total bounds: the least important, least recently used."""
         evicted = []
@@ -380,18 +393,18 @@ def _release(path: str, _payload=None) -> None:
     release(path)
 
 
-def file_op(path: str, sql_where: str, params: list, *, delete: bool = False) -> list:
-    """`lynkr memory` and the dashboard: the rows of the file matching a WHERE clause (no
-    vectors), deleted too when `delete`."""
-    return db_service.call("memory.select", path, [sql_where, params, delete])
+def file_op(path: str, sql_where: str, params: list, *, delete: bool = False, vectors: bool = False) -> list:
+    """`lynkr memory` and the dashboard: the rows of the file matching a WHERE clause (with their
+    vectors when asked), deleted too when `delete`. The running proxy notices the change."""
+    return db_service.call("memory.select", path, [sql_where, params, delete, vectors])
 
 
 @db_service.operation("memory.select")
 def _select(path: str, args: list) -> list:
-    where, params, delete = args
+    where, params, delete, vectors = args
     if not Path(path).exists():
         return []
-    cols = [c for c in COLUMNS if c != "vector"]
+    cols = [c for c in COLUMNS if vectors or c != "vector"]
     with attached(path, ALIAS) as con:
         con.execute(_DDL)
         rows = con.execute(f"SELECT {', '.join(cols)} FROM mem.memories WHERE {where} ORDER BY project, created",

@@ -117,9 +117,55 @@ async def _run(request: web.Request, names: list[str]) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+# -- the memory panel: what the memory stage remembers (user data: only here, behind the token) ----
+
+def _memory_stage(request: web.Request):
+    p = request.app["engine"].current
+    stage = next((s for s in (p.stages.values() if p is not None else ()) if getattr(s, "memory_file", None)), None)
+    if stage is None:
+        raise web.HTTPNotFound(text='{"error":"no memory stage in this pipeline"}', content_type="application/json")
+    return stage
+
+
+async def memories(request: web.Request) -> web.Response:
+    """{projects: [{project, tenant, memories}], memories: [...]} — of `?project=` or all (newest 500)."""
+    from lynkr.memory.store import file_op
+
+    _enabled_or_404(request)
+    require_admin(request)
+    path = _memory_stage(request).memory_file
+    project = request.query.get("project") or None
+    rows = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: file_op(path, "project = ?" if project else "true", [project] if project else []))
+    counts: dict = {}
+    for r in rows:
+        counts[(r["project"], r["tenant"])] = counts.get((r["project"], r["tenant"]), 0) + 1
+    rows.sort(key=lambda r: r["created"], reverse=True)
+    return web.json_response({"projects": [{"project": p, "tenant": t, "memories": n} for (p, t), n in sorted(counts.items())],
+                              "memories": rows[:500]}, headers={"Cache-Control": "no-store"})
+
+
+async def forget_memory(request: web.Request) -> web.Response:
+    from lynkr.memory.store import file_op
+
+    _enabled_or_404(request)
+    require_admin(request)
+    stage = _memory_stage(request)
+    mid = request.match_info["id"][:64]
+    gone = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: file_op(stage.memory_file, "id = ?", [mid], delete=True))
+    if stage.bank is not None:
+        stage.bank.store.forget_ids([mid])
+    if not gone:
+        return _json_error(404, f"no memory {mid!r}")
+    return web.json_response({"forgot": mid}, headers={"Cache-Control": "no-store"})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/dashboard", page)
     app.router.add_get("/dashboard/", page)
     app.router.add_get("/dashboard/static/{name}", asset)
     app.router.add_get("/dashboard/api/data", data)
     app.router.add_get("/dashboard/api/report/{report}", data)
+    app.router.add_get("/dashboard/api/memory", memories)
+    app.router.add_delete("/dashboard/api/memory/{id}", forget_memory)

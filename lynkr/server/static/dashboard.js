@@ -239,6 +239,42 @@ function draw(data) {
      ["usd_saved_pct", "saved of baseline", fmtPct]]);
 }
 
+// -- memory -------------------------------------------------------------------------------
+// Only when the pipeline has a memory stage (404 otherwise: the panel stays hidden). Each row can be
+// forgotten; the text is the user's, shown only on this token-protected page.
+async function loadMemory() {
+  const panel = document.getElementById("memory-panel");
+  const resp = await fetch("/dashboard/api/memory", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
+  if (!resp.ok) { panel.hidden = true; return; }
+  const data = await resp.json();
+  panel.hidden = false;
+  table(document.getElementById("memory-projects"), data.projects,
+    [["project", "project"], ["tenant", "tenant"], ["memories", "memories", fmtInt]]);
+  const box = document.getElementById("memory-table");
+  if (!data.memories.length) return empty(box, "no memories yet");
+  const t = html("table");
+  const head = html("tr");
+  for (const title of ["project", "kind", "memory", "saved", ""]) head.append(html("th", {}, title));
+  t.append(head);
+  for (const m of data.memories) {
+    const tr = html("tr", { "data-memory": m.id });
+    tr.append(html("td", {}, truncate(m.project, 40)), html("td", {}, m.kind), html("td", {}, m.text),
+      html("td", {}, new Date(m.created * 1000).toISOString().slice(0, 10)));
+    const td = html("td");
+    const b = html("button", { type: "button", "data-forget": m.id }, "forget");
+    b.addEventListener("click", async () => {
+      const r = await fetch("/dashboard/api/memory/" + encodeURIComponent(m.id),
+        { method: "DELETE", headers: { Authorization: "Bearer " + token } });
+      if (r.ok) tr.remove();
+    });
+    td.append(b);
+    tr.append(td);
+    t.append(tr);
+  }
+  box.replaceChildren(t);
+  box.dataset.rendered = String(data.memories.length);
+}
+
 // -- loading ------------------------------------------------------------------------------
 let token = "";
 
@@ -277,6 +313,7 @@ async function load() {
   document.getElementById("generated").textContent = "as of " + data.generated_at;
   status.textContent = data.message || "";
   draw(data);
+  await loadMemory().catch(() => {});
   document.body.dataset.ready = "1";
 }
 
