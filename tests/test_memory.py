@@ -3,6 +3,7 @@ a later one, in the newest user turn only, repeated byte for byte on later turns
 prompt cache keeps hitting); never across projects; the memory tools are answered by the proxy in
 every client protocol; bad input is a bounded tool error, never a 5xx."""
 import json
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -351,7 +352,8 @@ async def test_bad_tool_input_is_a_bounded_tool_error(lynkr, write_pipeline, tmp
 
 async def test_the_dashboard_lists_and_forgets_and_telemetry_never_holds_memory_text(lynkr, write_pipeline, tmp_path):
     """The memory panel's API lists a project's memories behind the admin token and deletes one;
-    the forgotten memory is not injected any more; no telemetry row holds a memory's text."""
+    the forgotten memory is not injected any more; no telemetry row holds a memory's text, and
+    `lynkr report --export` writes memories only when asked (`--memory FILE`)."""
     import duckdb
 
     up = AnthropicUpstream(lambda body: text_message("Noted."))
@@ -371,7 +373,7 @@ async def test_the_dashboard_lists_and_forgets_and_telemetry_never_holds_memory_
             async with s.get(base + "/dashboard/api/memory", params={"project": APP},
                              headers={"Authorization": "Bearer s3cret"}) as r:
                 data = await r.json()
-            assert data["projects"] == [{"project": APP, "tenant": "", "memories": 1}]
+            assert data["enabled"] and data["projects"] == [{"project": APP, "tenant": "", "memories": 1}]
             (m,) = data["memories"]
             assert "zebra-backups-17" in m["text"]
             async with s.delete(base + f"/dashboard/api/memory/{m['id']}", headers={"Authorization": "Bearer s3cret"}) as r:
@@ -380,6 +382,8 @@ async def test_the_dashboard_lists_and_forgets_and_telemetry_never_holds_memory_
                 assert r.status == 404
         await post(base, claude_body(APP, "Which bucket holds the nightly backups?"), "d3")
         assert memory_blocks(up.requests[-1]) == []
+        await post(base, claude_body(APP, "Note: our deploy window is Tuesday 14:00 UTC."), "d4")
+        await settle(tmp_path / "state")
         await engine.stop()
     finally:
         await runner.cleanup()
@@ -390,4 +394,36 @@ async def test_the_dashboard_lists_and_forgets_and_telemetry_never_holds_memory_
     finally:
         con.close()
     assert "stage_events" in tables or tables
-    assert "zebra-backups" not in dump and "m_" in dump         # ids and counts only
+    assert "zebra-backups" not in dump and "Tuesday" not in dump and "m_" in dump    # ids and counts only
+    from lynkr.telemetry.reports import export_parquet
+    plain = [Path(f).name for f, _n in export_parquet(str(tel), str(tmp_path / "out1"))]
+    assert "memories.parquet" not in plain
+    asked = dict(export_parquet(str(tel), str(tmp_path / "out2"), memory=str(tmp_path / "state" / "memory.duckdb")))
+    assert asked[str(tmp_path / "out2" / "memories.parquet")] == 1
+
+
+def test_recorded_sessions_replay_with_memory_on_and_zero_prefix_violations(tmp_path):
+    """`lynkr replay` of the recorded Claude Code and Codex sessions through a pipeline with
+    `memory` (plus a session that states a fact and one that is answered from it): turn n+1
+    always repeats what turn n sent upstream."""
+    from lynkr.cli.replay import replay_sessions
+    from tests.conftest import FIXTURES
+    import shutil
+
+    root = tmp_path / "sessions"
+    shutil.copytree(FIXTURES, root / "fixtures")
+    for name, turns in (("a-states", ["Note: the inventory API runs on port 8089."]),
+                        ("b-asks", ["Which port does the inventory API listen on?", "And in production?"])):
+        folder = root / name
+        folder.mkdir()
+        for k in range(1, len(turns) + 1):
+            body = claude_body("/home/dev/inventory-app", *turns[:k])
+            (folder / f"req_{k:03d}.json").write_text(json.dumps(
+                {"path": "/v1/messages", "headers": {"x-claude-code-session-id": name}, "body": body}))
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(PIPELINE.format(url="http://127.0.0.1:9", state=tmp_path / "state"))
+    rep = replay_sessions(str(root), str(pipe))["a"]
+    assert rep["total"]["violations"] == 0
+    injected = [e["detail"].get("injected") for s in rep["sessions"] for r in s["requests"] for e in r["events"]
+                if e["id"] == "memory" and e["detail"].get("injected")]
+    assert injected, "the asking session got the fact"

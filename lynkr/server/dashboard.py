@@ -121,19 +121,20 @@ async def _run(request: web.Request, names: list[str]) -> web.Response:
 
 def _memory_stage(request: web.Request):
     p = request.app["engine"].current
-    stage = next((s for s in (p.stages.values() if p is not None else ()) if getattr(s, "memory_file", None)), None)
-    if stage is None:
-        raise web.HTTPNotFound(text='{"error":"no memory stage in this pipeline"}', content_type="application/json")
-    return stage
+    return next((s for s in (p.stages.values() if p is not None else ()) if getattr(s, "memory_file", None)), None)
 
 
 async def memories(request: web.Request) -> web.Response:
-    """{projects: [{project, tenant, memories}], memories: [...]} — of `?project=` or all (newest 500)."""
+    """{enabled, projects: [{project, tenant, memories}], memories: [...]} — of `?project=` or all
+    (newest 500); `enabled: false` when the pipeline has no memory stage (the panel stays hidden)."""
     from lynkr.memory.store import file_op
 
     _enabled_or_404(request)
     require_admin(request)
-    path = _memory_stage(request).memory_file
+    stage = _memory_stage(request)
+    if stage is None:
+        return web.json_response({"enabled": False, "projects": [], "memories": []}, headers={"Cache-Control": "no-store"})
+    path = stage.memory_file
     project = request.query.get("project") or None
     rows = await asyncio.get_running_loop().run_in_executor(
         None, lambda: file_op(path, "project = ?" if project else "true", [project] if project else []))
@@ -141,7 +142,7 @@ async def memories(request: web.Request) -> web.Response:
     for r in rows:
         counts[(r["project"], r["tenant"])] = counts.get((r["project"], r["tenant"]), 0) + 1
     rows.sort(key=lambda r: r["created"], reverse=True)
-    return web.json_response({"projects": [{"project": p, "tenant": t, "memories": n} for (p, t), n in sorted(counts.items())],
+    return web.json_response({"enabled": True, "projects": [{"project": p, "tenant": t, "memories": n} for (p, t), n in sorted(counts.items())],
                               "memories": rows[:500]}, headers={"Cache-Control": "no-store"})
 
 
@@ -151,6 +152,8 @@ async def forget_memory(request: web.Request) -> web.Response:
     _enabled_or_404(request)
     require_admin(request)
     stage = _memory_stage(request)
+    if stage is None:
+        return _json_error(404, "no memory stage in this pipeline")
     mid = request.match_info["id"][:64]
     gone = await asyncio.get_running_loop().run_in_executor(
         None, lambda: file_op(stage.memory_file, "id = ?", [mid], delete=True))

@@ -222,8 +222,9 @@ def report_sql(name: str) -> str:
     return f.read_text()
 
 
-def export_parquet(path: str, out_dir: str, **filters) -> list[tuple[str, int]]:
-    """Write the raw tables (as stored, no priced columns) as Parquet: [(file, rows)]."""
+def export_parquet(path: str, out_dir: str, *, memory: str | None = None, **filters) -> list[tuple[str, int]]:
+    """Write the raw tables (as stored, no priced columns) as Parquet: [(file, rows)]. With
+    `memory` (a memory stage's file), its memories too: user data, so only when asked."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     con = connect(path, lock=False, **filters)
@@ -236,9 +237,24 @@ def export_parquet(path: str, out_dir: str, **filters) -> list[tuple[str, int]]:
             con.execute(f"COPY ({src}) TO '{_sql_str(target)}' (FORMAT parquet, COMPRESSION zstd)")
             n = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(target)}')").fetchone()[0]
             written.append((str(target), n))
+        if memory:
+            written.append(_export_memories(con, memory, out / "memories.parquet"))
         return written
     finally:
         con.close()
+
+
+def _export_memories(con, memory: str, target: Path) -> tuple[str, int]:
+    if not Path(memory).is_file():
+        raise ReportError(f"no memory file at {memory}")
+    con.execute(f"ATTACH '{_sql_str(memory)}' AS memx (READ_ONLY)")
+    try:
+        con.execute("COPY (SELECT id, tenant, project, text, kind, source, importance, created, accessed, expires "
+                    f"FROM memx.memories ORDER BY project, created) TO '{_sql_str(target)}' (FORMAT parquet, COMPRESSION zstd)")
+    finally:
+        con.execute("DETACH memx")
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_str(target)}')").fetchone()[0]
+    return str(target), n
 
 
 def _sql_str(p) -> str:
@@ -291,6 +307,8 @@ def add_report_arguments(p) -> None:
     p.add_argument("--pipeline", help="only rows of this pipeline name")
     p.add_argument("--format", choices=["table", "json", "csv", "markdown"], default="table")
     p.add_argument("--export", metavar="DIR", help="write the raw tables as Parquet files into DIR (honours --since/--pipeline)")
+    p.add_argument("--memory", metavar="FILE", help="with --export: also write the memory stage's memories (user data; "
+                                                     "e.g. .lynkr/memory.duckdb) as memories.parquet")
 
 
 def _config(args) -> dict | None:
@@ -322,7 +340,7 @@ def run_report_cli(args) -> int:
         filters = {"since": args.since, "pipeline": args.pipeline}
         parse_since(args.since)
         if args.export:
-            for file, n in export_parquet(path, args.export, **filters):
+            for file, n in export_parquet(path, args.export, memory=args.memory, **filters):
                 print(f"✓ {file}: {n} rows")
             return 0
         sql = args.sql or report_sql(args.name)

@@ -240,14 +240,14 @@ function draw(data) {
 }
 
 // -- memory -------------------------------------------------------------------------------
-// Only when the pipeline has a memory stage (404 otherwise: the panel stays hidden). Each row can be
+// Only when the pipeline has a memory stage (`enabled: false` otherwise: the panel stays hidden). Each row can be
 // forgotten; the text is the user's, shown only on this token-protected page.
 async function loadMemory() {
   const panel = document.getElementById("memory-panel");
   const resp = await fetch("/dashboard/api/memory", { headers: { Authorization: "Bearer " + token }, cache: "no-store" });
-  if (!resp.ok) { panel.hidden = true; return; }
-  const data = await resp.json();
-  panel.hidden = false;
+  const data = resp.ok ? await resp.json() : { enabled: false };
+  panel.hidden = !data.enabled;
+  if (!data.enabled) return;
   table(document.getElementById("memory-projects"), data.projects,
     [["project", "project"], ["tenant", "tenant"], ["memories", "memories", fmtInt]]);
   const box = document.getElementById("memory-table");
