@@ -31,7 +31,7 @@ from lynkr.memory.bank import EMBED_POOL, Limits, MemoryBank
 from lynkr.memory.extract import turn_text
 from lynkr.memory.inject import Injected, apply, message_digest, render
 from lynkr.memory.scope import scope_of
-from lynkr.memory.store import MemoryStore, close_memory, memory_path, open_memory
+from lynkr.memory.store import MemoryStore, close_memory, file_op, memory_path, open_memory
 from lynkr.memory.tools import NAMES, TOOLS, memory_interceptor
 from lynkr.stage import Stage
 
@@ -160,6 +160,18 @@ class MemoryStage(Stage):
     async def after(self, x: Exchange) -> None:
         if self.bank is not None and x.response is not None and x.response.ok:
             await self._learn(x, self.bank)
+
+    # -- the dashboard's memory panel (lynkr/server/dashboard.py finds a stage by `memory_file`) ----
+    def memories(self, project: str | None = None) -> list[dict]:
+        """The file's memories (of `project`, or all), without vectors. Blocking: call in a thread."""
+        return file_op(self.memory_file, "project = ?" if project else "true", [project] if project else [])
+
+    def forget(self, mid: str) -> bool:
+        """An admin's delete, in whichever project holds `mid`. Blocking: call in a thread."""
+        gone = file_op(self.memory_file, "id = ?", [mid], delete=True)
+        if self.bank is not None:
+            self.bank.store.forget_ids([mid])
+        return bool(gone)
 
     async def aclose(self) -> None:
         bank, self.bank = self.bank, None

@@ -12,7 +12,7 @@ FLOORS = [
     {"wire"},
     {"config"},
     {"storage"},
-    {"providers", "cache", "routing", "savings", "telemetry"},
+    {"providers", "cache", "routing", "savings", "telemetry", "memory"},
     {"engine"},
     {"stages"},
     {"server"},

@@ -75,10 +75,10 @@ def test_heads_cover_the_vocabulary():
 
 
 def test_stripped_texts_are_remembered_within_a_bound(monkeypatch):
+    from lynkr.kit import harness
     from lynkr.kit.cache import remembered, text_size
-    from lynkr.routing import text
-    monkeypatch.setattr(text, "_stripped", remembered(text._stripped.fn, max_size=1000, size=text_size))
+    monkeypatch.setattr(harness, "_stripped", remembered(harness._stripped.fn, max_size=1000, size=text_size))
     for i in range(50):
         t = f"<system-reminder>note {i}</system-reminder> fix bug {i}"
-        assert text.strip_harness(t) == text.strip_harness(t) == f"fix bug {i}"
-    assert text._stripped.table.size <= 1000 and len(text._stripped.table) < 50
+        assert harness.strip_harness(t) == harness.strip_harness(t) == f"fix bug {i}"
+    assert harness._stripped.table.size <= 1000 and len(harness._stripped.table) < 50

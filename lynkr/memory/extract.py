@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lynkr.routing.text import strip_harness
+from lynkr.kit.harness import strip_harness
 
 __all__ = ["Candidate", "extract", "turn_text", "RULES"]
 

@@ -1,5 +1,5 @@
 """`memory_search`, `memory_add`, `memory_forget`: tools the `memory` stage offers the model and
-the proxy answers itself (lynkr/kit/answered.py), scoped to the request's project. Bad input is a
+the proxy answers itself (lynkr/wire/answered.py), scoped to the request's project. Bad input is a
 tool error the model reads — a memory too long, too many adds in one turn, an id that is not this
 project's — never an HTTP error.
 """
@@ -9,7 +9,7 @@ import asyncio
 import datetime as dt
 
 from lynkr.exchange import Exchange
-from lynkr.kit.answered import answering, tool_error
+from lynkr.wire.answered import answering, tool_error
 from lynkr.memory.bank import EMBED_POOL, KINDS, MemoryBank, MemoryInputError
 from lynkr.memory.scope import Scope
 

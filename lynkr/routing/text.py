@@ -11,29 +11,16 @@ import re
 from dataclasses import dataclass, field
 
 from lynkr.kit.cache import remembered, text_size
+from lynkr.kit.harness import strip_harness
 
 __all__ = ["Conversation", "read_conversation", "strip_harness"]
 
-# Harness tags are lower-case words joined by - or _ (system-reminder, environment_context,
-# command-name, local-command-stdout); people rarely write those in prose, HTML tags have no
-# separator, so <div> or <T> in a pasted snippet stays.
-_HARNESS_BLOCK = re.compile(r"<([a-z][a-z0-9]*(?:[-_][a-z0-9]+)+)(?:\s[^>]*)?>.*?</\1>\s*", re.DOTALL)
 _ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b(?:Error|Exception|FAILED|error:|fatal:)", re.ASCII)
 # Only the start of a tool result is read for error words: enough for a traceback's last line in
 # short outputs, and it bounds the work on a 60 KB body.
 _ERROR_SCAN_CHARS = 2000
 _RECENT_RESULTS = 3
 _TURNS_COUNTED = 10
-
-
-def strip_harness(text: str) -> str:
-    if "<" not in text:
-        return text.strip()
-    return _stripped(text)
-
-
-# Claude Code resends the same reminder-wrapped blocks every turn: each text is stripped once.
-_stripped = remembered(lambda text: _HARNESS_BLOCK.sub("", text).strip(), max_size=1_000_000, size=text_size)
 
 
 @dataclass(slots=True)

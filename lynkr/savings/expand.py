@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import Bounded
-from lynkr.kit.answered import answering, tool_error
+from lynkr.wire.answered import answering, tool_error
 
 __all__ = ["EXPAND_TOOL", "EXPAND_NAME", "CrushStore", "handle_for", "expand_interceptor"]
 
@@ -89,5 +89,5 @@ async def _answer(store: CrushStore, _x: Exchange, block: dict) -> dict:
 
 
 def expand_interceptor(store: CrushStore):
-    """Answers `lynkr_expand` from the store (lynkr/kit/answered.py does the round trip)."""
+    """Answers `lynkr_expand` from the store (lynkr/wire/answered.py does the round trip)."""
     return answering({EXPAND_NAME: functools.partial(_answer, store)}, counter="expand_calls", max_rounds=MAX_ROUNDS)

@@ -118,6 +118,7 @@ async def _run(request: web.Request, names: list[str]) -> web.Response:
 
 
 # -- the memory panel: what the memory stage remembers (user data: only here, behind the token) ----
+# The stage that keeps memories says so with `memory_file`, and lists and deletes them itself.
 
 def _memory_stage(request: web.Request):
     p = request.app["engine"].current
@@ -127,17 +128,13 @@ def _memory_stage(request: web.Request):
 async def memories(request: web.Request) -> web.Response:
     """{enabled, projects: [{project, tenant, memories}], memories: [...]} — of `?project=` or all
     (newest 500); `enabled: false` when the pipeline has no memory stage (the panel stays hidden)."""
-    from lynkr.memory.store import file_op
-
     _enabled_or_404(request)
     require_admin(request)
     stage = _memory_stage(request)
     if stage is None:
         return web.json_response({"enabled": False, "projects": [], "memories": []}, headers={"Cache-Control": "no-store"})
-    path = stage.memory_file
     project = request.query.get("project") or None
-    rows = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: file_op(path, "project = ?" if project else "true", [project] if project else []))
+    rows = await asyncio.get_running_loop().run_in_executor(None, stage.memories, project)
     counts: dict = {}
     for r in rows:
         counts[(r["project"], r["tenant"])] = counts.get((r["project"], r["tenant"]), 0) + 1
@@ -147,19 +144,13 @@ async def memories(request: web.Request) -> web.Response:
 
 
 async def forget_memory(request: web.Request) -> web.Response:
-    from lynkr.memory.store import file_op
-
     _enabled_or_404(request)
     require_admin(request)
     stage = _memory_stage(request)
     if stage is None:
         return _json_error(404, "no memory stage in this pipeline")
     mid = request.match_info["id"][:64]
-    gone = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: file_op(stage.memory_file, "id = ?", [mid], delete=True))
-    if stage.bank is not None:
-        stage.bank.store.forget_ids([mid])
-    if not gone:
+    if not await asyncio.get_running_loop().run_in_executor(None, stage.forget, mid):
         return _json_error(404, f"no memory {mid!r}")
     return web.json_response({"forgot": mid}, headers={"Cache-Control": "no-store"})
 
