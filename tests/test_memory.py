@@ -182,6 +182,30 @@ async def test_a_fact_from_one_session_comes_back_in_the_next_after_the_breakpoi
     assert "cache_control" not in sent["messages"][-1]["content"][-1]
 
 
+async def test_lynkrs_own_breakpoints_go_before_the_memory_block(proxy, tmp_path):
+    """A client that sets no cache markers gets Lynkr's breakpoints (provider_call's prompt cache):
+    the newest turn's marker lands on the client's last block, never on the memory after it, and
+    the next turn repeats the previous turn's bytes."""
+    up, base = proxy
+    await post(base, claude_body(APP, "Note: the inventory exports are written to s3://inv-exports."), "p1")
+    await settle(tmp_path / "state")
+
+    def unmarked(body):
+        for m in body["messages"]:
+            for b in m["content"]:
+                b.pop("cache_control", None)
+        body["system"][0]["text"] += " " + "Follow the project's conventions. " * 400     # long enough to cache
+        return body
+    q = "Where are the inventory exports written?"
+    await post(base, unmarked(claude_body(APP, q)), "p2")
+    turn1 = up.requests[-1]
+    last = turn1["messages"][-1]["content"]
+    assert last[-1]["text"].startswith("<lynkr-memory>") and "cache_control" not in last[-1]
+    assert "cache_control" in last[-2]
+    await post(base, unmarked(claude_body(APP, q, "Thanks, and who reads them?", answers=["s3://inv-exports"])), "p2")
+    assert prefix_violations(turn1, up.requests[-1]) == []
+
+
 async def test_later_turns_repeat_the_injection_byte_for_byte(proxy, tmp_path):
     """Turn n+1 re-sends turn n's message without the memory; the proxy puts the same block back,
     so what goes upstream repeats turn n's bytes (0 prefix violations) and nothing is shown twice."""

@@ -8,7 +8,11 @@ import re
 
 from lynkr.kit.cache import remembered, text_size
 
-__all__ = ["strip_harness"]
+__all__ = ["strip_harness", "proxy_added", "PROXY_TAG"]
+
+# Text the proxy itself appends to a user turn (the memory stage's `<lynkr-memory>` block) starts
+# with this; provider prompt caching puts its breakpoint before such a block, never on it.
+PROXY_TAG = "<lynkr-"
 
 # Harness tags are lower-case words joined by - or _ (system-reminder, environment_context,
 # command-name, local-command-stdout); people rarely write those in prose, HTML tags have no
@@ -20,6 +24,11 @@ def strip_harness(text: str) -> str:
     if "<" not in text:
         return text.strip()
     return _stripped(text)
+
+
+def proxy_added(block) -> bool:
+    """A text block the proxy appended (not the client's)."""
+    return isinstance(block, dict) and block.get("type") == "text" and str(block.get("text", "")).startswith(PROXY_TAG)
 
 
 # Claude Code resends the same reminder-wrapped blocks every turn: each text is stripped once.

@@ -15,11 +15,12 @@ import hashlib
 
 import orjson
 
+from lynkr.kit.harness import PROXY_TAG
 from lynkr.memory.store import Memory
 
 __all__ = ["Injected", "render", "apply", "message_digest", "TAG"]
 
-TAG = "lynkr-memory"
+TAG = PROXY_TAG[1:] + "memory"     # `<lynkr-memory>`: provider prompt caching never marks it
 
 
 class Injected:

@@ -13,6 +13,8 @@ its own manages its cache and gets none added), in prefix order, at most `rules.
    breakpoint was, so a turn that appends more blocks than the provider's lookback (20 blocks
    for Anthropic) still finds the previous turn's cache entry;
 4. the last cacheable block of the last message: next turn appends after it, so it is stable.
+Text the proxy appended to a turn (the memory stage's block, lynkr/kit/harness.py:proxy_added) is
+never marked: the breakpoint goes on the client's last block before it.
 A point is placed only where the prefix up to it is at least the model's minimum cacheable
 length (estimated from the JSON size, 4 bytes a token), so no marker is wasted on a prefix the
 provider would not cache. Thinking blocks and empty text blocks never carry a marker.
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import orjson
+
+from lynkr.kit.harness import proxy_added
 
 __all__ = ["CacheRules", "rules_for", "prepare", "count_points", "min_tokens_for", "session_cache_key"]
 
@@ -256,7 +260,7 @@ def _long_enough(request: dict, slot, min_tokens: int) -> bool:
 
 
 def _markable(block: dict) -> bool:
-    if block.get("type") in _UNMARKABLE or str(block.get("type", "")).startswith("_"):
+    if block.get("type") in _UNMARKABLE or str(block.get("type", "")).startswith("_") or proxy_added(block):
         return False
     return block.get("type") != "text" or bool((block.get("text") or "").strip())
 
