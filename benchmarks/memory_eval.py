@@ -152,6 +152,7 @@ async def run(min_relevance: float, limit: int, show: bool) -> dict:
     from lynkr.cli.replay import prefix_violations
     from lynkr.config import load_config
     from lynkr.engine.pipeline import build_pipeline
+    from lynkr.kit.tokens import count_text
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "memory-eval.yaml"
@@ -185,8 +186,11 @@ async def run(min_relevance: float, limit: int, show: bool) -> dict:
                 for t in (b_texts if name.startswith("A") else a_texts))
     violations = sum(1 for reqs in sessions.values() for prev, cur in zip(reqs, reqs[1:]) if prefix_violations(prev, cur))
     turns = sum(len(r) for r in sessions.values())
+    blocks = [b["text"] for reqs in sessions.values() for r in reqs for b in r["messages"][-1]["content"]
+              if b.get("type") == "text" and b["text"].startswith("<lynkr-memory>")]
     out = {"recall_at_5": recalled / len(NEEDS_FACT), "false_injection_rate": false_inj / len(NO_FACT),
-           "leaks": leaks, "prefix_violations": violations, "turns": turns, **timing}
+           "leaks": leaks, "prefix_violations": violations, "turns": turns, "injections": len(blocks),
+           "injected_tokens_mean": round(sum(count_text(b) for b in blocks) / len(blocks)) if blocks else 0, **timing}
     if show:
         for kind, q, ok, injected in rows:
             print(f"  {'ok ' if ok else 'MISS'} {kind:<5} {'+mem' if injected else '    '} {q}")
@@ -231,6 +235,7 @@ def main() -> int:
     print(f"questions needing no fact that got a memory: {res['false_injection_rate']:.0%}")
     print(f"cross-project leaks: {res['leaks']}")
     print(f"prefix violations: {res['prefix_violations']}")
+    print(f"turns with a memory block: {res['injections']} of {res['turns']}, {res['injected_tokens_mean']} tokens each on average")
     print(f"retrieval in-process ({res['memories_in_project']} memories): ranking p50 {res['rank_ms_p50']} ms, "
           f"p95 {res['rank_ms_p95']} ms; with the question's embedding p50 {res['recall_with_embedding_ms_p50']} ms, "
           f"p95 {res['recall_with_embedding_ms_p95']} ms")
