@@ -28,9 +28,26 @@ class ConfigError(Exception):
         self.line = line
         self.path = tuple(path)
         self.hint = hint
+        self.more: list[ConfigError] = []      # the file's other errors, in line order (validate prints all)
         super().__init__(str(self))
 
+    @classmethod
+    def several(cls, errors: list["ConfigError"], cap: int = 20) -> "ConfigError":
+        """One error carrying a file's others (sorted by line, at most `cap`), raised as the first."""
+        errors = sorted(errors, key=lambda e: (e.line or 0))[:cap]
+        first = errors[0]
+        first.more = errors[1:]
+        return first
+
+    def all(self) -> list["ConfigError"]:
+        return [self, *self.more]
+
     def __str__(self) -> str:
+        more = getattr(self, "more", ())
+        return self.one() + "".join(f"\n✗ {e.one()}" for e in more)
+
+    def one(self) -> str:
+        """This error alone, as `file:line: yaml.path: message (hint)`."""
         where = self.file or "<pipeline>"
         if self.line:
             where += f":{self.line}"

@@ -73,6 +73,7 @@ class Fallback(Stage):
             x.route = Route(route.provider, route.model, tier=failed.tier if failed else None, reason="fallback")
             x.vars["fallback"] = str(route)
             resp.headers["x-lynkr-fallback"] = str(route)
+            resp.headers["x-lynkr-model"] = str(x.vars.get("upstream_model") or route.model)
             if failed is not None:
                 resp.headers["x-lynkr-fallback-from"] = str(failed)
             ev.detail.update({"from": str(failed) if failed else None, "to": str(route), "attempts": attempts})

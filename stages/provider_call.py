@@ -26,7 +26,8 @@ import time
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
-from lynkr.providers.call import call_target, configure_breakers, prepare_cache, resolve_model_route
+from lynkr.providers.call import (call_target, configure_breakers, prepare_cache, resolve_model_route,
+                                  upstream_model)
 from lynkr.stage import Stage
 
 
@@ -78,8 +79,7 @@ class ProviderCall(Stage):
             # `lynkr replay` and `explain` see the request as the upstream would get it.
             provider = self.ctx.providers.get(route.provider)
             if provider is not None:
-                prepare_cache(x, provider, x.request.get("model") if route.model == "*" else route.model,
-                              self.prompt_cache)
+                prepare_cache(x, provider, upstream_model(provider, route, x), self.prompt_cache)
             return
         x.vars["upstream_started_at"] = time.perf_counter()
         attempts: list = []
@@ -87,6 +87,8 @@ class ProviderCall(Stage):
         try:
             x.response = await call_target(x, route, self.ctx.providers, self.breakers, attempts,
                                            prompt_cache=self.prompt_cache)
+            if x.vars.get("upstream_model"):
+                x.response.headers["x-lynkr-model"] = str(x.vars["upstream_model"])
         finally:
             ev.detail["target"] = str(route)
             if len(attempts) > 1 or (attempts and "error" in attempts[-1]):

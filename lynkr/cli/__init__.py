@@ -31,10 +31,37 @@ def cmd_run(args) -> int:
     from lynkr.config.lynkr_env import hot_reload
     from lynkr.server.run import serve_forever
 
-    for line in lynkr_env_warnings(args.pipeline):
+    path = pipeline_path(args.pipeline)
+    if path is None:
+        return 1
+    for line in lynkr_env_warnings(path):
         print(f"lynkr: warning: {line}", file=sys.stderr)
-    return serve_forever(args.pipeline, port=args.port, host=args.host, workers=args.workers,
-                         watch=not args.no_reload and hot_reload(os.environ), log_level=args.log_level)
+    return serve_forever(path, port=args.port, host=args.host, workers=args.workers,
+                         watch=not args.no_reload and hot_reload(os.environ), log_level=args.log_level,
+                         log_format=args.log_format)
+
+
+def shipped_pipelines() -> Path:
+    """The pipelines that come with Lynkr (in the wheel, or pipelines/ of a checkout)."""
+    from importlib.resources import files
+    try:
+        return Path(str(files("lynkr.pipelines")))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parents[2] / "pipelines"
+
+
+def pipeline_path(arg: str) -> str | None:
+    """A pipeline argument as a file to load: a path as given, else a shipped pipeline by name
+    (`lynkr run default`, `lynkr validate demo`). Prints the one-line error and returns None when
+    neither is usable."""
+    p = Path(arg)
+    if p.is_dir():
+        print(f"✗ {arg}: is a directory; give a pipeline file (e.g. {arg.rstrip('/')}/default.yaml)", file=sys.stderr)
+        return None
+    if p.exists() or os.sep in arg or "/" in arg:
+        return arg
+    shipped = shipped_pipelines() / (arg if arg.endswith((".yaml", ".yml")) else arg + ".yaml")
+    return str(shipped) if shipped.is_file() else arg
 
 
 def _load_dotenv() -> None:
@@ -82,16 +109,21 @@ def cmd_validate(args) -> int:
 
     _load_dotenv()     # validate what `run` would serve: a Lynkr .env decides the providers
     failed = 0
-    for path in args.pipelines:
+    for arg in args.pipelines:
+        path = pipeline_path(arg)
+        if path is None:
+            failed += 1
+            continue
         try:
             cfg = load_config(path)
             pipeline = build_pipeline(cfg, dry_run=True)
             asyncio.run(pipeline.aclose())
         except ConfigError as e:
             failed += 1
-            print(f"✗ {e}", file=sys.stderr)
+            for err in e.all():
+                print(f"✗ {err.one()}", file=sys.stderr)
             continue
-        print(f"✓ {path}: pipeline '{cfg.name}' ({len(cfg.data['stages'])} stages, hash {cfg.hash})")
+        print(f"✓ {arg}: pipeline '{cfg.name}' ({len(cfg.data['stages'])} stages, hash {cfg.hash})")
     return 1 if failed else 0
 
 
@@ -104,7 +136,10 @@ def cmd_explain(args) -> int:
 
     _load_dotenv()
     try:
-        report = asyncio.run(explain(args.pipeline, args.request))
+        path = pipeline_path(args.pipeline)
+        if path is None:
+            return 1
+        report = asyncio.run(explain(path, args.request))
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
@@ -195,6 +230,13 @@ def cmd_report(args) -> int:
     return run_report_cli(args)
 
 
+def add_log_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+    p.add_argument("--log-format", choices=["text", "json"], default=os.environ.get("LYNKR_LOG_FORMAT", "text"),
+                   help="every log line as text or as one JSON object")
+    p.add_argument("--quiet", action="store_true", help="no line per request (warnings and errors still show)")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lynkr", description="A configuration-as-code LLM proxy.")
     p.add_argument("--version", action="version", version=f"lynkr {__version__}")
@@ -206,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--host", help="overrides server.host")
     r.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
     r.add_argument("--no-reload", action="store_true", help="do not watch the pipeline file")
-    r.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
+    add_log_arguments(r)
 
     v = sub.add_parser("validate", help=cmd_validate.__doc__)
     v.add_argument("pipelines", nargs="+")
@@ -236,8 +278,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     _load_plugin_commands()
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(getattr(args, "log_level", "info")).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lynkr.server.logs import configure_logging
+    configure_logging(getattr(args, "log_level", "info"), getattr(args, "log_format", "text"),
+                      getattr(args, "quiet", False))
     try:
         return COMMANDS[args.command](args) or 0
     except KeyboardInterrupt:
@@ -248,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_plugin_commands() -> None:
     """Commands other modules add (replay lives with the savings tools)."""
-    for mod in ("lynkr.cli.replay", "lynkr.cli.memory"):
+    for mod in ("lynkr.cli.replay", "lynkr.cli.memory", "lynkr.cli.demo"):
         try:
             __import__(mod)
         except ImportError:

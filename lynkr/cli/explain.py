@@ -60,6 +60,8 @@ async def explain(pipeline_path: str, request_path: str) -> dict:
             "off": {sid: {"uses": uses, "why": why} for sid, (uses, why) in pipeline.plan.off.items()},
             "vars": {k: v for k, v in x.vars.items() if not k.startswith("_")},
             "route": str(x.route) if x.route else None,
+            # What would be sent: a provider:* route resolved to the client's model or the provider's default.
+            "model": x.vars.get("upstream_model") or (x.route.model if x.route else None),
             "response": None if x.response is None else x.response.source,
             "request_changed": before != after,
             "tokens_client": count_request(x.baseline),
@@ -94,6 +96,9 @@ def format_report(r: dict) -> str:
         lines += ["", "vars:"] + [f"  {k}: {json.dumps(v, default=str)}" for k, v in interesting.items()]
     v = r["vars"]
     route = r["route"] or "(none)"
+    if r["route"] and r.get("model") and r["route"].endswith(":*"):
+        route = f"{r['route'][:-1]}{r['model']}"
+        route += f"  ({v['model_mapped']})" if v.get("model_mapped") else "  (the client's model)"
     if v.get("tier") and r["route"]:
         route += f"  (tier {v['tier']})"
     if v.get("cost_estimate") is not None or v.get("baseline_cost_estimate") is not None:

@@ -79,7 +79,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
     register_secrets(secrets_in_config(data))
     cfg = LoadedConfig(file=file, data=data, lines=lines, hash="", lynkr=lynkr.value)
 
-    # Resolve `uses` first, so the schema can include each stage's own options.
+    # Resolve `uses` first, so the schema can include each stage's own options. Every error in
+    # the file is collected (sorted by line, capped) so `lynkr validate` can report them all at once.
+    errors: list[ConfigError] = []
     registry = load_registry()
     known = {name: info.cls for name, info in registry.items()}
     stages = data.get("stages") if isinstance(data.get("stages"), list) else []
@@ -92,13 +94,20 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
             try:
                 known[uses] = load_path_stage(uses, base_dir)
             except Exception as e:  # a user's file may raise anything while importing
-                raise cfg.error(f"cannot load stage {uses}: {e}", ("stages", i, "uses")) from None
+                errors.append(cfg.error(f"cannot load stage {uses}: {e}", ("stages", i, "uses")))
         elif uses not in known:
-            raise cfg.error(f"unknown stage '{uses}'", ("stages", i, "uses"), did_you_mean(uses, registry))
+            errors.append(cfg.error(f"unknown stage '{uses}'", ("stages", i, "uses"), did_you_mean(uses, registry)))
 
-    _validate_schema(cfg, assemble_schema(known, _provider_classes(data)))
-    _check_graph(cfg)
-    _check_routing(cfg)
+    schema_errors = _schema_errors(cfg, assemble_schema(known, _provider_classes(data)))
+    errors += schema_errors
+    for check in (_check_graph, _check_routing):
+        try:
+            check(cfg, errors)
+        except (KeyError, TypeError, AttributeError):
+            if not schema_errors:     # a malformed file the schema already reported
+                raise
+    if errors:
+        raise ConfigError.several(errors)
     cfg.stage_classes = {st["id"]: known[st["uses"]] for st in stages}
     cfg.off = _switched_off(cfg, raw.get("stages") or [])
     cfg.hash = hashlib.sha256(orjson.dumps(redacted(data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
@@ -125,14 +134,19 @@ def _provider_classes(data: dict) -> dict:
     return {k: provider_class(k) for k in kinds if isinstance(k, str) and k in PROVIDER_KINDS}
 
 
-def _validate_schema(cfg: LoadedConfig, schema: dict) -> None:
+def _schema_errors(cfg: LoadedConfig, schema: dict) -> list[ConfigError]:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = list(validator.iter_errors(cfg.data))
-    if not errors:
-        return
-    # The deepest error is the most specific; ties go to the earliest line.
-    errors.sort(key=lambda e: (-len(e.absolute_path), cfg.line(e.absolute_path) or 0))
-    err = _leaf(errors[0])
+    out: dict[tuple, ConfigError] = {}
+    for err in validator.iter_errors(cfg.data):
+        e = _schema_error(cfg, _leaf(err))
+        out.setdefault((e.path, e.message), e)
+    # A deeper error is the more specific one: drop an error whose path holds another's.
+    found = list(out.values())
+    return [e for e in found if not any(o is not e and len(o.path) > len(e.path) and o.path[:len(e.path)] == e.path
+                                        for o in found)]
+
+
+def _schema_error(cfg: LoadedConfig, err) -> ConfigError:
     path = tuple(err.absolute_path)
     hint = None
     message = err.message
@@ -146,7 +160,7 @@ def _validate_schema(cfg: LoadedConfig, schema: dict) -> None:
                 hint = "valid: " + ", ".join(sorted(err.schema.get("properties", {}))) if err.schema.get("properties") else None
     elif err.validator == "enum":
         hint = did_you_mean(str(err.instance), [str(v) for v in err.validator_value])
-    raise cfg.error(message, path, hint)
+    return cfg.error(message, path, hint)
 
 
 def _leaf(err):
@@ -155,26 +169,31 @@ def _leaf(err):
     return err
 
 
-def _check_graph(cfg: LoadedConfig) -> None:
+def _check_graph(cfg: LoadedConfig, errors: list) -> None:
     stages = cfg.data["stages"]
     ids: dict[str, int] = {}
     edges: list[tuple[str, str, str]] = []
     for i, st in enumerate(stages):
         if st["id"] in ids:
-            raise cfg.error(f"duplicate stage id '{st['id']}' (first at stages[{ids[st['id']]}])", ("stages", i, "id"))
+            errors.append(cfg.error(f"duplicate stage id '{st['id']}' (first at stages[{ids[st['id']]}])",
+                                    ("stages", i, "id")))
+            continue
         ids[st["id"]] = i
     for i, st in enumerate(stages):
         for j, dep in enumerate(st.get("needs", [])):
             if dep not in ids:
-                raise cfg.error(f"needs unknown stage '{dep}'", ("stages", i, "needs", j), did_you_mean(dep, ids))
+                errors.append(cfg.error(f"needs unknown stage '{dep}'", ("stages", i, "needs", j), did_you_mean(dep, ids)))
+                continue
             edges.append((dep, st["id"], "needs"))
         target = st.get("on_error")
         if target is not None:
             if target not in ids:
-                raise cfg.error(f"on_error names unknown stage '{target}'", ("stages", i, "on_error"), did_you_mean(target, ids))
-            if target == st["id"]:
-                raise cfg.error("a stage cannot be its own on_error handler", ("stages", i, "on_error"))
-            edges.append((st["id"], target, "on_error"))
+                errors.append(cfg.error(f"on_error names unknown stage '{target}'", ("stages", i, "on_error"),
+                                        did_you_mean(target, ids)))
+            elif target == st["id"]:
+                errors.append(cfg.error("a stage cannot be its own on_error handler", ("stages", i, "on_error")))
+            else:
+                edges.append((st["id"], target, "on_error"))
     graph = graphlib.TopologicalSorter({sid: () for sid in ids})
     for u, v, _kind in edges:
         graph.add(v, u)
@@ -182,22 +201,25 @@ def _check_graph(cfg: LoadedConfig) -> None:
         graph.prepare()
     except graphlib.CycleError as e:
         names = e.args[1]            # each one before the next; the first repeated at the end
-        raise cfg.error("cycle: " + " → ".join(names), ("stages", ids[names[1]], "needs")) from None
+        errors.append(cfg.error("cycle: " + " → ".join(names), ("stages", ids[names[1]], "needs")))
     cfg.edges = edges
 
 
-def _check_routing(cfg: LoadedConfig) -> None:
+def _check_routing(cfg: LoadedConfig, errors: list) -> None:
     providers = cfg.data.get("providers") or {}
     tiers = cfg.data.get("tiers") or {}
     set_tiers = {k: v for k, v in tiers.items() if v}
     if set_tiers and len(set_tiers) != len(TIERS):
         missing = [t for t in TIERS if t not in set_tiers]
-        raise cfg.error(f"tier routing needs all four tiers; missing {', '.join(missing)}", ("tiers",))
-    for tier, target in set_tiers.items():
-        _check_target(cfg, target, providers, ("tiers", tier))
-    for name, m in (cfg.data.get("models") or {}).items():
-        if isinstance(m, dict) and m.get("route"):
-            _check_target(cfg, m["route"], providers, ("models", name, "route"))
+        errors.append(cfg.error(f"tier routing needs all four tiers; missing {', '.join(missing)}", ("tiers",)))
+    targets = [(target, ("tiers", tier)) for tier, target in set_tiers.items()]
+    targets += [(m["route"], ("models", name, "route")) for name, m in (cfg.data.get("models") or {}).items()
+                if isinstance(m, dict) and m.get("route")]
+    for target, path in targets:
+        try:
+            _check_target(cfg, target, providers, path)
+        except ConfigError as e:
+            errors.append(e)
 
 
 def _check_target(cfg: LoadedConfig, target, providers: dict, path) -> None:

@@ -33,6 +33,7 @@ PROVIDER_KINDS: dict[str, str] = {
     "bedrock": "lynkr.providers.bedrock:BedrockProvider",
     "gemini": "lynkr.providers.gemini:GeminiProvider",
     "vertex": "lynkr.providers.gemini:VertexProvider",
+    "demo": "lynkr.providers.demo:DemoProvider",
 }
 
 

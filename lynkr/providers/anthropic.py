@@ -35,6 +35,9 @@ class AnthropicProvider(Provider):
         forward_client_auth={"type": "boolean", "default": True,
                              "description": "with no api_key, send the client's own credential headers"},
     )
+    family = "claude"
+    default_model = "claude-sonnet-4-5"
+    home = "anthropic.com"
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)

@@ -1,7 +1,9 @@
 """The provider adapter interface and what every adapter shares (pooled aiohttp sessions)."""
 from __future__ import annotations
 
+import re
 from typing import ClassVar
+from urllib.parse import urlparse
 
 import aiohttp
 import orjson
@@ -27,6 +29,15 @@ class Provider:
     required: ClassVar[tuple[str, ...]] = ("base_url",)   # config keys that must be non-empty
     # The options of a `providers:` entry of this kind: a typo is a load-time error naming the line.
     options_schema: ClassVar[dict] = {}
+    # The model names this kind of upstream serves (a regex, matched at the start) and the one sent
+    # instead when a route keeps the client's model (`provider:*`) but the client named another
+    # family's (Codex's gpt-5-codex to Anthropic would be rejected). None: any name goes through.
+    # Only at the kind's own service (`home`, a host suffix): the same adapter also serves gateways
+    # and local servers with names of their own. A provider entry's `family:` and `default_model:`
+    # override these.
+    family: ClassVar[str | None] = None
+    default_model: ClassVar[str | None] = None
+    home: ClassVar[str | None] = None
 
     def __init__(self, name: str, config: dict):
         self.name = name
@@ -57,6 +68,24 @@ class Provider:
             problems.append(("text_tool_calls", f"provider '{name}': text_tool_calls must be one of "
                                                 f"{', '.join(textcalls.MODES)}, got {config.get('text_tool_calls')!r}"))
         return problems
+
+    def family_pattern(self) -> str | None:
+        if "family" in self.config:
+            return self.config["family"] or None
+        host = urlparse(self.base_url).hostname or ""
+        at_home = self.home is not None and (host == self.home or host.endswith("." + self.home))
+        return self.family if at_home else None
+
+    def model_for(self, requested: str | None) -> str | None:
+        """The model to send for a `provider:*` route: the client's own name when this upstream
+        serves it, else the provider's default (`default_model:`, or the kind's own)."""
+        default = self.config.get("default_model") or self.default_model
+        pattern = self.family_pattern()
+        if not requested:
+            return default or requested
+        if pattern is None or default is None or re.match(pattern, requested, re.I):
+            return requested
+        return default
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -250,6 +279,10 @@ COMMON_OPTIONS: dict = {
             "cache_key": {"type": "boolean", "description": "send a per-session prompt_cache_key"},
         },
     },
+    "default_model": {"type": "string", "description": "the model sent on a provider:* route when the client's "
+                                                    "model is not of this provider's family (docs/providers.md)"},
+    "family": {"type": ["string", "null"], "description": "regex (matched at the start) of the model names this "
+                                                          "provider serves; null = any name goes through"},
     "text_tool_calls": {"enum": ["auto", "on", "off", True, False], "default": "auto",
                         "description": "recover tool calls the model writes as text (<tool_call>, <|python_tag|>, "
                                        "[TOOL_CALLS], ...): auto = on for ollama and the llama.cpp / LM Studio "

@@ -19,7 +19,7 @@ from lynkr.providers import prompt_cache as prompt_caching
 from lynkr.providers.resilience import Breakers, RetryPolicy, breakers_for, call_resilient
 
 __all__ = ["call_target", "configure_breakers", "resolve_model_route", "intercept", "prepare_cache",
-           "DEFAULT_FIRST_BYTE_S"]
+           "upstream_model", "DEFAULT_FIRST_BYTE_S"]
 
 DEFAULT_FIRST_BYTE_S = 120.0
 
@@ -59,7 +59,7 @@ async def call_target(x: Exchange, route: Route, providers: dict, breakers: Brea
     if provider is None:
         raise ProxyError(500, f"provider '{route.provider}' is not enabled in this pipeline", retryable=False,
                          fallbackable=True)
-    model = x.request.get("model") if route.model == "*" else route.model
+    model = upstream_model(provider, route, x)
     prepare_cache(x, provider, model, prompt_cache)
     retry, first_byte_s = _policy(provider)
 
@@ -73,6 +73,19 @@ async def call_target(x: Exchange, route: Route, providers: dict, breakers: Brea
     if x.interceptors:
         response = await intercept(x, response, lambda body: send(dataclasses.replace(x, request=body)))
     return response
+
+
+def upstream_model(provider, route: Route, x: Exchange) -> str | None:
+    """The model name sent: the route's, or for `provider:*` the client's when the provider serves
+    that family and the provider's default when it does not (recorded in `x.vars` for telemetry,
+    the request log, `lynkr explain` and the `x-lynkr-model` response header)."""
+    requested = x.request.get("model")
+    model = provider.model_for(requested) if route.model == "*" else route.model
+    x.vars["upstream_model"] = model
+    if route.model == "*" and model != requested:
+        x.vars["model_mapped"] = (f"{requested!r} is not a model of provider '{route.provider}' "
+                                  f"(family {provider.family_pattern()!r}): its default {model} is sent")
+    return model
 
 
 async def intercept(x: Exchange, response: Response, resend) -> Response:

@@ -228,6 +228,9 @@ class GeminiProvider(Provider):
     options_schema = provider_options(
         thinking={"type": ["boolean", "null"], "description": "ask for thinking; default: for the models that think"},
     )
+    family = "gemini"
+    default_model = "gemini-2.0-flash"
+    home = "googleapis.com"
     required = ("api_key",)
     default_base = "https://generativelanguage.googleapis.com/v1beta"
 

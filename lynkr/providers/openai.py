@@ -91,6 +91,9 @@ class OpenAIProvider(Provider):
         embeddings={"type": "boolean", "default": False,
                     "description": "forward /v1/embeddings to this provider (else the local model serves it)"},
     )
+    family = r"gpt-|o[1-9]|chatgpt|codex"
+    default_model = "gpt-4o"
+    home = "api.openai.com"
 
     def __init__(self, name: str, config: dict):
         super().__init__(name, config)

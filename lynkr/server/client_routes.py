@@ -48,7 +48,8 @@ async def count_tokens(request: web.Request) -> web.Response:
 
 
 def model_ids(pipeline) -> list[str]:
-    """Model names a client can ask for: the `models:` table's names, then every routed model."""
+    """Model names a client can ask for: the `models:` table's names, then every routed model
+    (for a `provider:*` route, the model that provider serves by default)."""
     if pipeline is None:
         return []
     data = pipeline.config or {}
@@ -59,7 +60,10 @@ def model_ids(pipeline) -> list[str]:
         targets += to if isinstance(to, list) else [to]
     for t in targets:
         if isinstance(t, str) and ":" in t:
-            m = t.partition(":")[2]
+            name, _, m = t.partition(":")
+            provider = (getattr(pipeline, "providers", None) or {}).get(name)
+            if m == "*" and provider is not None:
+                m = provider.model_for(None)
             if m and m != "*":
                 ids.append(m)
     return list(dict.fromkeys(ids))

@@ -16,6 +16,7 @@ from aiohttp import web
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
+from lynkr.wire.canonical import check_model_name
 from lynkr.wire.render import ClientGone
 
 __all__ = ["serve", "read_json", "read_raw_json"]
@@ -132,6 +133,9 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     try:
         raw, body = await read_raw_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
         canonical = proto.to_canonical(body)
+        bad_model = check_model_name(canonical.get("model"))
+        if bad_model:
+            raise ProxyError(400, bad_model)
         max_messages = server_cfg.get("max_messages")
         if max_messages and len(canonical.get("messages") or ()) > max_messages:
             raise ProxyError(413, f"request has {len(canonical['messages'])} messages; the limit is {max_messages}")

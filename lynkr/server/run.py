@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
 import sys
 
+import orjson
 from aiohttp import web
 
 from lynkr.storage import db_service
@@ -15,6 +17,7 @@ from lynkr.errors import ConfigError
 from lynkr.kit.heap import fix_mmap_threshold
 from lynkr.engine.runtime import Engine
 from lynkr.server.app import create_app
+from lynkr.server.logs import RequestLog
 
 __all__ = ["serve_forever"]
 
@@ -36,7 +39,9 @@ def _use_uvloop() -> None:
 
 
 def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = None, workers: int = 1,
-                  watch: bool = True, log_level: str = "info") -> int:
+                  watch: bool = True, log_level: str = "info", log_format: str = "text") -> int:
+    global _log_format
+    _log_format = log_format
     try:
         cfg = load_config(pipeline)
     except ConfigError as e:
@@ -52,13 +57,14 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     db = db_service.start_service() if os.environ.get("LYNKR_DB_SERVICE", "on").lower() not in _OFF else None
     try:
         if workers <= 1:
-            return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False)
+            return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False, workers=1)
         return _serve_workers(cfg, pipeline, host, port, watch, grace, workers)
     finally:
         db_service.stop_service(db)
 
 
 _OFF = ("off", "0", "false", "no")
+_log_format = "text"
 
 
 def _serve_workers(cfg, pipeline: str, host: str, port: int, watch: bool, grace: float, workers: int) -> int:
@@ -79,11 +85,11 @@ def _serve_workers(cfg, pipeline: str, host: str, port: int, watch: bool, grace:
             os.setpgid(0, 0)
             children.clear()
             os.environ["LYNKR_WORKER"] = str(i)
-            code = _serve(pipeline, host, port, watch, grace, worker=i, reuse_port=True)
+            code = _serve(pipeline, host, port, watch, grace, worker=i, reuse_port=True, workers=workers)
             os._exit(code)
         children.append(pid)
     try:
-        code = _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=True)
+        code = _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=True, workers=workers)
     finally:
         # The parent's loop is gone while it waits for draining workers: a signal now still has to
         # reach them, and a second one still has to end everything at once.
@@ -126,7 +132,8 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)    # young collections every 20k allocations instead of 700
 
 
-def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool) -> int:
+def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool,
+           workers: int = 1) -> int:
     _use_uvloop()
     engine = Engine(pipeline, watch=watch, worker=worker)
 
@@ -136,15 +143,24 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
         except ConfigError as e:
             print(f"✗ {e}", file=sys.stderr)
             raise SystemExit(1)
+        except OSError as e:          # the telemetry or state folder cannot be created
+            print(f"✗ {_os_error(e)}", file=sys.stderr)
+            raise SystemExit(1)
+        RequestLog().attach(engine)
         app = create_app(engine, manage_engine=False)
         runner = web.AppRunner(app, shutdown_timeout=grace, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            print(f"✗ {_listen_error(e, host, port)}", file=sys.stderr)
+            await runner.cleanup()
+            await engine.stop()
+            raise SystemExit(1)
         _tune_gc()
         if worker == 0:
-            print(f"lynkr: serving pipeline '{engine.current.name}' ({engine.current.hash}) on http://{host}:{port}",
-                  flush=True)
+            _announce(engine, host, port, workers)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         signals = {"n": 0}
@@ -168,11 +184,42 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
         await stop.wait()
         # Stop accepting, let in-flight requests and streams finish up to the grace period,
         # then flush telemetry and close stages.
+        who = f"worker {worker}: " if workers > 1 else ""
+        in_flight = engine.current.in_flight if engine.current is not None else 0
+        log.info("%sdraining %d request%s …", who, in_flight, "" if in_flight == 1 else "s")
         await runner.cleanup()
         await engine.stop()
+        log.info("%sdone, %d telemetry rows written", who, getattr(engine.writer, "written", 0))
 
     try:
         asyncio.run(main())
     except SystemExit as e:
         return int(e.code or 0)
     return 0
+
+
+def _announce(engine: Engine, host: str, port: int, workers: int) -> None:
+    from lynkr.server.banner import first_screen, first_screen_data
+    if _log_format == "json":
+        print(orjson.dumps({"event": "start", **first_screen_data(engine, host, port, workers)}).decode(),
+              file=sys.stderr, flush=True)
+    else:
+        print(first_screen(engine, host, port, workers), file=sys.stderr, flush=True)
+
+
+def _listen_error(e: OSError, host: str, port: int) -> str:
+    if e.errno == errno.EADDRINUSE:
+        return f"cannot listen on {host}:{port}: the port is in use (another lynkr?); pass --port N or stop the other server"
+    if e.errno == errno.EACCES:
+        return (f"cannot listen on {host}:{port}: permission denied (ports below 1024 need root); "
+                "pass --port N with N ≥ 1024")
+    if e.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}:{port}: this machine has no address {host}; pass --host 127.0.0.1"
+    return f"cannot listen on {host}:{port}: {e.strerror or e}"
+
+
+def _os_error(e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    if isinstance(e, PermissionError):
+        return f"permission denied on{where}: choose a folder you can write (state_dir, telemetry.path, LYNKR_STATE_DIR)"
+    return f"cannot use{where}: {e.strerror or e}"

@@ -18,7 +18,7 @@ from lynkr.kit.cache import remembered
 __all__ = [
     "SYNTHETIC_SIGNATURE", "BILLING_PREFIX", "usage_from_openai", "usage_to_openai", "usage_to_responses",
     "finish_to_stop", "stop_to_finish", "image_block_from_url", "image_url_of", "short_name", "name_map",
-    "strip_billing", "for_anthropic_upstream", "new_id", "now", "text_of",
+    "strip_billing", "for_anthropic_upstream", "new_id", "now", "text_of", "check_model_name", "MAX_MODEL_NAME",
 ]
 
 # Thinking blocks made from an OpenAI-compatible upstream's reasoning carry this signature:
@@ -226,3 +226,23 @@ def for_anthropic_upstream(body: dict, client: str) -> dict:
         msgs.append(m if c2 is c else {**m, "content": c2})
     out["messages"] = msgs
     return out
+
+
+MAX_MODEL_NAME = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_model_name(model) -> str | None:
+    """Why a client's model name cannot be served (it travels on in headers, logs and upstream
+    requests), or None. Absent is fine: the pipeline's route names the model then."""
+    if model is None:
+        return None
+    if not isinstance(model, str):
+        return "model: must be a string"
+    if not model.strip():
+        return "model: must not be empty"
+    if len(model) > MAX_MODEL_NAME:
+        return f"model: {len(model)} characters; a model name has at most {MAX_MODEL_NAME}"
+    if _CONTROL.search(model):
+        return "model: must not contain control characters"
+    return None

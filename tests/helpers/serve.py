@@ -10,10 +10,14 @@ import time
 import aiohttp
 
 
-def start_lynkr(pipeline, port: int, *, env: dict | None = None, cwd=None, args=()) -> subprocess.Popen:
+def start_lynkr(pipeline, port: int, *, env: dict | None = None, cwd=None, args=(), quiet: bool = True
+                ) -> subprocess.Popen:
+    """`lynkr run` with its output in pipes. Quiet by default: a line per request would fill a pipe
+    that nobody reads under load and stall the server."""
     e = {**os.environ, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(port),
-                             "--no-reload", *args], env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--no-reload", *(["--quiet"] if quiet else []), *args], env=e, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 async def wait_ready(url: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
