@@ -47,6 +47,10 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
+    problem = _unwritable_folder(cfg.data)
+    if problem:
+        print(f"✗ {problem}", file=sys.stderr)
+        return 1
     server = cfg.data.get("server") or {}
     host = host or server.get("host") or "127.0.0.1"
     port = port if port is not None else server.get("port", 8081)
@@ -207,6 +211,23 @@ def _announce(engine: Engine, host: str, port: int, workers: int) -> None:
         print(first_screen(engine, host, port, workers), file=sys.stderr, flush=True)
 
 
+def _unwritable_folder(data: dict) -> str | None:
+    """Why the state folder or the telemetry file's folder cannot be used, said before any
+    process starts (a worker or the DuckDB writer would otherwise fail half-way, with a traceback)."""
+    tele = data.get("telemetry") or {}
+    folders = {"state_dir": data.get("state_dir") or ".lynkr"}
+    if tele.get("enabled", True):
+        folders["telemetry.path"] = os.path.dirname(tele.get("path") or ".lynkr/telemetry.duckdb") or "."
+    for what, folder in folders.items():
+        try:
+            os.makedirs(folder, exist_ok=True)
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "Permission denied", folder)
+        except OSError as e:
+            return f"{what}: {folder}: {_os_error(e)}"
+    return None
+
+
 def _listen_error(e: OSError, host: str, port: int) -> str:
     if e.errno == errno.EADDRINUSE:
         return f"cannot listen on {host}:{port}: the port is in use (another lynkr?); pass --port N or stop the other server"
@@ -221,5 +242,6 @@ def _listen_error(e: OSError, host: str, port: int) -> str:
 def _os_error(e: OSError) -> str:
     where = f" {e.filename}" if e.filename else ""
     if isinstance(e, PermissionError):
-        return f"permission denied on{where}: choose a folder you can write (state_dir, telemetry.path, LYNKR_STATE_DIR)"
+        return (f"permission denied on{where}: choose a folder you can write (state_dir / LYNKR_STATE_DIR, "
+                "telemetry.path / LYNKR_TELEMETRY)")
     return f"cannot use{where}: {e.strerror or e}"
