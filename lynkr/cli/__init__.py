@@ -42,12 +42,10 @@ def cmd_run(args) -> int:
 
 
 def shipped_pipelines() -> Path:
-    """The pipelines that come with Lynkr (in the wheel, or pipelines/ of a checkout)."""
-    from importlib.resources import files
-    try:
-        return Path(str(files("lynkr.pipelines")))
-    except (ModuleNotFoundError, TypeError):
-        return Path(__file__).resolve().parents[2] / "pipelines"
+    """The pipelines that come with Lynkr: lynkr/pipelines/ in the wheel, pipelines/ of a checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "pipelines"
+    return installed if installed.is_dir() else package.parent / "pipelines"
 
 
 def pipeline_path(arg: str) -> str | None:
