@@ -14,6 +14,12 @@ like any provider's), by rules a reader can predict:
   default), its arguments filled from the tool's own JSON Schema;
 - anything else → a short text answer (`reply` replaces it).
 
+With `script: FILE` it replays a recorded session instead (examples/replay-claude-code/): the
+agent's turns — requests that offer tools — get the file's steps in order, the step chosen by how
+many times the model has spoken in the conversation, so no state is kept between requests. A step
+is `{"type": "text", "text": …}`, `{"type": "tool", "name": …, "input": {…}}` or a list of those
+(the shape of ../shared/fixtures/*/*/upstream_script.json).
+
 What it cannot do — read images or documents, call a tool the request forces but did not offer —
 is a 400 in the client's own protocol, never a 5xx.
 """
@@ -52,12 +58,28 @@ class DemoProvider(Provider):
     summary = "A built-in stand-in model for trying Lynkr: no key, no network; drives a client's tool loop."
     options_schema = provider_options(
         reply={"type": "string", "description": "the answer's text when no tool is called"},
+        script={"type": "string", "description": "a recorded session's steps (JSON) replayed on agent turns"},
     )
+
+    def __init__(self, name: str, config: dict):
+        super().__init__(name, config)
+        self.script = _load_script(config.get("script")) if config.get("script") else None
+
+    @classmethod
+    def check(cls, name: str, config: dict) -> list[tuple[str, str]]:
+        script = config.get("script")
+        if script:
+            try:
+                _load_script(script)
+            except (OSError, ValueError) as e:
+                return [("script", f"provider '{name}' (demo): script {script}: {e}")]
+        return []
 
     async def send(self, x: Exchange, model: str) -> Response:
         body = {**x.request, "model": model}
         x.upstream_request = body
-        message = demo_answer(body, model, reply=self.config.get("reply") or DEFAULT_REPLY)
+        message = (_scripted(self.script, body, model) if self.script else None) or \
+            demo_answer(body, model, reply=self.config.get("reply") or DEFAULT_REPLY)
         now = time.perf_counter()
         if body.get("stream"):
             return Response(events=message_to_events(message), first_byte_at=now)
@@ -77,7 +99,36 @@ def demo_answer(request: dict, model: str, *, reply: str = DEFAULT_REPLY) -> dic
     else:
         tool = _tool_to_call(request, _user_words(messages))
         content = [tool] if tool else [{"type": "text", "text": reply}]
-    stop = "tool_use" if content[0]["type"] == "tool_use" else "end_turn"
+    return _message(content, messages, model)
+
+
+def _load_script(path: str) -> list:
+    steps = orjson.loads(open(path, "rb").read())
+    if not isinstance(steps, list) or not all(isinstance(s, (dict, list)) for s in steps):
+        raise ValueError("a script is a JSON list of steps")
+    return steps
+
+
+def _scripted(steps: list, request: dict, model: str) -> dict | None:
+    """The recorded step for this agent turn, or None (a side request, or past the script's end)."""
+    if not request.get("tools"):
+        return None
+    turn = sum(1 for m in request.get("messages") or () if m.get("role") == "assistant")
+    if turn >= len(steps):
+        return None
+    step = steps[turn]
+    content = []
+    for s in step if isinstance(step, list) else [step]:
+        if s.get("type") == "tool":
+            content.append({"type": "tool_use", "id": "toolu_demo_" + uuid.uuid4().hex[:16], "name": s["name"],
+                            "input": s.get("input") or {}})
+        else:
+            content.append({"type": "text", "text": str(s.get("text") or "")})
+    return _message(content, request.get("messages") or [], model)
+
+
+def _message(content: list, messages: list, model: str) -> dict:
+    stop = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
     return {"id": "msg_demo_" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop, "stop_sequence": None,
             "usage": {"input_tokens": max(1, len(orjson.dumps(messages)) // 4),

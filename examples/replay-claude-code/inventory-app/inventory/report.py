@@ -1,0 +1,2 @@
+def report(store):
+    return dict(store.items)
