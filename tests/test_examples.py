@@ -1,6 +1,5 @@
 """examples/replay-claude-code/run.sh, as its README says to run it: the recorded Claude Code
 session replayed with the real CLI through Lynkr against the demo provider, in one command."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -138,6 +138,26 @@ telemetry: {path: 5}
     assert "needs unknown stage 'nope'" in lines[2] and "telemetry.path" in lines[3]
 
 
+def test_validate_reports_every_build_error_too(tmp_path):
+    """Errors found while building providers and stages (a missing key, an unknown provider in an
+    option) are all reported as well, not only the first."""
+    bad = tmp_path / "build.yaml"
+    bad.write_text("""version: 1
+providers:
+  router: {kind: openai, base_url: "https://openrouter.ai/api/v1", env_vars: {OPENROUTER_API_KEY: api_key}}
+stages:
+  - {id: route, uses: tier_route, with: {default: "nowhere:model-a"}}
+  - {id: call, uses: provider_call, with: {to: "router:gpt-4o"}}
+  - {id: backup, uses: fallback, with: {to: "elsewhere:model-b"}}
+""")
+    res = _lynkr("validate", str(bad))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 3 and [line.split(":")[1] for line in lines] == ["3", "5", "7"], lines
+    assert "set OPENROUTER_API_KEY" in lines[0] and "unknown provider 'nowhere'" in lines[1]
+    assert "unknown provider 'elsewhere'" in lines[2]
+
+
 def test_a_skip_fails_under_ci_and_says_why_otherwise(tmp_path):
     """The README's test command prints skip reasons (-rs); CI=true turns a skip into a failure."""
     (tmp_path / "test_needs_thing.py").write_text(

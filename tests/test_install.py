@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port
+from tests.helpers.serve import wait_ready
 from tests.helpers.wire_cli import claude_env, cli, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +96,7 @@ async def test_readme_quickstart_claude_code_tool_turn_then_savings_report(insta
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        await _ready(url, proc, tmp_path / "lynkr.log")
+        await wait_ready(url, timeout=60)
         code, out, err = await run([CLAUDE, "-p", "list the files here", "--allowedTools", "Bash Read Edit",
                                     "--output-format", "text"], claude_env(tmp_path / "home", url), cwd=here / "project")
         served = (tmp_path / "lynkr.log").read_text()
@@ -119,18 +120,3 @@ async def test_readme_quickstart_claude_code_tool_turn_then_savings_report(insta
                             env=_env(), timeout=120)
     assert report.returncode == 0, report.stderr
     assert "strip_tools" in report.stdout and "TOTAL" in report.stdout, report.stdout
-
-
-async def _ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    async with aiohttp.ClientSession() as s:
-        for _ in range(int(timeout * 10)):
-            if proc.poll() is not None:
-                raise RuntimeError(f"lynkr demo exited: {log.read_text()[-3000:]}")
-            try:
-                async with s.get(url + "/health/ready") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(log.read_text()[-3000:])

@@ -92,7 +92,8 @@ def build_pipeline(cfg: LoadedConfig, *, dry_run: bool = False, shared: dict | N
     """Build providers and stages. Raises ConfigError; never leaves half-built resources open."""
     from lynkr.providers import build_providers
 
-    providers = build_providers(cfg)
+    errors: list[ConfigError] = []     # every problem of the file, reported together (lynkr validate)
+    providers = build_providers(cfg, errors)
     state_dir = cfg.data.get("state_dir") or ".lynkr"
     stages: dict[str, Stage] = {}
     shared = shared if shared is not None else {}
@@ -107,10 +108,12 @@ def build_pipeline(cfg: LoadedConfig, *, dry_run: bool = False, shared: dict | N
                                index=i, cfg=cfg)
             try:
                 stages[st["id"]] = cls(options, ctx)
-            except ConfigError:
-                raise
+            except ConfigError as e:
+                errors.append(e)
             except Exception as e:
-                raise cfg.error(f"stage '{st['id']}' ({st['uses']}) could not be built: {e}", ("stages", i)) from None
+                errors.append(cfg.error(f"stage '{st['id']}' ({st['uses']}) could not be built: {e}", ("stages", i)))
+        if errors:
+            raise ConfigError.several(errors)
         plan = compile_plan(cfg, stages)
     except BaseException:
         _close_sync(stages, providers)

@@ -27,19 +27,28 @@ def referenced_providers(data: dict) -> set[str]:
     return {t.partition(":")[0] for t in targets if isinstance(t, str) and ":" in t}
 
 
-def build_providers(cfg: LoadedConfig) -> dict[str, Provider]:
+def build_providers(cfg: LoadedConfig, errors: list | None = None) -> dict[str, Provider]:
+    """The pipeline's providers. A problem is a ConfigError; with `errors` given, every provider's
+    problems are appended there instead (`lynkr validate` reports them all) and the rest are built."""
     out: dict[str, Provider] = {}
+    found: list = []
     used = referenced_providers(cfg.data)
     for name, conf in (cfg.data.get("providers") or {}).items():
         if not _enabled(conf):
             continue
         kind = conf["kind"]
         if kind not in KINDS:
-            raise cfg.error(f"provider kind '{kind}' is not implemented yet", ("providers", name, "kind"))
+            found.append(cfg.error(f"provider kind '{kind}' is not implemented yet", ("providers", name, "kind")))
+            continue
         cls = provider_class(kind)
-        if name in used:
-            for key, message in cls.check(name, conf):
-                raise cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
+        problems = cls.check(name, conf) if name in used else []
+        found += [cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
+                  for key, message in problems]
+        if problems:
+            continue
         out[name] = cls(name, conf)
         out[name].models = cfg.data.get("models") or {}
+    if found and errors is None:
+        raise found[0]
+    (errors if errors is not None else []).extend(found)
     return out

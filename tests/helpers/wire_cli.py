@@ -16,42 +16,8 @@ TOOLS = Path(os.environ.get("LYNKR_TOOLS", ROOT / ".tools"))
 FIXTURE = Path(os.environ.get("LYNKR_FIXTURES", ROOT.parent / "shared" / "fixtures")) / "claude-code" / "fix-negative-stock"
 FIXTURE_ROOT = "/home/dev/inventory-app"
 
-STORE_PY = '''"""A tiny inventory store."""
-import json
-
-
-class Store:
-    def __init__(self, path):
-        self.path = path
-        self.items = {}
-
-    def load(self):
-        with open(self.path) as f:
-            self.items = json.load(f)
-
-    def add(self, sku, qty):
-        self.items[sku] = self.items.get(sku, 0) + qty
-
-    def remove(self, sku, qty):
-        self.items[sku] = self.items.get(sku, 0) - qty
-
-    def save(self):
-        with open(self.path, "w") as f:
-            json.dump(self.items, f)
-'''
-
-SEARCH_PY = '''"""search.py PATTERN DIR: regex matches in .py files, as JSON."""
-import json, os, re, sys
-pat, root = re.compile(sys.argv[1]), sys.argv[2]
-out = []
-for dp, _, fs in os.walk(root):
-    for f in sorted(fs):
-        if f.endswith(".py"):
-            for i, line in enumerate(open(os.path.join(dp, f), errors="replace"), 1):
-                if pat.search(line):
-                    out.append({"file": f, "line": i, "match": line.strip()[:80]})
-print(json.dumps(out[:20], indent=2))
-'''
+# The working folder of the recorded fix-negative-stock session; examples/replay-claude-code uses it too.
+INVENTORY_APP = ROOT / "examples" / "replay-claude-code" / "inventory-app"
 
 
 def cli(name: str) -> str | None:
@@ -62,13 +28,9 @@ def cli(name: str) -> str | None:
 
 
 def make_inventory_app(root: Path) -> Path:
-    """The working folder of the fix-negative-stock session."""
+    """A copy of the fix-negative-stock session's working folder."""
     app = root / "inventory-app"
-    (app / "inventory").mkdir(parents=True)
-    (app / "inventory" / "__init__.py").write_text("")
-    (app / "inventory" / "store.py").write_text(STORE_PY)
-    (app / "inventory" / "report.py").write_text("def report(store):\n    return dict(store.items)\n")
-    (app / "search.py").write_text(SEARCH_PY)
+    shutil.copytree(INVENTORY_APP, app, ignore=shutil.ignore_patterns("__pycache__"))
     return app
 
 
