@@ -123,7 +123,7 @@ def test_lynkr_run_warns_in_one_line_and_on_a_misspelt_dotenv_name(tmp_path):
     res = subprocess.run([sys.executable, "-m", "lynkr.cli", "run", "p.yaml", "--port", "1"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120,
                          env={k: v for k, v in __import__("os").environ.items() if k not in ("MEMORY_INCLUDE_GLOBAL",)})
-    warnings = [line for line in res.stderr.splitlines() if "warning:" in line]
+    warnings = [line for line in res.stderr.splitlines() if " warning " in line]
     assert len(warnings) == 2, res.stderr
     assert "MEMORY_INCLUDE_GLOBAL, NODE_ENV" in warnings[0] and "no meaning here" in warnings[0]
     assert "OLAMA_MODEL is not a Lynkr variable (did you mean 'OLLAMA_MODEL'?)" in warnings[1]

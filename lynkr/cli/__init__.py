@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ def cmd_run(args) -> int:
     if path is None:
         return 1
     for line in lynkr_env_warnings(path):
-        print(f"lynkr: warning: {line}", file=sys.stderr)
+        logging.getLogger("lynkr").warning(line)
     return serve_forever(path, port=args.port, host=args.host, workers=args.workers,
                          watch=not args.no_reload and hot_reload(os.environ), log_level=args.log_level,
                          log_format=args.log_format)

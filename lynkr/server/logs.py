@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
-import sys
 
-import orjson
+from lynkr.kit.logfmt import configure
 
 __all__ = ["configure_logging", "request_fields", "request_line", "client_name", "RequestLog", "REQUEST_LOGGER"]
 
@@ -76,43 +76,18 @@ def request_line(f: dict) -> str:
     return f"{line}  {f['id']}"
 
 
-class _Text(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        t = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        fields = getattr(record, "fields", None)
-        message = request_line(fields) if fields is not None else record.getMessage()
-        line = f"{t} {record.levelname.lower():<5} {message}"
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class _Json(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
-               "level": record.levelname.lower(), "logger": record.name}
-        fields = getattr(record, "fields", None)
-        if fields is not None:
-            out["event"] = "request"
-            out.update({k: v for k, v in fields.items() if k != "time"})
-        else:
-            out["message"] = record.getMessage()
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
-
-
 def configure_logging(level: str = "info", fmt: str = "text", quiet: bool = False) -> None:
-    """One handler on stderr for every logger; `quiet` drops the request lines (warnings stay)."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Json() if fmt == "json" else _Text())
-    root.addHandler(handler)
-    root.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    """Every logger in one format (lynkr.kit.logfmt; the processes `lynkr run` starts inherit it
+    through LYNKR_LOG_FORMAT); `quiet` drops the request lines (warnings stay)."""
+    os.environ["LYNKR_LOG_FORMAT"] = fmt
+    configure(level, fmt)
     logging.getLogger(REQUEST_LOGGER).setLevel(logging.WARNING if quiet else logging.NOTSET)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def _log(log: logging.Logger, fields: dict) -> None:
+    log.info("request", extra={"fields": {"event": "request", **{k: v for k, v in fields.items() if k != "time"}},
+                               "text": request_line(fields)})
 
 
 class RequestLog:
@@ -132,7 +107,7 @@ class RequestLog:
             engine.on_finish.append(self.on_finish)
 
     def on_row(self, row: dict, _events) -> None:
-        self.log.info("request", extra={"fields": request_fields(row)})
+        _log(self.log, request_fields(row))
 
     def on_finish(self, x) -> None:
         resp = x.response
@@ -143,4 +118,4 @@ class RequestLog:
                "status": resp.status if resp is not None else None, "latency_ms": x.vars.get("latency_ms"),
                "cache": x.vars.get("cache"), "tier": x.vars.get("tier"),
                "error": (f"{resp.error.status} {resp.error.message}" if resp is not None and resp.error else None)}
-        self.log.info("request", extra={"fields": request_fields(row)})
+        _log(self.log, request_fields(row))

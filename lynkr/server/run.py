@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 
-import orjson
 from aiohttp import web
 
 from lynkr.storage import db_service
@@ -205,8 +204,7 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
 def _announce(engine: Engine, host: str, port: int, workers: int) -> None:
     from lynkr.server.banner import first_screen, first_screen_data
     if _log_format == "json":
-        print(orjson.dumps({"event": "start", **first_screen_data(engine, host, port, workers)}).decode(),
-              file=sys.stderr, flush=True)
+        log.info("serving", extra={"fields": {"event": "start", **first_screen_data(engine, host, port, workers)}})
     else:
         print(first_screen(engine, host, port, workers), file=sys.stderr, flush=True)
 

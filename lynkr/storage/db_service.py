@@ -310,7 +310,8 @@ def _cleanup(sock_path: str) -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lynkr.kit.logfmt import configure
+    configure("warning")        # the server's format (LYNKR_LOG_FORMAT, set by `lynkr run`)
     # Run as `python -m`, this file is `__main__`; the operations register with `lynkr.storage.db_service`.
     from lynkr.storage.db_service import serve as _serve
     _serve(sys.argv[1], int(sys.argv[2]))
