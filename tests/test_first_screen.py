@@ -43,7 +43,9 @@ async def _five_requests(url: str) -> None:
 async def _serve_and_stop(tmp_path, *args) -> str:
     env = {"LYNKR_STATE_DIR": str(tmp_path / "state"), "LYNKR_TELEMETRY": str(tmp_path / "t.duckdb"),
            "LYNKR_ADMIN_TOKEN": "test-admin-token"}
-    lynkr = LynkrProcess(DEMO, cwd=tmp_path, extra_env=env, args=args)
+    pipeline = tmp_path / "demo.yaml"            # LynkrProcess writes its log beside the pipeline
+    pipeline.write_text(DEMO.read_text())
+    lynkr = LynkrProcess(pipeline, cwd=tmp_path, extra_env=env, args=args)
     try:
         await lynkr.ready()
         await _five_requests(lynkr.url)
