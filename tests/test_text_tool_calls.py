@@ -63,6 +63,13 @@ POSITIVE = [
     ("qwen3-coder null for an optional integer",
      "<tool_call>\n<function=list_files>\n<parameter=path>\n.\n</parameter>\n<parameter=depth>\nnull\n</parameter>\n</function>\n</tool_call>",
      [("list_files", {"path": ".", "depth": None})], ""),
+    ("Claude-style function_calls / invoke XML",
+     'Checking.\n<function_calls>\n<invoke name="execute_command">\n<parameter name="command">git status</parameter>\n'
+     '<parameter name="requires_approval">false</parameter>\n</invoke>\n</function_calls>',
+     [("execute_command", {"command": "git status", "requires_approval": False})], "Checking."),
+    ("MiniMax-M2 wrapper around invoke",
+     '<minimax:tool_call>\n<invoke name="read_file">\n<parameter name="path">README.md</parameter>\n</invoke>\n</minimax:tool_call>',
+     [("read_file", {"path": "README.md"})], ""),
     ("llama.cpp generic tool_call wrapper", '{"tool_call": {"name": "read_file", "arguments": {"path": "a"}}}',
      [("read_file", {"path": "a"})], ""),
     ("two calls on separate lines of one fence",
@@ -219,7 +226,7 @@ FRAGMENTS = ["<tool_call>", "</tool_call>", "<function=execute_command>", "<para
              "<｜tool▁sep｜>", "<｜tool▁call▁end｜>", "<think>", "</think>", "```json\n", "```\n", "```python\n", "`",
              '{"name": "execute_command", "arguments": {"command": "ls"}}', '{"name": "x"', "[", "]", "{", "}", '"',
              "'", "\n", "\n\n", " ", "hello ", 'read_file(path="a")', ";", "<|eom_id|>", "\\", "<arg_key>",
-             "</arg_value>"]
+             "</arg_value>", "<function_calls>", '<invoke name="read_file">', '<parameter name="path">', "</invoke>"]
 
 
 def test_any_cutting_of_any_mix_of_markup_gives_the_whole_answer_result():

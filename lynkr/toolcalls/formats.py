@@ -128,6 +128,16 @@ def qwen_xml_calls(body: str) -> list[Candidate]:
     return out
 
 
+_INVOKE = re.compile(r"<invoke\s+name=\"([^\"]*)\"\s*>(.*?)(?:</invoke>|\Z)", re.S)
+_INVOKE_PARAM = re.compile(r"<parameter\s+name=\"([^\"]*)\"\s*>(.*?)(?:</parameter>|\Z)", re.S)
+
+
+def invoke_calls(body: str) -> list[Candidate]:
+    """Claude-style `<invoke name="f"><parameter name="k">v</parameter></invoke>` (raw values)."""
+    return [Candidate(name.strip(), {k.strip(): _trim_newline(v) for k, v in _INVOKE_PARAM.findall(inner)},
+                      raw_values=True) for name, inner in _INVOKE.findall(body)]
+
+
 def glm_calls(body: str) -> list[Candidate]:
     body = body.strip()
     head, _, rest = body.partition("<arg_key>")
@@ -141,6 +151,8 @@ def glm_calls(body: str) -> list[Candidate]:
 def tool_call_body(body: str) -> list[Candidate]:
     """The body of a `<tool_call>` block: Hermes JSON, Qwen3-Coder `<function=…>` or GLM `<arg_key>`."""
     body = re.sub(r"^(\s*<tool_call>)+", "", body)        # nested opening tags
+    if "<invoke" in body:
+        return invoke_calls(body)
     if "<function=" in body:
         return qwen_xml_calls(body)
     stripped = body.strip()
@@ -273,6 +285,7 @@ _PARSERS = {
     "python_tag": json_sequence,
     "mistral": mistral_calls,
     "deepseek": deepseek_calls,
+    "invoke": invoke_calls,
     "bare": bare_calls,
     "tail": bare_calls,
     "fence": bare_calls,

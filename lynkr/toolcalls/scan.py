@@ -52,7 +52,9 @@ DS_CALL_END = _spellings("<｜tool▁call▁end｜>")
 # Tokens some servers leave in the text; they are never prose.
 DROP = tuple(["<|eom_id|>", "<|eot_id|>", "<|im_end|>", "<|end|>", "<|endoftext|>", "<|return|>", "</tool_call>",
               "</function>"] + _spellings("<｜end▁of▁sentence｜>") + DS_CALLS_END)
-OPENERS = (["<think>", "</think>", "<tool_call>", "<function=", "<|python_tag|>", "[TOOL_CALLS]"]
+# Claude-style XML that models distilled from Claude write, and MiniMax-M2's wrapper of it.
+INVOKE_ENDS = {"<function_calls>": ("</function_calls>",), "<minimax:tool_call>": ("</minimax:tool_call>",)}
+OPENERS = (["<think>", "</think>", "<tool_call>", "<function=", "<|python_tag|>", "[TOOL_CALLS]"] + list(INVOKE_ENDS)
            + DS_CALLS_BEGIN + DS_CALL_BEGIN + list(DROP))
 _INTERESTING = re.compile(r"[<\[{`\n]")
 _NOT_BRACKET = re.compile(r"[<`\n{]|\[(?:T|\Z)")    # where plain text after a mid-line bracket may stop
@@ -223,10 +225,9 @@ class Scanner:
             self.out.append(Segment("cut", ""))
         else:
             kind = {"<tool_call>": "tool_call", "<function=": "function", "<|python_tag|>": "python_tag",
-                    "[TOOL_CALLS]": "mistral"}.get(tok, "deepseek")
-            self.region = {"kind": kind, "open": tok, "explicit": True, "search": 0,
-                           "ends": (DS_CALLS_END if tok in DS_CALLS_BEGIN else DS_CALL_END) if kind == "deepseek"
-                           else None}
+                    "[TOOL_CALLS]": "mistral"}.get(tok) or ("invoke" if tok in INVOKE_ENDS else "deepseek")
+            ends = INVOKE_ENDS.get(tok) or (DS_CALLS_END if tok in DS_CALLS_BEGIN else DS_CALL_END)
+            self.region = {"kind": kind, "open": tok, "explicit": True, "search": 0, "ends": ends}
             self.state = "region"
         return True
 
@@ -414,6 +415,7 @@ def _end_function(s: Scanner, r: dict, final: bool):
 
 
 def _end_deepseek(s: Scanner, r: dict, final: bool):
+    """The region's closing token (DeepSeek's, or the Claude-style XML's `ends`)."""
     found = _find_any(s, r, r["ends"], final)
     return found if found is None else (found[0], found[1], found[2] is not None)
 
@@ -508,4 +510,5 @@ def _end_fence(s: Scanner, r: dict, final: bool):
 
 
 _REGION_END = {"tool_call": _end_tool_call, "function": _end_function, "deepseek": _end_deepseek,
+               "invoke": _end_deepseek,
                "python_tag": _end_python_tag, "bare": _end_bare, "tail": _end_tail, "mistral": _end_mistral, "fence": _end_fence}
