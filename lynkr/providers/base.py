@@ -63,11 +63,7 @@ class Provider:
 
         `env_vars: {OPENROUTER_API_KEY: api_key}` in a provider entry names the variable an option
         comes from, so the message can say which one to set."""
-        problems = [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
-        if textcalls.mode_of(config) is None:
-            problems.append(("text_tool_calls", f"provider '{name}': text_tool_calls must be one of "
-                                                f"{', '.join(textcalls.MODES)}, got {config.get('text_tool_calls')!r}"))
-        return problems
+        return [(key, missing_message(name, config, key)) for key in cls.required if not config.get(key)]
 
     def family_pattern(self) -> str | None:
         if "family" in self.config:
