@@ -22,6 +22,10 @@ if SHARED.is_dir():
     os.environ.setdefault("LYNKR_FIXTURES", str(SHARED / "fixtures"))
     os.environ.setdefault("LYNKR_EVAL", str(SHARED / "eval"))
 
+# Pipelines written to tmp folders use the test stages in tests/helpers by absolute path: the
+# operator's explicit allowance (a stage file is otherwise confined to its pipeline's folder).
+os.environ.setdefault("LYNKR_STAGE_DIRS", str(ROOT / "tests" / "helpers"))
+
 FIXTURES = Path(os.environ.get("LYNKR_FIXTURES", SHARED / "fixtures"))
 EVAL = Path(os.environ.get("LYNKR_EVAL", SHARED / "eval"))
 

@@ -113,7 +113,7 @@ def cmd_validate(args) -> int:
             failed += 1
             continue
         try:
-            cfg = load_config(path)
+            cfg = load_config(path, load_stages=args.load_stages)
             pipeline = build_pipeline(cfg, dry_run=True)
             asyncio.run(pipeline.aclose())
         except ConfigError as e:
@@ -250,6 +250,9 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help=cmd_validate.__doc__)
     v.add_argument("pipelines", nargs="+")
+    v.add_argument("--load-stages", action="store_true",
+                   help="import the pipelines' own stage files (./x.py:Class) to check their options; "
+                        "off by default: their code would run")
 
     e = sub.add_parser("explain", help=cmd_explain.__doc__)
     e.add_argument("pipeline")

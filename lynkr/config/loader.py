@@ -19,7 +19,8 @@ import orjson
 from lynkr.errors import ConfigError, did_you_mean
 from lynkr.exchange import Route
 from lynkr.stage import Stage
-from lynkr.config.registry import PROVIDER_KINDS, load_path_stage, load_registry, provider_class
+from lynkr.config.registry import (PROVIDER_KINDS, load_path_stage, load_registry, provider_class, stage_path,
+                                   unloaded_stage)
 from lynkr.config.render import LazyLynkr, render_templates
 from lynkr.config.schema import assemble_schema
 from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
@@ -61,7 +62,10 @@ def redacted(value):
     return value
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None) -> LoadedConfig:
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text: str | None = None, *,
+                load_stages: bool = True) -> LoadedConfig:
+    """`load_stages=False` checks a project's stage files are where they may be but does not
+    import them (their code would run): `lynkr validate` on a pull request."""
     from lynkr.redact import register_secrets, secrets_in_config
 
     file = str(path)
@@ -92,7 +96,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
         uses = st["uses"]
         if uses.startswith((".", "/")) and ".py:" in uses:
             try:
-                known[uses] = load_path_stage(uses, base_dir)
+                if load_stages:
+                    known[uses] = load_path_stage(uses, base_dir)
+                else:
+                    stage_path(uses, base_dir)
+                    known[uses] = unloaded_stage(uses)
             except Exception as e:  # a user's file may raise anything while importing
                 errors.append(cfg.error(f"cannot load stage {uses}: {e}", ("stages", i, "uses")))
         elif uses not in known:

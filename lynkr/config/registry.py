@@ -19,7 +19,8 @@ from pathlib import Path
 from lynkr.kit.cache import remembered
 from lynkr.stage import Stage
 
-__all__ = ["load_registry", "load_path_stage", "StageInfo", "PROVIDER_KINDS", "provider_class", "BUILTIN_STAGES"]
+__all__ = ["load_registry", "load_path_stage", "stage_path", "unloaded_stage", "StageInfo", "PROVIDER_KINDS",
+           "provider_class", "BUILTIN_STAGES", "STAGE_DIRS_ENV"]
 
 BUILTIN_STAGES = "lynkr.stages"         # the package of the built-in stages
 
@@ -40,6 +41,10 @@ PROVIDER_KINDS: dict[str, str] = {
 def provider_class(kind: str) -> type:
     mod, _, cls = PROVIDER_KINDS[kind].partition(":")
     return getattr(importlib.import_module(mod), cls)
+
+# Folders outside a pipeline's own where `uses: ./…` may also point (os.pathsep-separated). An
+# operator's setting, not the pipeline's: a pipeline under review must not widen its own reach.
+STAGE_DIRS_ENV = "LYNKR_STAGE_DIRS"
 
 
 class StageInfo:
@@ -75,14 +80,39 @@ def _stage_classes(mod) -> list[type[Stage]]:
     ]
 
 
-def load_path_stage(spec: str, base_dir: Path) -> type[Stage]:
-    """`./stages/redact.py:Redact`, relative to the pipeline file's folder."""
+def stage_path(spec: str, base_dir: Path) -> tuple[Path, str]:
+    """(the file, the class name) of `./stages/redact.py:Redact`, relative to the pipeline file's
+    folder, which the file must be inside (symlinks resolved) unless LYNKR_STAGE_DIRS lists
+    the folder it is in."""
     path_part, sep, cls_name = spec.partition(":")
     if not sep or not cls_name:
         raise ValueError(f"expected './file.py:ClassName', got {spec!r}")
     path = (base_dir / path_part).resolve()
+    roots = [base_dir.resolve()] + [Path(d).resolve() for d in os.environ.get(STAGE_DIRS_ENV, "").split(os.pathsep) if d]
+    if not any(path.is_relative_to(r) for r in roots):
+        raise ValueError(f"{path} is outside the pipeline's folder {roots[0]}; a stage file must be inside it "
+                         f"(or in a folder listed in {STAGE_DIRS_ENV})")
     if not path.is_file():
         raise ValueError(f"stage file {path} does not exist")
+    return path, cls_name
+
+
+def unloaded_stage(spec: str) -> type[Stage]:
+    """A stand-in for a project's stage file that is not imported (`lynkr validate` without
+    --load-stages): its options are not checked and it never runs."""
+    class Unloaded(Stage):
+        name = spec
+        summary = "not imported (lynkr validate --load-stages imports it)"
+        options_schema = {"type": "object"}
+
+        async def run(self, x):
+            raise RuntimeError(f"stage {spec} was not loaded")
+    return Unloaded
+
+
+def load_path_stage(spec: str, base_dir: Path) -> type[Stage]:
+    """Import the class of `./stages/redact.py:Redact` (see stage_path for where it may be)."""
+    path, cls_name = stage_path(spec, base_dir)
     modname = f"lynkr_user_stage_{abs(hash(str(path)))}"
     sp = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(sp)

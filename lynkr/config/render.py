@@ -10,12 +10,13 @@ import re
 from typing import Mapping
 
 import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lynkr.config.lynkr_env import LynkrEnv, LynkrEnvError, read_lynkr_env
 from lynkr.errors import ConfigError, did_you_mean
 from lynkr.config.yaml_lines import line_of
 
-__all__ = ["render_templates", "jinja_env", "LazyLynkr"]
+__all__ = ["render_templates", "jinja_env", "LazyLynkr", "FILTERS"]
 
 _missing_attr = re.compile(r"has no attribute '([^']+)'")
 _whole_expression = re.compile(r"\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*", re.S)
@@ -41,13 +42,29 @@ class LazyLynkr:
         return getattr(self.value, name)
 
 
-def jinja_env() -> jinja2.Environment:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters.setdefault("bool", lambda v: str(v).strip().lower() in ("1", "true", "yes", "on"))
+# The template vocabulary docs/engine.md documents, and nothing else: a pipeline is data, and
+# `lynkr validate` renders pull requests' pipelines. Jinja's default globals (cycler, joiner,
+# namespace, lipsum, range, dict) and its other filters are gone, and the sandbox refuses
+# attribute paths like `x.__init__.__globals__` (SecurityError, a template error here).
+FILTERS = ("default", "d", "lower", "upper", "trim", "replace", "int", "float", "string", "join", "length")
+
+
+def _bool(v) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+def jinja_env(**kw) -> jinja2.Environment:
+    """The sandboxed environment every template and `if:` expression is compiled in."""
+    env = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=True, **kw)
+    env.globals.clear()
+    env.tests = {k: v for k, v in env.tests.items() if k in ("defined", "undefined", "none", "number", "string",
+                                                               "in", "eq", "ne", "lt", "le", "gt", "ge")}
+    env.filters = {k: env.filters[k] for k in FILTERS}
+    env.filters["bool"] = _bool
     return env
 
 
-_ENV = jinja_env()
+_ENV = jinja_env(undefined=jinja2.StrictUndefined)
 
 
 def render_templates(data, lines: dict, file: str | None, environ: Mapping[str, str] | None = None,

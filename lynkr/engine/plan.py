@@ -18,11 +18,12 @@ from typing import Callable
 import jinja2
 
 from lynkr.config import LoadedConfig
+from lynkr.config.render import jinja_env
 from lynkr.stage import EDITS, Stage
 
 __all__ = ["Step", "Plan", "compile_plan"]
 
-_JINJA = jinja2.Environment()
+_JINJA = jinja_env()       # sandboxed, like the load-time templates
 
 
 @dataclass(frozen=True, slots=True)
