@@ -90,11 +90,17 @@ class ProxyError(Exception):
     `retryable` feeds `x-should-retry`; `retry_after` (seconds) becomes `retry-after`.
     `provider_message` is the upstream's own wording, relayed verbatim (Claude Code matches
     "prompt is too long").
+
+    `fault` says whose it is: "upstream" (an upstream answered badly or not at all: the only kind
+    a circuit breaker counts), "client" (the request: 4xx, never retried elsewhere) or "proxy"
+    (our own failure). By default an error naming a provider is the upstream's, another 4xx the
+    client's, another 5xx the proxy's.
     """
 
     def __init__(self, status: int, message: str, *, type: str | None = None,
                  retry_after: float | None = None, retryable: bool | None = None,
-                 fallbackable: bool | None = None, provider: str | None = None, code: str | None = None):
+                 fallbackable: bool | None = None, provider: str | None = None, code: str | None = None,
+                 fault: str | None = None):
         from lynkr.redact import redact   # a provider key an upstream echoes back must not reach the client
         message = redact(message)
         super().__init__(message)
@@ -106,6 +112,7 @@ class ProxyError(Exception):
         self.fallbackable = fallbackable if fallbackable is not None else (self.retryable or status == 404)
         self.provider = provider
         self.code = code
+        self.fault = fault or ("upstream" if provider else "client" if status < 500 else "proxy")
 
     def __repr__(self) -> str:
         return f"ProxyError({self.status}, {self.message!r}, type={self.type!r})"

@@ -31,6 +31,7 @@ _SHAPES = [
     r"AIza[0-9A-Za-z_\-]{30,}",                   # Google API key
     r"(?<=[Bb]earer )[A-Za-z0-9._~+/\-]{16,}=*",   # any bearer token quoted back at us
     r"(?<=[?&]key=)[^&\s\"']{8,}",            # Gemini's ?key= in URLs
+    r"(?<=://)[^/\s:@\"']*:[^/\s@\"']+(?=@)",      # user:password@ in a URL (a base_url with credentials)
 ]
 
 _lock = threading.Lock()

@@ -12,6 +12,7 @@ version: 1
 name: metered
 providers:
   up: {kind: anthropic, base_url: "%s"}
+models: {claude-x: {}}
 stages:
   - {id: call, uses: provider_call, with: {to: "up:*"}}
 telemetry: {path: "%s", flush_interval_s: 0.05}
@@ -83,8 +84,12 @@ def test_metrics_stage_tokens_breakers_and_escaping():
         def snapshot(self):
             return {"up:claude-x": {"state": "open", "opens": 2}, "ollama:qwen2.5-coder:7b": {"state": "closed", "opens": 0}}
 
+    class Pipeline:
+        name, hash, loaded_at = "p", "h", None
+        config = {"models": {"claude-x": {}, "qwen2.5-coder:7b": {}}}
+
     class Engine:
-        current = None
+        current = Pipeline()
         reloads = reload_failures = 0
         writer = None
         shared = {"provider_breakers": Breakers()}

@@ -75,8 +75,10 @@ class AnthropicProvider(Provider):
                 h["authorization"] = f"Bearer {self.api_key}"
             else:
                 h[self.auth] = self.api_key
-        elif x.client_auth and self.config.get("forward_client_auth", True):
-            # No key configured: the client's own (API key or Claude Code's OAuth bearer) goes through.
+        elif x.client_auth and x.client == "anthropic" and self.config.get("forward_client_auth", True):
+            # No key configured: the client's own (API key or Claude Code's OAuth bearer) goes
+            # through — only an Anthropic client's: an OpenAI client's `Bearer sk-proj-…` was made
+            # for OpenAI and must never reach another company's API.
             h.update(x.client_auth)
         return h
 

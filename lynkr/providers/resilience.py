@@ -197,7 +197,8 @@ class Breakers:
         return b
 
     def snapshot(self) -> dict:
-        return {f"{p}:{m}": b.snapshot() for (p, m), b in sorted(self._by_key.items())}
+        items = sorted(self._by_key.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))
+        return {f"{p}:{m}": b.snapshot() for (p, m), b in items}
 
 
 def breakers_for(shared: dict) -> Breakers:
@@ -405,7 +406,26 @@ def as_proxy_error(e: BaseException, provider: str) -> ProxyError:
         return ProxyError(502, f"provider '{provider}' sent an unreadable response: {e}", provider=provider,
                           retryable=True)
     return ProxyError(502, f"provider '{provider}' failed: {type(e).__name__}: {e}", provider=provider,
-                      retryable=False, fallbackable=True)
+                      retryable=False, fallbackable=True, fault="proxy")
+
+
+def _not_sent(e: Exception, provider: str) -> ProxyError:
+    """An adapter that raised before it posted anything: the request did not fit what the adapter
+    reads (the edge validator let a shape through that this upstream's conversion cannot take).
+    Not the upstream's fault, and the same body would fail on a fallback target alike."""
+    return ProxyError(400, f"the request cannot be sent to provider '{provider}': {type(e).__name__}: {e}",
+                      provider=provider, retryable=False, fallbackable=False, fault="client")
+
+
+def _mask_client_auth(err: ProxyError, x) -> ProxyError:
+    # A forwarded client credential is nobody's registered secret: an upstream that echoes it
+    # back (in a 401's wording) must not put it in the client's body, a log line or telemetry.
+    for v in (x.client_auth or {}).values():
+        for part in (v, v.partition(" ")[2]):
+            if len(part) >= 8 and part in err.message:
+                err.message = err.message.replace(part, "***")
+                err.args = (err.message,)
+    return err
 
 
 @dataclass
@@ -430,6 +450,7 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
                              type="overloaded_error", retry_after=breaker.retry_in(), retryable=True,
                              fallbackable=True, provider=provider.name, code="circuit_open")
         t0 = time.perf_counter()
+        x.upstream_request = None       # set by the adapter once it has built a body to post
         try:
             # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
             # the read timeout instead (a long generation is not a hung upstream).
@@ -448,7 +469,11 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
                 breaker.release()
             raise
         except Exception as e:
-            err = as_proxy_error(e, provider.name)
+            import aiohttp
+            built = x.upstream_request is not None or isinstance(e, (ProxyError, aiohttp.ClientError, OSError))
+            err = as_proxy_error(e, provider.name) if built else _not_sent(e, provider.name)
+            if built and err.provider is None:
+                err.fault = "upstream"      # an adapter's error about what the upstream sent
         else:
             if log is not None:
                 log.append({"target": f"{provider.name}:{model}", "status": resp.status,
@@ -462,10 +487,15 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
         if log is not None:
             log.append({"target": f"{provider.name}:{model}", "status": err.status, "error": err.message[:200],
                         "ms": int((time.perf_counter() - t0) * 1000)})
+        if x.client_auth:
+            _mask_client_auth(err, x)
         if breaker is not None:
-            # A 4xx (other than 408/429) means the upstream is up and answering: good news for
-            # its health, even if this request was bad.
-            (breaker.failure if (err.retryable or err.status >= 500) else breaker.success)()
+            if err.fault != "upstream":
+                breaker.release()       # says nothing about the upstream's health
+            else:
+                # A 4xx (other than 408/429) means the upstream is up and answering: good news
+                # for its health, even if this request was bad.
+                (breaker.failure if (err.retryable or err.status >= 500) else breaker.success)()
         wait = retry.delay(attempt, err)
         if wait is None:
             raise err

@@ -11,6 +11,7 @@ __all__ = ["create_app", "ROUTE_MODULES"]
 
 # Modules with a `setup(app)`; order is route registration order.
 ROUTE_MODULES: tuple[str, ...] = (
+    "lynkr.server.connections",   # per-peer and total connection caps, header/body/idle deadlines
     "lynkr.server.security",      # middlewares: client keys, limits, load shedding (before any route)
     "lynkr.server.health",
     "lynkr.server.admin",

@@ -19,7 +19,10 @@ def bearer_or_key(request: web.Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get("x-api-key") or request.headers.get("x-lynkr-admin-token") or request.query.get("token")
+    # `?token=` only where a browser link needs it (GET: the dashboard, report pages): a token in a
+    # URL lands in proxy and browser histories, and a cross-site form could carry it in a POST.
+    query = request.query.get("token") if request.method in ("GET", "HEAD") else None
+    return request.headers.get("x-api-key") or request.headers.get("x-lynkr-admin-token") or query
 
 
 def require_admin(request: web.Request) -> None:

@@ -13,7 +13,8 @@ from aiohttp import web
 from lynkr.errors import ProxyError
 from lynkr.wire import anthropic, openai_chat, openai_responses
 from lynkr.wire import embeddings as embed_wire
-from lynkr.server.handler import DEFAULT_MAX_BODY, read_json, serve
+from lynkr.wire.validate import validate_request
+from lynkr.server.handler import DEFAULT_MAX_BODY, read_json, read_raw_json, serve
 
 __all__ = ["setup", "model_ids"]
 
@@ -30,20 +31,52 @@ async def responses(request: web.Request) -> web.StreamResponse:
     return await serve(request, openai_responses)
 
 
-def _max_body(request: web.Request) -> int:
+def _server(request: web.Request) -> dict:
     p = request.app["engine"].current
-    return ((p.config.get("server") or {}) if p is not None else {}).get("max_body_bytes", DEFAULT_MAX_BODY)
+    return (p.config.get("server") or {}) if p is not None else {}
+
+
+def _max_body(request: web.Request) -> int:
+    return _server(request).get("max_body_bytes", DEFAULT_MAX_BODY)
+
+
+class CountPool:
+    """Token counting's own threads, in two lanes: a body of up to SMALL bytes never waits behind
+    a big one (six concurrent 10 MB counts kept a small count waiting 27 s in the shared pool),
+    and neither lane takes the default executor other work runs on. Each lane admits a bounded
+    number of counts; past it the client is told to retry (429), not queued without end."""
+
+    SMALL = 256 * 1024
+
+    def __init__(self, threads: int = 2, waiting: int = 32):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.lanes = {lane: (ThreadPoolExecutor(threads, thread_name_prefix=f"lynkr-count-{lane}"),
+                             asyncio.Semaphore(threads + waiting)) for lane in ("small", "large")}
+
+    async def count(self, canonical: dict, size: int) -> int:
+        pool, room = self.lanes["small" if size <= self.SMALL else "large"]
+        if room.locked():
+            raise ProxyError(429, "too many token counts in progress; retry shortly", retry_after=1,
+                             retryable=True)
+        async with room:
+            return await asyncio.get_running_loop().run_in_executor(pool, anthropic.estimate_tokens, canonical)
+
+    def close(self) -> None:
+        for pool, _ in self.lanes.values():
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def count_tokens(request: web.Request) -> web.Response:
     """An estimate (cl100k × 1.1) of system + messages + tools; never 0, never a 404 — Claude Code
     times auto-compaction on it."""
     try:
-        body = await read_json(request, _max_body(request))
+        raw, body = await read_raw_json(request, _max_body(request))
+        validate_request("count_tokens", body, _server(request))
         canonical = anthropic.count_tokens_body(body)
+        n = await request.app["count_pool"].count(canonical, len(raw))
     except ProxyError as e:
         return anthropic.error_response(e)
-    n = await asyncio.get_running_loop().run_in_executor(None, anthropic.estimate_tokens, canonical)
     return web.Response(body=orjson.dumps({"input_tokens": n}), content_type="application/json")
 
 
@@ -95,6 +128,12 @@ async def hello(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    async def count_pool(app):
+        app["count_pool"] = pool = CountPool()
+        yield
+        pool.close()
+
+    app.cleanup_ctx.append(count_pool)
     r = app.router
     r.add_post("/v1/messages", messages)
     r.add_post("/v1/messages/count_tokens", count_tokens)

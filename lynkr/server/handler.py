@@ -17,7 +17,9 @@ from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
 from lynkr.wire.canonical import check_model_name
+from lynkr.server.connections import body_deadline
 from lynkr.wire.render import ClientGone
+from lynkr.wire.validate import validate_request
 
 __all__ = ["serve", "read_json", "read_raw_json"]
 
@@ -34,7 +36,8 @@ async def read_raw_json(request: web.Request, max_bytes: int) -> tuple[bytes, ob
     """(the body's bytes, inflated when compressed; what they parse into)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ProxyError(413, f"request body is {request.content_length} bytes; the limit is {max_bytes}")
-    raw = await _read_body(request, max_bytes)
+    async with body_deadline(request):
+        raw = await _read_body(request, max_bytes)
     # The app turns aiohttp's request inflation off (create_app), so a compressed body arrives as
     # sent: the capped read above bounds the wire size, _inflate the inflated size (zip bombs).
     enc = (request.headers.get("content-encoding") or "").lower().strip()
@@ -132,13 +135,11 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     server_cfg = (pipeline.config.get("server") or {}) if pipeline is not None else {}
     try:
         raw, body = await read_raw_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
+        validate_request(proto.CLIENT, body, server_cfg)     # the client's fault ends here, as a 400
         canonical = proto.to_canonical(body)
         bad_model = check_model_name(canonical.get("model"))
         if bad_model:
             raise ProxyError(400, bad_model)
-        max_messages = server_cfg.get("max_messages")
-        if max_messages and len(canonical.get("messages") or ()) > max_messages:
-            raise ProxyError(413, f"request has {len(canonical['messages'])} messages; the limit is {max_messages}")
     except ProxyError as e:
         return proto.error_response(e)
     if pipeline is None:

@@ -85,6 +85,7 @@ class Metrics:
         self.tokens: dict[tuple, int] = {}         # (pipeline, kind: client | upstream | saved)
         self.stage_tokens: dict[tuple, int] = {}   # (pipeline, stage, uses, kind: before | after | saved)
         self._hooked_writer = None
+        self._known: tuple = (None, frozenset())     # (pipeline, the model names its config knows)
 
     # -- hooks -------------------------------------------------------------------------------
     def on_finish(self, x) -> None:
@@ -97,6 +98,7 @@ class Metrics:
         model = x.route.model if x.route else ""
         if model == "*":    # provider:* sends the client's own model
             model = x.request.get("model") or model
+        model = self.model_label(x.pipeline, model)
         status = resp.status if resp is not None else 0
         if resp is not None and resp.error is not None and status < 400:
             status = getattr(resp.error, "status", 500)
@@ -127,6 +129,15 @@ class Metrics:
             ms = v.get(var)
             if isinstance(ms, (int, float)):
                 h.observe(ms / 1000.0)
+
+    def model_label(self, pipeline, model) -> str:
+        """`model` when the pipeline's config names it, else "other": label values come from the
+        config, never from a client (20,000 made-up model names would be 20,000 series, and a
+        name may carry anything)."""
+        known = self._known
+        if known[0] is not pipeline:
+            known = self._known = (pipeline, _config_models(pipeline))
+        return model if model in known[1] or not model else "other"
 
     def _add_histograms(self, pipeline: str) -> tuple:
         made = []
@@ -226,12 +237,11 @@ class Metrics:
                "(undeclared, schema, bad_arguments, empty_name, unclosed, unparseable).",
                [_sample("lynkr_text_tool_calls_total", {"provider": k[0], "model": k[1], "outcome": k[2]}, n)
                 for k, n in sorted(self.text_calls.items())])
-        breakers = _breaker_snapshot(e)
+        breakers = _breaker_labels(_breaker_snapshot(e), lambda m: self.model_label(p, m))
         family("lynkr_breaker_state", "gauge", "Circuit breaker per provider:model: 0 closed, 1 half-open, 2 open.",
-               [_sample("lynkr_breaker_state", _target_labels(k), BREAKER_STATES.get(b.get("state"), 0))
-                for k, b in breakers])
+               [_sample("lynkr_breaker_state", k, BREAKER_STATES.get(b.get("state"), 0)) for k, b in breakers])
         family("lynkr_breaker_opens_total", "counter", "Times each breaker opened.",
-               [_sample("lynkr_breaker_opens_total", _target_labels(k), b.get("opens", 0)) for k, b in breakers])
+               [_sample("lynkr_breaker_opens_total", k, b.get("opens", 0)) for k, b in breakers])
         family("lynkr_pipeline_reloads_total", "counter", "Successful hot reloads of the pipeline file.",
                [_sample("lynkr_pipeline_reloads_total", {}, getattr(e, "reloads", 0))])
         family("lynkr_pipeline_reload_failures_total", "counter", "Reloads refused (invalid file); the old pipeline kept serving.",
@@ -264,13 +274,40 @@ def _breaker_snapshot(engine) -> list[tuple[str, dict]]:
         return []
 
 
-def _target_labels(key: str) -> dict:
-    provider, _, model = str(key).partition(":")
-    return {"provider": provider, "model": model}
+def _config_models(pipeline) -> frozenset:
+    from lynkr.server.client_routes import model_ids
+
+    names = set(model_ids(pipeline))
+    for entry in ((pipeline.config or {}).get("models") or {}).values() if pipeline is not None else ():
+        aliases = entry.get("aliases") if isinstance(entry, dict) else None
+        names.update(a for a in aliases or () if isinstance(a, str))
+    return frozenset(names)
+
+
+def _breaker_labels(breakers: list[tuple[str, dict]], label) -> list[tuple[dict, dict]]:
+    """Breakers keyed by their labels, the models no config names merged into "other" (its worst
+    state, its opens summed): one series per label set."""
+    out: dict[tuple, dict] = {}
+    for key, b in breakers:
+        provider, _, model = str(key).partition(":")
+        k = (provider, label(model))
+        seen = out.get(k)
+        if seen is None:
+            out[k] = {"state": b.get("state"), "opens": b.get("opens", 0)}
+        else:
+            if BREAKER_STATES.get(b.get("state"), 0) > BREAKER_STATES.get(seen["state"], 0):
+                seen["state"] = b.get("state")
+            seen["opens"] += b.get("opens", 0)
+    return [({"provider": p, "model": m}, b) for (p, m), b in sorted(out.items())]
+
+
+_CONTROL = {c: "?" for c in range(32) if c != 10} | {127: "?"}
 
 
 def _escape(v) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    # Label values are the config's names, but a name may still hold a control character: a NUL
+    # or CR in the exposition breaks every scraper.
+    return str(v).translate(_CONTROL).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _sample(name: str, labels: dict, value) -> str:

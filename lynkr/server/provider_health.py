@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from lynkr.providers.resilience import breakers_for
+from lynkr.redact import redact
 from lynkr.server.auth import require_admin
 
 __all__ = ["setup", "status"]
@@ -17,7 +18,7 @@ def status(engine) -> dict:
     pipeline = engine.current
     providers = {}
     if pipeline is not None:
-        providers = {name: {"kind": p.kind, "base_url": p.base_url} for name, p in pipeline.providers.items()}
+        providers = {name: {"kind": p.kind, "base_url": redact(p.base_url)} for name, p in pipeline.providers.items()}
     return {"providers": providers, "breakers": breakers_for(engine.shared).snapshot()}
 
 

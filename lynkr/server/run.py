@@ -17,6 +17,7 @@ from lynkr.kit.heap import fix_mmap_threshold
 from lynkr.engine.runtime import Engine
 from lynkr.server.app import create_app
 from lynkr.server.logs import RequestLog
+from lynkr.server.connections import GuardedSite
 
 __all__ = ["serve_forever"]
 
@@ -153,7 +154,7 @@ def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, wo
         app = create_app(engine, manage_engine=False)
         runner = web.AppRunner(app, shutdown_timeout=grace, handle_signals=False, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
+        site = GuardedSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
         try:
             await site.start()
         except OSError as e:

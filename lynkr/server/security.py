@@ -24,12 +24,14 @@ import hmac
 import importlib
 import logging
 import math
+import os
 
 import orjson
 from aiohttp import web
 
 from lynkr.errors import ProxyError
 from lynkr.redact import install_log_redaction
+from lynkr.server.connections import DEFAULT_PER_PEER
 
 __all__ = ["setup", "Shedder", "protocol_for_path", "is_client_path", "DEFAULT_MAX_IN_FLIGHT",
            "DEFAULT_MAX_LOOP_LAG_MS"]
@@ -105,13 +107,37 @@ def _refuse(request: web.Request, err: ProxyError) -> web.StreamResponse:
 
 # -- settings -------------------------------------------------------------------------------------
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_ANY = {"*"}
+
+
+def _names(server: dict, key: str, env: str, default: list[str]) -> frozenset:
+    """A configured list, else the default, plus the environment variable's comma-separated extras
+    (an operator adds an origin without editing the pipeline, like Ollama's OLLAMA_ORIGINS)."""
+    conf = server.get(key)
+    names = list(conf) if isinstance(conf, list) else list(default)
+    names += [n.strip() for n in os.environ.get(env, "").split(",") if n.strip()]
+    return frozenset(n.lower().rstrip("/") for n in names)
+
+
 class _Settings:
     """The server block of one pipeline, digested once per load (keys hashed for constant-time checks)."""
 
     def __init__(self, server: dict):
+        bind = str(server.get("host") or "127.0.0.1").strip("[]")
+        loopback = bind in _LOOPBACK or bind.startswith("127.")
+        # Bound to loopback, only loopback names may be in Host: a web page that rebinds its own
+        # DNS name to 127.0.0.1 is refused. Bound wider, the operator chose who can connect.
+        self.hosts = _names(server, "allowed_hosts", "LYNKR_ALLOWED_HOSTS",
+                            [*_LOOPBACK, bind] if loopback else ["*"])
+        # Browsers send Origin with every cross-site POST (a text/plain one needs no preflight):
+        # only the proxy's own origins and none (a CLI) are served.
+        self.origins = _names(server, "allowed_origins", "LYNKR_ORIGINS",
+                              ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
         keys = [k for k in (server.get("api_keys") or ()) if isinstance(k, str) and k]
         self.key_digests = [hashlib.sha256(k.encode()).digest() for k in keys]
         self.max_per_key = server.get("max_concurrent_per_key")
+        self.max_per_peer = server.get("max_in_flight_per_peer") or DEFAULT_PER_PEER
         shed = server.get("shed") or {}
         self.max_in_flight = shed.get("max_in_flight", DEFAULT_MAX_IN_FLIGHT)
         self.max_lag_ms = shed.get("max_loop_lag_ms", DEFAULT_MAX_LOOP_LAG_MS)
@@ -155,6 +181,7 @@ class Shedder:
     def __init__(self, app: web.Application | None = None):
         self.app = app
         self.in_flight = 0
+        self.reading = 0              # of those, still receiving their body (not load yet)
         self.lag_ms = 0.0
         self.shed = 0                 # requests refused since start
         self._task: asyncio.Task | None = None
@@ -170,8 +197,10 @@ class Shedder:
         max_in_flight, max_lag, enabled = self._limits()
         if not enabled:
             return None
-        if max_in_flight and self.in_flight >= max_in_flight:
-            return f"{self.in_flight} requests in flight (limit {max_in_flight})"
+        # A request still receiving its body is not load yet: a slow client must not fill the
+        # slots (its connection is bounded by lynkr.server.connections instead).
+        if max_in_flight and self.in_flight - self.reading >= max_in_flight:
+            return f"{self.in_flight - self.reading} requests in flight (limit {max_in_flight})"
         if max_lag and self.lag_ms >= max_lag:
             return f"event loop lag {self.lag_ms:.0f} ms (limit {max_lag:.0f} ms)"
         return None
@@ -207,12 +236,53 @@ class Shedder:
 
 # -- the middleware -------------------------------------------------------------------------------
 
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[1:host.find("]")].lower()
+    return host.rpartition(":")[0].lower() if host.count(":") == 1 else host.lower()
+
+
+def _origin_ok(origin: str, allowed: frozenset) -> bool:
+    origin = origin.lower().rstrip("/")
+    if origin in allowed or allowed & _ANY:
+        return True
+    scheme_host, sep, port = origin.rpartition(":")
+    return bool(sep) and port.isdigit() and f"{scheme_host}:*" in allowed
+
+
+def _foreign(request: web.Request, s: "_Settings") -> str | None:
+    """Why this request comes from somewhere it must not (a web page, a rebound DNS name), or None."""
+    host = request.headers.get("host")
+    if host is not None and not (s.hosts & _ANY) and _host_name(host) not in s.hosts:
+        return f"Host {host[:80]!r} is not one this Lynkr serves (server.allowed_hosts, LYNKR_ALLOWED_HOSTS)"
+    origin = request.headers.get("origin")
+    if origin is not None and not _origin_ok(origin, s.origins):
+        return (f"requests from the web origin {origin[:80]!r} are refused "
+                "(server.allowed_origins, LYNKR_ORIGINS)")
+    return None
+
+
 @web.middleware
 async def guard(request: web.Request, handler):
-    if not is_client_path(request.path):
-        return await handler(request)
     app = request.app
     s = _settings(app)
+    conns = app["connections"]
+    conn = conns.enter(request)
+    try:
+        return await _guarded(request, handler, app, s)
+    finally:
+        conns.leave(conn)
+
+
+async def _guarded(request: web.Request, handler, app, s: "_Settings"):
+    foreign = _foreign(request, s)
+    if foreign is not None:
+        err = ProxyError(403, foreign, type="permission_error", retryable=False)
+        if is_client_path(request.path):
+            return _refuse(request, err)
+        return web.json_response({"error": err.message}, status=403)
+    if not is_client_path(request.path):
+        return await handler(request)
     key = presented_key(request) if s.key_digests or s.max_per_key else None
     if s.key_digests and not key_ok(key, s.key_digests):
         return _refuse(request, ProxyError(
@@ -237,13 +307,29 @@ async def guard(request: web.Request, handler):
             429, f"too many concurrent requests for this client key (limit {s.max_per_key}); retry when one finishes",
             retry_after=1, retryable=True))
 
+    peer = request.remote or "local"
+    per_peer: dict = app["per_peer_in_flight"]
+    if per_peer.get(peer, 0) >= s.max_per_peer:
+        return _refuse(request, ProxyError(
+            429, f"too many concurrent requests from this address (limit {s.max_per_peer}); retry when one finishes",
+            retry_after=1, retryable=True))
+
     shedder.in_flight += 1
+    per_peer[peer] = per_peer.get(peer, 0) + 1
     if ident is not None:
         per_key[ident] = per_key.get(ident, 0) + 1
     try:
-        return await handler(request)
+        resp = await handler(request)
+        if request.get("lynkr_close"):
+            resp.force_close()
+        return resp
     finally:
         shedder.in_flight -= 1
+        n = per_peer[peer] - 1
+        if n:
+            per_peer[peer] = n
+        else:
+            del per_peer[peer]
         if ident is not None:
             n = per_key[ident] - 1
             if n:
@@ -257,6 +343,7 @@ def setup(app: web.Application) -> None:
     shedder = Shedder(app)
     app["shedder"] = shedder
     app["per_key_in_flight"] = {}
+    app["per_peer_in_flight"] = {}
     app["security_cache"] = {}
     app.middlewares.append(guard)
 
