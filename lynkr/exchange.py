@@ -110,6 +110,9 @@ class StageEvent:
     # stage counts tokens on the request path.
     measure: tuple[str, str] | None = None
     detail: dict = field(default_factory=dict)
+    # Keys of `detail` whose values quote the request's or answer's text (a score's evidence):
+    # `lynkr explain` shows them, telemetry stores them only with `telemetry.content: true`.
+    quotes: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, eq=False)

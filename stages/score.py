@@ -102,4 +102,5 @@ class Score(Stage):
         x.vars["score_parts"] = {k: v["points"] for k, v in got.parts.items()}
         x.vars["tier_reason"] = got.why
         x.stage_event.detail = {"score": got.score, "tier": got.tier, "reason": got.why, "ask": got.ask,
-                                "dimensions": got.parts}
+                                "points": x.vars["score_parts"], "dimensions": got.parts}
+        x.stage_event.quotes = ("dimensions",)      # the evidence is words of the prompt

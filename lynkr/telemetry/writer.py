@@ -221,6 +221,7 @@ class TelemetryWriter:
                 r, evs = rows_for(x, content=self.content, worker=self.worker, memo=memo)
             except Exception:
                 log.exception("telemetry row failed")
+                self.dropped += 1       # a request without its row is counted, never silent
                 continue
             req_rows.append(r)
             ev_rows.extend(evs)
@@ -432,7 +433,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
             "request_id": x.id, "ts": ts, "pipeline": row["pipeline"], "pipeline_hash": row["pipeline_hash"],
             "stage_id": ev.stage_id, "uses": ev.uses, "phase": ev.phase, "outcome": ev.outcome,
             "duration_us": ev.duration_us, "tokens_before": before, "tokens_after": after,
-            "detail": orjson.dumps(ev.detail, default=str).decode() if ev.detail else None,
+            "detail": _detail(ev, content),
         })
     return row, evs
 
@@ -452,6 +453,13 @@ def _unmapped_usage(usage: dict) -> str | None:
     if isinstance(cc, dict):
         out.update({f"cache_creation.{k}": v for k, v in cc.items() if k not in _CACHE_CREATION})
     return orjson.dumps(out).decode() if out else None
+
+
+def _detail(ev, content: bool) -> str | None:
+    detail = ev.detail
+    if detail and ev.quotes and not content:
+        detail = {k: v for k, v in detail.items() if k not in ev.quotes}
+    return orjson.dumps(detail, default=str).decode() if detail else None
 
 
 def token_counts(x, memo: dict | None = None) -> tuple[int, int, list]:
