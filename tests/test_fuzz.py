@@ -1,8 +1,15 @@
-"""Fuzzed and adversarial bodies on the three client endpoints: never a 5xx, never a traceback in a
-body, and the process stays up.
+"""Fuzzed and adversarial bodies on the three client endpoints: never a 5xx, never a dropped
+connection, never a traceback, every error in the client's own shape, and afterwards the process is
+healthy: no breaker opened by bad requests, /v1/health/providers and /metrics answer (and /metrics
+stays small), and every 200 has its telemetry row or a counted drop.
 
-Example counts are small and the search is derandomized so CI is stable; for a real campaign:
-    LYNKR_FUZZ_EXAMPLES=2000 LYNKR_FUZZ_RANDOM=1 python -m pytest -q tests/test_fuzz.py
+CI runs a fixed seed: 60 hypothesis examples per strategy and 1,500 mutated copies of the recorded
+Claude Code / Codex requests (tests/helpers/fuzz_mutate.py). Against the code before the edge
+validator that mutation count found every class of issue 23's findings (5xx from wrong-typed
+fields, answers outside the client's shape, requests without a model, the breaker opened by bad
+bodies, rows missing from telemetry). A nightly-style campaign:
+    LYNKR_FUZZ_MUTATIONS=20000 LYNKR_FUZZ_SEED=$RANDOM LYNKR_FUZZ_EXAMPLES=2000 LYNKR_FUZZ_RANDOM=1 \
+        python -m pytest -q -s tests/test_fuzz.py
 """
 import http.client
 import json
@@ -14,9 +21,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.reliability_util import ThreadedLynkr
+from tests.conftest import FIXTURES
+from tests.helpers.fuzz_mutate import Outcome, base_requests, mutate, send_and_judge
+from tests.helpers.reliability_util import ThreadedLynkr, telemetry_rows
 
-EXAMPLES = int(os.environ.get("LYNKR_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("LYNKR_FUZZ_EXAMPLES", "60"))
+MUTATIONS = int(os.environ.get("LYNKR_FUZZ_MUTATIONS", "1500"))
+SEED = int(os.environ.get("LYNKR_FUZZ_SEED", "23"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 derandomize=not os.environ.get("LYNKR_FUZZ_RANDOM"),
                 suppress_health_check=list(HealthCheck))
@@ -213,3 +224,64 @@ def test_published_openapi_covers_the_client_endpoints():
         op = spec["paths"][path]["post"]
         assert op["requestBody"]["content"]["application/json"]["schema"]
         assert {"200", "400", "401", "413", "429"} <= set(op["responses"])
+
+
+MUTATED_PIPE = """
+version: 1
+server: {{shed: {{enabled: false}}}}
+providers:
+  up: {{kind: anthropic, base_url: "{upstream}", retry: {{attempts: 1}}}}
+stages:
+  - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
+telemetry: {{flush_interval_s: 0.2}}
+"""
+
+
+def _get(server, path: str) -> tuple[int, bytes]:
+    u = urlparse(server.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_mutated_client_requests(tmp_path):
+    """Mutated copies of real Claude Code, Codex and Chat requests (fixed seed) on keep-alive
+    connections: 0 × 5xx, 0 dropped connections, 0 errors outside the client's shape; then no
+    breaker has a failure on record, health and metrics answer, /metrics is under 100 KB, and
+    every 200 has a telemetry row or a counted drop."""
+    import random
+
+    assert FIXTURES.is_dir(), "needs ../shared/fixtures (the recorded client requests)"
+    bases = base_requests(FIXTURES)
+    rng = random.Random(SEED)
+    srv = ThreadedLynkr(MUTATED_PIPE, tmp_path).start()
+    out = Outcome()
+    try:
+        u = urlparse(srv.url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        for _ in range(MUTATIONS):
+            path, body = rng.choice(bases)
+            conn = send_and_judge(conn, path, mutate(body, rng), out)
+        conn.close()
+        health_status, health = _get(srv, "/v1/health/providers")
+        metrics_status, metrics = _get(srv, "/metrics")
+        writer = srv.app["engine"].writer
+        writer.flush()
+        rows_200 = telemetry_rows(tmp_path / "telemetry.duckdb", where="WHERE status = 200")
+        dropped = writer.dropped
+    finally:
+        srv.stop()
+    print(f"\nseed {SEED}: {out.line()}; /metrics {len(metrics)} bytes; "
+          f"telemetry: {rows_200} rows of 200s + {dropped} dropped for {out.ok} × 200")
+    assert not out.server_errors, out.server_errors[:5]
+    assert not out.dropped, out.dropped[:5]
+    assert not out.off_shape, out.off_shape[:5]
+    assert health_status == 200, health[:300]
+    breakers = orjson.loads(health)["breakers"]
+    assert all(b["recent_failures"] == 0 and b["opens"] == 0 for b in breakers.values()), breakers
+    assert metrics_status == 200 and len(metrics) < 100_000
+    assert rows_200 + dropped >= out.ok

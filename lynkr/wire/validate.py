@@ -54,6 +54,10 @@ def _bad(where: str, msg: str) -> ProxyError:
     return ProxyError(400, f"{where}: {msg}" if where else msg, type="invalid_request_error", retryable=False)
 
 
+def _one_of(v, choices) -> bool:
+    return isinstance(v, str) and v in choices
+
+
 def _typename(v) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number", type(None): "null"}.get(type(v), type(v).__name__)
@@ -127,7 +131,7 @@ def _image_source(src, where: str) -> None:
     _obj(src, where, optional=False)
     kind = src.get("type")
     if kind == "base64":
-        if src.get("media_type") not in _IMAGE_MEDIA:
+        if not _one_of(src.get("media_type"), _IMAGE_MEDIA):
             raise _bad(where + ".media_type", "must be one of " + ", ".join(sorted(_IMAGE_MEDIA)))
         data = src.get("data")
         _str(data, where + ".data", optional=False)
@@ -266,7 +270,7 @@ def _parts(c, where: str, kinds: set) -> None:
         w = f"{where}[{k}]"
         if isinstance(p, str):
             continue
-        if not isinstance(p, dict) or p.get("type") not in kinds:
+        if not isinstance(p, dict) or not _one_of(p.get("type"), kinds):
             raise _bad(w + ".type", "must be one of " + ", ".join(sorted(kinds)))
         t = p["type"]
         if t in _TEXT_PARTS:
@@ -319,7 +323,7 @@ def chat(body, server: dict | None) -> None:
         if not isinstance(m, dict):
             raise _bad(where, f"must be an object (got {_typename(m)})")
         role = m.get("role")
-        if role not in _CHAT_ROLES:
+        if not _one_of(role, _CHAT_ROLES):
             raise _bad(where + ".role", "must be system, developer, user, assistant or tool "
                                         f"(got {str(role)[:40]!r})")
         _parts(m.get("content"), where + ".content", _CHAT_PARTS)
@@ -363,7 +367,7 @@ def _responses_item(item, where: str) -> None:
     if not isinstance(item, dict):
         raise _bad(where, f"must be an input item object (got {_typename(item)})")
     t = item.get("type", "message" if "role" in item else None)
-    if t not in _RESPONSES_ITEMS:
+    if not _one_of(t, _RESPONSES_ITEMS):
         raise _bad(where + ".type", f"unknown input item type {str(t)[:40]!r}")
     if t == "message":
         if item.get("role") not in ("user", "assistant", "system", "developer"):
@@ -409,6 +413,7 @@ def responses(body, server: dict | None) -> None:
         _obj(t, f"tools[{j}]", optional=False)
         _str(t.get("type"), f"tools[{j}].type", optional=False)
         _str(t.get("name"), f"tools[{j}].name")
+        _str(t.get("description"), f"tools[{j}].description")
         _obj(t.get("parameters"), f"tools[{j}].parameters")
     tc = body.get("tool_choice")
     if tc is not None and not isinstance(tc, (str, dict)):
@@ -432,4 +437,8 @@ PROTOCOLS = {"anthropic": anthropic, "openai_chat": chat, "openai_responses": re
 
 def validate_request(client: str, body, server: dict | None = None) -> None:
     """Raise the ProxyError (400, or 413 past a limit) a malformed `body` of this protocol gets."""
-    PROTOCOLS[client](body, server)
+    try:
+        PROTOCOLS[client](body, server)
+    except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as e:
+        # A shape no check foresaw is still the client's: refuse it rather than pass it on.
+        raise _bad("", f"malformed request ({type(e).__name__}: {e})"[:300]) from None
