@@ -68,6 +68,7 @@ async def test_slow_bodies_do_not_hurt_well_behaved_clients(upstream, tmp_path):
     try:
         await lynkr.ready()
         attack = await asyncio.gather(*(_slow_body(lynkr.port) for _ in range(SLOW_BODIES)))
+        await lynkr.ready()     # the attack is in place (its accept burst may lag the loop a moment)
         async with aiohttp.ClientSession() as s:
             async def normal(i):
                 async with s.post(lynkr.url + "/v1/messages", json={**BODY, "metadata": {"user_id": f"u{i}"}}) as r:
@@ -126,7 +127,8 @@ async def test_header_body_and_idle_deadlines(upstream, write_pipeline, tmp_path
 async def test_big_token_counts_do_not_starve_small_ones(upstream, write_pipeline, tmp_path):
     """Six concurrent count_tokens on large bodies run in their own lane: a small count sent after
     them is answered while the large ones are still being counted."""
-    p = write_pipeline(PIPE % ("", upstream.url, tmp_path / "t.duckdb"))
+    # Shedding off: six counts on a 2-core CI machine read as event-loop lag; the lanes are tested.
+    p = write_pipeline(PIPE % ("shed: {enabled: false}", upstream.url, tmp_path / "t.duckdb"))
     words = " ".join(f"word{i} function_{i % 97}() {{ return x{i}; }}" for i in range(120_000))
     big = {"messages": [{"role": "user", "content": words}]}
     small = {"messages": [{"role": "user", "content": "how many tokens is this?"}]}
