@@ -17,7 +17,7 @@ import re
 import threading
 from typing import Iterable
 
-__all__ = ["redact", "register_secrets", "secrets_in_config", "install_log_redaction", "MASK"]
+__all__ = ["redact", "printable", "register_secrets", "secrets_in_config", "install_log_redaction", "MASK"]
 
 MASK = "***"
 
@@ -80,6 +80,24 @@ def redact(text):
     return _rx.sub(MASK, text)
 
 
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators: a CR/LF or NUL in a
+# header ends it (or the response), in a log line forges the next one, ESC drives a terminal.
+_CONTROLS = {c: "?" for c in (*range(0x20), 0x7f, *range(0x80, 0xa0), 0x2028, 0x2029)}
+_LOG_CONTROLS = {c: r for c, r in _CONTROLS.items() if c not in (0x09, 0x0a)}
+
+
+def printable(text, limit: int | None = 256, *, mask: bool = True) -> str:
+    """A client-supplied string as it may appear in a header, a label or a telemetry column:
+    secrets masked (unless `mask=False`: a header echoed to the client that sent it), control
+    characters replaced, at most `limit` characters."""
+    out = str(text)
+    if mask:
+        out = redact(out)
+    if not out.isprintable():          # the common case skips the translation
+        out = out.translate(_CONTROLS)
+    return out if limit is None or len(out) <= limit else out[:limit]
+
+
 class _RecordFactory:
     """Wraps the logging record factory: the message (and traceback) is masked when the record is made,
     so every handler and formatter — ours or the embedding application's — sees the clean text."""
@@ -93,7 +111,7 @@ class _RecordFactory:
             msg = rec.getMessage()
         except Exception:      # a malformed log call is the caller's bug; leave it to logging
             return rec
-        clean = redact(msg)
+        clean = redact(msg).translate(_LOG_CONTROLS)     # newlines stay: tracebacks, multi-line errors
         if clean != msg:
             rec.msg, rec.args = clean, None
         if rec.exc_info and rec.exc_info[1] is not None:

@@ -212,3 +212,24 @@ stages:
                 text = await r.text()
     assert telemetry_rows(tmp_path / "telemetry.duckdb") + writer.dropped == 3
     assert "lynkr_telemetry_rows_dropped_total 3" in text
+
+
+async def test_client_strings_are_printable_wherever_they_land(upstream, write_pipeline, tmp_path, caplog):
+    """A session id with control characters (an ANSI escape, a NUL, a CR) reaches telemetry and the
+    log without them, and no response header carries one."""
+    p = write_pipeline(PIPE % upstream.url)
+    nasty = "sess\x1b[31m\x00\rforged"
+    caplog.set_level(logging.DEBUG)
+    async with lynkr_app(p, tmp_path) as (app, url):
+        status, headers, _raw = await post(url, body={**BODY, "metadata": {"user_id": nasty}})
+        logging.getLogger("lynkr.test").warning("session %s", nasty)
+        app["engine"].writer.flush()
+    assert status == 200
+    assert all(v.isprintable() for v in headers.values())
+    con = connect_with_retry(str(tmp_path / "telemetry.duckdb"), read_only=True)
+    try:
+        session = con.execute("SELECT session FROM requests").fetchone()[0]
+    finally:
+        con.close()
+    assert session and session.isprintable() and "forged" in session
+    assert "\x1b" not in caplog.text and "\x00" not in caplog.text

@@ -16,6 +16,7 @@ from aiohttp import web
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
+from lynkr.redact import printable
 from lynkr.wire.canonical import check_model_name
 from lynkr.server.connections import body_deadline
 from lynkr.wire.render import ClientGone
@@ -102,7 +103,7 @@ def session_of(h, body) -> str | None:
     # Codex sends `session-id` (its fixture in ../shared shows it).
     sid = h.get("x-claude-code-session-id") or h.get("session_id") or h.get("session-id") or h.get("x-session-id")
     if sid:
-        return sid
+        return printable(sid, 128)        # it reaches telemetry and logs
     meta = body.get("metadata") if isinstance(body, dict) else None
     if isinstance(meta, dict) and isinstance(meta.get("user_id"), str):
         return _session_in_user_id(meta["user_id"])
@@ -120,9 +121,9 @@ def _session_in_user_id(uid: str) -> str:
         except (orjson.JSONDecodeError, AttributeError):
             sid = None
         if isinstance(sid, str) and sid:
-            return sid[-64:]
+            return printable(sid[-64:])
     _, sep, sid = uid.rpartition("_session_")
-    return (sid if sep and sid else uid)[-64:]
+    return printable((sid if sep and sid else uid)[-64:])
 
 
 _CREDENTIAL_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange
+from lynkr.redact import printable
 from lynkr.wire.events import MessageAccumulator, collect, message_to_events
 from lynkr.wire.sse import finish_stream
 
@@ -27,11 +28,14 @@ def lynkr_headers(x: Exchange) -> dict:
     if x.route is not None:
         h["x-lynkr-provider"] = x.route.provider
         # `provider:*` keeps the client's model: name the one actually called.
-        h["x-lynkr-model"] = x.request.get("model") or x.route.model if x.route.model == "*" else x.route.model
+        h["x-lynkr-model"] = printable(x.request.get("model") or x.route.model if x.route.model == "*" else x.route.model,
+                                       mask=False)
     if x.vars.get("tier"):
         h["x-lynkr-tier"] = str(x.vars["tier"])
     if x.response is not None:
-        h.update(x.response.headers)
+        # Values may come from a client or an upstream (a model name, a route): never a control
+        # character, which would end the header block or the response.
+        h.update((k, printable(v, mask=False)) for k, v in x.response.headers.items())
     return h
 
 
