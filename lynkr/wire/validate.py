@@ -22,6 +22,7 @@ import binascii
 import re
 
 from lynkr.errors import ProxyError
+from lynkr.wire.canonical import check_model_name
 
 __all__ = ["validate_request", "DEFAULT_MAX_MESSAGES", "MAX_MODEL_CHARS", "PROTOCOLS"]
 
@@ -107,6 +108,9 @@ def _model(body: dict) -> None:
         raise _bad("model", "field required")
     if not isinstance(m, str):
         raise _bad("model", f"must be a string (got {_typename(m)})")
+    why = check_model_name(m)        # the wording lynkr.wire.canonical gives (empty, too long, controls)
+    if why:
+        raise _bad("", why)
     if len(m) > MAX_MODEL_CHARS or not _MODEL_OK.fullmatch(m) or _MODEL_BAD.search(m):
         raise _bad("model", f"must be a model name: 1 to {MAX_MODEL_CHARS} printable characters, no control "
                             "characters, quotes or backslashes")
