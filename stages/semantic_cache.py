@@ -3,7 +3,7 @@ words that differ change the answer.
 
     - id: cache
       uses: semantic_cache
-      with: {threshold: 0.87, ttl: 86400}
+      with: {threshold: 0.7, general_threshold: 0.95, ttl: 86400}
 
 1. Only where a cached answer can be right: no tool calls or results in the conversation, at
    most `max_turns` user turns, no prefill, no attachments.
@@ -12,8 +12,11 @@ words that differ change the answer.
 3. Candidates come from the request's scope only: pipeline, model, the system prompt, tools and
    earlier turns (dates, git status and request ids normalised away), and the session or chosen
    headers when `per_session`/`scope_headers` say so. Two repositories never share answers.
-4. A candidate over `threshold` must pass the guard (lynkr/cache/guard.py): numbers, identifiers,
-   paths, quoted strings, names, tools and languages, negations and opposites must agree.
+4. A candidate over `threshold` (`general_threshold` when neither question names a tool, language,
+   platform, identifier or path) must pass the guard (lynkr/cache/guard.py): every token of one
+   question matched by the other, by kind (numbers, code, paths, tools, platforms, negations,
+   quantifiers, positions, direction, names, words), and no relation swapped. A refusal is
+   recorded with its rule and tokens ("quantifier: all ≠ any"), which `lynkr explain` shows.
 5. A hit answers with `x-lynkr-cache: semantic` and `x-lynkr-cache-similarity`; the `after` hook
    stores complete, successful, tool-free answers. Entries live in memory (a matrix per scope,
    TTL, size bound) and in `<state_dir>/cache.duckdb`, so a restart keeps them.
@@ -40,7 +43,8 @@ from lynkr.stage import Stage
 
 # One embedding thread for the process: the model is single-threaded and locked anyway, and a
 # dedicated thread keeps embeddings from queueing behind token counting in the default pool.
-DEFAULT_THRESHOLD = 0.87   # tuned on ../shared/eval: benchmarks/cache_quality.py, docs/cache.md
+DEFAULT_THRESHOLD = 0.7            # the guard decides above it: benchmarks/cache_quality.py, docs/cache.md
+DEFAULT_GENERAL_THRESHOLD = 0.95   # for everyday questions, where words carry less of the meaning
 _EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-embed")
 
 
@@ -55,7 +59,11 @@ class SemanticCache(Stage):
         "properties": {
             "threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULT_THRESHOLD,
                           "description": "Lowest cosine similarity (all-MiniLM-L6-v2) for a candidate; the guard "
-                                         "then checks what differs. Tuned on ../shared/eval (docs/cache.md)."},
+                                         "then accounts for every token. Chosen on ../shared/eval (docs/cache.md)."},
+            "general_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": DEFAULT_GENERAL_THRESHOLD,
+                                  "description": "Lowest similarity when neither question names a tool, language, "
+                                                 "platform, identifier or path (everyday questions: person, tense "
+                                                 "and framing change answers the guard cannot see)."},
             "ttl": {"type": "number", "exclusiveMinimum": 0, "default": 86400,
                     "description": "Seconds a stored answer stays valid."},
             "model_path": {"type": ["string", "null"], "default": None,
@@ -86,11 +94,12 @@ class SemanticCache(Stage):
                        "description": "Skip lookups and stores (requests can also send `x-lynkr-cache: bypass`)."},
         },
     }
-    examples = ["- {id: cache, uses: semantic_cache, with: {threshold: 0.87, ttl: 86400}}"]
+    examples = ["- {id: cache, uses: semantic_cache, with: {threshold: 0.7, ttl: 86400}}"]
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
         self.threshold = float(options["threshold"])
+        self.general_threshold = max(self.threshold, float(options["general_threshold"]))
         self.ttl = float(options["ttl"])
         self.store = None
         try:
@@ -118,7 +127,7 @@ class SemanticCache(Stage):
         so the event loop only multiplies and compares."""
         vector = self.embedder.embed([question])[0]
         if self.options["guard"]:
-            guard.features(question)
+            guard.read(question)
         return vector
 
     # -- request phase ------------------------------------------------------------------------
@@ -154,7 +163,7 @@ class SemanticCache(Stage):
         candidates = self.index.search(scope, vector, threshold=self.threshold)
         rejected = []
         for sim, entry in candidates:
-            reason = guard.check(question, entry.text, sim) if self.options["guard"] else None
+            reason = _refuse(question, entry.text, sim, self.threshold, self.general_threshold, self.options["guard"])
             if reason is not None:
                 rejected.append({"similarity": round(sim, 4), "reason": reason})
                 continue
@@ -209,7 +218,17 @@ class SemanticCache(Stage):
             await asyncio.get_running_loop().run_in_executor(None, store.release)
 
 
-def decide(embedder, question: str, cached: list[str], *, threshold: float, use_guard: bool = True,
+def _refuse(question: str, cached: str, sim: float, threshold: float, general: float, use_guard: bool) -> str | None:
+    """Why a candidate over `threshold` is not served, or None."""
+    if not use_guard:
+        return None
+    if sim < general and not (guard.technical(question) or guard.technical(cached)):
+        return f"similarity: {sim:.3f} < {general} for a question naming nothing technical"
+    return guard.check(question, cached)
+
+
+def decide(embedder, question: str, cached: list[str], *, threshold: float = DEFAULT_THRESHOLD,
+           general_threshold: float = DEFAULT_GENERAL_THRESHOLD, use_guard: bool = True,
            vectors=None) -> tuple[int | None, float, list]:
     """The stage's decision for `question` against cached questions, outside a server (used by
     benchmarks/cache_quality.py): (index of the hit or None, best similarity, rejections)."""
@@ -221,7 +240,7 @@ def decide(embedder, question: str, cached: list[str], *, threshold: float, use_
     for i in np.argsort(-sims):
         if sims[i] < threshold:
             break
-        reason = guard.check(question, cached[i], float(sims[i])) if use_guard else None
+        reason = _refuse(question, cached[i], float(sims[i]), threshold, general_threshold, use_guard)
         if reason is None:
             return int(i), float(sims[i]), rejected
         rejected.append(reason)
