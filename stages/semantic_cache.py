@@ -7,8 +7,12 @@ words that differ change the answer.
 
 1. Only where a cached answer can be right: no tool calls or results in the conversation, at
    most `max_turns` user turns, no prefill, no attachments.
-2. The question (the last user message's own text, without `<system-reminder>` blocks) is
-   embedded with fastembed (all-MiniLM-L6-v2) in a thread pool, never on the event loop.
+2. The question (the last user message's own text, without `<system-reminder>` blocks: the rest
+   is in the scope key) is embedded with all-MiniLM-L6-v2 (lynkr/kit/embed.py; its first
+   `embed_tokens` tokens — the guard reads all of it) on the stage's one embedding thread, never
+   on the event loop; the model runs on one core, so `--workers N` uses N cores at most. Only
+   when a lookup could hit: while its scope holds no answer, a question is embedded in `after`,
+   and only if its answer is stored.
 3. Candidates come from the request's scope only: pipeline, model, the system prompt, tools and
    earlier turns (dates, git status and request ids normalised away), and the session or chosen
    headers when `per_session`/`scope_headers` say so. Two repositories never share answers.
@@ -74,6 +78,9 @@ class SemanticCache(Stage):
             "max_turns": {"type": "integer", "minimum": 1, "default": 1,
                           "description": "Only requests with at most this many user turns; later turns depend "
                                          "on the conversation (which is part of the scope anyway)."},
+            "embed_tokens": {"type": "integer", "minimum": 8, "maximum": 512, "default": 128,
+                             "description": "Tokens of the question embedded (the model's cost grows with each); "
+                                            "the guard still compares the whole question."},
             "max_chars": {"type": "integer", "minimum": 1, "default": 2000,
                           "description": "Longer questions are not looked up: they are tasks, not questions."},
             "max_entries": {"type": "integer", "minimum": 1, "default": 10000,
@@ -122,10 +129,13 @@ class SemanticCache(Stage):
                 for row in self.store.load("semantic", self.id)
                 if row["vector"] is not None and len(row["vector"]) == self.embedder.dim])
 
+    def _embed(self, question: str):
+        return self.embedder.embed([question], max_tokens=self.options["embed_tokens"])[0]
+
     def _prepare(self, question: str):
         """In the embedding thread: the vector, and the guard's reading of the question (cached),
         so the event loop only multiplies and compares."""
-        vector = self.embedder.embed([question])[0]
+        vector = self._embed(question)
         if self.options["guard"]:
             guard.read(question)
         return vector
@@ -146,11 +156,19 @@ class SemanticCache(Stage):
             ev.detail["result"] = "skip"
             ev.detail["reason"] = why_not
             return
-        if x.dry_run:                   # `lynkr explain`: say what would be looked up, embed nothing
-            ev.detail.update(result="dry_run", question=question[:120])
+        if x.dry_run:                   # `lynkr explain`: what would be looked up and how the guard reads it
+            ev.detail.update(result="dry_run", question=question[:120], guard_reads=guard.summary(question),
+                             threshold=self.threshold if guard.technical(question) else self.general_threshold)
             return
         scope = scope_key(x, x.request, context, pipeline=self.ctx.pipeline_name, model=x.request.get("model"),
                           per_session=self.options["per_session"], headers=self.options["scope_headers"])
+        if not self.index.holds(scope):
+            # Nothing stored under this scope, so nothing can hit: the question is embedded after
+            # the answer, and only if the answer is stored (most first turns call tools).
+            x.vars["_semantic_cache"] = (scope, question, None)
+            ev.detail.update(result="miss", reason="empty_scope")
+            x.vars.setdefault("cache", "miss")
+            return
         try:
             vector = await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self._prepare, question)
         except Exception as e:
@@ -198,6 +216,12 @@ class SemanticCache(Stage):
             ev.detail["not_stored"] = why_not
             return
         scope, question, vector = pending
+        if vector is None:
+            try:
+                vector = await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self._embed, question)
+            except Exception as e:     # fail open: an answer not stored
+                ev.detail["not_stored"] = f"embedding failed: {type(e).__name__}: {e}"
+                return
         now = time.time()
         entry = Entry(id=f"semantic:{self.id}:{uuid.uuid4().hex}", scope=scope, text=question, message=message,
                       created=now, expires=now + self.ttl)

@@ -128,7 +128,7 @@ def test_precision_is_checked(monkeypatch):
     monkeypatch.setenv("LYNKR_EMBED_PRECISION", "INT8")
     assert embed.resolve_precision() == "int8"
     monkeypatch.delenv("LYNKR_EMBED_PRECISION")
-    assert embed.resolve_precision() == "mixed"
+    assert embed.resolve_precision() == "int8"
 
 
 def test_missing_model_path_names_it(tmp_path):

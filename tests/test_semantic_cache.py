@@ -121,7 +121,8 @@ async def test_guard_rejects_a_near_miss_and_records_it(upstream, write_pipeline
     from lynkr.telemetry.reports import run_query
     cols, rows = run_query(str(tmp_path / "telemetry.duckdb"),
                            "SELECT detail FROM stage_events WHERE stage_id = 'cache' AND phase = 'run' ORDER BY ts")
-    assert '"reject"' in rows[-1][0] and '"opposites"' in rows[-1][0]
+    # The refusal names its rule and the tokens on each side.
+    assert '"reject"' in rows[-1][0] and '"word: discard ≠ keep"' in rows[-1][0]
 
 
 async def test_restart_keeps_entries_and_ttl_expires_them(upstream, write_pipeline, lynkr, tmp_path):
@@ -195,18 +196,20 @@ async def test_embedding_failure_fails_open(upstream, write_pipeline, lynkr, tmp
     class Broken:
         dim = stage.embedder.dim
 
-        def embed(self, texts):
+        def embed(self, texts, max_tokens=None):
             raise RuntimeError("onnx session died")
-    stage.embedder = Broken()
     async with aiohttp.ClientSession() as s:
-        st, h, text, _ = await ask(s, url, "anthropic", Q1)
-    assert st == 200 and text.startswith("Answer number 1")
+        await ask(s, url, "anthropic", Q1)          # stored: the scope now has an answer to look up
+        await settle(engine)
+        stage.embedder = Broken()
+        st, h, text, _ = await ask(s, url, "anthropic", "What is a TCP handshake?")
+    assert st == 200 and text.startswith("Answer number 2")
     await settle(engine)
     engine.writer.flush()
     from lynkr.telemetry.reports import run_query
     _, rows = run_query(str(tmp_path / "telemetry.duckdb"),
-                        "SELECT outcome, detail FROM stage_events WHERE stage_id = 'cache' AND phase = 'run'")
-    assert rows[0][0] == "failed_open" and "onnx session died" in rows[0][1]
+                        "SELECT outcome, detail FROM stage_events WHERE stage_id = 'cache' AND phase = 'run' ORDER BY ts")
+    assert rows[-1][0] == "failed_open" and "onnx session died" in rows[-1][1]
 
 
 def test_bad_model_path_is_a_load_time_error(tmp_path):
@@ -262,3 +265,30 @@ async def test_hot_reload_keeps_entries(upstream, write_pipeline, lynkr, tmp_pat
         assert engine.current is not old and old.closed
         _, h, text, _ = await ask(s, url, "anthropic", Q1_PARAPHRASE)
     assert h["x-lynkr-cache"] == "semantic" and text.startswith("Answer number 1")
+
+
+async def test_empty_scope_embeds_only_what_it_stores(write_pipeline, lynkr, tmp_path):
+    """While a scope holds no answer, nothing can hit, so a question is not looked up (recorded as
+    `empty_scope`); it is embedded after the answer only when that answer is stored — a tool call
+    is not — and the next rephrasing then hits."""
+    answers = iter([tool_message("Bash", {"command": "ls"}), text_message("Use git stash."), text_message("unused")])
+    up = AnthropicUpstream(lambda body: next(answers))
+    async with serving(up):
+        engine, url = await lynkr(write_pipeline(pipeline(up.url, tmp_path, SEM % "")))
+        async with aiohttp.ClientSession() as s:
+            body = {"model": "claude-test", "max_tokens": 100,
+                    "messages": [{"role": "user", "content": "What does git stash do?"}]}
+            async with s.post(url + "/v1/messages", json=body) as r:
+                assert (await r.json())["stop_reason"] == "tool_use"
+            await settle(engine)
+            await ask(s, url, "anthropic", "What does git stash do?")
+            await settle(engine)
+            _, h, text, _ = await ask(s, url, "anthropic", "Explain what git stash is used for.")
+    assert h["x-lynkr-cache"] == "semantic" and text == "Use git stash."
+    engine.writer.flush()
+    from lynkr.telemetry.reports import run_query
+    _, rows = run_query(str(tmp_path / "telemetry.duckdb"),
+                        "SELECT detail FROM stage_events WHERE stage_id = 'cache' ORDER BY ts")
+    details = [r[0] or "" for r in rows]
+    assert '"reason":"empty_scope"' in details[0] and '"not_stored"' in "".join(details[:2])
+    assert '"stored":true' in "".join(details[2:4])

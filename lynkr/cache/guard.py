@@ -37,7 +37,7 @@ from functools import lru_cache
 from py_rust_stemmers import SnowballStemmer
 from rapidfuzz.distance import DamerauLevenshtein
 
-__all__ = ["check", "refusal", "read", "Refusal", "Reading", "KINDS"]
+__all__ = ["check", "refusal", "read", "summary", "technical", "Refusal", "Reading", "KINDS"]
 
 READ_LIMIT = 4000       # characters of a prompt the guard reads; a longer prompt matches only itself
 # The order refusals are reported in: the most specific kind first.
@@ -427,8 +427,8 @@ def _classify(raw: str, low: str, before: str, i: int, numbers: list) -> Token |
 
 def _typo(w: str, other: set[str]) -> str | None:
     """The word of `other` that `w` misspells: same first letter, one edit (two for long words)."""
-    if len(w) < 4:
-        return None
+    if len(w) < 4 or not w.isascii():
+        return None                   # a keyboard slip in a Latin-script word; other scripts match exactly
     for o in other:
         if o[:1] == w[:1] and abs(len(o) - len(w)) <= 2 and len(o) >= 4:
             limit = 2 if min(len(w), len(o)) >= 8 else 1
@@ -589,3 +589,16 @@ def technical(text: str) -> bool:
     accounting is strongest there. Everyday questions carry their meaning in function words too
     (who asks, tense, "this" vs "a"), so the stage asks a higher similarity of them."""
     return any(t.kind in _TECHNICAL for t in read(text).tokens)
+
+
+def summary(text: str) -> dict[str, list[str]]:
+    """The question as the guard reads it, by kind (for `lynkr explain`): what a cached question
+    must match for a hit."""
+    r = read(text[:READ_LIMIT])
+    out: dict[str, list[str]] = {"number": list(r.numbers)} if r.numbers else {}
+    for t in r.tokens:
+        if t.kind != "filler":
+            out.setdefault(t.kind, [])
+            if t.raw not in out[t.kind]:
+                out[t.kind].append(t.raw)
+    return out

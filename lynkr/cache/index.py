@@ -122,6 +122,12 @@ class VectorIndex:
             self._count -= 1
         return out
 
+    def holds(self, scope: str) -> bool:
+        """Whether `scope` has any entry (live or not yet expired out): a lookup could hit."""
+        with self._lock:
+            sc = self._scopes.get(scope)
+            return sc is not None and len(sc) > 0
+
     def search(self, scope: str, vector: np.ndarray, *, threshold: float, k: int = 5,
                now: float | None = None) -> list[tuple[float, Entry]]:
         """Live entries of `scope` with similarity >= threshold, best first."""

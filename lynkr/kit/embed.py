@@ -8,14 +8,13 @@ attention mask, L2 normalisation) without fastembed's ~20 MB of imports and with
 keeps memory low. fastembed is only used to download the model when no local folder is given.
 
 Precision (`$LYNKR_EMBED_PRECISION`, or `precision=`):
-- `mixed` (the default): fp32 weights and arithmetic, the token-embedding table (half the file)
-  stored as fp16. ~21 MB less RSS than fp32; vectors have cosine >= 0.9999999 to fp32's and no
-  pair of ../shared/eval changes side of the cache threshold (see _HALVE_TABLE).
+- `int8` (the default): a dynamically quantised copy (~23 MB instead of 90, ~65 MB less RSS than
+  fp32, ~35 % less CPU per embedding; mean cosine to fp32 0.994). With the cache guard deciding
+  above a low threshold, the semantic cache's figures are the same as with `mixed` on every set of
+  `benchmarks/cache_quality.py` but qqp-dev (96.1 → 95.8 % precision): docs/cache.md.
+- `mixed`: fp32 weights and arithmetic, the token-embedding table (half the file) stored as fp16.
+  ~21 MB less RSS than fp32; vectors have cosine >= 0.9999999 to fp32's (see _HALVE_TABLE).
 - `fp32`: the file as shipped.
-- `int8` (opt-in): a dynamically quantised copy (~23 MB instead of 90, ~65 MB less RSS than fp32,
-  ~35 % less CPU per embedding; mean cosine to fp32 0.994 on ../shared/eval), but it lowers
-  similarities by ~0.005 and the semantic cache then misses 2 of coding-cache-dev's 20
-  same-answer pairs that fp32 hits (no new false hits): docs/cache.md.
 A derived copy is made once, in a child process (the `onnx` package stays out of the server), and
 kept in `$LYNKR_EMBED_CACHE_DIR` (default `~/.cache/lynkr/embed`) under the source file's sha256.
 When it cannot be made, fp32 is used and logged.
@@ -51,7 +50,7 @@ log = logging.getLogger("lynkr.kit.embed")
 
 DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 PRECISIONS = ("mixed", "int8", "fp32")
-DEFAULT_PRECISION = "mixed"
+DEFAULT_PRECISION = "int8"
 
 
 class EmbedderError(Exception):
@@ -86,19 +85,25 @@ class Embedder:
         self.dim = int(self.embed(["dimension probe"]).shape[1])
         trim()   # the model proto and load-time buffers (~30 MB for fp32) are freed by now
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], max_tokens: int | None = None) -> np.ndarray:
+        """Normalised vectors of `texts`. `max_tokens` keeps each text's first tokens (with the
+        closing special token): the model's cost grows with every token, and a caller that reads
+        the whole text anyway (the cache guard) needs only enough of it to find candidates.
+        The characters tokenised are bounded too, so a 50K-token text costs what its head costs."""
         if not texts:
             return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        if max_tokens is not None:
+            texts = [t[:max_tokens * _CHARS_PER_TOKEN_MAX] for t in texts]
         with self._lock:
             # One `encode` per text, not `encode_batch`: the batch call uses the tokenizer's thread
             # pool, which is unusable in a forked worker once the parent has touched it.
-            enc = [self._tokenizer.encode(t) for t in texts]
-            width = max(len(e.ids) for e in enc)
+            enc = [_cut(self._tokenizer.encode(t), max_tokens) for t in texts]
+            width = max(len(e[0]) for e in enc)
             ids = np.full((len(enc), width), self._pad_id, dtype=np.int64)
             mask = np.zeros((len(enc), width), dtype=np.int64)
-            for i, e in enumerate(enc):
-                ids[i, :len(e.ids)] = e.ids
-                mask[i, :len(e.ids)] = e.attention_mask
+            for i, (e_ids, e_mask) in enumerate(enc):
+                ids[i, :len(e_ids)] = e_ids
+                mask[i, :len(e_ids)] = e_mask
             feed = {"input_ids": ids}
             if "attention_mask" in self._inputs:
                 feed["attention_mask"] = mask
@@ -109,6 +114,17 @@ class Embedder:
 
     def __repr__(self) -> str:
         return f"Embedder(model_name={self.model_name!r}, model_path={self.model_path!r}, precision={self.precision!r})"
+
+
+# No tokenizer of a sentence model makes a token of more than this many characters on average.
+_CHARS_PER_TOKEN_MAX = 16
+
+
+def _cut(enc, max_tokens: int | None) -> tuple[list, list]:
+    ids, mask = enc.ids, enc.attention_mask
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids, mask
+    return ids[:max_tokens - 1] + ids[-1:], mask[:max_tokens]
 
 
 def _pool_normalise(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -337,7 +353,7 @@ def get_embedder(model_path: str | None = None, model_name: str | None = None,
                  precision: str | None = None) -> Embedder:
     """The process-wide embedder for this model. `model_path=None` means $LYNKR_EMBED_MODEL_PATH,
     and when that is unset too, fastembed downloads `model_name` into its cache the normal way.
-    `precision=None` means $LYNKR_EMBED_PRECISION, else mixed."""
+    `precision=None` means $LYNKR_EMBED_PRECISION, else int8."""
     if model_path is None:
         model_path = os.environ.get("LYNKR_EMBED_MODEL_PATH") or None
     name = model_name or DEFAULT_EMBED_MODEL
