@@ -7,7 +7,9 @@ Sections
 1. The seed's workloads, rebuilt: the 14-tool read and write requests (Claude Code 2.1.328's real
    tool definitions from ../shared/fixtures plus Grep and Glob) and the 60-item JSON grep result
    (`file`, `line`, `match`, `context`; benchmarks/data/seed_grep_60.json, made by make_seed_grep.py),
-   sent as compact JSON like the seed's benchmark did.
+   sent as compact JSON like the seed's benchmark did. Then crush on grep-like results of three other
+   shapes (benchmarks/data/grep_shapes.json; `--only grep`): ripgrep with context lists, IDE search
+   with nested ranges, a code-search API with nested repository/file objects.
 2. Uniform arrays (≥ 5 objects) in real tool outputs collected in benchmarks/data/tool_outputs/
    (ruff, pyright, eslint, pytest-json-report, pip, npm): TOON against compact JSON, per array.
 3. Every fixture session through pipelines/default.yaml and through an all-stages pipeline
@@ -154,6 +156,31 @@ def seed_workloads() -> dict:
     return out
 
 
+def grep_shapes() -> dict:
+    """crush on grep-like results of three shapes whose field names it was not written for
+    (benchmarks/data/grep_shapes.json, made by make_grep_shapes.py): tokens saved, and whether
+    every row's facts (path, line, matched text, ids) are in the crushed text — verbatim, or after
+    a folder prefix the header states once."""
+    import re
+    out = {}
+    for name, shape in json.loads((DATA / "grep_shapes.json").read_text()).items():
+        compact = json.dumps(shape["result"], separators=(",", ":"))
+        req = {"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "list the TODOs"}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Search", "input": {"q": "TODO"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": compact}]}]}
+        cr = stage(Crush, keep_last=0)
+        crushed = run(cr, req).request["messages"][2]["content"][0]["content"]
+        prefixes = re.findall(r'= "([^"]*)…" in every row', crushed.split("\n", 1)[0])
+        present = all(f in crushed or any(f.startswith(p) and f[len(p):] in crushed for p in prefixes)
+                      for row in shape["facts"] for f in row)
+        handle = re.match(r"\[lynkr crush (c_[0-9a-f]{16})", crushed).group(1)
+        out[name] = {"rows": len(shape["facts"]), "compact_json_tokens": count_text(compact),
+                     "crush_tokens": count_text(crushed), "crush_saved_pct": pct(count_text(compact), count_text(crushed)),
+                     "every_fact_present": present, "expand_returns_original_bytes": cr.store.get(handle) == compact}
+    return out
+
+
 # -- 2. uniform arrays in real tool outputs --------------------------------------------------------
 
 def uniform_arrays(value, path="$"):
@@ -273,11 +300,21 @@ def stage_costs(repeat: int = 25) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument("--only", choices=["grep"], help="only the grep-like shapes (fast)")
     args = ap.parse_args(argv)
-    res = {"seed": seed_workloads(), "tool_outputs": tool_outputs(), "sessions": sessions(), "cost": stage_costs()}
+    if args.only == "grep":
+        res = {"grep_shapes": grep_shapes()}
+    else:
+        res = {"seed": seed_workloads(), "grep_shapes": grep_shapes(), "tool_outputs": tool_outputs(),
+               "sessions": sessions(), "cost": stage_costs()}
     print("== seed workloads (cl100k tokens)")
-    for k, v in res["seed"].items():
+    for k, v in res.get("seed", {}).items():
         print(f"  {k}: " + ", ".join(f"{a}={b}" for a, b in v.items()))
+    print("== crush on grep-like results of three other shapes (cl100k tokens, compact JSON in)")
+    for k, v in res["grep_shapes"].items():
+        print(f"  {k}: " + ", ".join(f"{a}={b}" for a, b in v.items()))
+    if args.only:
+        return 0
     t = res["tool_outputs"]
     print(f"== uniform arrays (≥5 objects, same keys) in real tool outputs: {len(t['arrays'])} arrays, median saving "
           f"vs compact JSON {t['median_saved_pct_vs_compact']}% (rows of scalars only: "

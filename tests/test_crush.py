@@ -2,6 +2,7 @@
 with the original bytes, the client never sees the call), and decisions never change a sent prefix."""
 import json
 import re
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -73,9 +74,9 @@ def test_rows_beyond_max_rows_keep_errors_rare_values_and_ends():
                                 min_lines=40, max_chars=10**7)
     assert reason == "crushed"
     body = out.split("\n", 1)[1]
-    assert '"request …"' in out                          # the common prefix, stated once
-    assert "57 timed out" in body and "degraded" in body
-    assert "0 served" in body and "199 served" in body
+    # A short one-line column is a fact: kept verbatim in every row that stays.
+    assert "request 57 timed out" in body and "degraded" in body
+    assert "request 0 served" in body and "request 199 served" in body
     assert "rows left out" in out and body.count("served") <= 20
 
 
@@ -248,3 +249,42 @@ def test_sequences_and_constants_are_stated_once():
     head, body = out.split("\n", 1)
     assert "id = 10, 15, … 155 in row order" in head and 'kind="warning" in every row' in head
     assert "warning" not in body and "rule-6" in body and "src/mod_29.py" in body
+
+
+SHAPES = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "grep_shapes.json"
+
+
+@pytest.mark.parametrize("name", list(json.loads(SHAPES.read_text())))
+def test_grep_like_results_of_any_field_names_lose_70_percent_and_no_fact(name):
+    """Search results shaped three ways (context as lists of lines, nested LSP-like ranges, nested
+    repository/file objects with URLs): crushed by at least 70 % of their tokens, and every row's
+    path, line, matched text and id still there — verbatim, or after the folder the header states."""
+    shape = json.loads(SHAPES.read_text())[name]
+    compact = json.dumps(shape["result"], separators=(",", ":"))
+    out, reason, handle = crush_text(compact, set(), min_tokens=400, min_saving=0.3, max_rows=80, min_lines=40,
+                                     max_chars=10**7)
+    assert reason == "crushed"
+    assert count_text(out) <= 0.3 * count_text(compact)
+    prefixes = re.findall(r'= "([^"]*)…" in every row', out.split("\n", 1)[0])
+    for row in shape["facts"]:
+        for fact in row:
+            assert fact in out or any(fact.startswith(p) and fact[len(p):] in out for p in prefixes), fact
+
+
+def test_redundant_columns_are_stated_once_and_facts_kept():
+    """A column equal to another, a URL that is another column in a fixed frame, a constant column
+    and a context that holds the row's match (in no fixed frame) are stated once or left out; the
+    rest stays."""
+    rows = [{"id": f"r{i}", "path": f"lib/m{i % 7}.py", "url": f"https://x.test/blob/main/lib/m{i % 7}.py",
+             "start": 10 + i * i % 97, "end": 10 + i * i % 97, "tool": "scan", "match": f"def handler_{i}(event):",
+             "context": f"import {'os' if i % 2 else 'sys'}\n\ndef handler_{i}(event):\n    return {i % 5}\n"}
+            for i in range(30)]
+    out, reason, _ = crush_text(json.dumps(rows), set(), min_tokens=100, min_saving=0.3, max_rows=80,
+                                min_lines=40, max_chars=10**7)
+    head, body = out.split("\n", 1)
+    assert reason == "crushed"
+    assert 'url = "https://x.test/blob/main/{path}" in every row' in head
+    assert "start = end in every row" in head and 'tool="scan" in every row' in head
+    assert "'context' left out (it holds 'match'" in head
+    for r in rows:
+        assert f"{r['id']},{r['path']},{r['end']},\"{r['match']}\"" in body

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-
 from py_rust_stemmers import SnowballStemmer
 from rapidfuzz.distance import DamerauLevenshtein
+
+from lynkr.kit.cache import remembered
 
 __all__ = ["check", "refusal", "read", "summary", "technical", "Refusal", "Reading", "KINDS"]
 
@@ -305,7 +305,7 @@ _QUOTED = re.compile(r"\"([^\"]{1,200})\"|(?<![A-Za-z])'([^']{1,200})'(?![A-Za-z
 _PROCEDURAL_YOU = re.compile(r"\bhow (?:do|can|could|would|should|will|to) you\b|\b(?:do|can|could|would|should) you\b", re.I)
 
 
-@lru_cache(maxsize=4096)
+@remembered(max_entries=4096)
 def read(text: str) -> Reading:
     """The typed tokens of one prompt (cached: a cached question is read once)."""
     text = _normalise(text[:READ_LIMIT]).replace("`", " ")
