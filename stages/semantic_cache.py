@@ -11,8 +11,9 @@ words that differ change the answer.
    is in the scope key) is embedded with all-MiniLM-L6-v2 (lynkr/kit/embed.py; its first
    `embed_tokens` tokens — the guard reads all of it) on the stage's one embedding thread, never
    on the event loop; the model runs on one core, so `--workers N` uses N cores at most. Only
-   when a lookup could hit: while its scope holds no answer, a question is embedded in `after`,
-   and only if its answer is stored.
+   when a lookup could hit: a question is embedded when its scope holds an answer to a question
+   with the same guard signature (numbers, code, paths, quantifiers, … that any hit must share:
+   lynkr/cache/guard.py), and a stored answer waits unembedded until such a question arrives.
 3. Candidates come from the request's scope only: pipeline, model, the system prompt, tools and
    earlier turns (dates, git status and request ids normalised away), and the session or chosen
    headers when `per_session`/`scope_headers` say so. Two repositories never share answers.
@@ -125,20 +126,19 @@ class SemanticCache(Stage):
             self.store = open_store(cache_path(ctx, options))
             self.index.load([
                 (Entry(id=row["id"], scope=row["scope"], text=row["text"] or "", message=row["message"],
-                       created=row["created"], expires=row["expires"]), np.asarray(row["vector"], dtype=np.float32))
+                       created=row["created"], expires=row["expires"], key=guard.signature(row["text"] or "")),
+                 None if row["vector"] is None else np.asarray(row["vector"], dtype=np.float32))
                 for row in self.store.load("semantic", self.id)
-                if row["vector"] is not None and len(row["vector"]) == self.embedder.dim])
+                if row["vector"] is None or len(row["vector"]) == self.embedder.dim])
 
     def _embed(self, question: str):
         return self.embedder.embed([question], max_tokens=self.options["embed_tokens"])[0]
 
-    def _prepare(self, question: str):
-        """In the embedding thread: the vector, and the guard's reading of the question (cached),
-        so the event loop only multiplies and compares."""
-        vector = self._embed(question)
-        if self.options["guard"]:
-            guard.read(question)
-        return vector
+    def _prepare(self, question: str, waiting: list[Entry]):
+        """In the embedding thread: the question's vector, and those of the stored answers that
+        waited for a question like it (one batch), so the event loop only multiplies and compares."""
+        vectors = self.embedder.embed([question] + [e.text for e in waiting], max_tokens=self.options["embed_tokens"])
+        return vectors[0], vectors[1:]
 
     # -- request phase ------------------------------------------------------------------------
     async def run(self, x: Exchange) -> None:
@@ -162,22 +162,27 @@ class SemanticCache(Stage):
             return
         scope = scope_key(x, x.request, context, pipeline=self.ctx.pipeline_name, model=x.request.get("model"),
                           per_session=self.options["per_session"], headers=self.options["scope_headers"])
-        if not self.index.holds(scope):
-            # Nothing stored under this scope, so nothing can hit: the question is embedded after
-            # the answer, and only if the answer is stored (most first turns call tools).
-            x.vars["_semantic_cache"] = (scope, question, None)
-            ev.detail.update(result="miss", reason="empty_scope")
+        key = guard.signature(question) if self.options["guard"] else ""
+        x.vars["_semantic_cache"] = (scope, question, None, key)     # for `after`, which stores the answer
+        waiting = self.index.waiting(scope, key)
+        if not waiting and not self.index.holds(scope, key):
+            # No stored question shares what a hit must share: nothing to embed or compare.
+            ev.detail.update(result="miss", reason="no_candidate")
             x.vars.setdefault("cache", "miss")
             return
         try:
-            vector = await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self._prepare, question)
+            vector, vectors = await asyncio.get_running_loop().run_in_executor(
+                _EMBED_POOL, self._prepare, question, waiting)
         except Exception as e:
+            for entry in waiting:          # back to waiting: a later question may embed them
+                self.index.add(entry, None)
             # Fail open: the executor records the stage as failed_open and the request goes on.
             ev.detail.update(result="error", error=f"embedding failed: {type(e).__name__}: {e}")
             x.vars.setdefault("cache", "miss")
             raise
-        # Remembered for `after`, which stores the answer under the same scope and vector.
-        x.vars["_semantic_cache"] = (scope, question, vector)
+        for entry, vec in zip(waiting, vectors):
+            self._keep(entry, vec)
+        x.vars["_semantic_cache"] = (scope, question, vector, key)
         candidates = self.index.search(scope, vector, threshold=self.threshold)
         rejected = []
         for sim, entry in candidates:
@@ -215,26 +220,24 @@ class SemanticCache(Stage):
         if why_not:
             ev.detail["not_stored"] = why_not
             return
-        scope, question, vector = pending
-        if vector is None:
-            try:
-                vector = await asyncio.get_running_loop().run_in_executor(_EMBED_POOL, self._embed, question)
-            except Exception as e:     # fail open: an answer not stored
-                ev.detail["not_stored"] = f"embedding failed: {type(e).__name__}: {e}"
-                return
+        scope, question, vector, key = pending
         now = time.time()
         entry = Entry(id=f"semantic:{self.id}:{uuid.uuid4().hex}", scope=scope, text=question, message=message,
-                      created=now, expires=now + self.ttl)
-        evicted = self.index.add(entry, vector)
+                      created=now, expires=now + self.ttl, key=key)
+        # Without a vector (no stored question shared its key) the answer waits, unembedded.
+        self._keep(entry, vector)
         ev.detail["stored"] = True
-        if self.store is not None:
-            self.store.put(id=entry.id, kind="semantic", stage=self.id, scope=scope, text=question, vector=vector,
-                           message=message, created=now, expires=entry.expires)
-            self.store.delete([e.id for e in evicted])
         if len(self.index) % 256 == 0:
             gone = self.index.expire(now)
             if self.store is not None and gone:
                 self.store.delete([e.id for e in gone])
+
+    def _keep(self, entry: Entry, vector) -> None:
+        evicted = self.index.add(entry, vector)
+        if self.store is not None:
+            self.store.put(id=entry.id, kind="semantic", stage=self.id, scope=entry.scope, text=entry.text,
+                           vector=vector, message=entry.message, created=entry.created, expires=entry.expires)
+            self.store.delete([e.id for e in evicted if e.id != entry.id])
 
     async def aclose(self) -> None:
         store, self.store = self.store, None

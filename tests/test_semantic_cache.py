@@ -267,10 +267,10 @@ async def test_hot_reload_keeps_entries(upstream, write_pipeline, lynkr, tmp_pat
     assert h["x-lynkr-cache"] == "semantic" and text.startswith("Answer number 1")
 
 
-async def test_empty_scope_embeds_only_what_it_stores(write_pipeline, lynkr, tmp_path):
-    """While a scope holds no answer, nothing can hit, so a question is not looked up (recorded as
-    `empty_scope`); it is embedded after the answer only when that answer is stored — a tool call
-    is not — and the next rephrasing then hits."""
+async def test_embeds_only_where_a_hit_is_possible(write_pipeline, lynkr, tmp_path):
+    """While no stored question shares what a hit must share (the guard's signature), a question is
+    neither embedded nor looked up (recorded as `no_candidate`); a stored answer waits unembedded
+    (a tool call is not stored at all), and the first rephrasing embeds both and hits."""
     answers = iter([tool_message("Bash", {"command": "ls"}), text_message("Use git stash."), text_message("unused")])
     up = AnthropicUpstream(lambda body: next(answers))
     async with serving(up):
@@ -290,5 +290,5 @@ async def test_empty_scope_embeds_only_what_it_stores(write_pipeline, lynkr, tmp
     _, rows = run_query(str(tmp_path / "telemetry.duckdb"),
                         "SELECT detail FROM stage_events WHERE stage_id = 'cache' ORDER BY ts")
     details = [r[0] or "" for r in rows]
-    assert '"reason":"empty_scope"' in details[0] and '"not_stored"' in "".join(details[:2])
+    assert '"reason":"no_candidate"' in details[0] and '"not_stored"' in "".join(details[:2])
     assert '"stored":true' in "".join(details[2:4])

@@ -58,6 +58,16 @@ def test_fresh_everyday_questions_precision(embedder):
     assert true_hits and true_hits / (true_hits + len(false_hits)) >= 0.95
 
 
+@pytest.mark.parametrize("name", ["coding-cache-dev.jsonl", "coding-cache-dev2.jsonl", "qqp-dev.jsonl"])
+def test_pairs_the_guard_passes_share_a_signature(name):
+    """The cache embeds a question only when a stored one has its signature: that loses no hit,
+    because every pair the guard lets through has equal signatures."""
+    pairs = [json.loads(line) for line in (EVAL / name).read_text().splitlines() if line.strip()]
+    passed = [p for p in pairs if guard.check(p["b"], p["a"]) is None]
+    assert passed
+    assert all(guard.signature(p["a"]) == guard.signature(p["b"]) for p in passed)
+
+
 @pytest.mark.parametrize("a,b,reason", [
     ("Set the retry limit to 3", "Set the retry limit to three", None),
     ("Wait 5 s before retrying", "Wait 5 seconds before retrying", None),

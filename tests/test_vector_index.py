@@ -55,3 +55,24 @@ def test_search_ranks_and_skips_expired_and_freed_rows():
     ix.add(_entry(3), _vec(3))                      # goes into the freed row
     assert ix.search("s", -base, threshold=-2.0, now=10.0)[0][1].id in {"0", "3"}
     assert all(e is not None for _s, e in ix.search("s", base, threshold=-2.0, now=10.0))
+
+
+def test_entries_without_a_vector_wait_under_their_key_until_handed_over():
+    """An answer stored unembedded is not searchable and `holds` says no lookup could hit; it is
+    handed over once for its (scope, key), expired ones dropped, and the waiting list is bounded."""
+    ix = VectorIndex(8, max_entries=3)
+    e = Entry(id="w", scope="s", text="q", message={}, created=1.0, expires=1e12, key="k")
+    assert ix.add(e, None) == []
+    assert not ix.holds("s", "k") and ix.search("s", _vec(1), threshold=-1) == []
+    assert ix.waiting("s", "other") == []
+    assert [x.id for x in ix.waiting("s", "k")] == ["w"] and ix.waiting("s", "k") == []
+    ix.add(e, _vec(1))
+    assert ix.holds("s", "k") and not ix.holds("s", "other")
+    old = Entry(id="old", scope="s", text="q2", message={}, created=1.0, expires=5.0, key="k2")
+    ix.add(old, None)
+    assert ix.waiting("s", "k2", now=10.0) == []
+    evicted = []
+    for i in range(5):
+        evicted += ix.add(Entry(id=f"n{i}", scope="s", text=f"n{i}", message={}, created=2.0, expires=1e12,
+                                key=f"key{i}"), None)
+    assert [x.id for x in evicted] == ["n0", "n1"]

@@ -30,6 +30,7 @@ telemetry show; `refusal(a, b)` returns it as a `Refusal`.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from py_rust_stemmers import SnowballStemmer
@@ -37,7 +38,7 @@ from rapidfuzz.distance import DamerauLevenshtein
 
 from lynkr.kit.cache import remembered
 
-__all__ = ["check", "refusal", "read", "summary", "technical", "Refusal", "Reading", "KINDS"]
+__all__ = ["check", "refusal", "read", "signature", "summary", "technical", "Refusal", "Reading", "KINDS"]
 
 READ_LIMIT = 4000       # characters of a prompt the guard reads; a longer prompt matches only itself
 # The order refusals are reported in: the most specific kind first.
@@ -602,3 +603,21 @@ def summary(text: str) -> dict[str, list[str]]:
             if t.raw not in out[t.kind]:
                 out[t.kind].append(t.raw)
     return out
+
+
+# The kinds the guard compares exactly, without aligning misspellings.
+_SIGNED = ("code", "path", "quantifier", "position")
+
+
+def signature(text: str) -> str:
+    """What every question the guard could let `text` match shares with it exactly: its symbols,
+    its numbers in order, its code, paths, quantifiers and positions, its count of negations. Two
+    questions with different signatures never pass the guard, so the cache embeds a question only
+    when a stored question has its signature."""
+    if len(text) > READ_LIMIT:
+        return "long:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    r = read(text)
+    parts = [r.symbols, "|".join(r.numbers), str(sum(1 for t in r.tokens if t.kind == "negation"))]
+    for kind in _SIGNED:
+        parts.append(",".join(sorted({t.text for t in r.tokens if t.kind == kind})))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]

@@ -1,5 +1,11 @@
 """The semantic cache's in-memory vector index: one numpy matrix per scope, TTL and a size bound.
 
+An entry carries a `key` (the guard's signature of its question): a question can only hit an entry
+with its key, so `holds(scope, key)` says whether a lookup could hit before anything is embedded.
+Entries stored without a vector wait under their key (`add(entry, None)`) until a question with that
+key arrives (`waiting(scope, key)` hands them over to be embedded then): an answer nobody asks for
+again is never embedded.
+
 Vectors are L2-normalised, so similarity is one matrix-vector product. Searches run on the
 event loop (a few thousand rows × 384 floats is microseconds); inserts come from the `after`
 hook. A lock keeps a search from seeing a half-grown matrix.
@@ -8,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +31,7 @@ class Entry:
     created: float
     expires: float
     hits: int = 0
+    key: str = ""                 # what a question must share to be compared at all (guard.signature)
 
 
 class _Scope:
@@ -32,7 +39,7 @@ class _Scope:
     scope's bound) and is then reused in place: an insert writes one row into a free slot. Growing
     it by np.vstack and shrinking it by np.delete copied the whole matrix twice per insert: ~0.3 ms
     of event loop and ~20 MB of fragmented heap at 2,000 rows. Free rows are zero."""
-    __slots__ = ("matrix", "slots", "order", "free", "rows")
+    __slots__ = ("matrix", "slots", "order", "free", "rows", "keys")
 
     def __init__(self, dim: int):
         self.matrix = np.zeros((0, dim), dtype=np.float32)
@@ -40,6 +47,7 @@ class _Scope:
         self.order: deque[int] = deque()      # live rows, oldest insert first
         self.free: list[int] = []
         self.rows: dict[str, int] = {}       # question text -> its row
+        self.keys: Counter[str] = Counter()  # entry key -> live rows with it
 
     def __len__(self) -> int:
         return len(self.order)
@@ -56,12 +64,16 @@ class _Scope:
             self.slots.append(None)
         self.slots[i] = entry
         self.rows[entry.text] = i
+        self.keys[entry.key] += 1
         self.matrix[i] = vec
         self.order.append(i)
 
     def remove(self, i: int) -> Entry:
         entry, self.slots[i] = self.slots[i], None
         del self.rows[entry.text]
+        self.keys[entry.key] -= 1
+        if not self.keys[entry.key]:
+            del self.keys[entry.key]
         self.matrix[i] = 0.0
         if self.order[0] == i:
             self.order.popleft()
@@ -82,12 +94,17 @@ class VectorIndex:
         self._scopes: dict[str, _Scope] = {}
         self._lock = threading.Lock()
         self._count = 0
+        self._waiting: OrderedDict[tuple[str, str], list[Entry]] = OrderedDict()
+        self._waiting_count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, entry: Entry, vector: np.ndarray) -> list[Entry]:
-        """Insert; returns the entries evicted to respect the bounds (oldest first)."""
+    def add(self, entry: Entry, vector: np.ndarray | None) -> list[Entry]:
+        """Insert; returns the entries evicted to respect the bounds (oldest first). Without a
+        vector the entry waits under its key (see the module docstring)."""
+        if vector is None:
+            return self._wait(entry)
         vec = np.asarray(vector, dtype=np.float32).reshape(self.dim)
         evicted: list[Entry] = []
         with self._lock:
@@ -122,11 +139,33 @@ class VectorIndex:
             self._count -= 1
         return out
 
-    def holds(self, scope: str) -> bool:
-        """Whether `scope` has any entry (live or not yet expired out): a lookup could hit."""
+    def holds(self, scope: str, key: str) -> bool:
+        """Whether `scope` has an embedded entry with `key`: a lookup could hit."""
         with self._lock:
             sc = self._scopes.get(scope)
-            return sc is not None and len(sc) > 0
+            return sc is not None and sc.keys.get(key, 0) > 0
+
+    def _wait(self, entry: Entry) -> list[Entry]:
+        with self._lock:
+            slot = self._waiting.setdefault((entry.scope, entry.key), [])
+            evicted = [e for e in slot if e.text == entry.text]       # the same question: replaced
+            slot[:] = [e for e in slot if e.text != entry.text] + [entry]
+            self._waiting.move_to_end((entry.scope, entry.key))
+            self._waiting_count += 1 - len(evicted)
+            while self._waiting_count > self.max_entries:
+                _k, oldest = self._waiting.popitem(last=False)
+                self._waiting_count -= len(oldest)
+                evicted += oldest
+            return evicted
+
+    def waiting(self, scope: str, key: str, now: float | None = None) -> list[Entry]:
+        """The unexpired entries stored without a vector under (scope, key), handed over (they
+        leave the waiting list; the caller adds them back with their vectors)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            got = self._waiting.pop((scope, key), [])
+            self._waiting_count -= len(got)
+        return [e for e in got if e.expires > now]
 
     def search(self, scope: str, vector: np.ndarray, *, threshold: float, k: int = 5,
                now: float | None = None) -> list[tuple[float, Entry]]:
@@ -158,6 +197,14 @@ class VectorIndex:
                     self._count -= 1
                 if not len(sc):
                     del self._scopes[key]
+            for where, entries in list(self._waiting.items()):
+                kept = [e for e in entries if e.expires > now]
+                gone += [e for e in entries if e.expires <= now]
+                self._waiting_count -= len(entries) - len(kept)
+                if kept:
+                    self._waiting[where] = kept
+                else:
+                    del self._waiting[where]
         return gone
 
     def scopes(self) -> int:
