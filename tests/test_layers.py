@@ -85,8 +85,7 @@ def test_no_module_imports_upward_or_sideways():
     assert not bad, "layering broken (docs/architecture.md):\n" + "\n".join(bad)
 
 
-# crush still takes toon's JSON checks from the toon stage; they live in lynkr/savings/toon.py now.
-KNOWN_STAGE_IMPORTS = {("crush", "lynkr.stages.toon")}
+KNOWN_STAGE_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _stage_imports():
