@@ -2,7 +2,7 @@
 
     python benchmarks/data/make_fresh_cache.py        # deterministic (seeded); rewrites both files
 
-Written after the guard's rules were frozen (commit a75a964) and never used to change them. The
+Written after the guard's rules were frozen (commit 0a9ce3a) and never used to change them. The
 tasks, slot vocabularies, paraphrase operations and near-miss edits below were written for this
 file, not taken from ../shared/eval: each coding task is a template with typed slots (a tool, a
 language, a file, a number, an OS …); a paraphrase re-renders the same slots through another
