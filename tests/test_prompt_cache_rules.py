@@ -318,3 +318,24 @@ def test_replay_as_an_openai_chat_client_gets_lynkrs_breakpoints(capsys, monkeyp
     assert all(r["cache"]["share"] >= 0.8 for r in rows[2:]), [r["cache"]["share"] for r in rows]
     added = [e["detail"]["prompt_cache"]["added"] for r in rows for e in r["events"] if "prompt_cache" in (e["detail"] or {})]
     assert len(added) == len(rows) and all(len(a) == 4 for a in added[1:])
+
+
+def test_a_telemetry_file_from_before_the_cache_columns_is_still_priced(tmp_path, capsys):
+    """Columns are only added: a file written without usage_cache_write_1h / usage_detail is read
+    with them as NULL (1-hour writes then count as 5-minute ones)."""
+    from lynkr.cli import main
+    from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS
+
+    db = tmp_path / "old.duckdb"
+    with duckdb.connect(str(db)) as con:
+        cols = [(c, t) for c, t in REQUEST_COLUMNS if c not in ("usage_cache_write_1h", "usage_detail")]
+        con.execute("CREATE TABLE requests (" + ", ".join(f"{c} {t}" for c, t in cols) + ")")
+        con.execute("CREATE TABLE stage_events (" + ", ".join(f"{c} {t}" for c, t in STAGE_EVENT_COLUMNS) + ")")
+        con.execute("INSERT INTO requests (id, provider, model, requested_model, usage_input, usage_cache_read, "
+                    "usage_output, tokens_client, tokens_upstream) "
+                    "VALUES ('r1', 'anthropic', 'claude-sonnet-4-5', 'claude-sonnet-4-5', 100, 900, 10, 1000, 1000)")
+    assert main(["report", "savings", "--db", str(db), "--format", "json"]) == 0
+    rows = {r["stage"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["TOTAL"]["usd_cost"] == pytest.approx((100 * 3.0 + 900 * 0.3 + 10 * 15.0) / 1e6)
+    assert rows["(provider prompt cache)"]["usd_saved"] == pytest.approx(900 * (3.0 - 0.3) / 1e6)
+    assert rows["(provider prompt cache)"]["tokens_cached"] == 900

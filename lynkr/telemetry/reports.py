@@ -95,6 +95,17 @@ def _attach(con, path: str, timeout: float) -> None:
         delay = min(delay * 2, 0.1)
 
 
+def _requests_table(con) -> str:
+    """The raw requests table, with the columns a file written by an older Lynkr lacks as NULLs
+    (columns are only ever added: lynkr/telemetry/schema.py)."""
+    from lynkr.telemetry.schema import REQUEST_COLUMNS
+
+    have = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() "
+                                      "WHERE database_name = 'tel' AND table_name = 'requests'").fetchall()}
+    missing = [f"NULL::{t} AS {c}" for c, t in REQUEST_COLUMNS if c not in have]
+    return "tel.main.requests" if not missing else f"(SELECT *, {', '.join(missing)} FROM tel.main.requests)"
+
+
 def connect(path: str, *, since: str | None = None, pipeline: str | None = None, config: Mapping | None = None,
             timeout: float = 10.0, lock: bool = True, materialize: bool = False):
     """An in-memory connection with the telemetry file attached read-only and the report views made.
@@ -127,6 +138,7 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
         if rows:
             con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         priced = (REPORTS_DIR / "_priced.sql").read_text().replace("{where}", _filters(since, pipeline, "r."))
+        priced = priced.replace("{requests}", _requests_table(con))
         kind = "TABLE" if materialize else "VIEW"
         con.execute(f"CREATE TEMP {kind} requests AS " + _strip_comments(priced))
         if "stage_events" in present:

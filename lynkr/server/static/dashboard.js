@@ -203,8 +203,11 @@ function draw(data) {
   })), [["cost", "cost"], ["saved", "saved"]]);
 
   hbars(chart("savings-by-stage"), rowsOf(r.savings).filter((s) => s.stage !== "TOTAL" && s.requests > 0).map((s) => ({
+    // Each row is one lever (answer cache, stages, prompt cache, routing; docs/reports.md).
     label: s.stage, value: s.usd_saved,
-    text: `${fmtUsd(s.usd_saved)} · ${fmtInt(s.tokens_saved)} tok`, cls: "saved",
+    text: `${fmtUsd(s.usd_saved)} · ${s.lever || ""} · ` +
+          (s.lever === "prompt cache" ? `${fmtInt(s.tokens_cached)} tok read from cache` : `${fmtInt(s.tokens_saved)} tok`),
+    cls: "saved",
   })));
 
   hbars(chart("by-model"), rowsOf(r["by-model"]).map((m) => ({

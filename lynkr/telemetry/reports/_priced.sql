@@ -37,7 +37,7 @@ WITH base AS (
     -- A requested model without a price (an alias, a typo) is priced as the model called.
     coalesce(pb.input, pc.input)             AS _b_in,
     coalesce(pb.output, pc.output)           AS _b_out
-  FROM tel.main.requests r
+  FROM {requests} r
   LEFT JOIN prices pc ON pc.provider = r.provider AND pc.model = r.model
   LEFT JOIN prices pb ON pb.provider IS NULL AND pb.model = r.requested_model
   {where}
