@@ -130,13 +130,11 @@ class MemoryStage(Stage):
             ev.detail.update(considered=bank.store.count(scope), injected=[m.id for m in fresh])
         x.request = apply(x.request, session)
         ev.detail["turns_with_memory"] = len(session.blocks)
-        if ask:
-            digest = message_digest(last)
-            if digest not in session.learned:
-                session.learned.add(digest)
-                x.vars.setdefault("_memory_learn", (scope, ask))
-                if x.dry_run:           # replay runs no `after`: learn now
-                    await self._learn(x, bank)
+        if ask and message_digest(last) not in session.learned:
+            # Learned once the answer succeeded (`after`): a failed request's retry is learned then.
+            x.vars["_memory_learn"] = (scope, ask, session, message_digest(last))
+            if x.dry_run:               # replay runs no `after`: learn now
+                await self._learn(x, bank)
         if self.options["tools"] and x.request.get("tools"):
             tools = [t for t in x.request["tools"] if not (isinstance(t, dict) and t.get("name") in NAMES)]
             x.request = {**x.request, "tools": tools + TOOLS}
@@ -146,7 +144,8 @@ class MemoryStage(Stage):
         pending = x.vars.pop("_memory_learn", None)
         if pending is None:
             return
-        scope, ask = pending
+        scope, ask, session, digest = pending
+        session.learned.add(digest)
         outcomes = await asyncio.get_running_loop().run_in_executor(EMBED_POOL, bank.learn, scope, ask, "user")
         if self.options["from_answers"]:
             answer = (x.response.final or x.response.message) if x.response is not None else None

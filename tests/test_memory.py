@@ -451,3 +451,28 @@ def test_recorded_sessions_replay_with_memory_on_and_zero_prefix_violations(tmp_
     injected = [e["detail"].get("injected") for s in rep["sessions"] for r in s["requests"] for e in r["events"]
                 if e["id"] == "memory" and e["detail"].get("injected")]
     assert injected, "the asking session got the fact"
+
+
+async def test_a_statement_in_a_failed_request_is_learned_when_the_retry_succeeds(lynkr, write_pipeline, tmp_path):
+    """Learning waits for a successful answer: the upstream fails the first try, the client retries
+    the same request, and the fact is stored then (not lost, not stored twice)."""
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    up.fail_next.append((500, {"type": "error", "error": {"type": "api_error", "message": "boom"}}))
+    runner, url = await start_app(up.app())
+    try:
+        no_retry = PIPELINE.format(url=url, state=tmp_path / "state").replace(
+            'base_url: "%s"}' % url, 'base_url: "%s", retry: {attempts: 1}}' % url)
+        _, base = await lynkr(write_pipeline(no_retry))
+        body = claude_body(APP, "Note: the search index is rebuilt every Sunday at 03:00.")
+        first, _ = await post(base, body, "f1")
+        again, _ = await post(base, body, "f1")
+        await settle(tmp_path / "state")
+    finally:
+        await runner.cleanup()
+    assert first == 500 and again == 200
+    from lynkr.memory.store import close_memory, open_memory
+    store = open_memory(str(tmp_path / "state" / "memory.duckdb"), 384)
+    try:
+        assert [m.text for m in store.list()] == ["The search index is rebuilt every Sunday at 03:00."]
+    finally:
+        close_memory(store)
