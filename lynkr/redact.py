@@ -38,7 +38,7 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _rx: re.Pattern = re.compile("|".join(_SHAPES))
 
-_SECRET_KEYS = {"api_key", "admin_token", "api_keys", "secret_access_key", "session_token",
+_SECRET_KEYS = {"secret", "api_key", "admin_token", "api_keys", "secret_access_key", "session_token",
                 "aws_secret_access_key", "token", "access_key_id", "password"}
 
 

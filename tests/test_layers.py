@@ -12,7 +12,7 @@ FLOORS = [
     {"wire"},
     {"config"},
     {"storage"},
-    {"providers", "cache", "routing", "savings", "telemetry", "memory"},
+    {"providers", "cache", "routing", "savings", "telemetry", "memory", "teams"},
     {"engine"},
     {"stages"},
     {"server"},

@@ -22,13 +22,14 @@ from lynkr.stage import Stage
 from lynkr.config.registry import (PROVIDER_KINDS, load_path_stage, load_registry, provider_class, stage_path,
                                    unloaded_stage)
 from lynkr.config.render import LazyLynkr, render_templates
+from lynkr.config.keys import check_keys
 from lynkr.config.schema import assemble_schema
 from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
 
 __all__ = ["LoadedConfig", "load_config", "TIERS", "SECRET_KEYS"]
 
 TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
-SECRET_KEYS = {"api_key", "admin_token", "api_keys", "secret_access_key", "session_token", "aws_secret_access_key", "token"}
+SECRET_KEYS = {"secret", "api_key", "admin_token", "api_keys", "secret_access_key", "session_token", "aws_secret_access_key", "token"}
 
 
 @dataclass
@@ -108,7 +109,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
 
     schema_errors = _schema_errors(cfg, assemble_schema(known, _provider_classes(data)))
     errors += schema_errors
-    for check in (_check_graph, _check_routing):
+    for check in (_check_graph, _check_routing, _check_keys):
         try:
             check(cfg, errors)
         except (KeyError, TypeError, AttributeError):
@@ -120,6 +121,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
     cfg.off = _switched_off(cfg, raw.get("stages") or [])
     cfg.hash = hashlib.sha256(orjson.dumps(redacted(data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
     return cfg
+
+
+def _check_keys(cfg: LoadedConfig, errors: list) -> None:
+    try:
+        check_keys(cfg)
+    except ConfigError as e:
+        errors.append(e)
 
 
 def _switched_off(cfg: LoadedConfig, raw_stages: list) -> dict[str, str]:

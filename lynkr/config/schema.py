@@ -14,6 +14,19 @@ __all__ = ["BASE_SCHEMA", "assemble_schema", "PROVIDER_KINDS"]
 
 PROVIDER_KINDS = list(KINDS)
 
+_LIMITS = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Per-key (or per-team) limits; each omitted one is unlimited.",
+    "properties": {
+        "rpm": {"type": "integer", "minimum": 0, "description": "Requests admitted in any 60 s window."},
+        "tpm": {"type": "integer", "minimum": 0, "description": "Provider-reported tokens charged in any 60 s window."},
+        "usd_per_day": {"type": "number", "minimum": 0, "description": "USD spent per UTC day."},
+        "usd_per_month": {"type": "number", "minimum": 0, "description": "USD spent per UTC calendar month."},
+        "max_concurrent": {"type": "integer", "minimum": 1, "description": "Requests in flight at once."},
+    },
+}
+
 _STAGE_ID = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"}
 
 BASE_SCHEMA: dict = {
@@ -66,6 +79,30 @@ BASE_SCHEMA: dict = {
                 "shutdown_grace_s": {"type": "number", "minimum": 0, "default": 30},
                 "ping_interval_s": {"type": "number", "minimum": 0.01, "default": 10},
             },
+        },
+        "keys": {
+            "type": "object",
+            "description": "Client keys by name (docs/teams.md): who may call, within which limits, which models.",
+            "propertyNames": {"pattern": "^[A-Za-z0-9_.@-]+$"},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "secret_sha256": {"type": "string", "description": "sha256 of the key, 64 hex digits (`lynkr keys new`)."},
+                    "secret": {"type": "string", "description": "The key itself, from the environment: \"{{ env.ALICE_KEY }}\"."},
+                    "team": {"type": "string", "description": "A name under `teams:`; its limits apply too."},
+                    "limits": _LIMITS,
+                    "models": {"type": "array", "items": {"type": "string"},
+                               "description": "Globs over provider:model this key may use; omitted = all."},
+                    "description": {"type": "string"},
+                },
+            },
+        },
+        "teams": {
+            "type": "object",
+            "description": "Teams by name: limits shared by all their keys.",
+            "additionalProperties": {"type": "object", "additionalProperties": False,
+                                     "properties": {"limits": _LIMITS, "description": {"type": "string"}}},
         },
         "providers": {
             "type": "object",

@@ -13,6 +13,7 @@ import dataclasses
 import fnmatch
 import weakref
 
+from lynkr.config.keys import model_allowed
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response, Route
 from lynkr.providers import prompt_cache as prompt_caching
@@ -60,6 +61,12 @@ async def call_target(x: Exchange, route: Route, providers: dict, breakers: Brea
         raise ProxyError(500, f"provider '{route.provider}' is not enabled in this pipeline", retryable=False,
                          fallbackable=True)
     model = upstream_model(provider, route, x)
+    allowed = x.vars.get("allowed_models")
+    if allowed and not model_allowed(allowed, f"{route.provider}:{model}"):
+        # The client's key may not use this model (keys.NAME.models); no fallback around it.
+        raise ProxyError(403, f"key {x.vars.get('key')} may not use {route.provider}:{model}; "
+                         f"its models are: {', '.join(allowed)}", type="permission_error", retryable=False,
+                         fallbackable=False)
     prepare_cache(x, provider, model, prompt_cache)
     retry, first_byte_s = _policy(provider)
 

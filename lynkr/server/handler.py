@@ -150,7 +150,13 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     x = engine.exchange(proto.CLIENT, canonical, original=body, raw=raw if getattr(proto, "PARTS_SHARED", False) else None,
                         headers=headers, session=session_of(request.headers, body))
     x.vars["path"] = request.path
-    if not server_cfg.get("api_keys"):
+    request["exchange"] = x       # security.guard charges its usage to the client's key when it ends
+    client_key = request.get("client_key")
+    if client_key is not None:
+        x.vars["key"], x.vars["team"] = client_key.name, client_key.team
+        if client_key.models:
+            x.vars["allowed_models"] = client_key.models
+    else:
         # Without Lynkr client keys, the client's key is meant for the upstream (a Claude Code user
         # keeps their own login); with them, it is a Lynkr key and must never leave.
         auth = {k: request.headers[k] for k in ("x-api-key", "authorization") if k in request.headers}

@@ -80,6 +80,9 @@ class Metrics:
         self._histograms: dict[str, tuple] = {}    # pipeline -> ((var, Histogram), ...) of the four above
         self.reload_events: dict[str, int] = {}    # reload | reload_failed, as the listeners saw them
         self.http: dict[tuple, int] = {}           # (route, status) of every response, refusals included
+        self.keys: dict[tuple, int] = {}           # (key, team, status): names from the config, bounded
+        self.key_tokens: dict[tuple, int] = {}     # (key, kind)
+        self.key_refusals: dict | None = None      # security's (key, outcome) counts, set by setup
         self.last_reload_ts: float | None = None
         # Writer thread only.
         self.tokens: dict[tuple, int] = {}         # (pipeline, kind: client | upstream | saved)
@@ -110,11 +113,16 @@ class Metrics:
         if v.get("tier"):
             _inc(self.tiers, (pipeline, str(v["tier"])))
         usage = resp.usage if resp is not None else None
+        client_key = v.get("key")
+        if client_key:
+            _inc(self.keys, (client_key, v.get("team") or "", str(status)))
         if usage:
             for kind, key in _USAGE_KINDS:
                 n = usage.get(key)
                 if isinstance(n, int) and n:
                     _inc(self.usage, (provider, model, kind), n)
+                    if client_key:
+                        _inc(self.key_tokens, (client_key, kind), n)
         for ev in x.events:
             if ev.phase == "run":
                 _inc(self.stage_runs, (pipeline, ev.stage_id, ev.uses, ev.outcome))
@@ -197,6 +205,17 @@ class Metrics:
                "Every HTTP response by route and status, including requests refused before the pipeline (401, 413, 429, 529).",
                [_sample("lynkr_http_responses_total", {"route": k[0], "status": k[1]}, n)
                 for k, n in sorted(self.http.items())])
+        family("lynkr_key_requests_total", "counter", "Requests answered per client key (its name in keys:), team and status.",
+               [_sample("lynkr_key_requests_total", dict(zip(("key", "team", "status"), k)), n)
+                for k, n in sorted(self.keys.items())])
+        family("lynkr_key_usage_tokens_total", "counter", "Provider-reported tokens per client key and kind.",
+               [_sample("lynkr_key_usage_tokens_total", {"key": k[0], "kind": k[1]}, n)
+                for k, n in sorted(self.key_tokens.items())])
+        family("lynkr_key_refusals_total", "counter",
+               "Requests refused at the door per client key: unauthorized (key \"(none)\": missing, unknown or two keys), "
+               "refused_rate (rpm, tpm, max_concurrent), refused_budget (usd_per_day, usd_per_month).",
+               [_sample("lynkr_key_refusals_total", {"key": k[0], "outcome": k[1]}, n)
+                for k, n in sorted((self.key_refusals or {}).items())])
         family("lynkr_errors_total", "counter", "Requests answered with an error status (>= 400).",
                [_sample("lynkr_errors_total", dict(zip(("pipeline", "provider", "model", "status"), k)), n)
                 for k, n in sorted(self.errors.items())])
@@ -351,6 +370,7 @@ def setup(app: web.Application) -> None:
     engine = app["engine"]
     m = Metrics(engine)
     app["metrics"] = m
+    m.key_refusals = app.get("key_refusals")
     # Outermost, so it also sees what other middlewares refuse (client keys, limits, shedding).
     app.middlewares.insert(0, _counting_middleware(m))
     hooks = getattr(engine, "on_finish", None)

@@ -1,5 +1,8 @@
 """What stands in front of the client routes: client keys, per-key concurrency limits, load shedding.
 
+Keys with names, teams, limits and model allow-lists (`keys:`, `teams:`) are lynkr.server.keys
+(docs/teams.md); `server.api_keys` are keys without limits.
+
     server:
       api_keys: ["{{ env.LYNKR_CLIENT_KEY }}"]   # x-api-key or Authorization: Bearer; unset = no client auth
       max_concurrent_per_key: 8                   # 429 + retry-after beyond it
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import importlib
 import logging
 import math
@@ -32,6 +34,8 @@ from aiohttp import web
 from lynkr.errors import ProxyError
 from lynkr.redact import install_log_redaction
 from lynkr.server.connections import DEFAULT_PER_PEER
+from lynkr.server import keys
+from lynkr.server.keys import KeyBook
 
 __all__ = ["setup", "Shedder", "protocol_for_path", "is_client_path", "DEFAULT_MAX_IN_FLIGHT",
            "DEFAULT_MAX_LOOP_LAG_MS"]
@@ -123,7 +127,8 @@ def _names(server: dict, key: str, env: str, default: list[str]) -> frozenset:
 class _Settings:
     """The server block of one pipeline, digested once per load (keys hashed for constant-time checks)."""
 
-    def __init__(self, server: dict):
+    def __init__(self, config: dict):
+        server = config.get("server") or {}
         bind = str(server.get("host") or "127.0.0.1").strip("[]")
         loopback = bind in _LOOPBACK or bind.startswith("127.")
         # Bound to loopback, only loopback names may be in Host: a web page that rebinds its own
@@ -134,8 +139,7 @@ class _Settings:
         # only the proxy's own origins and none (a CLI) are served.
         self.origins = _names(server, "allowed_origins", "LYNKR_ORIGINS",
                               ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
-        keys = [k for k in (server.get("api_keys") or ()) if isinstance(k, str) and k]
-        self.key_digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.keys = KeyBook(config)
         self.max_per_key = server.get("max_concurrent_per_key")
         self.max_per_peer = server.get("max_in_flight_per_peer") or DEFAULT_PER_PEER
         shed = server.get("shed") or {}
@@ -150,27 +154,9 @@ def _settings(app: web.Application) -> _Settings:
     cache = app["security_cache"]          # a dict made at setup: the app itself is frozen once started
     if cache.get("pipeline") is pipeline and "settings" in cache:
         return cache["settings"]
-    server = (pipeline.config.get("server") or {}) if pipeline is not None else {}
-    s = _Settings(server)
+    s = _Settings(pipeline.config if pipeline is not None else {})
     cache["pipeline"], cache["settings"] = pipeline, s
     return s
-
-
-def presented_key(request: web.Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or request.headers.get("api-key") or None
-
-
-def key_ok(given: str | None, digests: list[bytes]) -> bool:
-    # Compare digests, not the keys: fixed length, and every configured key is compared so the
-    # time taken says nothing about which key (or how much of one) matched.
-    g = hashlib.sha256((given or "").encode()).digest()
-    ok = False
-    for d in digests:
-        ok |= hmac.compare_digest(g, d)
-    return ok and given is not None
 
 
 # -- load shedding --------------------------------------------------------------------------------
@@ -283,12 +269,14 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
         return web.json_response({"error": err.message}, status=403)
     if not is_client_path(request.path):
         return await handler(request)
-    key = presented_key(request) if s.key_digests or s.max_per_key else None
-    if s.key_digests and not key_ok(key, s.key_digests):
-        return _refuse(request, ProxyError(
-            401, "a valid client key is required: send it as x-api-key or Authorization: Bearer"
-            if key else "this Lynkr requires a client key: send it as x-api-key or Authorization: Bearer",
-            retryable=False))
+    client_key = None
+    if s.keys.enabled:
+        try:
+            client_key = keys.identify(s.keys, request.headers)
+        except ProxyError as e:
+            _count(app, "(none)", "unauthorized")
+            return _refuse(request, e)
+        request["client_key"] = client_key
 
     shedder: Shedder = app["shedder"]
     why = shedder.reason()
@@ -300,7 +288,10 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
                                            type="overloaded_error", retry_after=s.retry_after, retryable=True))
 
     # Per-key accounting uses the key when there is one, else the peer address; only a digest is kept.
-    ident = hashlib.sha256((key or f"peer:{request.remote}").encode()).hexdigest()[:16] if s.max_per_key else None
+    ident = None
+    if s.max_per_key:
+        ident = client_key.name if client_key else hashlib.sha256(
+            (keys.presented(request.headers)[0] or f"peer:{request.remote}").encode()).hexdigest()[:16]
     per_key: dict = app["per_key_in_flight"]
     if ident is not None and per_key.get(ident, 0) >= s.max_per_key:
         return _refuse(request, ProxyError(
@@ -313,6 +304,13 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
         return _refuse(request, ProxyError(
             429, f"too many concurrent requests from this address (limit {s.max_per_peer}); retry when one finishes",
             retry_after=1, retryable=True))
+    held = None
+    if client_key is not None:
+        try:
+            held = keys.admit(s.keys, client_key)
+        except ProxyError as e:
+            _count(app, client_key.name, "refused_" + ("rate" if e.status == 429 else "budget"))
+            return _refuse(request, e)
 
     shedder.in_flight += 1
     per_peer[peer] = per_peer.get(peer, 0) + 1
@@ -330,6 +328,8 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
             per_peer[peer] = n
         else:
             del per_peer[peer]
+        if held is not None:
+            keys.release(s.keys, held, request.get("exchange"))
         if ident is not None:
             n = per_key[ident] - 1
             if n:
@@ -338,12 +338,19 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
                 del per_key[ident]
 
 
+def _count(app: web.Application, key: str, outcome: str) -> None:
+    """Per-key refusals for /metrics (the key's name, never what was sent)."""
+    counts = app["key_refusals"]
+    counts[(key, outcome)] = counts.get((key, outcome), 0) + 1
+
+
 def setup(app: web.Application) -> None:
     install_log_redaction()
     shedder = Shedder(app)
     app["shedder"] = shedder
     app["per_key_in_flight"] = {}
     app["per_peer_in_flight"] = {}
+    app["key_refusals"] = {}          # (key name, outcome) -> count, read by /metrics
     app["security_cache"] = {}
     app.middlewares.append(guard)
 

@@ -19,7 +19,7 @@ import logging
 import re
 from typing import Iterable, Mapping
 
-__all__ = ["PriceTable", "PRICE_FIELDS", "normalize_model"]
+__all__ = ["PriceTable", "PRICE_FIELDS", "normalize_model", "usd_of"]
 
 log = logging.getLogger("lynkr.telemetry")
 
@@ -154,3 +154,19 @@ FALLBACK_PRICES: dict[str, dict] = {
     "gemini-2-5-pro":    {"input": 1.25, "output": 10.0, "cache_read": 0.31,  "cache_write": 1.25},
     "gemini-2-5-flash":  {"input": 0.3,  "output": 2.5,  "cache_read": 0.075, "cache_write": 0.3},
 }
+
+
+def usd_of(usage: Mapping | None, price: Mapping | None) -> float:
+    """USD of one answer's provider-reported usage (Anthropic-shaped keys) at `price` (per million
+    tokens): cache reads and writes at their own prices, 1-hour writes at theirs."""
+    if not usage or not price:
+        return 0.0
+    def n(src, k) -> float:
+        v = src.get(k) if isinstance(src, Mapping) else None
+        return v if isinstance(v, (int, float)) else 0
+    one_hour = n(usage.get("cache_creation"), "ephemeral_1h_input_tokens")
+    writes = n(usage, "cache_creation_input_tokens")
+    total = (n(usage, "input_tokens") * price["input"] + n(usage, "output_tokens") * price["output"]
+             + n(usage, "cache_read_input_tokens") * price["cache_read"]
+             + max(0, writes - one_hour) * price["cache_write"] + one_hour * price["cache_write_1h"])
+    return total / 1_000_000

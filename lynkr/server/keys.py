@@ -1,0 +1,106 @@
+"""Client keys at the door: who is calling (`keys:`, `server.api_keys`), and whether their key and
+team are under their limits (lynkr.teams.ledger, shared by the workers of the host).
+
+A client presents its key as its protocol does: `x-api-key` (Anthropic) or `Authorization:
+Bearer` (OpenAI, Claude Code's auth token). No key, an unknown one, or two different ones is a
+401 in the client's protocol. Only the key's name travels further (telemetry, metrics, logs).
+A request admitted under limits is released when its answer has ended (the stream included):
+its provider-reported tokens and their USD price (the pipeline's prices) are charged then.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from lynkr.config.keys import ClientKey, client_keys, team_limits
+from lynkr.errors import ProxyError
+from lynkr.teams import ledger
+from lynkr.telemetry.pricing import PriceTable, usd_of
+
+__all__ = ["KeyBook", "identify", "admit", "release"]
+
+_TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+class KeyBook:
+    """One pipeline's keys, digested once per load."""
+
+    def __init__(self, config: dict):
+        self.by_digest: dict[bytes, ClientKey] = {k.digest: k for k in client_keys(config)}
+        self.scopes: dict[str, list] = {}      # key name -> ledger scopes, [] when nothing is limited
+        for k in self.by_digest.values():
+            scopes = [["key", k.name, k.limits]] if k.limits else []
+            t = team_limits(config, k.team)
+            if t:
+                scopes.append(["team", k.team, t])
+            self.scopes[k.name] = scopes
+        self._config = config
+        self._prices: PriceTable | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.by_digest)
+
+    def prices(self) -> PriceTable:
+        if self._prices is None:          # built on the first charge: the catalogue is not free to load
+            self._prices = PriceTable(self._config)
+        return self._prices
+
+
+def presented(headers) -> tuple[str | None, bool]:
+    """(the key the client sent, whether it sent two different ones)."""
+    auth = headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    x_key = headers.get("x-api-key") or headers.get("api-key")
+    if bearer and x_key and bearer != x_key:
+        return None, True
+    return bearer or x_key or None, False
+
+
+def identify(book: KeyBook, headers) -> ClientKey:
+    """The client's key, or the 401 ProxyError to answer with."""
+    key, two = presented(headers)
+    if two:
+        raise ProxyError(401, "two different client keys were sent (x-api-key and Authorization: Bearer); send one",
+                         retryable=False)
+    if not key:
+        raise ProxyError(401, "this Lynkr requires a client key: send it as x-api-key or Authorization: Bearer",
+                         retryable=False)
+    found = book.by_digest.get(hashlib.sha256(key.encode()).digest())
+    if found is None:
+        raise ProxyError(401, "a valid client key is required: send it as x-api-key or Authorization: Bearer",
+                         retryable=False)
+    return found
+
+
+def admit(book: KeyBook, key: ClientKey) -> list | None:
+    """The scopes to release later (None: nothing limited). Raises the refusal as a ProxyError."""
+    scopes = book.scopes.get(key.name)
+    if not scopes:
+        return None
+    refusal = ledger.admit(scopes)
+    if refusal is not None:
+        raise _refusal(refusal)
+    return [[kind, name] for kind, name, _ in scopes]
+
+
+def _refusal(r: dict) -> ProxyError:
+    if r["status"] == 429:
+        return ProxyError(429, r["message"], retry_after=r["retry_after"], retryable=True, code="rate_limit_exceeded")
+    # A budget: waiting seconds does not help, so no retry (x-should-retry: false) and a sentence
+    # a person reads in their tool ("key alice: daily budget $20.00 reached, resets 00:00 UTC").
+    return ProxyError(402, r["message"], type="billing_error", retryable=False, code="insufficient_quota")
+
+
+def release(book: KeyBook, scopes: list, x) -> None:
+    """Charge the answer's provider-reported tokens and USD, and end its in-flight count."""
+    tokens, usd = 0, 0.0
+    resp = getattr(x, "response", None) if x is not None else None
+    usage = resp.usage if resp is not None else None
+    if usage:
+        tokens = sum(v for k in _TOKEN_KINDS if isinstance(v := usage.get(k), int))
+        route = x.route
+        if route is not None:
+            model = x.request.get("model") if route.model == "*" else route.model
+            price, _ = book.prices().price(model, route.provider)
+            usd = usd_of(usage, price)
+    ledger.release(scopes, tokens, usd)

@@ -1,0 +1,1 @@
+"""Per-key and per-team accounting: rate windows, concurrency, USD budgets (lynkr.teams.ledger)."""

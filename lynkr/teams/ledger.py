@@ -1,0 +1,176 @@
+"""The counters behind client-key limits, exact and in one place for the host.
+
+    admit({"now": t, "scopes": [["key", "alice", {"rpm": 60, ...}], ["team", "payments", {...}]]})
+        -> None (admitted: counted in rpm and in flight) or a refusal dict
+    release({"now": t, "scopes": [["key", "alice"], ["team", "payments"]], "tokens": n, "usd": d})
+
+With `lynkr run` the two are operations of the writer process (lynkr.storage.db_service), so
+`--workers N` share one set of counters and 4 workers cannot admit 4x a key's rpm; without it
+(tests, library use) they run in the calling process, on the same code.
+
+Semantics (docs/teams.md):
+- rpm: requests admitted in the last 60 s (a sliding window of admission times).
+- tpm: provider-reported tokens (input + output + cache reads + cache writes) of the answers that
+  ended in the last 60 s; a request is admitted while the window is under the limit.
+- usd_per_day / usd_per_month: USD charged in the current UTC day / calendar month, charged when
+  the answer ends; admitted while under. Overshoot is bounded by the requests already in flight.
+- max_concurrent: admitted requests not yet released.
+A request is admitted only when every scope (its key, then its team) is under every limit, and
+then counted in all of them at once.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+from lynkr.storage.db_service import call, operation
+
+__all__ = ["admit", "release", "snapshot", "Ledger", "WINDOW_S"]
+
+WINDOW_S = 60.0
+
+
+class _Scope:
+    __slots__ = ("admitted", "tokens", "in_flight", "day", "month")
+
+    def __init__(self):
+        self.admitted: deque[float] = deque()              # admission times, rpm window
+        self.tokens: deque[tuple[float, int]] = deque()    # (end time, tokens), tpm window
+        self.in_flight = 0
+        self.day: tuple[str, float] = ("", 0.0)            # (UTC date, USD)
+        self.month: tuple[str, float] = ("", 0.0)          # (UTC year-month, USD)
+
+    def prune(self, now: float) -> None:
+        edge = now - WINDOW_S
+        while self.admitted and self.admitted[0] <= edge:
+            self.admitted.popleft()
+        while self.tokens and self.tokens[0][0] <= edge:
+            self.tokens.popleft()
+
+    def spent(self, which: str, period: str) -> float:
+        p, usd = self.day if which == "day" else self.month
+        return usd if p == period else 0.0
+
+
+def _periods(now: float) -> tuple[str, str, datetime]:
+    d = datetime.fromtimestamp(now, timezone.utc)
+    return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m"), d
+
+
+class Ledger:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.scopes: dict[tuple[str, str], _Scope] = {}
+
+    def _scope(self, kind: str, name: str) -> _Scope:
+        s = self.scopes.get((kind, name))
+        if s is None:
+            s = self.scopes[(kind, name)] = _Scope()
+        return s
+
+    def admit(self, now: float, scopes: list) -> dict | None:
+        day, month, dt = _periods(now)
+        with self.lock:
+            found = [(kind, name, limits, self._scope(kind, name)) for kind, name, limits in scopes]
+            for kind, name, limits, s in found:
+                s.prune(now)
+                refusal = _over(kind, name, limits, s, now, day, month, dt)
+                if refusal is not None:
+                    return refusal
+            for _kind, _name, _limits, s in found:
+                s.admitted.append(now)
+                s.in_flight += 1
+        return None
+
+    def release(self, now: float, scopes: list, tokens: int, usd: float) -> None:
+        day, month, _ = _periods(now)
+        with self.lock:
+            for kind, name in scopes:
+                s = self._scope(kind, name)
+                s.in_flight = max(0, s.in_flight - 1)
+                if tokens:
+                    s.tokens.append((now, tokens))
+                if usd:
+                    s.day = (day, s.spent("day", day) + usd)
+                    s.month = (month, s.spent("month", month) + usd)
+
+    def snapshot(self, now: float) -> dict:
+        day, month, _ = _periods(now)
+        with self.lock:
+            out = {}
+            for (kind, name), s in self.scopes.items():
+                s.prune(now)
+                out[f"{kind}:{name}"] = {"rpm": len(s.admitted), "tpm": sum(n for _, n in s.tokens),
+                                         "in_flight": s.in_flight, "usd_day": s.spent("day", day),
+                                         "usd_month": s.spent("month", month)}
+            return out
+
+
+def _over(kind, name, limits, s: _Scope, now, day, month, dt) -> dict | None:
+    who = f"{kind} {name}"
+    rpm = limits.get("rpm")
+    if rpm is not None and len(s.admitted) >= rpm:
+        wait = s.admitted[0] + WINDOW_S - now if s.admitted else WINDOW_S
+        return {"limit": "rpm", "status": 429, "retry_after": max(1.0, wait),
+                "message": f"{who}: rate limit of {rpm} requests per minute reached; retry in {max(1, round(wait))} s"}
+    tpm = limits.get("tpm")
+    if tpm is not None:
+        used = sum(n for _, n in s.tokens)
+        if used >= tpm:
+            # Wait until enough of the window has expired to be under the limit again.
+            wait, left = WINDOW_S, used
+            for t, n in s.tokens:
+                left -= n
+                if left < tpm:
+                    wait = t + WINDOW_S - now
+                    break
+            return {"limit": "tpm", "status": 429, "retry_after": max(1.0, wait),
+                    "message": f"{who}: {tpm} tokens per minute reached ({used} in the last 60 s); retry in {max(1, round(wait))} s"}
+    cap = limits.get("max_concurrent")
+    if cap is not None and s.in_flight >= cap:
+        return {"limit": "max_concurrent", "status": 429, "retry_after": 1.0,
+                "message": f"{who}: {cap} requests already in flight (max_concurrent); retry when one finishes"}
+    per_day = limits.get("usd_per_day")
+    if per_day is not None and s.spent("day", day) >= per_day:
+        return {"limit": "usd_per_day", "status": 402, "retry_after": None,
+                "message": f"{who}: daily budget ${per_day:.2f} reached, resets 00:00 UTC"}
+    per_month = limits.get("usd_per_month")
+    if per_month is not None and s.spent("month", month) >= per_month:
+        nxt = f"{dt.year + (dt.month == 12):04d}-{dt.month % 12 + 1:02d}-01"
+        return {"limit": "usd_per_month", "status": 402, "retry_after": None,
+                "message": f"{who}: monthly budget ${per_month:.2f} reached, resets {nxt} 00:00 UTC"}
+    return None
+
+
+LEDGER = Ledger()     # in the writer process (or this one, without it)
+
+
+@operation("teams.admit", exclusive=False)
+def _admit_op(_path: str, p: dict):
+    return LEDGER.admit(p["now"], p["scopes"])
+
+
+@operation("teams.release", exclusive=False)
+def _release_op(_path: str, p: dict):
+    LEDGER.release(p["now"], p["scopes"], int(p.get("tokens") or 0), float(p.get("usd") or 0.0))
+
+
+@operation("teams.snapshot", exclusive=False)
+def _snapshot_op(_path: str, p: dict):
+    return LEDGER.snapshot(p["now"])
+
+
+def admit(scopes: list, now: float | None = None) -> dict | None:
+    """None when admitted (and counted), else {limit, status, retry_after, message}."""
+    return call("teams.admit", "", {"now": time.time() if now is None else now, "scopes": scopes}, timeout=5.0)
+
+
+def release(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None) -> None:
+    call("teams.release", "", {"now": time.time() if now is None else now, "scopes": scopes,
+                                "tokens": tokens, "usd": usd}, timeout=5.0)
+
+
+def snapshot(now: float | None = None) -> dict:
+    return call("teams.snapshot", "", {"now": time.time() if now is None else now}, timeout=5.0)

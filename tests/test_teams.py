@@ -1,0 +1,198 @@
+"""Client keys with names, teams, limits and model allow-lists (`keys:`, `teams:`): load-time
+checks, refusals in each client's protocol, charging of provider-reported usage, sharing of the
+counters by the workers of `lynkr run`."""
+import asyncio
+import hashlib
+
+import aiohttp
+import anthropic
+import openai
+import orjson
+import pytest
+
+from lynkr.config.loader import load_config
+from lynkr.errors import ConfigError
+from tests.conftest import free_port
+from tests.helpers.reliability_util import BODY, OPENAI_BODY, lynkr_app, post
+from tests.helpers.serve import start_lynkr, wait_ready
+
+
+def sha(s: str) -> str:
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
+BASE = """
+version: 1
+providers:
+  up: {kind: anthropic, base_url: "%s"}
+models:
+  claude-x: {input: 1000, output: 0}
+stages:
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+"""
+
+
+def pipe_with(url: str, keys_yaml: str) -> str:
+    return BASE % url + keys_yaml
+
+
+# -- load-time checks ---------------------------------------------------------------------------
+
+BAD = [
+    ("keys:\n  a:\n    secret_sha256: \"abc123\"\n", "64 hex digits", "abc123"),
+    ("keys:\n  a:\n    secret: s3cret-long-enough\n    limits: {rpm: -1}\n", "minimum", "rpm"),
+    ("keys:\n  a:\n    secret: s3cret-long-enough\n    limits: {usd_per_day: lots}\n", "not of type", "lots"),
+    ("keys:\n  a:\n    secret: s3cret-long-enough\n    team: paymnts\nteams:\n  payments: {}\n", "team 'paymnts'", "paymnts"),
+    ("keys:\n  a:\n    secret: s3cret-long-enough\n    models: [\"openai:*\"]\n", "matches no provider", "openai"),
+]
+
+
+@pytest.mark.parametrize("yaml_tail,words,marker", BAD)
+def test_bad_keys_are_refused_at_load_with_file_and_line(tmp_path, yaml_tail, words, marker):
+    """A malformed hash, a negative or non-number limit, an unknown team and a model glob matching no
+    provider each stop the load with an error naming the file and the line."""
+    p = tmp_path / "p.yaml"
+    text = pipe_with("http://127.0.0.1:9", yaml_tail)
+    p.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if marker in t)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert words in str(e.value)
+    assert e.value.file == str(p) and e.value.line == line, str(e.value)
+
+
+def test_keys_check_reads_keys_teams_and_api_keys(tmp_path):
+    """`server.api_keys` keep working as keys without limits, next to named keys with teams."""
+    from lynkr.config.keys import client_keys, team_limits
+    p = tmp_path / "p.yaml"
+    p.write_text(pipe_with("http://127.0.0.1:9", f"""
+server: {{api_keys: ["plain-key-0123456789"]}}
+keys:
+  alice: {{secret_sha256: "{sha('alice-secret')}", team: payments, limits: {{rpm: 60}}, models: ["up:claude-*"]}}
+teams:
+  payments: {{limits: {{usd_per_month: 500}}}}
+"""))
+    cfg = load_config(p)
+    keys = {k.name: k for k in client_keys(cfg.data)}
+    assert keys["alice"].team == "payments" and keys["alice"].limits == {"rpm": 60}
+    assert keys["api_keys[0]"].limits == {} and keys["api_keys[0]"].digest == hashlib.sha256(b"plain-key-0123456789").digest()
+    assert team_limits(cfg.data, "payments") == {"usd_per_month": 500}
+
+
+# -- at the door --------------------------------------------------------------------------------
+
+async def test_missing_unknown_and_two_keys_get_401_counted_never_logged(anthropic_upstream, write_pipeline, tmp_path, caplog):
+    secret = "alice-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url, f'keys:\n  alice: {{secret_sha256: "{sha(secret)}"}}\n'))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        for headers in ({}, {"x-api-key": "nope-0123456789"},
+                        {"x-api-key": secret, "authorization": "Bearer other-0123456789"}):
+            status, _, body = await post(url, headers=headers)
+            assert status == 401 and orjson.loads(body)["error"]["type"] == "authentication_error"
+        status, _, body = await post(url, "/v1/chat/completions", OPENAI_BODY)
+        assert status == 401 and orjson.loads(body)["error"]["type"] in ("authentication_error", "invalid_request_error")
+        status, _, _ = await post(url, headers={"x-api-key": secret, "authorization": f"Bearer {secret}"})
+        assert status == 200
+        async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+            metrics = await r.text()
+    assert 'lynkr_key_refusals_total{key="(none)",outcome="unauthorized"} 4' in metrics
+    assert 'lynkr_key_requests_total{key="alice",team="",status="200"} 1' in metrics
+    assert secret not in caplog.text and secret not in metrics
+
+
+async def test_rpm_refusal_is_a_429_with_retry_after_in_each_protocol(anthropic_upstream, write_pipeline, tmp_path):
+    """Past its rpm a key gets 429 rate_limit_error with retry-after, in the Anthropic, OpenAI Chat and
+    Responses shapes, as the official SDKs read them."""
+    secret = "rpm-key-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url,
+                                    f'keys:\n  rpmkey: {{secret: "{secret}", limits: {{rpm: 1}}}}\n'))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        ok = await anthropic.AsyncAnthropic(base_url=url, api_key=secret, max_retries=0).messages.create(**BODY)
+        assert ok.content
+        with pytest.raises(anthropic.RateLimitError) as e:
+            await anthropic.AsyncAnthropic(base_url=url, api_key=secret, max_retries=0).messages.create(**BODY)
+        assert e.value.body["error"]["type"] == "rate_limit_error"
+        assert "key rpmkey: rate limit of 1 requests per minute" in e.value.message
+        assert int(e.value.response.headers["retry-after"]) >= 1
+        oa = openai.AsyncOpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.RateLimitError) as e:
+            await oa.chat.completions.create(model="claude-x", messages=[{"role": "user", "content": "hi"}])
+        assert "rpm" not in e.value.message or "requests per minute" in e.value.message
+        with pytest.raises(openai.RateLimitError):
+            await oa.responses.create(model="claude-x", input="hi")
+
+
+async def test_budget_is_charged_from_a_streamed_answer_and_refused_in_words(anthropic_upstream, write_pipeline, tmp_path):
+    """A streamed answer's final usage is priced with the pipeline's prices and charged when it ends;
+    the next request is refused with a sentence naming the budget and when it resets, not retried."""
+    secret = "budget-key-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url,
+                                    f'keys:\n  bob: {{secret: "{secret}", team: t1, limits: {{usd_per_day: 0.01}}}}\n'
+                                    'teams:\n  t1: {}\n'))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        client = anthropic.AsyncAnthropic(base_url=url, api_key=secret, max_retries=0)
+        async with client.messages.stream(**BODY) as stream:       # 10 input tokens at $1000/M = $0.01
+            final = await stream.get_final_message()
+        assert final.usage.input_tokens == 10
+        with pytest.raises(anthropic.APIStatusError) as e:
+            await client.messages.create(**BODY)
+        assert e.value.status_code == 402
+        assert e.value.message.endswith("key bob: daily budget $0.01 reached, resets 00:00 UTC") or \
+            "key bob: daily budget $0.01 reached, resets 00:00 UTC" in str(e.value.body)
+        assert e.value.response.headers["x-should-retry"] == "false"
+
+
+async def test_team_budget_applies_to_all_its_keys(anthropic_upstream, write_pipeline, tmp_path):
+    a, b = "team-a-0123456789abcdef", "team-b-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url, f"""keys:
+  ta: {{secret: "{a}", team: t2}}
+  tb: {{secret: "{b}", team: t2}}
+teams:
+  t2: {{limits: {{usd_per_month: 0.01}}}}
+"""))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        assert (await post(url, headers={"x-api-key": a}))[0] == 200
+        status, _, body = await post(url, headers={"x-api-key": b})
+        assert status == 402
+        assert "team t2: monthly budget $0.01 reached, resets" in orjson.loads(body)["error"]["message"]
+
+
+async def test_a_model_outside_the_allow_list_is_403_naming_the_globs(anthropic_upstream, write_pipeline, tmp_path):
+    secret = "models-key-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url,
+                                    f'keys:\n  carol: {{secret: "{secret}", models: ["up:claude-sonnet-*"]}}\n'))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        status, _, body = await post(url, headers={"x-api-key": secret})
+        assert status == 403
+        err = orjson.loads(body)["error"]
+        assert err["type"] == "permission_error" and "up:claude-sonnet-*" in err["message"]
+        status, _, _ = await post(url, body={**BODY, "model": "claude-sonnet-4-5"}, headers={"x-api-key": secret})
+        assert status == 200
+    assert len(anthropic_upstream.requests) == 1
+
+
+# -- shared by the workers ------------------------------------------------------------------------
+
+async def test_rpm_is_shared_by_four_workers(anthropic_upstream, tmp_path):
+    """4 workers of `lynkr run` admit a key's rpm once between them, not 4 times: 100 +- 2 of a
+    burst of 400."""
+    secret = "burst-key-0123456789abcdef"
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(pipe_with(anthropic_upstream.url, f'keys:\n  burst: {{secret: "{secret}", limits: {{rpm: 100}}}}\n')
+                    + f'telemetry: {{path: "{tmp_path}/t.duckdb"}}\n')
+    port = free_port()
+    proc = start_lynkr(pipe, port, args=("--workers", "4"))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, proc)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as s:
+            async def one():
+                async with s.post(url + "/v1/messages", json=BODY, headers={"x-api-key": secret}) as r:
+                    await r.read()
+                    return r.status
+            statuses = await asyncio.gather(*(one() for _ in range(400)))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert set(statuses) <= {200, 429}, sorted(set(statuses))
+    assert 98 <= statuses.count(200) <= 102, statuses.count(200)
