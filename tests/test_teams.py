@@ -196,3 +196,51 @@ async def test_rpm_is_shared_by_four_workers(anthropic_upstream, tmp_path):
         proc.wait(30)
     assert set(statuses) <= {200, 429}, sorted(set(statuses))
     assert 98 <= statuses.count(200) <= 102, statuses.count(200)
+
+
+# -- attribution and the CLI ------------------------------------------------------------------------
+
+async def test_requests_carry_key_and_team_names_and_reports_group_by_them(anthropic_upstream, write_pipeline, tmp_path):
+    """Telemetry rows name the key and its team (never the secret); `by-key` and `by-team` sum them."""
+    from lynkr.telemetry.reports import run_reports
+    a, b = "attr-a-0123456789abcdef", "attr-b-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url, f"""keys:
+  dana: {{secret: "{a}", team: web}}
+  eli: {{secret: "{b}"}}
+teams:
+  web: {{}}
+"""))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        for key in (a, a, b):
+            assert (await post(url, headers={"x-api-key": key}))[0] == 200
+    tele = str(tmp_path / "telemetry.duckdb")      # lynkr_app's; written by the time the engine stops
+    out = run_reports(tele, ["by-key", "by-team"], config=load_config(pipe).data)     # its prices
+    by_key = {r[0]: dict(zip(out["by-key"]["columns"], r)) for r in out["by-key"]["rows"]}
+    assert by_key["dana"]["requests"] == 2 and by_key["dana"]["team"] == "web"
+    assert by_key["eli"]["requests"] == 1
+    assert by_key["dana"]["usd_spent"] == pytest.approx(0.02)      # 2 x 10 input tokens at $1000/M
+    by_team = {r[0]: r for r in out["by-team"]["rows"]}
+    assert by_team["web"][1] == 2 and by_team["(none)"][1] == 1
+    import duckdb
+    con = duckdb.connect(tele, read_only=True)
+    dump = str(con.execute("SELECT * FROM requests").fetchall())
+    con.close()
+    assert a not in dump and b not in dump
+
+
+def test_keys_new_prints_a_secret_whose_hash_loads(tmp_path, capsys):
+    """`lynkr keys new` prints a secret once and YAML lines with its sha256; pasted into a pipeline,
+    `lynkr keys check` reads the key, its team and limits."""
+    from lynkr.cli import main
+    assert main(["keys", "new", "frank", "--team", "ops"]) == 0
+    out = capsys.readouterr().out
+    secret = out.split("\n")[1].strip()
+    assert secret.startswith("lk-") and sha(secret) in out
+    lines = out.split("pipeline lines:\n")[1]
+    p = tmp_path / "p.yaml"
+    p.write_text(pipe_with("http://127.0.0.1:9", lines.replace("  keys:", "keys:", 1).replace("\n  ", "\n")
+                           + "teams:\n  ops: {limits: {usd_per_month: 50}}\n"))
+    assert main(["keys", "check", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "frank team ops: no limits; all models" in out
+    assert "ops: usd_per_month $50.00; keys: frank" in out

@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_plugin_commands() -> None:
     """Commands other modules add (replay lives with the savings tools)."""
-    for mod in ("lynkr.cli.replay", "lynkr.cli.memory", "lynkr.cli.demo"):
+    for mod in ("lynkr.cli.replay", "lynkr.cli.memory", "lynkr.cli.demo", "lynkr.cli.keys"):
         try:
             __import__(mod)
         except ImportError:

@@ -35,6 +35,8 @@ REQUEST_COLUMNS: list[tuple[str, str]] = [
     ("worker", "INTEGER"),
     ("prompt", "VARCHAR"),             # only with telemetry.content: true
     ("response_text", "VARCHAR"),
+    ("key", "VARCHAR"),                # the client key's name (keys:, api_keys[i]); never its secret
+    ("team", "VARCHAR"),               # the key's team
 ]
 
 STAGE_EVENT_COLUMNS: list[tuple[str, str]] = [

@@ -396,6 +396,8 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
         "client": x.client,
         "user_agent": x.headers.get("user-agent"),
         "session": x.session,
+        "key": v.get("key"),
+        "team": v.get("team"),
         "requested_model": (models[0] if models is not None else
                             (x.original or {}).get("model") if isinstance(x.original, dict) else None),
         "provider": x.route.provider if x.route else None,
