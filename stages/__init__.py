@@ -12,4 +12,5 @@ DEFAULT_STAGES: tuple[str, ...] = (
     "exact_cache",
     "semantic_cache",
     "memory",
+    "mcp",
 )

@@ -29,6 +29,44 @@ _LIMITS = {
 
 _STAGE_ID = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"}
 
+_MCP_SERVER = {
+    "type": "object", "additionalProperties": False,
+    "description": "One MCP server: a stdio `command` (run by Lynkr, only from this file) or a streamable HTTP `url`.",
+    "properties": {
+        "command": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+                    "description": "Program and arguments of a stdio server, e.g. [python, server.py]."},
+        "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "description": "The server's whole environment (plus HOME, PATH, SHELL, TERM, USER, LOGNAME); "
+                               "nothing else of Lynkr's is passed on."},
+        "cwd": {"type": "string", "description": "Working directory of a stdio server."},
+        "url": {"type": "string", "pattern": "^https?://", "description": "Endpoint of a streamable HTTP server."},
+        "allow": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                  "description": "Only these of the server's tools are offered (default: all)."},
+        "start_timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 20,
+                            "description": "Seconds to start the server and list its tools."},
+    },
+}
+
+_MCP = {
+    "type": "object", "additionalProperties": False,
+    "description": "MCP servers whose tools the `mcp` stage offers to the model and runs in the proxy (docs/mcp.md).",
+    "properties": {
+        "servers": {"type": "object", "additionalProperties": _MCP_SERVER,
+                    "propertyNames": {"pattern": "^[A-Za-z0-9-]+(_[A-Za-z0-9-]+)*$", "maxLength": 40},
+                    "description": "NAME: {command: [prog, arg...], env: {...}, cwd: ...} | {url: http...}; "
+                                   "its tools become mcp__NAME__tool (NAME: letters, digits, - and single _)."},
+        "catalogue": {"enum": ["full", "compact"], "default": "full",
+                      "description": "full: every tool's schema on every turn; compact: one mcp_call tool "
+                                     "listing each tool's name and one line."},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                      "description": "Seconds one tool call may take."},
+        "max_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                      "description": "Continuations the proxy sends in one turn before it ends the turn as it stands."},
+        "max_result_chars": {"type": "integer", "minimum": 100, "maximum": 2000000, "default": 100000,
+                             "description": "A tool result longer than this is cut, with a note saying so."},
+    },
+}
+
 BASE_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://lynkr.dev/schemas/pipeline.schema.json",
@@ -171,6 +209,7 @@ BASE_SCHEMA: dict = {
                 "batch_size": {"type": "integer", "minimum": 1, "default": 5000},
             },
         },
+        "mcp": _MCP,
         "dashboard": {"type": "object", "additionalProperties": False,
                       "properties": {"enabled": {"type": "boolean", "default": False}}},
         "state_dir": {"type": "string", "default": ".lynkr"},

@@ -188,6 +188,19 @@ class Metrics:
             self._hooked_writer = w
 
     # -- exposition --------------------------------------------------------------------------
+    def _mcp_families(self, family) -> None:
+        servers = _mcp_snapshot(self.engine)
+        family("lynkr_mcp_server_up", "gauge", "MCP server run by the proxy: 1 ready, 0 not (idle, starting, backoff).",
+               [_sample("lynkr_mcp_server_up", {"server": n}, int(s["state"] == "ready")) for n, s in servers.items()])
+        family("lynkr_mcp_server_starts_total", "counter", "Times the proxy started each MCP server (restarts included).",
+               [_sample("lynkr_mcp_server_starts_total", {"server": n}, s["starts"]) for n, s in servers.items()])
+        family("lynkr_mcp_server_failures_total", "counter", "Failed starts, crashes and timeouts per MCP server.",
+               [_sample("lynkr_mcp_server_failures_total", {"server": n}, s["failures"]) for n, s in servers.items()])
+        family("lynkr_mcp_tool_calls_total", "counter",
+               "MCP tool calls the proxy ran, by server and outcome (ok, tool_error, timeout, down, failed).",
+               [_sample("lynkr_mcp_tool_calls_total", {"server": n, "outcome": o}, c)
+                for n, s in servers.items() for o, c in sorted(s["calls"].items())])
+
     def render(self) -> str:
         e = self.engine
         p = e.current
@@ -261,6 +274,7 @@ class Metrics:
                [_sample("lynkr_breaker_state", k, BREAKER_STATES.get(b.get("state"), 0)) for k, b in breakers])
         family("lynkr_breaker_opens_total", "counter", "Times each breaker opened.",
                [_sample("lynkr_breaker_opens_total", k, b.get("opens", 0)) for k, b in breakers])
+        self._mcp_families(family)
         family("lynkr_pipeline_reloads_total", "counter", "Successful hot reloads of the pipeline file.",
                [_sample("lynkr_pipeline_reloads_total", {}, getattr(e, "reloads", 0))])
         family("lynkr_pipeline_reload_failures_total", "counter", "Reloads refused (invalid file); the old pipeline kept serving.",
@@ -280,6 +294,11 @@ class Metrics:
         family("lynkr_telemetry_pending_requests_peak", "gauge", "The most finished requests that waited at once since start.",
                [_sample("lynkr_telemetry_pending_requests_peak", {}, getattr(writer, "pending_peak", 0))])
         return "\n".join(out) + "\n"
+
+
+def _mcp_snapshot(engine) -> dict:
+    pool = (getattr(engine, "shared", None) or {}).get("mcp_servers")
+    return pool.snapshot() if pool is not None else {}
 
 
 def _breaker_snapshot(engine) -> list[tuple[str, dict]]:

@@ -1,6 +1,7 @@
 """Provider health over HTTP: circuit-breaker state per provider+model, and a reset.
 
-    GET  /v1/health/providers              (Lynkr's path) breakers and the providers they belong to
+    GET  /v1/health/providers              (Lynkr's path) breakers and the providers they belong to,
+                                           and the MCP servers the proxy runs (docs/mcp.md)
     POST /v1/admin/circuit-breakers/reset  (admin token) close every breaker, e.g. after an outage
 """
 from __future__ import annotations
@@ -19,7 +20,9 @@ def status(engine) -> dict:
     providers = {}
     if pipeline is not None:
         providers = {name: {"kind": p.kind, "base_url": redact(p.base_url)} for name, p in pipeline.providers.items()}
-    return {"providers": providers, "breakers": breakers_for(engine.shared).snapshot()}
+    mcp = engine.shared.get("mcp_servers")
+    return {"providers": providers, "breakers": breakers_for(engine.shared).snapshot(),
+            "mcp": mcp.snapshot() if mcp is not None else {}}
 
 
 async def get_providers(request: web.Request) -> web.Response:
