@@ -12,7 +12,7 @@ FLOORS = [
     {"wire"},
     {"config"},
     {"storage"},
-    {"providers", "cache", "routing", "savings", "telemetry", "memory", "teams"},
+    {"providers", "cache", "routing", "savings", "telemetry", "memory", "teams", "mcp"},
     {"engine"},
     {"stages"},
     {"server"},
@@ -20,7 +20,7 @@ FLOORS = [
 ]
 FRONT_DOOR = {"lynkr", "lynkr.__version__"}       # lynkr/__init__.py re-exports the contract
 # The stages' own libraries: above the engine, only stages use them (the server goes through the engine).
-STAGE_LIBRARIES = {"cache", "savings", "routing"}
+STAGE_LIBRARIES = {"cache", "savings", "routing", "mcp"}
 
 # Crossings still to remove, each with the module that makes it (none today).
 KNOWN: set[tuple[str, str]] = set()
