@@ -373,3 +373,21 @@ async def test_reload_with_a_changed_mcp_section_starts_and_stops_the_right_serv
     for pid in (pid_b, pid_c):
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)
+
+
+@pytest.mark.parametrize("spec, says", [
+    ({"command": [sys.executable, "-c", "import time; time.sleep(1000)"], "start_timeout_s": 1}, "did not start within 1 s"),
+    ({"command": ["/nonexistent/mcp-server"]}, "could not start"),
+    ({"url": "http://127.0.0.1:9/mcp", "start_timeout_s": 2}, ""),
+])
+async def test_a_server_that_never_starts_leaves_the_turn_alone(lynkr, write_pipeline, upstream, spec, says):
+    """A server that never answers its handshake, a command that does not exist, a URL nobody serves:
+    the request is answered without that server's tools, and its state says why."""
+    up = AnthropicUpstream(lambda body: text_message("answered anyway"))
+    url = await upstream(up)
+    _, base = await lynkr(write_pipeline(pipeline(url, {"dead": spec, "tracker": stdio()})))
+    assert await ask(base, "anthropic", "hi", stream=True) == "answered anyway"
+    offered = {t["name"] for t in up.requests[0]["tools"]}
+    assert "mcp__tracker__add" in offered and not any(n.startswith("mcp__dead__") for n in offered)
+    state = (await health(base))["dead"]
+    assert state["state"] == "backoff" and says in state["last_error"] and state["failures"] == 1

@@ -4,7 +4,7 @@
   name rules once namespaced `mcp__<server>__<tool>` (64 characters of [A-Za-z0-9_-]), and an input
   schema that is a valid JSON Schema object; a tool that fails is left out and said why.
 - `full_tools(servers)` is every tool's definition, namespaced; `compact_tools(servers)` is one
-  `mcp_call` tool whose description is the catalogue (a name and one line per tool): the model asks
+  `mcp_call` tool whose description is the catalogue (a name and one sentence per tool): the model asks
   for a tool's schema by calling it without `arguments`. Both are built in a fixed order (servers
   and tools by name) and cached per listing, so the same bytes go upstream on every turn.
 - `result_block(block, result, cap)` turns a CallToolResult into a tool_result, cut at `cap`
@@ -61,8 +61,10 @@ def _problem(server: str, tool: str, schema) -> str | None:
     return None
 
 
-def one_line(text: str, limit: int = 120) -> str:
+def one_line(text: str, limit: int = 100) -> str:
+    """The description's first sentence (or line), at most `limit` characters."""
     line = (text or "").strip().split("\n", 1)[0].strip()
+    line = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
