@@ -32,7 +32,7 @@ import numpy as np
 from lynkr.memory.rank import rank, words
 from lynkr.memory.scope import Scope
 from lynkr.storage import db_service
-from lynkr.storage.duckfile import attached, insert, release
+from lynkr.storage.duckfile import attached, insert, release, transaction
 
 __all__ = ["Memory", "MemoryStore", "open_memory", "memory_path", "memory_id", "file_op"]
 
@@ -373,19 +373,13 @@ def _load_rows(path: str, args: list) -> list:
 
 @db_service.operation("memory.write")
 def _write_ops(path: str, ops: list) -> None:
-    with attached(path, ALIAS) as con:
-        con.execute("BEGIN")
-        try:
-            for kind, arg in ops:
-                if kind == "put":
-                    con.execute("DELETE FROM mem.memories WHERE id = ?", [arg[0]])
-                    insert(con, "mem.memories", COLUMNS, [[v] for v in arg])
-                else:
-                    con.execute("DELETE FROM mem.memories WHERE id IN (SELECT unnest(?))", [arg])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+    with transaction(path, ALIAS) as con:
+        for kind, arg in ops:
+            if kind == "put":
+                con.execute("DELETE FROM mem.memories WHERE id = ?", [arg[0]])
+                insert(con, "mem.memories", COLUMNS, [[v] for v in arg])
+            else:
+                con.execute("DELETE FROM mem.memories WHERE id IN (SELECT unnest(?))", [arg])
 
 
 @db_service.operation("memory.release")

@@ -12,6 +12,8 @@ here and closing it as much again; ATTACH + DETACH is about a millisecond, plus 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import random
 import time
 
@@ -75,6 +77,19 @@ def attached(path: str, alias: str) -> Attached:
     if f is None:
         f = _files[path] = Attached(path, alias)
     return f
+
+
+@contextmanager
+def transaction(path: str, alias: str):
+    """The file attached as `alias`, its statements committed together or not at all."""
+    with attached(path, alias) as con:
+        con.execute("BEGIN")
+        try:
+            yield con
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
 
 def release(path: str) -> None:

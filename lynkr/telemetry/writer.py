@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from lynkr.storage import db_service
-from lynkr.storage.duckfile import attached, release
+from lynkr.storage.duckfile import attached, release, transaction
 from lynkr.kit.heap import trim
 from lynkr.kit.tokens import count_planned, count_request, count_text, gathering, known_parts
 from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
@@ -291,15 +291,9 @@ def spool(stem: str, req_rows: list[dict], ev_rows: list[dict]) -> dict[str, str
 def _write_rows(path: str, payload: dict) -> None:
     """One batch in one transaction: `{"files": {"requests": …, "events": …}}` (spool())."""
     files = payload["files"]
-    with attached(path, ALIAS) as con:
-        con.execute("BEGIN")
-        try:
-            _read_into(con, f"{ALIAS}.requests", REQUEST_COLUMNS, files["requests"])
-            _read_into(con, f"{ALIAS}.stage_events", STAGE_EVENT_COLUMNS, files["events"])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    with transaction(path, ALIAS) as con:
+        _read_into(con, f"{ALIAS}.requests", REQUEST_COLUMNS, files["requests"])
+        _read_into(con, f"{ALIAS}.stage_events", STAGE_EVENT_COLUMNS, files["events"])
 
 
 @db_service.operation("telemetry.release")
