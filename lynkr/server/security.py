@@ -307,7 +307,8 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
     held = None
     if client_key is not None:
         try:
-            held = keys.admit(s.keys, client_key)
+            # The counters live in the writer process: a socket round trip, so off the event loop.
+            held = await asyncio.to_thread(keys.admit, s.keys, client_key)
         except ProxyError as e:
             _count(app, client_key.name, "refused_" + ("rate" if e.status == 429 else "budget"))
             return _refuse(request, e)
@@ -329,7 +330,8 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
         else:
             del per_peer[peer]
         if held is not None:
-            keys.release(s.keys, held, request.get("exchange"))
+            # Shielded: a cancelled request still ends its in-flight count and pays for its answer.
+            await asyncio.shield(asyncio.to_thread(keys.release, s.keys, held, request.get("exchange")))
         if ident is not None:
             n = per_key[ident] - 1
             if n:
