@@ -171,9 +171,9 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
     if name.startswith("lynkr-"):
         pipeline = name.removeprefix("lynkr-")
         pipeline_file = ROOT / "pipelines" / f"{pipeline}.yaml"
-        if pipeline == "cachehit":
-            pipeline_file = tmp / "cachehit.yaml"
-            pipeline_file.write_text(CACHEHIT_PIPELINE)
+        if pipeline in GENERATED:
+            pipeline_file = tmp / f"{pipeline}.yaml"
+            pipeline_file.write_text(GENERATED[pipeline])
         env = {"ANTHROPIC_UPSTREAM_URL": upstream, "LYNKR_TELEMETRY": str(tmp / f"{name}.duckdb"),
                "LYNKR_STATE_DIR": str(tmp / f"{name}-state"), "LOG_LEVEL": "warning"}
         for k, v in PIPELINE_ENV.get(pipeline, {}).items():
@@ -220,6 +220,7 @@ PIPELINE_ENV: dict[str, dict[str, str]] = {
     "passthrough": {},
     "default": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench"},
     "cachehit": {},
+    "textcalls": {},
 }
 
 # A semantic-cache hit as default.yaml serves one, minus the exact cache in front (which would
@@ -235,6 +236,23 @@ stages:
 telemetry: {path: "{{ env.LYNKR_TELEMETRY }}"}
 state_dir: "{{ env.LYNKR_STATE_DIR }}"
 """
+
+# passthrough.yaml with tool calls written as text recovered (`text_tool_calls: on`): every
+# streamed text delta goes through the hold-back scanner, which is what it costs on an answer
+# with no call-like text (ttfb_paired.py --body stream-tools compares it with passthrough).
+TEXTCALLS_PIPELINE = """
+version: 1
+name: textcalls
+providers:
+  upstream: {kind: anthropic, base_url: "{{ env.ANTHROPIC_UPSTREAM_URL }}", api_key: bench, text_tool_calls: "on"}
+stages:
+  - {id: call, uses: provider_call, with: {to: "upstream:*"}}
+telemetry: {path: "{{ env.LYNKR_TELEMETRY }}"}
+state_dir: "{{ env.LYNKR_STATE_DIR }}"
+"""
+
+# Pipelines the benchmark writes itself, by path name (`lynkr-NAME`).
+GENERATED = {"cachehit": CACHEHIT_PIPELINE, "textcalls": TEXTCALLS_PIPELINE}
 
 
 # -- load ------------------------------------------------------------------------------------

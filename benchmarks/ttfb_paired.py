@@ -5,6 +5,8 @@ more than the difference being measured.
 
     python -m benchmarks.ttfb_paired                         # bare vs lynkr-passthrough, 400 rounds
     python -m benchmarks.ttfb_paired --paths bare,lynkr-passthrough,lynkr-default --rounds 300
+    python -m benchmarks.ttfb_paired --paths lynkr-passthrough,lynkr-textcalls --body stream-tools
+        # what recovering tool calls written as text adds to an answer with none in it
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--paths", default="bare,lynkr-passthrough")
     ap.add_argument("--rounds", type=int, default=400)
+    ap.add_argument("--body", default="stream", choices=["stream", "stream-tools"])
     args = ap.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-ttfb-"))
     upstream = fake_upstream()
@@ -56,18 +59,19 @@ def main(argv=None) -> int:
         for name in args.paths.split(","):
             procs[name] = start_path(name, upstream.url, tmp, 1)
             procs[name].wait_ready(timeout=300)
-        res = asyncio.run(rounds({k: p.url for k, p in procs.items()}, workload_bodies()["stream"], args.rounds))
+        res = asyncio.run(rounds({k: p.url for k, p in procs.items()}, workload_bodies()[args.body], args.rounds))
     finally:
         for p in procs.values():
             p.stop()
         upstream.stop()
-    base = sorted(res["bare"])[len(res["bare"]) // 2] if "bare" in res else None
+    first = next(iter(res))
+    base = sorted(res[first])[len(res[first]) // 2]
     print(f"{args.rounds} rounds, one streamed request (500 chunks) to each path per round\n")
-    print(f"{'path':<22}{'p10 ms':>8}{'p50 ms':>8}{'p90 ms':>8}   added p50 vs bare")
+    print(f"{'path':<22}{'p10 ms':>8}{'p50 ms':>8}{'p90 ms':>8}   added p50 vs {first}")
     for k, v in res.items():
         v.sort()
         n = len(v)
-        added = f"{v[n // 2] - base:+.2f} ms" if base is not None else ""
+        added = f"{v[n // 2] - base:+.2f} ms"
         print(f"{k:<22}{v[n // 10]:>8.2f}{v[n // 2]:>8.2f}{v[int(n * .9)]:>8.2f}   {added}")
     return 0
 

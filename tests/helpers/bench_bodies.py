@@ -14,6 +14,12 @@ SMALL = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "
 # Replaced by a per-request counter, so every request is new (the exact cache misses, as it would on
 # an agent's next turn); the `lynkr-cachehit` path sends the body unchanged instead.
 MARK = "LYNKRBENCHN"
+TOOLS = [
+    {"name": "Bash", "description": "Run a shell command.",
+     "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}},
+    {"name": "Read", "description": "Read a file.",
+     "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}},
+]
 
 
 def workload_bodies() -> dict[str, bytes]:
@@ -47,6 +53,9 @@ def workload_bodies() -> dict[str, bytes]:
             result["content"] = [*(result.get("content") or []), {"type": "text", "text": f"(request {MARK})"}]
         bodies["cc62k-loop"] = _as_sent(loop)
     bodies["stream"] = _as_sent({**small, "stream": True})
+    # The same stream with two declared tools, so a pipeline that recovers tool calls written as
+    # text has tools to recover (with none declared it would not scan the answer at all).
+    bodies["stream-tools"] = _as_sent({**small, "stream": True, "tools": TOOLS})
     return bodies
 
 
