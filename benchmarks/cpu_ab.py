@@ -6,7 +6,8 @@ round loads them in turn (the order rotated), so a slow minute of the machine la
 
 A variant is `[TREE::]PIPELINE[@NAME=VALUE...]`: TREE is another checkout of Lynkr to run from (a
 `git worktree add ../base <commit>` of the commit to compare against), NAME=VALUE an environment
-variable for its processes (`WL=` picks its workload instead). Each runs `lynkr run --workers N`
+variable for its processes (`WL=` picks its workload instead, `PY=` the Python to run it with: the
+other tree's own venv, since an editable install maps `lynkr.stages` to one tree). Each runs `lynkr run --workers N`
 against one fake upstream; CPU is summed over the workers and the writer process, from /proc.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Variant(Proc):
         pipeline, *pairs = rest.split("@")
         env = dict(p.split("=", 1) for p in pairs)
         self.workload = env.pop("WL", workload)
+        python = env.pop("PY", sys.executable)
         self.spec = spec
         port = free_port()
         env.update({"ANTHROPIC_UPSTREAM_URL": upstream, "MODEL_PROVIDER": env.get("MODEL_PROVIDER", "anthropic"),
@@ -39,7 +41,7 @@ class Variant(Proc):
         self.name, self.url = f"v{i}", f"http://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-v{i}-", suffix=".log", delete=False)
         # From the variant's own tree: `python -m` puts its directory first on sys.path.
-        self.p = subprocess.Popen([sys.executable, "-m", "lynkr.cli", "run", pipeline, "--port", str(port),
+        self.p = subprocess.Popen([python, "-m", "lynkr.cli", "run", pipeline, "--port", str(port),
                                    "--no-reload", "--log-level", "warning", "--workers", str(workers)],
                                   env={**os.environ, **env}, cwd=tree or ROOT,
                                   stdout=subprocess.DEVNULL, stderr=self.log)

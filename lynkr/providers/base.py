@@ -10,7 +10,8 @@ import orjson
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
-from lynkr.providers import textcalls
+from lynkr.kit.cache import Bounded
+from lynkr.providers import prompt_cache, textcalls
 from lynkr.providers.resilience import as_proxy_error, parse_retry_after, upstream_error
 
 __all__ = ["Provider", "error_from_body", "session_options", "provider_options", "COMMON_OPTIONS"]
@@ -47,6 +48,10 @@ class Provider:
         self._session: aiohttp.ClientSession | None = None
         self.models: dict = {}        # the pipeline's `models:` table (build_providers sets it)
         self.text_tool_calls = textcalls.enabled(config, self.local_models())
+        # Per model name (the client's string, so bounded): the name sent and the prompt-cache rules
+        # depend on the config and the name alone, and every request asks again.
+        self._model_for: Bounded = Bounded(max_entries=512)
+        self._cache_rules: Bounded = Bounded(max_entries=512)
 
     def local_models(self) -> bool:
         """Whether this upstream serves local models, which often write tool calls as text
@@ -75,6 +80,19 @@ class Provider:
     def model_for(self, requested: str | None) -> str | None:
         """The model to send for a `provider:*` route: the client's own name when this upstream
         serves it, else the provider's default (`default_model:`, or the kind's own)."""
+        sent = self._model_for.get(requested)
+        if sent is None:       # a Bounded holds no None: the answer (which may be None) in a tuple
+            sent = self._model_for.put(requested, (self._pick_model(requested),))
+        return sent[0]
+
+    def cache_rules(self, model: str | None) -> prompt_cache.CacheRules:
+        """What this upstream takes of prompt-cache markers for `model` (lynkr.providers.prompt_cache)."""
+        rules = self._cache_rules.get(model)
+        if rules is None:
+            rules = self._cache_rules.put(model, prompt_cache.rules_for(self, model))
+        return rules
+
+    def _pick_model(self, requested: str | None) -> str | None:
         default = self.config.get("default_model") or self.default_model
         pattern = self.family_pattern()
         if not requested:

@@ -43,7 +43,7 @@ def prepare_cache(x: Exchange, provider, model: str | None, options: dict | None
     of `x.request`; what changed goes in the calling stage's event detail. `options` are
     provider_call's `prompt_cache:` (breakpoints: bool, ttl: 5m|1h)."""
     opts = options or {}
-    rules = prompt_caching.rules_for(provider, model)
+    rules = provider.cache_rules(model)
     request, note = prompt_caching.prepare(x.request, rules, breakpoints=opts.get("breakpoints", True),
                                            ttl=opts.get("ttl"))
     if request is not x.request:

@@ -156,7 +156,7 @@ class OpenAIProvider(Provider):
 
     def upstream_body(self, x: Exchange, model: str) -> dict:
         """The body this provider sends for `x` (`lynkr replay` models the prompt cache on it)."""
-        rules = prompt_cache.rules_for(self, model)
+        rules = self.cache_rules(model)
         body = self.build(x.request, model, cache_markers=rules.markers == "parts")
         key = prompt_cache.session_cache_key(x.session) if rules.cache_key else None
         if key and "prompt_cache_key" not in body:

@@ -37,8 +37,12 @@ async def read_raw_json(request: web.Request, max_bytes: int) -> tuple[bytes, ob
     """(the body's bytes, inflated when compressed; what they parse into)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ProxyError(413, f"request body is {request.content_length} bytes; the limit is {max_bytes}")
-    async with body_deadline(request):
+    if request.content.is_eof():
+        # The whole body came with the headers (most requests): nothing to wait for, so no deadline.
         raw = await _read_body(request, max_bytes)
+    else:
+        async with body_deadline(request):
+            raw = await _read_body(request, max_bytes)
     # The app turns aiohttp's request inflation off (create_app), so a compressed body arrives as
     # sent: the capped read above bounds the wire size, _inflate the inflated size (zip bombs).
     enc = (request.headers.get("content-encoding") or "").lower().strip()
