@@ -227,10 +227,9 @@ class SemanticCache(Stage):
         # Without a vector (no stored question shared its key) the answer waits, unembedded.
         self._keep(entry, vector)
         ev.detail["stored"] = True
-        if len(self.index) % 256 == 0:
-            gone = self.index.expire(now)
-            if self.store is not None and gone:
-                self.store.delete([e.id for e in gone])
+        gone = self.index.sweep(now)
+        if self.store is not None and gone:
+            self.store.delete([e.id for e in gone])
 
     def _keep(self, entry: Entry, vector) -> None:
         evicted = self.index.add(entry, vector)

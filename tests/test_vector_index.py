@@ -76,3 +76,15 @@ def test_entries_without_a_vector_wait_under_their_key_until_handed_over():
         evicted += ix.add(Entry(id=f"n{i}", scope="s", text=f"n{i}", message={}, created=2.0, expires=1e12,
                                 key=f"key{i}"), None)
     assert [x.id for x in evicted] == ["n0", "n1"]
+
+
+def test_sweep_expires_on_every_nth_call_only_however_full_the_index_is():
+    """Stores call sweep() each time; a full pass over the index runs once per `every` calls, also
+    when the index sits at its bound (its size no longer changes)."""
+    ix = VectorIndex(8, max_entries=4, max_per_scope=4)
+    for i in range(4):
+        ix.add(Entry(id=str(i), scope="s", text=f"q{i}", message={}, created=0.0, expires=5.0 if i == 0 else 1e12),
+               _vec(i))
+    swept = [ix.sweep(now=10.0, every=3) for _ in range(6)]
+    assert [len(g) for g in swept] == [0, 0, 1, 0, 0, 0]
+    assert len(ix) == 3
