@@ -5,7 +5,7 @@
     LYNKR_EMBED_PRECISION=mixed python benchmarks/cache_quality.py --only fresh-coding
 
 For each pair the cache holds `a` and is asked `b`, through the stage's own decision function
-(`stages/semantic_cache.py:decide`: similarity thresholds, then the guard). A hit on a pair labelled
+(`lynkr/cache/decide.py:decide`: similarity thresholds, then the guard). A hit on a pair labelled
 same answer / duplicate is a true hit; on any other pair a false hit. Sets whose lines name a
 `category` are also reported per category.
 
@@ -47,7 +47,7 @@ def embed_all(embedder, texts: list[str], batch: int = 32):
 
 def evaluate(embedder, pairs: list[dict], label: str, threshold: float, general: float,
              use_guard: bool = True) -> dict:
-    from lynkr.stages.semantic_cache import decide
+    from lynkr.cache.decide import decide
 
     A = embed_all(embedder, [p["a"] for p in pairs])
     B = embed_all(embedder, [p["b"] for p in pairs])
@@ -80,7 +80,7 @@ def evaluate(embedder, pairs: list[dict], label: str, threshold: float, general:
 
 def main(argv=None) -> int:
     from lynkr.kit.embed import get_embedder
-    from lynkr.stages.semantic_cache import DEFAULT_GENERAL_THRESHOLD, DEFAULT_THRESHOLD
+    from lynkr.cache.decide import DEFAULT_GENERAL_THRESHOLD, DEFAULT_THRESHOLD
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)

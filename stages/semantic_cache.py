@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from lynkr.cache import guard
+from lynkr.cache.decide import DEFAULT_GENERAL_THRESHOLD, DEFAULT_THRESHOLD, refusal_reason
 from lynkr.cache.index import Entry, VectorIndex
 from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import eligibility, scope_key, split_prompt
@@ -48,8 +49,6 @@ from lynkr.stage import Stage
 
 # One embedding thread for the process: the model is single-threaded and locked anyway, and a
 # dedicated thread keeps embeddings from queueing behind token counting in the default pool.
-DEFAULT_THRESHOLD = 0.7            # the guard decides above it: benchmarks/cache_quality.py, docs/cache.md
-DEFAULT_GENERAL_THRESHOLD = 0.95   # for everyday questions, where words carry less of the meaning
 _EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-embed")
 
 
@@ -186,7 +185,7 @@ class SemanticCache(Stage):
         candidates = self.index.search(scope, vector, threshold=self.threshold)
         rejected = []
         for sim, entry in candidates:
-            reason = _refuse(question, entry.text, sim, self.threshold, self.general_threshold, self.options["guard"])
+            reason = refusal_reason(question, entry.text, sim, self.threshold, self.general_threshold, self.options["guard"])
             if reason is not None:
                 rejected.append({"similarity": round(sim, 4), "reason": reason})
                 continue
@@ -242,32 +241,3 @@ class SemanticCache(Stage):
         store, self.store = self.store, None
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(None, store.release)
-
-
-def _refuse(question: str, cached: str, sim: float, threshold: float, general: float, use_guard: bool) -> str | None:
-    """Why a candidate over `threshold` is not served, or None."""
-    if not use_guard:
-        return None
-    if sim < general and not (guard.technical(question) or guard.technical(cached)):
-        return f"similarity: {sim:.3f} < {general} for a question naming nothing technical"
-    return guard.check(question, cached)
-
-
-def decide(embedder, question: str, cached: list[str], *, threshold: float = DEFAULT_THRESHOLD,
-           general_threshold: float = DEFAULT_GENERAL_THRESHOLD, use_guard: bool = True,
-           vectors=None) -> tuple[int | None, float, list]:
-    """The stage's decision for `question` against cached questions, outside a server (used by
-    benchmarks/cache_quality.py): (index of the hit or None, best similarity, rejections)."""
-    qv = embedder.embed([question])[0] if vectors is None else vectors[0]
-    cv = embedder.embed(cached) if vectors is None else vectors[1]
-    sims = cv @ qv
-    rejected = []
-    best = float(sims.max()) if len(cached) else 0.0
-    for i in np.argsort(-sims):
-        if sims[i] < threshold:
-            break
-        reason = _refuse(question, cached[i], float(sims[i]), threshold, general_threshold, use_guard)
-        if reason is None:
-            return int(i), float(sims[i]), rejected
-        rejected.append(reason)
-    return None, best, rejected

@@ -41,6 +41,30 @@ def test_explain_reads_fixture_files():
     assert "plan:" in res.stdout and "tokens: client sent" in res.stdout
 
 
+def test_explain_against_a_stored_question_names_the_rule_and_tokens_that_refuse_it(tmp_path):
+    """`--against` judges stored questions as the semantic cache would for this request: a
+    rephrasing is served, a near miss is refused naming the guard's rule and the tokens that
+    differ, an unrelated question stays under the threshold."""
+    req = tmp_path / "q.json"
+    req.write_text(json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 50,
+                               "messages": [{"role": "user", "content": "How do I delete the last 3 commits in git?"}]}))
+    res = lynkr("explain", str(ROOT / "pipelines/default.yaml"), str(req), "--json",
+                "--against", "how can I remove the last three git commits",
+                "--against", "How do I delete the last 2 commits in git?",
+                "--against", "What is the capital of France?",
+                env={"MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "x"})
+    assert res.returncode == 0, res.stderr
+    got = json.loads(res.stdout)["against"]
+    assert got["question"] == "How do I delete the last 3 commits in git?"
+    served, near, far = got["results"]
+    assert served["verdict"] == "served" and served["reason"] is None
+    assert near["verdict"] == "refused" and near["reason"].startswith("number:") and "3" in near["reason"] and "2" in near["reason"]
+    assert far["verdict"] == "under_threshold" and far["similarity"] < far["threshold"]
+    text = lynkr("explain", str(ROOT / "pipelines/default.yaml"), str(req), "--against", "How do I delete the last 2 commits in git?",
+                 env={"MODEL_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "x"})
+    assert "refused: number: 3" in text.stdout, text.stdout
+
+
 def test_explain_bad_request_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")

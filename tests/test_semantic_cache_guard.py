@@ -21,7 +21,7 @@ def embedder():
 
 
 def run_set(embedder, path: Path, label: str = "same_answer"):
-    from lynkr.stages.semantic_cache import decide
+    from lynkr.cache.decide import decide
 
     pairs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     A = embedder.embed([p["a"] for p in pairs])

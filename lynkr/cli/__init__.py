@@ -137,7 +137,7 @@ def cmd_explain(args) -> int:
         path = pipeline_path(args.pipeline)
         if path is None:
             return 1
-        report = asyncio.run(explain(path, args.request))
+        report = asyncio.run(explain(path, args.request, args.against))
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
@@ -258,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("pipeline")
     e.add_argument("request", help="a request body as JSON, or a fixture file {path, headers, body}")
     e.add_argument("--json", action="store_true")
+    e.add_argument("--against", action="append", metavar="QUESTION",
+                   help="a question with a stored answer (repeatable): would the semantic cache serve it "
+                        "for this request, and if not, which rule refused it on which tokens")
 
     s = sub.add_parser("stages", help=cmd_stages.__doc__)
     s.add_argument("--schema", nargs="?", const="-", help="write the assembled pipeline JSON Schema (to a file or -)")

@@ -38,7 +38,7 @@ def protocol_for(path: str):
     return anthropic
 
 
-async def explain(pipeline_path: str, request_path: str) -> dict:
+async def explain(pipeline_path: str, request_path: str, against: list[str] | None = None) -> dict:
     cfg = load_config(pipeline_path)
     pipeline = build_pipeline(cfg, dry_run=True)
     try:
@@ -48,6 +48,7 @@ async def explain(pipeline_path: str, request_path: str) -> dict:
         x = Exchange.new(proto.CLIENT, canonical, original=body,
                          headers={k.lower(): v for k, v in headers.items() if k.lower() not in ("x-api-key", "authorization")})
         before = orjson.dumps(x.request)
+        judged = judge_against(cfg.data, x.request, against) if against else None
         await pipeline.explain(x)
         after = orjson.dumps(x.request)
         from lynkr.kit.tokens import count_request
@@ -67,9 +68,40 @@ async def explain(pipeline_path: str, request_path: str) -> dict:
             "tokens_client": count_request(x.baseline),
             "tokens_upstream": count_request(x.request),
             "config": redacted(cfg.data),
+            "against": judged,
         }
     finally:
         await pipeline.aclose()
+
+
+def judge_against(config: dict, request: dict, cached: list[str]) -> dict:
+    """Whether the semantic cache would serve, for this request, an answer stored for each of
+    `cached` (questions), and if not which rule refused it on which tokens; with the first
+    `semantic_cache` stage's options, or the defaults when the pipeline has none."""
+    from lynkr.cache.decide import DEFAULT_GENERAL_THRESHOLD, DEFAULT_THRESHOLD, judge
+    from lynkr.cache.scope import split_prompt
+    from lynkr.kit.embed import get_embedder
+    opts = next((s.get("with") or {} for s in config.get("stages") or []
+                 if isinstance(s, dict) and s.get("uses") == "semantic_cache"), {})
+    question, _context = split_prompt(request)
+    threshold = float(opts.get("threshold", DEFAULT_THRESHOLD))
+    embedder = get_embedder(opts.get("model_path"), opts.get("model") or None)
+    return {"question": question, "results": judge(
+        embedder, question, cached, threshold=threshold,
+        general_threshold=max(threshold, float(opts.get("general_threshold", DEFAULT_GENERAL_THRESHOLD))),
+        use_guard=opts.get("guard", True), max_tokens=int(opts.get("embed_tokens", 128)))}
+
+
+def format_against(judged: dict) -> list[str]:
+    lines = ["", f"against stored questions (this request's question: {judged['question'][:80]!r}):"]
+    for j in judged["results"]:
+        why = {"served": "its answer would be served",
+               "under_threshold": f"under the threshold {j['threshold']}",
+               "refused": f"refused: {j['reason']}"}[j["verdict"]]
+        lines.append(f"  {j['similarity']:.3f}  {j['cached'][:60]!r}: {why}")
+        if j["verdict"] != "refused" and j["guard"]:
+            lines.append(f"         the guard would also refuse it: {j['guard']}")
+    return lines
 
 
 def format_report(r: dict) -> str:
@@ -113,4 +145,6 @@ def format_report(r: dict) -> str:
               f" ({r['tokens_client'] - r['tokens_upstream']:+d} saved)" if r["tokens_client"] else "tokens: n/a"]
     if r["response"]:
         lines.append(f"answered by: {r['response']}")
+    if r.get("against"):
+        lines += format_against(r["against"])
     return "\n".join(lines)
