@@ -3,6 +3,7 @@ real `memory` stage.
 
     python benchmarks/memory_eval.py                 # the scenario below, the figures docs/memory.md quotes
     python benchmarks/memory_eval.py --min-relevance 0.4 --show
+    python benchmarks/memory_eval.py --scenario fresh2   # benchmarks/data/memory_fresh2.py: never tuned on
 
 Project A (`/home/dev/shop-api`): sessions 1 and 2 state 20 facts (one per user turn, Claude
 Code-shaped requests); session 3 asks 20 questions, half of which need a stored fact and half
@@ -145,10 +146,24 @@ async def session(pipeline, project: str, name: str, turns: list[str]) -> list[d
 def distinctive(fact: str) -> str:
     """The part of a fact that only it says (what a leak or a recall is judged by)."""
     from lynkr.memory.extract import extract
-    return extract(fact)[0].text
+    found = extract(fact)
+    return found[0].text if found else fact     # never stored: it can only be missed
 
 
-async def run(min_relevance: float, limit: int, show: bool) -> dict:
+def scenario(name: str):
+    """The scenario's projects, facts and questions: "dev" (this file, the one the defaults were
+    chosen on), "fresh" (benchmarks/data/memory_fresh.py, written after them; the extractor's rules
+    were then widened on it) or "fresh2" (memory_fresh2.py, written after that, never tuned on)."""
+    if name == "dev":
+        return sys.modules[__name__]
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"memory_{name}", ROOT / "benchmarks" / "data" / f"memory_{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+async def run(min_relevance: float, limit: int, show: bool, sc=None) -> dict:
     from lynkr.cli.replay import prefix_violations
     from lynkr.config import load_config
     from lynkr.engine.pipeline import build_pipeline
@@ -158,20 +173,21 @@ async def run(min_relevance: float, limit: int, show: bool) -> dict:
         path = Path(tmp) / "memory-eval.yaml"
         path.write_text(PIPELINE.format(min_relevance=min_relevance, limit=limit))
         pipeline = build_pipeline(load_config(path), dry_run=True)
+    sc = sc or scenario("dev")
     sessions = {}
     try:
-        sessions["A1"] = await session(pipeline, A, "A1", FACTS_A[:10])
-        sessions["B1"] = await session(pipeline, B, "B1", FACTS_B)
-        sessions["A2"] = await session(pipeline, A, "A2", FACTS_A[10:])
-        questions = [q for q, _ in NEEDS_FACT] + NO_FACT
+        sessions["A1"] = await session(pipeline, sc.A, "A1", sc.FACTS_A[:10])
+        sessions["B1"] = await session(pipeline, sc.B, "B1", sc.FACTS_B)
+        sessions["A2"] = await session(pipeline, sc.A, "A2", sc.FACTS_A[10:])
+        questions = [q for q, _ in sc.NEEDS_FACT] + sc.NO_FACT
         order = [questions[i // 2 + (10 if i % 2 else 0)] for i in range(20)]     # interleaved
-        sessions["A3"] = await session(pipeline, A, "A3", order)
-        sessions["B3"] = await session(pipeline, B, "B3", QUESTIONS_B)
-        timing = latency(pipeline.stages["memory"].bank, questions)
+        sessions["A3"] = await session(pipeline, sc.A, "A3", order)
+        sessions["B3"] = await session(pipeline, sc.B, "B3", sc.QUESTIONS_B)
+        timing = latency(pipeline.stages["memory"].bank, questions, sc.A)
     finally:
         await pipeline.aclose()
-    a_texts, b_texts = [distinctive(f) for f in FACTS_A], [distinctive(f) for f in FACTS_B]
-    need = dict(NEEDS_FACT)
+    a_texts, b_texts = [distinctive(f) for f in sc.FACTS_A], [distinctive(f) for f in sc.FACTS_B]
+    need = dict(sc.NEEDS_FACT)
     recalled, false_inj, rows = 0, 0, []
     for q, req in zip(order, sessions["A3"]):
         mem = memory_text(req)
@@ -188,7 +204,7 @@ async def run(min_relevance: float, limit: int, show: bool) -> dict:
     turns = sum(len(r) for r in sessions.values())
     blocks = [b["text"] for reqs in sessions.values() for r in reqs for b in r["messages"][-1]["content"]
               if b.get("type") == "text" and b["text"].startswith("<lynkr-memory>")]
-    out = {"recall_at_5": recalled / len(NEEDS_FACT), "false_injection_rate": false_inj / len(NO_FACT),
+    out = {"recall_at_5": recalled / len(sc.NEEDS_FACT), "false_injection_rate": false_inj / len(sc.NO_FACT),
            "leaks": leaks, "prefix_violations": violations, "turns": turns, "injections": len(blocks),
            "injected_tokens_mean": round(sum(count_text(b) for b in blocks) / len(blocks)) if blocks else 0, **timing}
     if show:
@@ -197,11 +213,11 @@ async def run(min_relevance: float, limit: int, show: bool) -> dict:
     return out
 
 
-def latency(bank, questions: list[str], reps: int = 20) -> dict:
+def latency(bank, questions: list[str], project: str, reps: int = 20) -> dict:
     """In-process retrieval times for project A's questions: ranking alone and with the embedding."""
     from lynkr.memory.scope import Scope
 
-    scope = Scope("", A)
+    scope = Scope("", project)
     vectors = bank.embedder.embed(questions)
     rank_ms, recall_ms = [], []
     for _ in range(reps):
@@ -225,12 +241,13 @@ def main() -> int:
     ap.add_argument("--min-relevance", type=float, default=None, help="default: the stage's default")
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--show", action="store_true", help="one line per session-3 question")
+    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3"], default="dev")
     args = ap.parse_args()
     if args.min_relevance is None:
         from lynkr.stages.memory import MemoryStage
         args.min_relevance = MemoryStage.defaults()["min_relevance"]
-    res = asyncio.run(run(args.min_relevance, args.limit, args.show))
-    print(f"min_relevance {args.min_relevance}, retrieval_limit {args.limit}, {res['turns']} turns")
+    res = asyncio.run(run(args.min_relevance, args.limit, args.show, scenario(args.scenario)))
+    print(f"scenario {args.scenario}, min_relevance {args.min_relevance}, retrieval_limit {args.limit}, {res['turns']} turns")
     print(f"recall@{args.limit} on questions needing a fact: {res['recall_at_5']:.0%}")
     print(f"questions needing no fact that got a memory: {res['false_injection_rate']:.0%}")
     print(f"cross-project leaks: {res['leaks']}")

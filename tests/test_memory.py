@@ -118,6 +118,12 @@ def memory_blocks(request: dict) -> list[tuple[int, str]]:
     ("I prefer tabs over spaces in Makefiles.", "preference"),
     ("Remember that the staging server is staging.example.com.", "note"),
     ("The API runs on port 8080.", "fact"),
+    ("For context, the training data sits in s3://acme-ml/churn/v3.", "fact"),
+    ("Feature flags come from LaunchDarkly.", "fact"),
+    ("The team agreed to use gRPC between the tracker and the dispatcher.", "decision"),
+    ("We've been using Sidekiq for background jobs.", "preference"),
+    ("Don't use time.Now() directly; inject the clock from internal/clock.", "preference"),
+    ("Use RSpec, not minitest, for new specs.", "preference"),
 ])
 def test_statements_are_candidates_with_their_kind(text, kind):
     """Each rule of the documented set finds its kind of statement."""
@@ -128,6 +134,17 @@ def test_statements_are_candidates_with_their_kind(text, kind):
 @pytest.mark.parametrize("text", ["What database does the project use?", "Fix the failing test please.",
                                   "how do I reverse a list", "ok", "Show me the API routes."])
 def test_questions_and_commands_are_not_remembered(text):
+    assert extract(text) == []
+
+
+@pytest.mark.parametrize("text", [
+    "The test in src/foo.py fails with KeyError.", "It looks like the build is broken.", "The tests are slow.",
+    "I'm getting an error on line 12.", "The function returns None.", "This PR is ready for review.",
+    "return re.sub(r'[^a-z0-9]+', '-', s.lower()).strip('-')", "let total = items.reduce(add, 0);",
+    "Use the helper in utils.py to fix this."])
+def test_what_is_happening_now_and_pasted_code_are_not_remembered(text):
+    """A statement about the work at hand (a failure, the function being edited, the PR), one that
+    names nothing particular, or a line of code is no fact for next week's sessions."""
     assert extract(text) == []
 
 

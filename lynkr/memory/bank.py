@@ -14,6 +14,7 @@ from lynkr.memory.store import Memory, MemoryStore
 
 __all__ = ["MemoryBank", "Limits", "EMBED_POOL", "MemoryInputError"]
 
+RECALL_TOKENS = 256
 EMBED_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-memory-embed")
 KINDS = ("note", "decision", "preference", "fact")
 
@@ -36,14 +37,15 @@ class MemoryBank:
         self.embedder = embedder
         self.limits = limits
 
-    def _vectors(self, texts: list[str]):
-        return self.embedder.embed(texts)
+    def _vectors(self, texts: list[str], max_tokens: int | None = None):
+        return self.embedder.embed(texts, max_tokens=max_tokens)
 
     def recall(self, scope: Scope, text: str, limit: int | None = None) -> list[tuple[float, Memory]]:
         """The relevant memories for `text` (the newest user turn, or a search query)."""
         if not text.strip() or not self.store.count(scope):
             return []
-        vector = self._vectors([text[:4000]])[0]
+        # The model's cost grows with every token: a long turn is embedded by its first RECALL_TOKENS.
+        vector = self._vectors([text[:4000]], max_tokens=RECALL_TOKENS)[0]
         return self.store.search(scope, vector, text[:4000], limit=limit or self.limits.retrieval_limit,
                                  min_relevance=self.limits.min_relevance)
 
