@@ -5,7 +5,9 @@
       with: {retrieval_limit: 5, surprise_threshold: 0.3, ttl: 7776000}
 
 1. Scope: the project the client states (Claude Code's working directory, Codex's `<cwd>`), per
-   tenant header; a request that states none is left alone (lynkr/memory/scope.py).
+   client key's team (`share: team`, the default), per key (`share: key`) or for every key
+   (`share: project`), and per tenant header; a request that states none is left alone
+   (lynkr/memory/scope.py).
 2. Recall: the newest user turn is embedded and the project's memories ranked by relevance,
    importance and recency; at most `retrieval_limit` relevant ones are appended to that turn —
    after the last cache breakpoint — and put back in the same place on every later turn of the
@@ -30,7 +32,7 @@ from lynkr.kit.session import Sessions, session_key
 from lynkr.memory.bank import EMBED_POOL, Limits, MemoryBank
 from lynkr.memory.extract import turn_text
 from lynkr.memory.inject import Injected, apply, message_digest, render
-from lynkr.memory.scope import scope_of
+from lynkr.memory.scope import owner_of, scope_of
 from lynkr.memory.store import MemoryStore, close_memory, file_op, memory_path, open_memory
 from lynkr.memory.tools import NAMES, TOOLS, memory_interceptor
 from lynkr.stage import Stage
@@ -70,6 +72,9 @@ class MemoryStage(Stage):
             "project": {"type": ["string", "null"], "default": None,
                         "description": "One fixed project for every request (shares memories across working "
                                        "directories); default: the directory each client states."},
+            "share": {"enum": ["team", "key", "project"], "default": "team",
+                      "description": "With client keys (`keys:`): who shares a project's memories — the key's team "
+                                     "(a key without one: the key alone), each key alone, or every key."},
             "scope_headers": {"type": "array", "items": {"type": "string"}, "default": ["x-lynkr-tenant"],
                               "description": "Request headers whose values partition memories (teams, keys)."},
             "sessions": {"type": "integer", "minimum": 1, "default": 4096,
@@ -110,7 +115,7 @@ class MemoryStage(Stage):
     async def run(self, x: Exchange) -> None:
         ev = x.stage_event
         scope = scope_of(x.request, x.headers, tenant_headers=self.options["scope_headers"],
-                         project=self.options["project"])
+                         project=self.options["project"], owner=owner_of(x.vars, self.options["share"]))
         if scope is None:
             ev.detail["result"] = "no_project"
             return

@@ -250,6 +250,50 @@ async def test_no_injection_when_nothing_is_relevant_and_never_across_projects(p
     assert "ledger_v2" in memory_blocks(up.requests[-1])[0][1]
 
 
+KEYED = PIPELINE + """keys:
+  alice: {{secret_sha256: "{alice}", team: payments}}
+  bob: {{secret_sha256: "{bob}", team: payments}}
+  carol: {{secret_sha256: "{carol}", team: web}}
+teams:
+  payments: {{}}
+  web: {{}}
+"""
+
+
+@pytest.mark.parametrize("share,bob_sees,carol_sees", [("team", True, False), ("key", False, False),
+                                                       ("project", True, True)])
+async def test_client_keys_partition_a_projects_memories_by_team_or_key(lynkr, write_pipeline, tmp_path, share,
+                                                                      bob_sees, carol_sees):
+    """With client keys, one project's memories belong to the stating key's team (`share: team`),
+    to the key alone (`share: key`) or to every key (`share: project`): bob is alice's teammate,
+    carol is on another team, all three in the same working directory."""
+    import hashlib
+
+    def sha(s):
+        return hashlib.sha256(s.encode()).hexdigest()
+    up = AnthropicUpstream(lambda body: text_message("Noted."))
+    runner, url = await start_app(up.app())
+    state = tmp_path / "state"
+    text = KEYED.format(url=url, state=state, alice=sha("alice-secret-1"), bob=sha("bob-secret-12"),
+                        carol=sha("carol-secret-1")).replace("{id: memory, uses: memory}",
+                                                            f"{{id: memory, uses: memory, with: {{share: {share}}}}}")
+    _, base = await lynkr(write_pipeline(text))
+    try:
+        status, _ = await post(base, claude_body(APP, "Note: the inventory API runs on port 8089."), "s1",
+                               headers={"x-api-key": "alice-secret-1"})
+        assert status == 200
+        await settle(state, APP)
+        for who, secret, sees in (("bob", "bob-secret-12", bob_sees), ("carol", "carol-secret-1", carol_sees),
+                                  ("alice", "alice-secret-1", True)):
+            status, _ = await post(base, claude_body(APP, "Which port does the inventory API listen on?"), f"q-{who}",
+                                   headers={"x-api-key": secret})
+            assert status == 200
+            blocks = memory_blocks(up.requests[-1])
+            assert bool(blocks and "8089" in blocks[0][1]) is sees, (who, blocks)
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_request_without_a_project_is_left_alone(proxy):
     up, base = proxy
     body = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": "Note: we use tabs."}]}

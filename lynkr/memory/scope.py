@@ -4,8 +4,8 @@ Claude Code writes `Primary working directory: /path` (older versions `Working d
 into its system prompt or, in newer versions, into an environment `<system-reminder>` of the first
 user message; Codex sends `<cwd>/path</cwd>` in its environment context; Cline writes
 `Current Working Directory (/path)`. Memories are kept per (tenant, project): the tenant is the
-value of the configured request headers (teams, keys), so two tenants with the same path never
-share. A request that states no project gets no memory unless the stage names a fixed `project`.
+client key's team or the key (`owner_of`, when the pipeline has `keys:`) and the values of the
+configured request headers, so two tenants with the same path never share. A request that states no project gets no memory unless the stage names a fixed `project`.
 
 A path is a key, never a file name: any character is allowed (it is bound as an SQL parameter),
 control characters are replaced and the length is bounded.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["Scope", "project_of", "scope_of", "clean_project", "MAX_PROJECT_CHARS"]
+__all__ = ["Scope", "project_of", "scope_of", "owner_of", "clean_project", "MAX_PROJECT_CHARS"]
 
 MAX_PROJECT_CHARS = 1024
 _SYSTEM = re.compile(r"(?:Primary working directory|Working directory|Current [Ww]orking [Dd]irectory)"
@@ -68,10 +68,20 @@ def project_of(request: dict) -> str | None:
     return None
 
 
-def scope_of(request: dict, headers, *, tenant_headers=(), project: str | None = None) -> Scope | None:
+def owner_of(names: dict, share: str) -> str:
+    """Whose a project's memories are, from the client key the server identified (`names`: the
+    exchange's vars, with `key` and `team`): "" without a key or with `share: project`."""
+    key, team = names.get("key"), names.get("team")
+    if not key or share == "project":
+        return ""
+    return f"team:{team}" if share == "team" and team else f"key:{key}"
+
+
+def scope_of(request: dict, headers, *, tenant_headers=(), project: str | None = None,
+             owner: str = "") -> Scope | None:
     """The request's scope, or None when it states no project (and none is configured)."""
     found = clean_project(project) if project else project_of(request)
     if not found:
         return None
     tenant = "\x1f".join(_CONTROL.sub("?", str(headers.get(h.lower()) or ""))[:256] for h in tenant_headers)
-    return Scope(tenant, found)
+    return Scope(f"{owner}\x1e{tenant}" if owner else tenant, found)
