@@ -22,6 +22,21 @@ def command(fn):
     return fn
 
 
+def print_report(args, produce, fmt, *, about: str = "") -> dict | None:
+    """`produce()`'s report printed as JSON (`--json`) or through `fmt`; a pipeline that does not
+    load, or an input that cannot be read, is one ✗ line on stderr and None."""
+    try:
+        report = produce()
+    except ConfigError as e:
+        print(f"✗ {e}", file=sys.stderr)
+        return None
+    except (OSError, ValueError) as e:
+        print(f"✗ {about}{e}", file=sys.stderr)
+        return None
+    print(json.dumps(report, indent=2, default=str) if args.json else fmt(report))
+    return report
+
+
 # -- run -------------------------------------------------------------------------------------
 
 @command
@@ -130,26 +145,15 @@ def cmd_validate(args) -> int:
 @command
 def cmd_explain(args) -> int:
     """Dry-run a request through a pipeline: the plan, which stages run and why, what each changed."""
-    from lynkr.cli.explain import explain
+    from lynkr.cli.explain import explain, format_report
 
     _load_dotenv()
-    try:
-        path = pipeline_path(args.pipeline)
-        if path is None:
-            return 1
-        report = asyncio.run(explain(path, args.request, args.against))
-    except ConfigError as e:
-        print(f"✗ {e}", file=sys.stderr)
+    path = pipeline_path(args.pipeline)
+    if path is None:
         return 1
-    except (OSError, ValueError) as e:
-        print(f"✗ {args.request}: {e}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-    else:
-        from lynkr.cli.explain import format_report
-        print(format_report(report))
-    return 0
+    report = print_report(args, lambda: asyncio.run(explain(path, args.request, args.against)), format_report,
+                          about=f"{args.request}: ")
+    return 0 if report is not None else 1
 
 
 # -- stages ----------------------------------------------------------------------------------

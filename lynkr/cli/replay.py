@@ -26,14 +26,12 @@ how a team reviews a pipeline change in a pull request. `--json` prints the whol
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from pathlib import Path
 
 import orjson
 
-from lynkr.cli import command
-from lynkr.errors import ConfigError
+from lynkr.cli import command, print_report
 
 __all__ = ["replay_sessions", "find_sessions", "prefix_violations", "cmd_replay", "as_client", "CLIENT_PATHS"]
 
@@ -254,18 +252,10 @@ def format_report(rep: dict) -> str:
 @command
 def cmd_replay(args) -> int:
     """Replay recorded client requests through a pipeline (upstream stubbed): tokens, per-stage savings, prefix stability."""
-    try:
-        rep = replay_sessions(args.session_dir, args.pipeline, args.against, args.as_proto)
-    except ConfigError as e:
-        print(f"✗ {e}", file=sys.stderr)
+    rep = print_report(args, lambda: replay_sessions(args.session_dir, args.pipeline, args.against, args.as_proto),
+                       format_report)
+    if rep is None:
         return 1
-    except (OSError, ValueError) as e:
-        print(f"✗ {e}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(rep, indent=2, default=str))
-    else:
-        print(format_report(rep))
     violations = rep["a"]["total"]["violations"] + (rep["b"]["total"]["violations"] if "b" in rep else 0)
     return 2 if (args.strict and violations) else 0
 
