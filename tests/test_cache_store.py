@@ -1,5 +1,5 @@
 """The cache store's write batches: coalesced per id, and the file ends as the writes in order would leave it."""
-from lynkr.storage.cache_store import _DELETE, _INSERT, CacheStore, _grouped
+from lynkr.storage.cache_store import DELETE, INSERT, CacheStore, grouped
 
 MSG = {"content": [{"type": "text", "text": "ok"}]}
 
@@ -44,10 +44,10 @@ def test_grouping_is_one_delete_and_one_insert_per_run():
     row = lambda i: [f"e{i}", "exact", "s", "k", None, None, "{}", 1.0, 2.0]      # noqa: E731
     batch = []
     for i in range(10):
-        batch += [(_INSERT, row(i)), (_DELETE, [[f"x{i}"]])]
-    stmts = list(_grouped(batch))
+        batch += [(INSERT, row(i)), (DELETE, [[f"x{i}"]])]
+    stmts = list(grouped(batch))
     assert len(stmts) == 2
-    assert stmts[0] == (_DELETE, [[f"x{i}" for i in range(10)]])
+    assert stmts[0] == (DELETE, [[f"x{i}" for i in range(10)]])
     assert stmts[1][1][0] == [f"e{i}" for i in range(10)]
 
 

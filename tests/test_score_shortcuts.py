@@ -26,7 +26,7 @@ ASKS = [
 
 
 def _vocabularies():
-    out = [v for v in vars(signals).values() if isinstance(v, signals._Vocabulary)]
+    out = [v for v in vars(signals).values() if isinstance(v, signals.Vocabulary)]
     out += [p for _, _, p in signals.ACTION_CLASSES] + list(signals.RISK_DOMAINS.values())
     return out
 
@@ -59,7 +59,7 @@ def test_measure_is_the_same_with_and_without_shortcuts(monkeypatch, conv):
 
 
 def test_heads_cover_the_vocabulary():
-    v = signals._words(r"design(?:s|ing)?", r"re-?architect\w*", r"(?:we|i) (?:need|want)", r"(?:5\d\d|4\d\d) errors?")
+    v = signals.words(r"design(?:s|ing)?", r"re-?architect\w*", r"(?:we|i) (?:need|want)", r"(?:5\d\d|4\d\d) errors?")
     assert v.heads == {"des", "re", "we", "i", "5", "4"}
     assert v.search("i need it") and v.search("a 5xx: 503 errors") and v.search("re-architecting")
     assert v.search("nothing here") is None and v.findall("no") == [] and list(v.finditer("")) == []
@@ -70,8 +70,8 @@ def test_heads_cover_the_vocabulary():
     assert v.search(text).span() == v.rx.search(text).span() and v.match(text).group() == "we need"
     assert v.match("a we need") is None and v.rx.match("a we need") is None
     # An alternative that can begin otherwise (a class, a dot) turns the shortcut off.
-    assert signals._words(r"[a-z]+ly", r"design").heads is None
-    assert signals._words(r"\.gitignore").heads is None
+    assert signals.words(r"[a-z]+ly", r"design").heads is None
+    assert signals.words(r"\.gitignore").heads is None
 
 
 def test_stripped_texts_are_remembered_within_a_bound(monkeypatch):

@@ -16,7 +16,7 @@ from lynkr.exchange import Exchange, Response
 from lynkr.providers.resilience import Breaker, peek_first, stream_guard
 from lynkr.wire import anthropic
 from lynkr.wire.events import MessageAccumulator
-from lynkr.wire.sse import SSEBody, _parse_block, parse_events
+from lynkr.wire.sse import SSEBody, parse_block, parse_events
 from tests.conftest import FIXTURES, start_app
 from tests.helpers.render_http import rendered
 from tests.helpers.wire_upstreams import step_to_message
@@ -90,7 +90,7 @@ class Chunked:
 def slow_parse(data: bytes) -> list[dict]:
     out = []
     for block in data.replace(b"\r\n", b"\n").split(b"\n\n"):
-        ev = _parse_block(block) if block.strip() else None
+        ev = parse_block(block) if block.strip() else None
         if ev is not None and ev[1]:
             out.append(orjson.loads(ev[1]))
     return out
@@ -154,7 +154,7 @@ def test_parse_events_takes_the_general_path_for_any_other_shape(odd):
 
 async def test_a_stream_in_another_shape_is_not_verbatim():
     data = stream_of(MESSAGES[0])
-    data_only = b"".join(b"data: " + _parse_block(b)[1] + b"\n\n" for b in data.split(b"\n\n") if b)
+    data_only = b"".join(b"data: " + parse_block(b)[1] + b"\n\n" for b in data.split(b"\n\n") if b)
     body = SSEBody(Chunked([data_only]), "anthropic")
     assert (await body.peek())["type"] == "message_start" and not body.verbatim
     body = SSEBody(Chunked([b": OPENROUTER PROCESSING\n\n" + data]), "anthropic")
@@ -235,7 +235,7 @@ async def test_a_stream_without_message_stop_or_with_a_broken_event_ends_with_an
 
 async def test_another_shape_goes_through_the_event_path_with_event_lines():
     data = stream_of(MESSAGES[0])
-    data_only = b"".join(b"data: " + _parse_block(b)[1] + b"\n\n" for b in data.split(b"\n\n") if b)
+    data_only = b"".join(b"data: " + parse_block(b)[1] + b"\n\n" for b in data.split(b"\n\n") if b)
     got, x = await render([data_only])
     assert got == data                                        # every event named, bytes otherwise kept
     assert x.response.final["content"] == MESSAGES[0]["content"]

@@ -19,20 +19,20 @@ except ImportError:     # pragma: no cover - a Python without it only loses the 
 
 from lynkr.routing.text import Conversation
 
-__all__ = ["DIMENSIONS", "measure", "is_negated"]
+__all__ = ["DIMENSIONS", "measure", "is_negated", "words", "Vocabulary"]
 
 _I = re.IGNORECASE
 MAX_SCAN_CHARS = 6000
 
 
-def _words(*alternatives: str) -> "_Vocabulary":
+def words(*alternatives: str) -> "Vocabulary":
     # Not inside a dotted or hyphenated name: "Store.remove", "auth.py", "non-security".
     # Matched against the lower-cased ask (one lower() beats IGNORECASE on every pattern).
-    return _Vocabulary(re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b"), _starts_of(alternatives))
+    return Vocabulary(re.compile(r"(?<![./_-])\b(?:" + "|".join(alternatives) + r")\b"), _starts_of(alternatives))
 
 
-class _Vocabulary:
-    """A `_words` pattern that reads a text only where a match can start. A match starts where a
+class Vocabulary:
+    """A `words` pattern that reads a text only where a match can start. A match starts where a
     run of word characters starts (the pattern opens with \\b and each alternative with a word
     character) and begins with its alternative's literal head, so only the words of the text that
     begin with one of those heads (their first `_HEAD` characters) are tried, each with one
@@ -187,42 +187,42 @@ def _seq_heads(items: list) -> set[str] | None:
 # -- action verbs, by how much work they ask for ------------------------------------------------
 # Each class is the value the dimension takes when its strongest verb is in that class.
 ACTION_CLASSES: list[tuple[str, float, re.Pattern]] = [
-    ("design", 1.0, _words(
+    ("design", 1.0, words(
         r"design(?:s|ing)?", r"architect(?:s|ing)?", r"re-?architect\w*", r"evaluat(?:e|es|ing)", r"audit(?:s|ing)?",
         r"assess(?:es|ing)?", r"threat[- ]model\w*", r"prove", r"derive", r"formali[sz]e", r"compare",
         r"critique", r"choose between", r"decide between", r"analy[sz]e", r"reason (?:through|about)",
         r"justify", r"argue", r"work out", r"determine whether", r"show (?:that|whether|why)", r"weigh",
         r"recommend", r"think (?:about|through|hard|carefully)",
         r"explain (?:the )?(?:trade-?offs?|implications|risks|consequences)")),
-    ("build", 0.75, _words(
+    ("build", 0.75, words(
         r"implement(?:s|ing)?", r"refactor\w*", r"migrat(?:e|es|ing)", r"port(?:ing)?", r"restructur\w*",
         r"rewrit(?:e|es|ing)", r"redesign\w*", r"debug(?:s|ging)?", r"diagnos(?:e|ing)", r"investigat\w*",
         r"troubleshoot\w*", r"profil(?:e|ing)", r"optimi[sz](?:e|ing)", r"integrat(?:e|ing)", r"split(?:ting)?",
         r"consolidat\w*", r"overhaul\w*", r"moderni[sz]\w*", r"paralleli[sz]\w*", r"instrument(?:ing)?",
         r"build", r"review", r"harden", r"upgrad(?:e|ing)", r"switch over", r"build out", r"set up", r"automate",
         r"decouple", r"scale", r"propose", r"plan", r"speed up")),
-    ("edit", 0.45, _words(
+    ("edit", 0.45, words(
         r"add(?:s|ing)?", r"write", r"writing", r"creat(?:e|ing)", r"generat(?:e|ing)", r"renam(?:e|ing)",
         r"updat(?:e|ing)", r"chang(?:e|ing)", r"modif(?:y|ying)", r"fix(?:es|ing)?", r"remov(?:e|ing)",
         r"delet(?:e|ing)", r"replac(?:e|ing)", r"test", r"document", r"format", r"summari[sz]e", r"translat(?:e|ing)",
         r"extract", r"mov(?:e|ing)", r"sort", r"pars(?:e|ing)", r"configur(?:e|ing)", r"install", r"make",
         r"convert\w* (?:this|the|it|these|my|our)", r"clean up", r"type hints?", r"docstrings?",
         r"(?:we|i) (?:need|want)(?! to know)")),
-    ("lookup", 0.15, _words(
+    ("lookup", 0.15, words(
         r"what", r"which", r"where", r"when", r"who", r"how", r"show", r"list", r"tell", r"print", r"convert",
         r"define", r"mean(?:s|ing)?", r"explain", r"describe", r"difference", r"check")),
 ]
 
 # -- scope: breadth words, enumerations, several steps, several components ----------------------
-_WIDE = _words(r"across", r"all (?:[\w.-]+ ){0,2}[\w-]+s", r"every", r"entire", r"whole", r"everywhere", r"throughout", r"codebase",
+_WIDE = words(r"across", r"all (?:[\w.-]+ ){0,2}[\w-]+s", r"every", r"entire", r"whole", r"everywhere", r"throughout", r"codebase",
                r"repo(?:sitory)?", r"project-wide", r"end[- ]to[- ]end", r"system-wide", r"globally",
                r"multiple", r"several", r"each of")
-_STEP = _words(r"then", r"after that", r"afterwards", r"finally", r"first", r"next", r"including", r"with tests",
+_STEP = words(r"then", r"after that", r"afterwards", r"finally", r"first", r"next", r"including", r"with tests",
                r"and (?:then )?(?:update|fix|add|make|write|run|check|verify|document|design|propose|recommend|explain|"
                r"restructure|move|migrate|set up|deploy|measure|benchmark|test|integrate|remove|rename|wire|port)",
                r"keep(?:ing)? (?:the |all |our |it )?[\w ]{0,30}(?:working|green|passing|identical|compatible)",
                r"backwards? compatib\w*", r"without (?:breaking|downtime)", r"during the (?:transition|migration)")
-_COMPONENT = _words(
+_COMPONENT = words(
     r"api", r"apis", r"endpoints?", r"databases?", r"db", r"quer(?:y|ies)", r"schemas?", r"clients?", r"sdks?",
     r"servers?", r"services?", r"modules?", r"handlers?", r"layers?", r"frontend", r"backend", r"ui", r"cli",
     r"workers?", r"queues?", r"caches?", r"pipelines?", r"config(?:uration)?s?", r"docs", r"documentation",
@@ -230,18 +230,18 @@ _COMPONENT = _words(
     r"kubernetes", r"ci", r"deploy(?:ment)?s?", r"imports", r"dependenc(?:y|ies)", r"packages?", r"routes?",
     r"middleware", r"auth(?:entication)? flow", r"storage", r"websockets?", r"threads?", r"processes")
 # Objects that are whole systems rather than a line or a function.
-_LARGE = _words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r"backend", r"layers?", r"flows?",
+_LARGE = words(r"services?", r"systems?", r"app(?:lication)?s?", r"frontend", r"backend", r"layers?", r"flows?",
                 r"pipelines?", r"architectures?", r"infrastructure", r"platform", r"suites?", r"codebase",
                 r"monolith", r"monorepo", r"support", r"microservices?", r"stack", r"workers?", r"framework")
 # Objects no bigger than a function: the task is local however it is phrased.
-_SMALL = _words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
+_SMALL = words(r"functions?", r"variables?", r"docstrings?", r"one-liners?", r"lines?", r"snippets?", r"regex(?:es)?",
                 r"commands?", r"type hints?", r"comments?", r"methods?", r"\.gitignore", r"readme", r"typos?",
                 r"unit tests?", r"a test", r"loop", r"constants?", r"arguments?", r"parameters?")
 _TRANSFORM = _Needing(re.compile(r"\bfrom\s+[\w.+#/ -]{1,40}?\s+to\s+\w"), "from")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
 
 # -- reasoning markers ----------------------------------------------------------------------------
-_REASON_STRONG = _words(
+_REASON_STRONG = words(
     r"prov(?:e|ing)", r"proofs?", r"deriv(?:e|ing|ation)", r"justif(?:y|ies|ication)", r"trade-?offs?",
     r"threat[- ]model\w*", r"invariants?", r"formal(?:ly)?", r"asymptotic(?:ally)?", r"linearizab\w*",
     r"reason (?:through|about|carefully)", r"with reasoning", r"analy[sz](?:e|es|ing|is)", r"evaluat(?:e|ion)",
@@ -256,7 +256,7 @@ _REASON_STRONG = _words(
     r"distinguish", r"(?:security|privacy|performance|scalability) implications", r"terminat(?:es|ion)",
     r"walk (?:me |us )?through", r"think (?:about|through|hard|carefully)", r"attack surface",
     r"probabilit(?:y|ies)", r"expected (?:number|value)", r"collisions?", r"decide whether", r"estimate")
-_REASON_WEAK = _words(
+_REASON_WEAK = words(
     r"why", r"strateg(?:y|ies)", r"architectures?", r"algorithms?", r"protocol", r"scheme", r"design",
     r"implications?", r"subtle", r"risks?", r"edge cases?", r"which (?:is|one) (?:better|best)", r"should (?:we|i)",
     r"pick one", r"decisions?", r"constraints?", r"approach(?:es)?", r"alternatives?", r"is it possible",
@@ -264,41 +264,41 @@ _REASON_WEAK = _words(
 
 # -- risk domains -----------------------------------------------------------------------------------
 RISK_DOMAINS: dict[str, re.Pattern] = {
-    "security": _words(
+    "security": words(
         r"secur(?:e|ity)", r"vulnerab\w*", r"exploit\w*", r"attack(?:er|ers|s)?", r"csrf", r"xss", r"injection",
         r"authenticat\w*", r"authori[sz]ation", r"session fixation", r"privilege\w*", r"sandbox\w*", r"secrets?",
         r"credentials?", r"encrypt\w*", r"decrypt\w*", r"passwords?", r"threats?", r"malicious", r"untrusted",
         r"user-supplied", r"cve", r"tokens? storage", r"cryptograph\w*", r"weakness(?:es)?", r"key rotation",
         r"permissions?", r"rbac", r"oauth", r"jwt", r"pii", r"attack surface", r"abus(?:e|ed|ing)"),
-    "concurrency": _words(
+    "concurrency": words(
         r"concurren\w*", r"race conditions?", r"races?", r"deadlocks?", r"lock-free", r"mutex\w*", r"atomic\w*",
         r"thread-safe\w*", r"interleavings?", r"linearizab\w*", r"double[- ]\w+ing", r"idempoten\w*",
         r"exactly-once", r"at-least-once", r"retr(?:y|ies)", r"locking", r"memory model", r"volatile",
         r"happens-before", r"at the same time", r"simultaneous\w*", r"at once",
         r"two (?:requests|users|threads|processes|workers|clients|transactions)"),
-    "data": _words(
+    "data": words(
         r"data loss", r"los(?:e|ing) data", r"corrupt\w*", r"migrations", r"schema migrations?",
         r"database migrations?", r"data migrations?", r"zero-downtime", r"shard\w*", r"replicas?", r"replication",
         r"failover", r"consisten(?:cy|t)", r"stale", r"transactions?", r"ledger", r"backups?", r"durab\w*",
         r"isolation levels?"),
-    "distributed": _words(
+    "distributed": words(
         r"distributed", r"multi-region", r"clusters?", r"consensus", r"network partitions?", r"kafka",
         r"rebalanc\w*", r"eventual(?:ly)? consisten\w*", r"cache invalidation", r"split[- ]brain",
         r"leader election", r"clock skew", r"quorum", r"leases?", r"fencing", r"byzantine", r"gossip", r"raft",
         r"paxos", r"active-active", r"crdts?", r"vector clocks?"),
-    "money": _words(r"payments?", r"billing", r"charg(?:e|es|ed|ing)", r"invoices?", r"refunds?", r"money",
+    "money": words(r"payments?", r"billing", r"charg(?:e|es|ed|ing)", r"invoices?", r"refunds?", r"money",
                     r"financial"),
-    "production": _words(r"production", r"outages?", r"incidents?", r"downtime", r"customer-facing", r"hotfix"),
+    "production": words(r"production", r"outages?", r"incidents?", r"downtime", r"customer-facing", r"hotfix"),
 }
 
 # -- a problem to diagnose (the cause is not yet known) ---------------------------------------------
-_PROBLEM_STRONG = _words(
+_PROBLEM_STRONG = words(
     r"memory leaks?", r"leak(?:s|ing)?", r"crash(?:es|ing)?", r"hang(?:s|ing)?", r"freez(?:e|es|ing)",
     r"intermittent(?:ly)?", r"flak(?:y|iness)", r"regressions?", r"bottlenecks?", r"drop(?:s|ped|ping)?",
     r"times? out", r"timeouts?", r"root cause", r"find the cause", r"figure out why", r"slow(?:ly|er|down)?",
     r"deadlocks?", r"(?:5\d\d|4\d\d) errors?", r"a 5\d\d", r"find and fix", r"track down", r"hunt down",
     r"grows?", r"spikes?", r"degrad\w+")
-_PROBLEM_WEAK = _words(r"bugs?", r"errors?", r"exceptions?", r"fail(?:s|ed|ing|ures?)?", r"broken", r"wrong",
+_PROBLEM_WEAK = words(r"bugs?", r"errors?", r"exceptions?", r"fail(?:s|ed|ing|ures?)?", r"broken", r"wrong",
                        r"doesn't work", r"not working", r"raises?", r"issues?")
 
 # -- code and named things -------------------------------------------------------------------------------
@@ -324,7 +324,7 @@ _CLAUSE_START = re.compile(r"(?:^|[.;:!?,\n(]|\b(?:and|then|to|please|also|can y
                            r"need to|want to|let's|should|we|i)\b)\s*$")
 _OBJECT_FOLLOWS = re.compile(r"\s+(?:the|this|that|these|those|our|my|your|a|an|it|them|all|every|each|some|"
                              r"its|their|out|up|why|how|what|whether)\b")
-_QUESTION_START = _words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
+_QUESTION_START = words(r"what", r"what's", r"how", r"why", r"which", r"where", r"when", r"who", r"is", r"are",
                          r"does", r"do", r"can", r"could", r"should", r"would", r"will", r"did")
 _MIGRATING_VERBS = ("mov", "convert", "switch", "transition")
 _BIG_O = _Needing(re.compile(r"\bo\((?:1|n|log n|n log n|n\^?2|n²|2\^n|n!)\)"), "o(")
@@ -345,8 +345,8 @@ def is_negated(text: str, start: int, window: int = 4) -> bool:
     before = text[max(0, start - 60):start]
     parts = _CLAUSE_BREAK.split(before)
     clause = parts[-1] if parts else before
-    words = _WORD.findall(clause)[-window:]
-    return bool(words) and bool(_NEGATION.search(" ".join(words)))
+    last = _WORD.findall(clause)[-window:]
+    return bool(last) and bool(_NEGATION.search(" ".join(last)))
 
 
 def _hits(pattern: re.Pattern, text: str, negation: bool = False) -> list[str]:

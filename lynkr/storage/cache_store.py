@@ -20,7 +20,7 @@ import orjson
 from lynkr.storage import db_service
 from lynkr.storage.duckfile import attached, insert, release
 
-__all__ = ["CacheStore", "open_store", "cache_path"]
+__all__ = ["CacheStore", "open_store", "cache_path", "grouped", "INSERT", "DELETE"]
 
 log = logging.getLogger("lynkr.cache")
 
@@ -115,11 +115,11 @@ class CacheStore:
         vec = [float(v) for v in vector] if vector is not None else None
         raw = message if isinstance(message, bytes) else orjson.dumps(message)
         row = [id, kind, stage, scope, text, vec, raw.decode(), created, expires]
-        self._submit(_INSERT, row)
+        self._submit(INSERT, row)
 
     def delete(self, ids: list[str]) -> None:
         if ids:
-            self._submit(_DELETE, [list(ids)])
+            self._submit(DELETE, [list(ids)])
 
     def purge_expired(self, now: float | None = None) -> None:
         self._submit("DELETE FROM cache.cache_entries WHERE expires <= ?", [time.time() if now is None else now])
@@ -186,7 +186,7 @@ def _write_batch(path: str, batch: list) -> int:
     with attached(path, ALIAS) as con:
         try:   # in order (a delete may follow the insert it undoes), one commit for the batch
             con.execute("BEGIN")
-            for sql, params in _grouped(batch):
+            for sql, params in grouped(batch):
                 _execute(con, sql, params)
             con.execute("COMMIT")
             return 0
@@ -206,9 +206,9 @@ def _write_batch(path: str, batch: list) -> int:
 
 
 def _execute(con, sql: str, params: list) -> None:
-    if sql == _INSERT_ROWS:
+    if sql == INSERT_ROWS:
         insert(con, "cache.cache_entries", COLUMNS, params, verb="INSERT OR REPLACE")
-    elif sql == _INSERT:
+    elif sql == INSERT:
         insert(con, "cache.cache_entries", COLUMNS, [[v] for v in params], verb="INSERT OR REPLACE")
     else:
         con.execute(sql, params)
@@ -219,12 +219,12 @@ BUSY_BATCH = 16          # entries queued during one write that mean "under load
 
 COLUMNS = ["id", "kind", "stage", "scope", "text", "vector", "message", "created", "expires"]
 # What a worker queues: a row to insert (or replace), ids to delete, or a statement of its own.
-_INSERT = "insert"
-_INSERT_ROWS = "insert rows"         # rows as columns (lynkr.storage.duckfile.insert), made by _grouped
-_DELETE = "DELETE FROM cache.cache_entries WHERE id IN (SELECT unnest(?))"
+INSERT = "insert"
+INSERT_ROWS = "insert rows"         # rows as columns (lynkr.storage.duckfile.insert), made by grouped
+DELETE = "DELETE FROM cache.cache_entries WHERE id IN (SELECT unnest(?))"
 
 
-def _grouped(batch: list[tuple[str, list]]):
+def grouped(batch: list[tuple[str, list]]):
     """The batch as few statements: each run of inserts and deletes by id becomes one DELETE and
     one insert, with each id's last operation winning (ids are independent, so
     this is the state the statements in order would leave). Interleaved, a full exact cache's
@@ -237,15 +237,15 @@ def _grouped(batch: list[tuple[str, list]]):
         rows = [row for row in last.values() if row is not None]
         last.clear()
         if gone:
-            yield _DELETE, [gone]
+            yield DELETE, [gone]
         if rows:
-            yield _INSERT_ROWS, [list(c) for c in zip(*rows)]
+            yield INSERT_ROWS, [list(c) for c in zip(*rows)]
 
     for sql, params in batch:
-        if sql == _INSERT:
+        if sql == INSERT:
             last.pop(params[0], None)
             last[params[0]] = params
-        elif sql == _DELETE:
+        elif sql == DELETE:
             for i in params[0]:
                 last.pop(i, None)
                 last[i] = None

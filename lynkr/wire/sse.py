@@ -5,7 +5,7 @@ from typing import AsyncIterator
 
 import orjson
 
-__all__ = ["iter_sse", "iter_sse_batches", "SSEBody", "parse_events", "sse_event", "sse_data", "RawEvent",
+__all__ = ["parse_block", "iter_sse", "iter_sse_batches", "SSEBody", "parse_events", "sse_event", "sse_data", "RawEvent",
            "finish_stream"]
 
 
@@ -26,7 +26,7 @@ class RawEvent(dict):
         self.more = more
 
 
-def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+def parse_block(block: bytes) -> tuple[str | None, bytes] | None:
     if block.startswith(b"event: "):
         # The usual shape, `event: NAME\ndata: JSON` on two lines, without the general loop.
         nl = block.find(b"\n")
@@ -67,11 +67,11 @@ async def iter_sse(stream) -> AsyncIterator[tuple[str | None, bytes]]:
         if line:
             lines.append(line)
             continue
-        ev = _parse_block(b"\n".join(lines)) if lines else None
+        ev = parse_block(b"\n".join(lines)) if lines else None
         lines = []
         if ev is not None:
             yield ev
-    if lines and (ev := _parse_block(b"\n".join(lines))) is not None:
+    if lines and (ev := parse_block(b"\n".join(lines))) is not None:
         yield ev
 
 
@@ -105,7 +105,7 @@ async def _batches(reads, buf: bytes) -> AsyncIterator[list[tuple[str | None, by
             i = buf.find(b"\n\n", pos)
             if i < 0:
                 break
-            ev = _parse_block(buf[pos:i])
+            ev = parse_block(buf[pos:i])
             pos = i + 2
             if ev is not None:
                 batch.append(ev)
@@ -114,7 +114,7 @@ async def _batches(reads, buf: bytes) -> AsyncIterator[list[tuple[str | None, by
         if batch:
             yield batch
     if buf.strip():
-        ev = _parse_block(buf.rstrip(b"\r\n"))
+        ev = parse_block(buf.rstrip(b"\r\n"))
         if ev is not None:
             yield [ev]
 
@@ -135,7 +135,7 @@ def parse_events(chunk: bytes) -> list[dict]:
     datas = []
     for block in chunk.split(b"\n\n"):
         if block:
-            ev = _parse_block(block)
+            ev = parse_block(block)
             if ev is not None and ev[1]:
                 datas.append(ev[1])
     if not datas:
@@ -186,7 +186,7 @@ class SSEBody:
                 if not buf.strip():
                     return None
                 i = len(buf)      # a last event without its blank line
-            ev = _parse_block(buf[:i].rstrip(b"\n"))
+            ev = parse_block(buf[:i].rstrip(b"\n"))
             if ev is None or not ev[1]:
                 self._buf = buf[i + 2:]       # comments and empty events before the first are dropped
                 continue
@@ -250,7 +250,7 @@ class SSEBody:
             if tail.strip():
                 # A last event without its blank line is written only once it reads as a whole event.
                 evs = parse_events(tail)
-                if evs or _parse_block(tail) is not None:
+                if evs or parse_block(tail) is not None:
                     yield tail + b"\n\n"
                     if feed is not None:
                         feed(evs)
