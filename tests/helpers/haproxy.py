@@ -62,6 +62,9 @@ defaults
     retries 3
     retry-on conn-failure
     option redispatch 1
+    # A request is never put on an idle connection a replica may have died with: each gets its
+    # own (one loopback or LAN handshake, nothing beside an LLM call).
+    http-reuse never
 
 frontend lynkr_in
     bind {host}:{port}
