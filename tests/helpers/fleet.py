@@ -2,9 +2,9 @@
 process trees, own ports and state folders, one pipeline file), an upstream double that knows
 which replica called it (tests/helpers/fleet_upstream.py), and HAProxy round robin in front
 (tests/helpers/haproxy.py). Shared state (`state:`) and fleet telemetry (`telemetry:`) are
-pipeline lines the caller passes in.
+pipeline lines the caller asks for.
 
-    with Fleet(tmp, replicas=3, extra_yaml=...) as fleet:
+    with Fleet(tmp, replicas=3, redis=URL, lake={"catalog": …, "data_path": …}) as fleet:
         fleet.lb.url                          # the balancer
         fleet.replicas[1].kill()              # SIGKILL, every process of that replica
         fleet.replicas[1].start(); fleet.replicas[1].wait_ready()
@@ -37,10 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 KEYS = {"burst": "fleet-burst-0123456789abcdef", "load": "fleet-load-0123456789abcdef"}
 
 
-def fleet_pipeline(extra_yaml: str = "", *, rpm: int = 60) -> str:
-    """The one pipeline every replica runs: both caches, a provider call, two client keys.
-    What differs per replica comes from its environment (FLEET_UPSTREAM, FLEET_DIR), as a
-    Kubernetes pod gets it; `extra_yaml` adds top-level sections (`state:`, a `telemetry:` lake)."""
+def fleet_pipeline(*, redis: str | None = None, lake: dict | None = None, rpm: int = 60) -> str:
+    """The one pipeline every replica runs: both caches, a provider call, two client keys,
+    telemetry flushed every 0.2 s. What differs per replica comes from its environment
+    (FLEET_UPSTREAM, FLEET_DIR), as a Kubernetes pod gets it. `redis` shares the state
+    (`state: {redis: URL}`), `lake` ({catalog, data_path}) the telemetry (`telemetry.lake`)."""
+    state = f"state: {{redis: {json.dumps(redis)}}}\n" if redis else ""
+    lake_line = (f"\n  lake: {{catalog: {json.dumps(lake['catalog'])}, data_path: {json.dumps(lake['data_path'])}}}"
+                 if lake else "")
     return f"""version: 1
 name: fleet
 providers:
@@ -53,7 +57,10 @@ stages:
   - {{id: cache, uses: semantic_cache, with: {{threshold: 0.87}}}}
   - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
 state_dir: "{{{{ env.FLEET_DIR }}}}"
-{extra_yaml}"""
+telemetry:
+  path: "{{{{ env.FLEET_DIR }}}}/telemetry.duckdb"
+  flush_interval_s: 0.2{lake_line}
+{state}"""
 
 
 def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
@@ -215,12 +222,12 @@ def _wait(cond, message: str, proc: _Process | None = None, timeout: float = 60)
 class Fleet:
     """Upstream double, `replicas` × `lynkr run` on one pipeline file, HAProxy in front."""
 
-    def __init__(self, workdir: Path, *, replicas: int = 3, extra_yaml: str = "", env: dict | None = None,
-                 rpm: int = 60):
+    def __init__(self, workdir: Path, *, replicas: int = 3, redis: str | None = None, lake: dict | None = None,
+                 env: dict | None = None, rpm: int = 60):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pipeline = self.workdir / "fleet.yaml"
-        self.pipeline.write_text(fleet_pipeline(extra_yaml, rpm=rpm))
+        self.pipeline.write_text(fleet_pipeline(redis=redis, lake=lake, rpm=rpm))
         self.upstream = UpstreamProcess(self.workdir)
         self.replicas = [Replica(f"r{i}", self.pipeline, self.workdir / f"r{i}", self.upstream.url, env)
                          for i in range(replicas)]
