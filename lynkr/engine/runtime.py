@@ -125,6 +125,10 @@ class Engine:
                 await self.reload()
                 targets = {os.path.abspath(f) for f in self.watched_files()}
 
+    def serving(self) -> list[Pipeline]:
+        """Every pipeline this engine serves (one; lynkr.engine.folder's, one per file)."""
+        return [self.current] if self.current is not None else []
+
     # -- requests ----------------------------------------------------------------------------
     @property
     def finishing(self) -> int:

@@ -5,6 +5,7 @@ from lynkr.config import LoadedConfig
 from lynkr.config.registry import PROVIDER_KINDS as KINDS
 from lynkr.config.registry import provider_class
 from lynkr.providers.base import Provider
+from lynkr.providers.pool import pool_members
 
 __all__ = ["Provider", "KINDS", "provider_class", "build_providers"]
 
@@ -41,6 +42,10 @@ def build_providers(cfg: LoadedConfig, errors: list | None = None) -> dict[str, 
             found.append(cfg.error(f"provider kind '{kind}' is not implemented yet", ("providers", name, "kind")))
             continue
         cls = provider_class(kind)
+        if isinstance(conf.get("api_key"), list) or "api_keys" in conf:
+            # A pool of keys: adapters' checks read `api_key` as "is there a key" (the first one).
+            members = pool_members(conf)
+            conf = {**conf, "api_key": members[0] if members else "", "api_keys": members}
         problems = cls.check(name, conf) if name in used else []
         found += [cfg.error(message, ("providers", name, key) if key in conf else ("providers", name))
                   for key, message in problems]

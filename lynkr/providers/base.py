@@ -12,6 +12,7 @@ from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response
 from lynkr.kit.cache import Bounded
 from lynkr.providers import prompt_cache, textcalls
+from lynkr.providers.pool import KeyPool, pool_members
 from lynkr.providers.resilience import as_proxy_error, parse_retry_after, upstream_error
 
 __all__ = ["Provider", "error_from_body", "session_options", "provider_options", "COMMON_OPTIONS"]
@@ -44,7 +45,10 @@ class Provider:
         self.name = name
         self.config = config
         self.base_url = (config.get("base_url") or "").rstrip("/")
-        self.api_key = config.get("api_key") or None
+        members = pool_members(config)
+        self._api_key = members[0] if members else None
+        # Several upstream keys: each attempt leases one (lynkr.providers.pool, call_resilient).
+        self.pool = KeyPool(name, members, config.get("key_pool")) if len(members) > 1 else None
         self._session: aiohttp.ClientSession | None = None
         self.models: dict = {}        # the pipeline's `models:` table (build_providers sets it)
         self.text_tool_calls = textcalls.enabled(config, self.local_models())
@@ -52,6 +56,13 @@ class Provider:
         # depend on the config and the name alone, and every request asks again.
         self._model_for: Bounded = Bounded(max_entries=512)
         self._cache_rules: Bounded = Bounded(max_entries=512)
+
+    @property
+    def api_key(self) -> str | None:
+        """The upstream key to send: the pool member of the running attempt, else the one key."""
+        if self.pool is not None:
+            return self.pool.leased_secret() or self._api_key
+        return self._api_key
 
     def local_models(self) -> bool:
         """Whether this upstream serves local models, which often write tool calls as text
@@ -242,7 +253,18 @@ _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 COMMON_OPTIONS: dict = {
     "kind": {"type": "string", "description": "the adapter (`lynkr providers` lists them)"},
     "base_url": {"type": "string", "description": "the upstream's URL, up to the API's own path"},
-    "api_key": {"type": ["string", "null"], "description": "the upstream's key; empty means none"},
+    "api_key": {"type": ["string", "null", "array"], "items": {"type": ["string", "null"]},
+                "description": "the upstream's key; empty means none; a list is a pool of keys (docs/providers.md)"},
+    "api_keys": {"type": "array", "items": {"type": ["string", "null"]},
+                 "description": "a pool of upstream keys: requests spread over them, one the upstream refuses "
+                                "(429, 401, 403) sits out while the others serve"},
+    "key_pool": {
+        "type": "object", "additionalProperties": False, "description": "how a pool of keys benches a refused one",
+        "properties": {
+            "cooldown_s": {**_SECONDS, "default": 30.0, "description": "a 429 without retry-after sits out this long"},
+            "disable_s": {**_SECONDS, "default": 300.0, "description": "a 401/403 sits out this long, then is tried again"},
+        },
+    },
     "enabled": {"type": ["boolean", "string"], "default": True,
                 "description": "false (or '', 0, no, off) leaves the provider out of the pipeline"},
     "env_vars": {"type": "object", "additionalProperties": {"type": "string"},

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Response
+from lynkr.providers.pool import leased
 from lynkr.wire.sse import parse_events
 
 __all__ = ["RetryPolicy", "Breaker", "Breakers", "classify_status", "context_length_error", "peek_first",
@@ -436,14 +437,27 @@ class Attempt:
     ms: int
 
 
+async def _send(provider, x, model: str, first_byte_s: float | None) -> Response:
+    # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by the
+    # read timeout instead (a long generation is not a hung upstream).
+    if first_byte_s:
+        async with asyncio.timeout(first_byte_s):
+            return await provider.send(x, model)
+    # no timer to arm: asyncio.timeout(None) still costs ~15 µs a request
+    return await provider.send(x, model)
+
+
 async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breakers: Breakers | None,
                          first_byte_s: float | None, log: list | None = None) -> Response:
     """One target: breaker check, send, wait for the first byte, retry retryable failures with
     backoff. Raises the last ProxyError when the target cannot answer."""
     breaker = breakers.get(provider.name, model) if breakers is not None else None
-    attempt = 0
+    pool = getattr(provider, "pool", None)
+    attempt = switches = 0
     while True:
         attempt += 1
+        # A pool of upstream keys: this attempt's key (all of them benched: a retryable 429).
+        member = pool.pick() if pool is not None else None
         if breaker is not None and not breaker.allow():
             raise ProxyError(503, f"circuit open for {provider.name}:{model} after repeated failures; "
                                   f"next probe in {breaker.retry_in():.0f}s",
@@ -452,14 +466,13 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
         t0 = time.perf_counter()
         x.upstream_request = None       # set by the adapter once it has built a body to post
         try:
-            # The first-byte limit bounds a stream's start; a non-streaming answer is bounded by
-            # the read timeout instead (a long generation is not a hung upstream).
             fb = first_byte_s if x.request.get("stream") else None
-            if fb:
-                async with asyncio.timeout(fb):
-                    resp = await provider.send(x, model)
-            else:   # no timer to arm: asyncio.timeout(None) still costs ~15 µs a request
-                resp = await provider.send(x, model)
+            if member is None:
+                resp = await _send(provider, x, model, fb)
+            else:
+                with leased(member):        # the adapter's api_key is this member's
+                    resp = await _send(provider, x, model, fb)
+                x.vars["upstream_key"] = member.masked
             resp = await peek_first(resp, fb)
         except asyncio.TimeoutError:
             err = ProxyError(504, f"no response from provider '{provider.name}' within {first_byte_s:g}s",
@@ -489,6 +502,17 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
                         "ms": int((time.perf_counter() - t0) * 1000)})
         if x.client_auth:
             _mask_client_auth(err, x)
+        if member is not None and pool.benches(err):
+            # This key's refusal, not the provider's: it sits out and, while another key can
+            # serve, the request goes again at once on that one (not counted as a retry).
+            pool.bench(member, err)
+            if breaker is not None:
+                breaker.release()
+            if switches < len(pool) - 1 and pool.any_available():
+                switches += 1
+                attempt -= 1
+                continue
+            raise err
         if breaker is not None:
             if err.fault != "upstream":
                 breaker.release()       # says nothing about the upstream's health

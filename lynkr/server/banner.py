@@ -9,6 +9,7 @@ import os
 
 from lynkr import __version__
 from lynkr.config.loader import TIERS
+from lynkr.providers.pool import mask as last4, pool_members
 
 __all__ = ["first_screen", "first_screen_data", "routes_of", "mask"]
 
@@ -42,7 +43,10 @@ def _key_status(name: str, conf: dict) -> str:
     kind = conf.get("kind", "")
     if kind in _LOCAL_KINDS:
         return _LOCAL_KINDS[kind]
-    key = conf.get("api_key") or conf.get("access_key_id")
+    keys = pool_members(conf)
+    if len(keys) > 1:
+        return f"{len(keys)} keys (a pool): " + ", ".join(last4(k) for k in keys)
+    key = (keys[0] if keys else None) or conf.get("access_key_id")
     if key:
         return "key " + mask(str(key))
     if kind in ("anthropic", "azure_anthropic") and conf.get("forward_client_auth", True):

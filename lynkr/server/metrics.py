@@ -19,6 +19,8 @@ from bisect import bisect_left
 
 from aiohttp import web
 
+from lynkr.server.provider_health import key_pools
+
 __all__ = ["setup", "Metrics", "Histogram"]
 
 # Seconds. A request spans milliseconds (a cache hit) to minutes (a long generation).
@@ -275,6 +277,15 @@ class Metrics:
         family("lynkr_breaker_opens_total", "counter", "Times each breaker opened.",
                [_sample("lynkr_breaker_opens_total", k, b.get("opens", 0)) for k, b in breakers])
         self._mcp_families(family)
+        pools = [({"provider": name, "key": m["key"]}, m) for name, members in sorted(key_pools(e).items())
+                 for m in members]
+        family("lynkr_upstream_key_available", "gauge",
+               "Each key of a provider's pool (masked: its last 4 characters): 1 serving, 0 benched after a 429/401/403.",
+               [_sample("lynkr_upstream_key_available", k, int(m["state"] == "ok")) for k, m in pools])
+        family("lynkr_upstream_key_attempts_total", "counter", "Upstream attempts sent with each key of a pool.",
+               [_sample("lynkr_upstream_key_attempts_total", k, m["served"]) for k, m in pools])
+        family("lynkr_upstream_key_benched_total", "counter", "Times each key of a pool was benched.",
+               [_sample("lynkr_upstream_key_benched_total", k, m["benched"]) for k, m in pools])
         family("lynkr_pipeline_reloads_total", "counter", "Successful hot reloads of the pipeline file.",
                [_sample("lynkr_pipeline_reloads_total", {}, getattr(e, "reloads", 0))])
         family("lynkr_pipeline_reload_failures_total", "counter", "Reloads refused (invalid file); the old pipeline kept serving.",

@@ -37,6 +37,7 @@ REQUEST_COLUMNS: list[tuple[str, str]] = [
     ("response_text", "VARCHAR"),
     ("key", "VARCHAR"),                # the client key's name (keys:, api_keys[i]); never its secret
     ("team", "VARCHAR"),               # the key's team
+    ("upstream_key", "VARCHAR"),       # which key of a provider's pool served: "…" + its last 4 characters
 ]
 
 STAGE_EVENT_COLUMNS: list[tuple[str, str]] = [

@@ -392,6 +392,7 @@ def rows_for(x, *, content: bool = False, worker: int = 0, memo: dict | None = N
         "session": x.session,
         "key": v.get("key"),
         "team": v.get("team"),
+        "upstream_key": v.get("upstream_key"),
         "requested_model": (models[0] if models is not None else
                             (x.original or {}).get("model") if isinstance(x.original, dict) else None),
         "provider": x.route.provider if x.route else None,
