@@ -53,6 +53,7 @@ async def pooled_proxy(up, write_pipeline, tmp_path, keys_line: str):
 def pool_pipeline(url: str, keys_line: str) -> str:
     return f"""
 version: 1
+server: {{shed: {{enabled: false}}}}     # the SDKs share this test's event loop: their lag is not load
 providers:
   up:
     kind: anthropic

@@ -41,12 +41,12 @@ def print_report(args, produce, fmt, *, about: str = "") -> dict | None:
 
 @command
 def cmd_run(args) -> int:
-    """Serve a pipeline."""
+    """Serve a pipeline, or every pipeline of a folder."""
     _load_dotenv()
     from lynkr.config.lynkr_env import hot_reload
     from lynkr.server.run import serve_forever
 
-    path = pipeline_path(args.pipeline)
+    path = pipeline_path(args.pipeline, folder_ok=True)
     if path is None:
         return 1
     for line in lynkr_env_warnings(path):
@@ -63,12 +63,12 @@ def shipped_pipelines() -> Path:
     return installed if installed.is_dir() else package.parent / "pipelines"
 
 
-def pipeline_path(arg: str) -> str | None:
+def pipeline_path(arg: str, folder_ok: bool = False) -> str | None:
     """A pipeline argument as a file to load: a path as given, else a shipped pipeline by name
-    (`lynkr run default`, `lynkr validate demo`). Prints the one-line error and returns None when
-    neither is usable."""
+    (`lynkr run default`, `lynkr validate demo`); a folder of pipelines where `folder_ok`
+    (`lynkr run pipelines/`). Prints the one-line error and returns None when neither is usable."""
     p = Path(arg)
-    if p.is_dir():
+    if p.is_dir() and not folder_ok:
         print(f"✗ {arg}: is a directory; give a pipeline file (e.g. {arg.rstrip('/')}/default.yaml)", file=sys.stderr)
         return None
     if p.exists() or os.sep in arg or "/" in arg:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from lynkr.errors import did_you_mean
 
-__all__ = ["ClientKey", "client_keys", "team_limits", "check_keys", "model_allowed"]
+__all__ = ["ClientKey", "client_keys", "team_limits", "check_keys", "check_globs", "model_allowed", "key_pipelines"]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -34,14 +34,27 @@ class ClientKey:
     team: str | None = None
     limits: dict = field(default_factory=dict)
     models: tuple[str, ...] = ()        # globs over provider:model; empty = all
+    pipelines: tuple[str, ...] = ()     # the pipelines it may use, its default first; empty = any (lynkr.config.folder)
 
 
 def model_allowed(globs: tuple[str, ...] | list[str], target: str) -> bool:
     return not globs or any(fnmatch.fnmatchcase(target, g) for g in globs)
 
 
+def key_pipelines(key: dict, teams: dict) -> tuple[str, ...]:
+    """The pipelines a `keys:` entry may use, its default first: its own `pipeline:` (a name or a
+    list), else its team's; () = any."""
+    own = key.get("pipeline")
+    if own is None and key.get("team"):
+        own = ((teams or {}).get(key["team"]) or {}).get("pipeline")
+    if own is None:
+        return ()
+    return (own,) if isinstance(own, str) else tuple(own)
+
+
 def client_keys(config: dict) -> list[ClientKey]:
     out = []
+    teams = config.get("teams") or {}
     for name, k in (config.get("keys") or {}).items():
         if k.get("secret_sha256"):
             digest = bytes.fromhex(k["secret_sha256"].lower())
@@ -49,7 +62,8 @@ def client_keys(config: dict) -> list[ClientKey]:
             digest = hashlib.sha256(k["secret"].encode()).digest()
         else:
             continue     # check_keys refused it at load; a key without a secret admits no one
-        out.append(ClientKey(name, digest, k.get("team"), dict(k.get("limits") or {}), tuple(k.get("models") or ())))
+        out.append(ClientKey(name, digest, k.get("team"), dict(k.get("limits") or {}), tuple(k.get("models") or ()),
+                             key_pipelines(k, teams)))
     for i, secret in enumerate((config.get("server") or {}).get("api_keys") or ()):
         if isinstance(secret, str) and secret:
             out.append(ClientKey(f"api_keys[{i}]", hashlib.sha256(secret.encode()).digest()))
@@ -82,13 +96,21 @@ def check_keys(cfg) -> None:
         if team is not None and team not in teams:
             raise cfg.error(f"key '{name}' names team '{team}', which is not under teams:", ("keys", name, "team"),
                             did_you_mean(team, teams) or ("declare it: teams: {" + team + ": {}}"))
-        for i, glob in enumerate(k.get("models") or ()):
-            prov = glob.split(":", 1)[0]
-            if ":" not in glob or not any(fnmatch.fnmatchcase(p, prov) for p in providers):
-                raise cfg.error(f"key '{name}': model glob '{glob}' matches no provider of this pipeline "
-                                "(globs are over provider:model)", ("keys", name, "models", i),
-                                did_you_mean(prov, providers) or ("providers: " + ", ".join(providers)))
+        named = key_pipelines(k, teams)
+        if not named or cfg.name in named:
+            # A key of other pipelines only: lynkr.config.folder checks its globs against theirs.
+            check_globs(cfg, name, k.get("models") or (), providers)
         digest = bytes.fromhex(k["secret_sha256"].lower()) if has_hash else hashlib.sha256(k["secret"].encode()).digest()
         if digest in seen:
             raise cfg.error(f"keys '{seen[digest]}' and '{name}' have the same secret", ("keys", name))
         seen[digest] = name
+
+
+def check_globs(cfg, name: str, globs, providers: list, where: str = "this pipeline") -> None:
+    """A ConfigError at the first of a key's model globs whose provider part matches none of `providers`."""
+    for i, glob in enumerate(globs):
+        prov = glob.split(":", 1)[0]
+        if ":" not in glob or not any(fnmatch.fnmatchcase(p, prov) for p in providers):
+            raise cfg.error(f"key '{name}': model glob '{glob}' matches no provider of {where} "
+                            "(globs are over provider:model)", ("keys", name, "models", i),
+                            did_you_mean(prov, providers) or ("providers: " + ", ".join(providers)))

@@ -14,6 +14,10 @@ __all__ = ["BASE_SCHEMA", "assemble_schema", "PROVIDER_KINDS"]
 
 PROVIDER_KINDS = list(KINDS)
 
+# A folder of pipelines (`lynkr run pipelines/`): the one(s) a key or team may use, its default first.
+_PIPELINE = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}],
+             "description": "The pipeline (by name) its requests go to, or a list: the first by default, any by "
+                            "/p/NAME/ (docs/teams.md); omitted = the front pipeline, any by path."}
 _LIMITS = {
     "type": "object",
     "additionalProperties": False,
@@ -132,6 +136,7 @@ BASE_SCHEMA: dict = {
                     "limits": _LIMITS,
                     "models": {"type": "array", "items": {"type": "string"},
                                "description": "Globs over provider:model this key may use; omitted = all."},
+                    "pipeline": _PIPELINE,
                     "description": {"type": "string"},
                 },
             },
@@ -140,7 +145,8 @@ BASE_SCHEMA: dict = {
             "type": "object",
             "description": "Teams by name: limits shared by all their keys.",
             "additionalProperties": {"type": "object", "additionalProperties": False,
-                                     "properties": {"limits": _LIMITS, "description": {"type": "string"}}},
+                                     "properties": {"limits": _LIMITS, "pipeline": _PIPELINE,
+                                                    "description": {"type": "string"}}},
         },
         "providers": {
             "type": "object",

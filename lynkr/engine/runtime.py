@@ -17,6 +17,7 @@ from typing import Mapping
 
 from lynkr.body import Body
 from lynkr.config import load_config
+from lynkr.config.folder import check_key_pipelines
 from lynkr.errors import ConfigError
 from lynkr.exchange import Exchange
 from lynkr.telemetry import NullWriter, TelemetryWriter
@@ -79,6 +80,7 @@ class Engine:
 
         def build():
             cfg = load_config(self.path, self.environ)
+            check_key_pipelines(cfg, {cfg.name: cfg})     # one file serves one pipeline: keys may name only it
             return build_pipeline(cfg, shared=self.shared)
 
         return await loop.run_in_executor(None, build)
@@ -128,6 +130,10 @@ class Engine:
     def serving(self) -> list[Pipeline]:
         """Every pipeline this engine serves (one; lynkr.engine.folder's, one per file)."""
         return [self.current] if self.current is not None else []
+
+    def named(self, name: str) -> Pipeline | None:
+        """The served pipeline of that name (`/p/NAME/…`, `keys.NAME.pipeline`), or None."""
+        return self.current if self.current is not None and self.current.name == name else None
 
     # -- requests ----------------------------------------------------------------------------
     @property

@@ -14,7 +14,7 @@ from lynkr.errors import ProxyError
 from lynkr.wire import anthropic, openai_chat, openai_responses
 from lynkr.wire import embeddings as embed_wire
 from lynkr.wire.validate import validate_request
-from lynkr.server.handler import DEFAULT_MAX_BODY, read_json, read_raw_json, serve
+from lynkr.server.handler import DEFAULT_MAX_BODY, pipeline_for, read_json, read_raw_json, serve
 
 __all__ = ["setup", "model_ids"]
 
@@ -103,7 +103,10 @@ def model_ids(pipeline) -> list[str]:
 
 
 async def models(request: web.Request) -> web.Response:
-    ids = model_ids(request.app["engine"].current)
+    try:
+        ids = model_ids(pipeline_for(request))
+    except ProxyError as e:
+        return (openai_chat if "authorization" in request.headers else anthropic).error_response(e)
     h = request.headers
     if "client_version" in request.query:
         # Codex wants its own manifest; an empty list makes it use its bundled catalog.
@@ -135,12 +138,14 @@ def setup(app: web.Application) -> None:
 
     app.cleanup_ctx.append(count_pool)
     r = app.router
-    r.add_post("/v1/messages", messages)
-    r.add_post("/v1/messages/count_tokens", count_tokens)
-    for prefix in ("/v1", ""):
-        r.add_post(prefix + "/chat/completions", chat_completions)
-        r.add_post(prefix + "/responses", responses)
-    # /v1 only: lynkr.server.security guards /v1/* and the two unprefixed paths above.
-    r.add_get("/v1/models", models)
+    # Each protocol at its own path, and under /p/NAME/ for a folder's pipeline NAME (docs/teams.md).
+    for root in ("", "/p/{pipeline}"):
+        r.add_post(root + "/v1/messages", messages)
+        r.add_post(root + "/v1/messages/count_tokens", count_tokens)
+        for prefix in ("/v1", ""):
+            r.add_post(root + prefix + "/chat/completions", chat_completions)
+            r.add_post(root + prefix + "/responses", responses)
+        # /v1 only: lynkr.server.security guards /v1/* and the two unprefixed paths above.
+        r.add_get(root + "/v1/models", models)
     r.add_post("/v1/embeddings", embeddings)
     r.add_route("HEAD", "/api/hello", hello)

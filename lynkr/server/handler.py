@@ -13,7 +13,7 @@ import zlib
 import orjson
 from aiohttp import web
 
-from lynkr.errors import ProxyError
+from lynkr.errors import ProxyError, did_you_mean
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
 from lynkr.redact import printable
@@ -22,7 +22,7 @@ from lynkr.server.connections import body_deadline
 from lynkr.wire.render import ClientGone
 from lynkr.wire.validate import validate_request
 
-__all__ = ["serve", "read_json", "read_raw_json"]
+__all__ = ["serve", "read_json", "read_raw_json", "pipeline_for"]
 
 log = logging.getLogger("lynkr.server")
 
@@ -133,12 +133,36 @@ def _session_in_user_id(uid: str) -> str:
 _CREDENTIAL_HEADERS = {"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"}
 
 
+def pipeline_for(request: web.Request):
+    """The pipeline a request goes to: the one `/p/NAME/…` names, else its client key's own
+    (`keys.NAME.pipeline`, or its team's), else the front one (a folder's, or the only one).
+    A 404 for a name not served, a 403 for one the key may not use."""
+    engine = request.app["engine"]
+    named = request.match_info.get("pipeline")
+    key = request.get("client_key")
+    allowed = key.pipelines if key is not None else ()
+    if named is None:
+        if not allowed:
+            return engine.current
+        named = allowed[0]
+    pipeline = engine.named(named)
+    if pipeline is None:
+        served = [p.name for p in engine.serving()]
+        raise ProxyError(404, f"no pipeline named '{printable(named, 80)}' is served here (served: {', '.join(served)})"
+                         + (f"; {hint}" if (hint := did_you_mean(named, served)) else ""), type="not_found_error")
+    if allowed and named not in allowed:
+        raise ProxyError(403, f"key {key.name} may use the pipeline{'s' if len(allowed) > 1 else ''} "
+                              f"{', '.join(allowed)}, not '{named}'", type="permission_error")
+    return pipeline
+
+
 async def serve(request: web.Request, proto) -> web.StreamResponse:
     engine = request.app["engine"]
     t0 = time.perf_counter()
-    pipeline = engine.current
-    server_cfg = (pipeline.config.get("server") or {}) if pipeline is not None else {}
+    front = engine.current          # the server settings are the process's: the front pipeline's
+    server_cfg = (front.config.get("server") or {}) if front is not None else {}
     try:
+        pipeline = pipeline_for(request) if front is not None else None
         raw, body = await read_raw_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
         validate_request(proto.CLIENT, body, server_cfg)     # the client's fault ends here, as a 400
         canonical = proto.to_canonical(body)

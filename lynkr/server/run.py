@@ -11,9 +11,10 @@ import sys
 from aiohttp import web
 
 from lynkr.storage import db_service
-from lynkr.config import load_config
+from lynkr.config.folder import load_front
 from lynkr.errors import ConfigError
 from lynkr.kit.heap import fix_mmap_threshold
+from lynkr.engine.folder import engine_for
 from lynkr.engine.runtime import Engine
 from lynkr.server.app import create_app
 from lynkr.server.logs import RequestLog
@@ -43,7 +44,7 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     global _log_format
     _log_format = log_format
     try:
-        cfg = load_config(pipeline)
+        cfg = load_front(pipeline)       # a folder's front pipeline holds the server settings
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
@@ -139,7 +140,7 @@ def _tune_gc() -> None:
 def _serve(pipeline: str, host: str, port: int, watch: bool, grace: float, *, worker: int, reuse_port: bool,
            workers: int = 1) -> int:
     _use_uvloop()
-    engine = Engine(pipeline, watch=watch, worker=worker)
+    engine = engine_for(pipeline, watch=watch, worker=worker)
 
     async def main() -> None:
         try:
