@@ -79,7 +79,8 @@ async def test_data_endpoint_matches_the_reports_and_holds_no_prompt_text(tmp_pa
         await stop()
     assert "SECRET" not in text
     assert data["requests"] == 6 and recent["requests"] == 5
-    assert set(data["reports"]) == {"savings", "by-day", "by-model", "tiers", "cache", "latency", "errors", "pipelines"}
+    assert set(data["reports"]) == {"savings", "by-day", "by-model", "tiers", "cache", "latency", "errors", "pipelines",
+                                    "by-key", "by-team"}
     savings = data["reports"]["savings"]
     total = dict(zip(savings["columns"], savings["rows"][-1]))
     assert total["stage"] == "TOTAL" and total["tokens_saved"] == 2200 and abs(total["usd_saved"] - 0.0349) < 1e-9

@@ -5,6 +5,7 @@ checks that each chart drew the numbers the reports give, that the page logged n
 errors, and saves a screenshot in the test's tmp dir. Chromium comes from
 .ci/setup.d/20-browser.sh (never `playwright install`).
 """
+import asyncio
 import os
 import shutil
 
@@ -98,6 +99,7 @@ async def test_dashboard_renders_seeded_numbers(dashboard_server, tmp_path):
             rendered = await page.eval_on_selector_all("[data-chart]", "els => els.map(e => [e.dataset.chart, e.dataset.rendered])")
             assert all(r not in (None, "empty") for _c, r in rendered), rendered
             assert "overloaded" in await page.inner_text("#error-table")
+            assert await page.is_hidden("#keys-panel"), "no client keys: no per-key table"
 
             # Changing the period reloads from the API: 7 days leaves out the 10-day-old request.
             await page.select_option("#since", "7d")
@@ -157,3 +159,52 @@ async def test_dashboard_with_no_requests_yet(tmp_path):
         await runner.cleanup()
         await engine.stop()
     assert not problems, problems
+
+
+async def test_the_per_key_table_shows_spend_and_refusals_per_key_and_team(anthropic_upstream, tmp_path):
+    """With client keys, the page's per-key table has a row per key (its team, requests, refusals at
+    the door, tokens, spend, live requests in the last 60 s) and one per team."""
+    pw_api = pytest.importorskip("playwright.async_api")
+    from tests.helpers.reliability_util import lynkr_app, post
+
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"""
+version: 1
+providers:
+  up: {{kind: anthropic, base_url: "{anthropic_upstream.url}"}}
+models:
+  claude-x: {{input: 1000, output: 0}}
+stages:
+  - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
+keys:
+  dana: {{secret: "table-a-0123456789abcdef", team: web, limits: {{rpm: 1}}}}
+  eli: {{secret: "table-b-0123456789abcdef"}}
+teams:
+  web: {{}}
+server: {{admin_token: "s3cret"}}
+dashboard: {{enabled: true}}
+""")
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        for key in ("table-a-0123456789abcdef", "table-a-0123456789abcdef", "table-b-0123456789abcdef"):
+            await post(url, headers={"x-api-key": key})
+        await asyncio.get_running_loop().run_in_executor(None, app["engine"].writer.flush)
+        async with pw_api.async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 1400})
+                await page.goto(url + "/dashboard?token=s3cret")
+                await page.wait_for_selector('body[data-ready="1"]', timeout=20_000)
+                assert await page.is_visible("#keys-panel")
+                rows = await page.eval_on_selector_all(
+                    "#keys-table tr", "trs => trs.map(tr => [...tr.children].map(td => td.textContent))")
+                teams = await page.eval_on_selector_all(
+                    "#teams-table tr", "trs => trs.map(tr => [...tr.children].map(td => td.textContent))")
+            finally:
+                await browser.close()
+    head = rows[0]
+    table = {r[0]: dict(zip(head, r)) for r in rows[1:]}
+    assert table["dana"]["team"] == "web" and table["dana"]["requests"] == "1" and table["dana"]["refused"] == "1"
+    assert table["dana"]["spent"] == "$0.010" and table["dana"]["tokens"] == "13"      # 10 in, 3 out
+    assert table["dana"]["requests last 60 s"] == "1"
+    assert table["eli"]["requests"] == "1" and table["eli"]["refused"] == "0"
+    assert {r[0] for r in teams[1:]} == {"web", "(none)"}

@@ -244,3 +244,37 @@ def test_keys_new_prints_a_secret_whose_hash_loads(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "frank team ops: no limits; all models" in out
     assert "ops: usd_per_month $50.00; keys: frank" in out
+
+
+# -- the dashboard's per-key table -----------------------------------------------------------------
+
+async def test_dashboard_data_has_per_key_spend_refusals_and_live_counters(anthropic_upstream, write_pipeline, tmp_path):
+    """The dashboard's data carries the by-key and by-team reports (requests, tokens, USD per key and
+    team), the refusals at the door per key (which never reach telemetry) and each limited key's
+    live counters; the secrets appear nowhere in it."""
+    a, b = "dash-a-0123456789abcdef", "dash-b-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url, f"""keys:
+  dana: {{secret: "{a}", team: web, limits: {{rpm: 2}}}}
+  eli: {{secret: "{b}"}}
+teams:
+  web: {{}}
+server: {{admin_token: "dash-admin-0123456789"}}
+dashboard: {{enabled: true}}
+"""))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        statuses = [(await post(url, headers={"x-api-key": key}))[0] for key in (a, a, a, b)]
+        assert statuses == [200, 200, 429, 200]
+        await asyncio.get_running_loop().run_in_executor(None, app["engine"].writer.flush)
+        async with aiohttp.ClientSession() as s, s.get(url + "/dashboard/api/data",
+                                                       headers={"authorization": "Bearer dash-admin-0123456789"}) as r:
+            assert r.status == 200
+            text = await r.text()
+    data = orjson.loads(text)
+    by_key = {row[0]: dict(zip(data["reports"]["by-key"]["columns"], row)) for row in data["reports"]["by-key"]["rows"]}
+    assert by_key["dana"]["requests"] == 2 and by_key["dana"]["team"] == "web" and by_key["eli"]["requests"] == 1
+    assert by_key["dana"]["usd_spent"] == pytest.approx(0.02) and by_key["dana"]["usage_input"] == 20
+    by_team = {row[0]: dict(zip(data["reports"]["by-team"]["columns"], row)) for row in data["reports"]["by-team"]["rows"]}
+    assert by_team["web"]["requests"] == 2
+    assert data["keys"]["refusals"] == {"dana": {"refused_rate": 1}}
+    assert data["keys"]["live"]["key:dana"]["rpm"] == 2 and data["keys"]["live"]["key:dana"]["in_flight"] == 0
+    assert a not in text and b not in text

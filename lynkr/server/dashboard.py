@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from lynkr.teams import ledger
 from lynkr.telemetry.reports import ReportError, NoRequests, list_reports, parse_since, run_reports
 from lynkr.server.auth import require_admin
 
@@ -23,7 +24,8 @@ __all__ = ["setup", "DASHBOARD_REPORTS"]
 
 STATIC = Path(__file__).parent / "static"
 # The reports the page draws, in the order of its panels.
-DASHBOARD_REPORTS = ("savings", "by-day", "by-model", "tiers", "cache", "latency", "errors", "pipelines")
+DASHBOARD_REPORTS = ("savings", "by-day", "by-model", "tiers", "cache", "latency", "errors", "pipelines",
+                     "by-key", "by-team")
 _ASSETS = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -112,9 +114,26 @@ async def _run(request: web.Request, names: list[str]) -> web.Response:
         return _json_error(500, str(e))
     body["requests"] = out.pop("requests")
     body["reports"] = out
+    if "by-key" in out:
+        body["keys"] = await _key_state(request)
     if not body["requests"]:
         body["message"] = "no requests yet"
     return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def _key_state(request: web.Request) -> dict:
+    """What the per-key table adds to the by-key and by-team reports: refusals at the door per key
+    (401/429/402 never reach telemetry; this process's counts, as its /metrics has them) and the
+    live counters of each limited key and team (`key:NAME` / `team:NAME`: rpm and tpm windows, in
+    flight, USD today and this month; the host's, from lynkr.teams.ledger)."""
+    refusals: dict = {}
+    for (key, outcome), n in (request.app.get("key_refusals") or {}).items():
+        refusals.setdefault(key, {})[outcome] = n
+    try:
+        live = await asyncio.get_running_loop().run_in_executor(None, ledger.snapshot)
+    except Exception:          # the writer process is gone (shutting down): the table goes without
+        live = {}
+    return {"refusals": refusals, "live": live}
 
 
 # -- the memory panel: what the memory stage remembers (user data: only here, behind the token) ----

@@ -240,6 +240,37 @@ function draw(data) {
     [["pipeline", "pipeline"], ["pipeline_hash", "hash"], ["first_seen", "first seen"], ["requests", "requests", fmtInt],
      ["tokens_saved_pct", "tokens saved", fmtPct], ["cost_usd", "cost", fmtUsd], ["saved_usd", "saved", fmtUsd],
      ["usd_saved_pct", "saved of baseline", fmtPct]]);
+  keyTables(data);
+}
+
+// -- client keys --------------------------------------------------------------------------
+// The by-key / by-team reports (telemetry) joined with what never reaches telemetry: refusals at
+// the door (this process's counts) and the live counters of limited keys and teams (the host's).
+function keyTables(data) {
+  const r = data.reports;
+  const state = data.keys || { refusals: {}, live: {} };
+  const keys = rowsOf(r["by-key"]);
+  const panel = document.getElementById("keys-panel");
+  const refusedOf = (name) => Object.entries(state.refusals[name] || {})
+    .filter(([outcome]) => outcome !== "unauthorized").reduce((s, [, n]) => s + n, 0);
+  const known = new Set(keys.map((k) => k.key));
+  for (const name of Object.keys(state.refusals)) {
+    if (!known.has(name) && name !== "(none)") keys.push({ key: name, requests: 0 });
+  }
+  panel.hidden = !keys.some((k) => k.key !== "(none)");
+  if (panel.hidden) return;
+  const withLive = (rows, kind, col) => rows.map((row) => {
+    const live = state.live[`${kind}:${row[col]}`] || {};
+    return { ...row, refused: kind === "key" ? refusedOf(row.key) : null, tokens: (row.usage_input || 0) + (row.usage_output || 0),
+             usd_day: live.usd_day, rpm_now: live.rpm, in_flight: live.in_flight };
+  });
+  const money = [["usd_spent", "spent", fmtUsd], ["usd_saved", "saved", fmtUsd], ["cache_hit_pct", "cache hits", fmtPct],
+                 ["usd_day", "spent today (live)", fmtUsd], ["rpm_now", "requests last 60 s", fmtInt], ["in_flight", "in flight", fmtInt]];
+  table(document.getElementById("keys-table"), withLive(keys, "key", "key"),
+    [["key", "key"], ["team", "team"], ["requests", "requests", fmtInt], ["errors", "errors", fmtInt],
+     ["refused", "refused", fmtInt], ["tokens", "tokens", fmtInt], ...money]);
+  table(document.getElementById("teams-table"), withLive(rowsOf(r["by-team"]), "team", "team"),
+    [["team", "team"], ["requests", "requests", fmtInt], ["errors", "errors", fmtInt], ["tokens", "tokens", fmtInt], ...money]);
 }
 
 // -- memory -------------------------------------------------------------------------------
