@@ -278,3 +278,60 @@ dashboard: {{enabled: true}}
     assert data["keys"]["refusals"] == {"dana": {"refused_rate": 1}}
     assert data["keys"]["live"]["key:dana"]["rpm"] == 2 and data["keys"]["live"]["key:dana"]["in_flight"] == 0
     assert a not in text and b not in text
+
+
+# -- tpm, max_concurrent and the overshoot of a budget ----------------------------------------------
+
+async def test_tpm_counts_the_tokens_of_answers_that_ended_in_the_window(anthropic_upstream, write_pipeline, tmp_path):
+    """tpm is the provider-reported tokens (input + output) of the answers that ended in the last
+    60 s: under it a request is admitted, at or over it the next is a 429 naming the limit and what
+    was used, with a retry-after within the window."""
+    secret = "tpm-key-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(anthropic_upstream.url, f'keys:\n  tina: {{secret: "{secret}", limits: {{tpm: 25}}}}\n'))
+    async with lynkr_app(pipe, tmp_path) as (app, url):
+        first = [(await post(url, headers={"x-api-key": secret}))[0] for _ in range(2)]   # 13 tokens each
+        status, headers, body = await post(url, headers={"x-api-key": secret})
+    assert first == [200, 200]
+    assert status == 429 and orjson.loads(body)["error"]["type"] == "rate_limit_error"
+    assert "key tina: 25 tokens per minute reached (26 in the last 60 s)" in orjson.loads(body)["error"]["message"]
+    assert 1 <= int(headers["retry-after"]) <= 60
+    assert len(anthropic_upstream.requests) == 2
+
+
+async def test_max_concurrent_and_a_budget_overshoot_bounded_by_the_requests_in_flight(write_pipeline, tmp_path):
+    """A key with usd_per_day 0.01 and max_concurrent 3 sends 5 requests at once while the upstream
+    holds them: 3 are admitted, 2 get a 429 naming max_concurrent. The 3 answers ($0.01 each) end
+    after the budget was crossed by the first, so it is overshot by the 2 others that were already
+    in flight, no more; the next request is refused with the budget sentence."""
+    from tests.helpers.reliability_util import GatedUpstream, start_upstream
+
+    up = GatedUpstream()
+    runner = await start_upstream(up)
+    secret = "overshoot-key-0123456789abcdef"
+    pipe = write_pipeline(pipe_with(up.url, f'keys:\n  olga: {{secret: "{secret}", '
+                                            'limits: {usd_per_day: 0.01, max_concurrent: 3}}\n'))
+    try:
+        async with lynkr_app(pipe, tmp_path) as (app, url):
+            burst = [asyncio.create_task(post(url, headers={"x-api-key": secret})) for _ in range(5)]
+            await up.wait_arrived(3)
+            while sum(t.done() for t in burst) < 2:          # the two refused come back at once
+                await asyncio.sleep(0.01)
+            turned_away = [t for t in burst if t.done()]
+            up.release()
+            answered = await asyncio.gather(*(t for t in burst if t not in turned_away))
+            refused = [t.result() for t in turned_away]
+            spent = (await asyncio.get_running_loop().run_in_executor(None, ledger_snapshot))["key:olga"]["usd_day"]
+            status, _, body = await post(url, headers={"x-api-key": secret})
+    finally:
+        await runner.cleanup()
+    assert [r[0] for r in refused] == [429, 429]
+    assert all("key olga: 3 requests already in flight (max_concurrent)" in orjson.loads(r[2])["error"]["message"]
+               for r in refused)
+    assert [r[0] for r in answered] == [200, 200, 200] and up.arrived == 3
+    assert spent == pytest.approx(0.03), "charged every answer that was in flight: overshoot = 2 requests"
+    assert status == 402 and "key olga: daily budget $0.01 reached" in orjson.loads(body)["error"]["message"]
+
+
+def ledger_snapshot():
+    from lynkr.teams import ledger
+    return ledger.snapshot()
