@@ -3,6 +3,8 @@ proxy, and `lynkr run` with shipped pipelines — in one run, reported as ratios
 
     python -m benchmarks.overhead                       # all paths, all workloads, 10 s each
     python -m benchmarks.overhead --duration 5 --paths bare,passthrough --workloads small
+    python -m benchmarks.overhead --keys 100 --paths bare,lynkr-default --workloads small,cc62k --soak ""
+                                                        # + lynkr-default-keys100: the door of a team's proxy
 
 Every path gets the same number of processes serving requests, `--workers N` (default 1): the bare
 proxy forks N (SO_REUSEPORT), Lynkr runs `lynkr run --workers N` (plus its one DuckDB writer
@@ -176,7 +178,7 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
             pipeline_file.write_text(GENERATED[pipeline])
         env = {"ANTHROPIC_UPSTREAM_URL": upstream, "LYNKR_TELEMETRY": str(tmp / f"{name}.duckdb"),
                "LYNKR_STATE_DIR": str(tmp / f"{name}-state"), "LOG_LEVEL": "warning"}
-        for k, v in PIPELINE_ENV.get(pipeline, {}).items():
+        for k, v in PIPELINE_ENV.get(pipeline.split("-keys")[0], {}).items():
             env[k] = v.format(upstream=upstream)
         args = [py, "-m", "lynkr.cli", "run", str(pipeline_file), "--port", str(port),
                 "--no-reload", "--log-level", "warning"]
@@ -222,6 +224,8 @@ PIPELINE_ENV: dict[str, dict[str, str]] = {
     "cachehit": {},
     "textcalls": {},
 }
+# `--keys N` adds the path lynkr-default-keysN: the default pipeline's environment, N keys.
+
 
 # A semantic-cache hit as default.yaml serves one, minus the exact cache in front (which would
 # answer a byte-identical body first): the question is embedded, looked up, guarded, replayed.
@@ -253,6 +257,26 @@ state_dir: "{{ env.LYNKR_STATE_DIR }}"
 
 # Pipelines the benchmark writes itself, by path name (`lynkr-NAME`).
 GENERATED = {"cachehit": CACHEHIT_PIPELINE, "textcalls": TEXTCALLS_PIPELINE}
+
+# Limits no benchmark reaches: every request is admitted, and counted in every window and budget.
+_NEVER = "{rpm: 1000000000, tpm: 1000000000000, usd_per_day: 1000000, usd_per_month: 10000000, max_concurrent: 1000000}"
+
+
+def keyed_default(n: int) -> str:
+    """pipelines/default.yaml with `n` client keys (docs/teams.md), limits on each of them and on
+    their ten teams, the load's key (`x-api-key: bench`) the first: what the door of a team's proxy
+    costs a request (the key looked up, then admitted and released against the host's counters in
+    the writer process), against the same pipeline without keys (`lynkr-default`)."""
+    import hashlib
+
+    text = (ROOT / "pipelines" / "default.yaml").read_text().replace("\nname: default\n", f"\nname: default-keys{n}\n", 1)
+    lines = ["", "keys:"]
+    for i in range(n):
+        digest = hashlib.sha256(("bench" if i == 0 else f"bench-key-{i:04d}").encode()).hexdigest()
+        lines.append(f'  k{i}: {{secret_sha256: "{digest}", team: t{i % 10}, limits: {_NEVER}}}')
+    lines.append("teams:")
+    lines += [f"  t{t}: {{limits: {_NEVER}}}" for t in range(min(n, 10))]
+    return text + "\n".join(lines) + "\n"
 
 
 # -- load ------------------------------------------------------------------------------------
@@ -306,7 +330,7 @@ async def w(s, end):
         t = time.perf_counter()
         data = body.replace({MARK.encode()!r}, nonce + b'-' + str(next(counter)).encode())
         try:
-            async with s.post({url!r} + '/v1/messages', data=data, headers={{'content-type': 'application/json'}}) as r:
+            async with s.post({url!r} + '/v1/messages', data=data, headers={{'content-type': 'application/json', 'x-api-key': 'bench'}}) as r:
                 await r.read()
                 if r.status != 200: errors += 1
         except Exception: errors += 1
@@ -437,8 +461,15 @@ def main(argv=None) -> int:
     ap.add_argument("--upstream-server", choices=["raw", "aiohttp"], default="raw",
                     help="the fake upstream: HTTP on asyncio's Protocol (~20 µs a request) or an aiohttp app "
                          "(100–250 µs a request, the CPU a proxy worker would use; runs before 2026-11-27)")
+    ap.add_argument("--keys", type=int, default=0,
+                    help="also serve lynkr-default-keysN: the default pipeline with N client keys, limits on "
+                         "each and on their teams, the load presenting one of them (docs/teams.md); compare "
+                         "its ratio to bare with lynkr-default's, same processes, one run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
     args = ap.parse_args(argv)
+    if args.keys:
+        GENERATED[f"default-keys{args.keys}"] = keyed_default(args.keys)
+        args.paths = ",".join(dict.fromkeys(args.paths.split(",") + ["lynkr-default", f"lynkr-default-keys{args.keys}"]))
 
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk"))
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-bench-"))

@@ -33,11 +33,12 @@ WINDOW_S = 60.0
 
 
 class _Scope:
-    __slots__ = ("admitted", "tokens", "in_flight", "day", "month")
+    __slots__ = ("admitted", "tokens", "token_sum", "in_flight", "day", "month")
 
     def __init__(self):
         self.admitted: deque[float] = deque()              # admission times, rpm window
         self.tokens: deque[tuple[float, int]] = deque()    # (end time, tokens), tpm window
+        self.token_sum = 0                                  # of `tokens`: no sum over the window per request
         self.in_flight = 0
         self.day: tuple[str, float] = ("", 0.0)            # (UTC date, USD)
         self.month: tuple[str, float] = ("", 0.0)          # (UTC year-month, USD)
@@ -47,7 +48,7 @@ class _Scope:
         while self.admitted and self.admitted[0] <= edge:
             self.admitted.popleft()
         while self.tokens and self.tokens[0][0] <= edge:
-            self.tokens.popleft()
+            self.token_sum -= self.tokens.popleft()[1]
 
     def spent(self, which: str, period: str) -> float:
         p, usd = self.day if which == "day" else self.month
@@ -92,6 +93,7 @@ class Ledger:
                 s.in_flight = max(0, s.in_flight - 1)
                 if tokens:
                     s.tokens.append((now, tokens))
+                    s.token_sum += tokens
                 if usd:
                     s.day = (day, s.spent("day", day) + usd)
                     s.month = (month, s.spent("month", month) + usd)
@@ -102,7 +104,7 @@ class Ledger:
             out = {}
             for (kind, name), s in self.scopes.items():
                 s.prune(now)
-                out[f"{kind}:{name}"] = {"rpm": len(s.admitted), "tpm": sum(n for _, n in s.tokens),
+                out[f"{kind}:{name}"] = {"rpm": len(s.admitted), "tpm": s.token_sum,
                                          "in_flight": s.in_flight, "usd_day": s.spent("day", day),
                                          "usd_month": s.spent("month", month)}
             return out
@@ -117,7 +119,7 @@ def _over(kind, name, limits, s: _Scope, now, day, month, dt) -> dict | None:
                 "message": f"{who}: rate limit of {rpm} requests per minute reached; retry in {max(1, round(wait))} s"}
     tpm = limits.get("tpm")
     if tpm is not None:
-        used = sum(n for _, n in s.tokens)
+        used = s.token_sum
         if used >= tpm:
             # Wait until enough of the window has expired to be under the limit again.
             wait, left = WINDOW_S, used
