@@ -1,9 +1,11 @@
 """One proxy serving a folder of pipelines (`lynkr run pipelines/`): a key's requests go to its
 pipeline, `/p/NAME/…` picks one where the key allows it (every client protocol), each file reloads
 on its own, and conflicts between files are load errors naming both files and lines."""
+import asyncio
 import contextlib
 import hashlib
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -53,11 +55,11 @@ def write_folder(folder, url: str) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def folder_proxy(folder, tmp_path):
+async def folder_proxy(folder, tmp_path, watch: bool = False):
     from lynkr.engine.folder import engine_for
     from lynkr.server.app import create_app
 
-    engine = engine_for(str(folder), watch=False, telemetry_path=str(tmp_path / "telemetry.duckdb"))
+    engine = engine_for(str(folder), watch=watch, telemetry_path=str(tmp_path / "telemetry.duckdb"))
     await engine.start()
     runner, url = await start_app(create_app(engine, manage_engine=False))
     try:
@@ -100,6 +102,9 @@ async def test_keys_go_to_their_pipeline_and_pick_others_by_path_where_allowed(a
             await anthropic.AsyncAnthropic(base_url=url + "/p/serch", api_key=BOB, max_retries=0).messages.create(**BODY)
         assert "no pipeline named 'serch'" in e.value.message and "did you mean 'search'?" in e.value.message
         assert len(anthropic_upstream.requests) == seen, "refused requests never reach an upstream"
+        async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+            metrics = await r.text()
+        assert all(f'lynkr_pipeline_info{{pipeline="{n}",' in metrics for n in ("main", "payments", "search"))
     import duckdb
     con = duckdb.connect(str(tmp_path / "telemetry.duckdb"), read_only=True)
     rows = con.execute("SELECT pipeline, key, count(*) FROM requests WHERE status = 200 GROUP BY 1, 2 ORDER BY 1, 2").fetchall()
@@ -127,6 +132,51 @@ async def test_each_file_reloads_on_its_own_and_a_bad_change_keeps_every_pipelin
         assert "main.yaml:5; when a folder is served" in engine.last_error
         await anthropic.AsyncAnthropic(base_url=url, api_key=CAROL, max_retries=0).messages.create(**BODY)
         assert anthropic_upstream.requests[-1]["model"] == "claude-search"
+
+
+async def test_the_watcher_reloads_only_the_file_that_changed_and_loads_a_new_one(anthropic_upstream, tmp_path):
+    """With the folder watched, saving one file swaps in that pipeline alone; a file added to the
+    folder is served under its name."""
+    files = write_folder(tmp_path / "pipelines", anthropic_upstream.url)
+    async with folder_proxy(tmp_path / "pipelines", tmp_path, watch=True) as (engine, url):
+        before = dict(engine.pipelines)
+        await asyncio.sleep(0.3)        # let the watcher start
+        files["search"].write_text(PROJECT.format(name="search", url=anthropic_upstream.url, model="claude-search-2"))
+        await wait_for(lambda: engine.pipelines["search"] is not before["search"])
+        assert engine.pipelines["payments"] is before["payments"] and engine.pipelines["main"] is before["main"]
+        (tmp_path / "pipelines" / "docs.yaml").write_text(PROJECT.format(name="docs", url=anthropic_upstream.url,
+                                                                          model="claude-docs"))
+        await wait_for(lambda: "docs" in engine.pipelines)
+        await anthropic.AsyncAnthropic(base_url=url + "/p/docs", api_key=BOB, max_retries=0).messages.create(**BODY)
+        assert anthropic_upstream.requests[-1]["model"] == "claude-docs"
+        await anthropic.AsyncAnthropic(base_url=url, api_key=CAROL, max_retries=0).messages.create(**BODY)
+        assert anthropic_upstream.requests[-1]["model"] == "claude-search-2"
+
+
+async def wait_for(cond, timeout=20.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def test_validate_and_keys_check_read_a_folder_as_run_serves_it(tmp_path, capsys):
+    """`lynkr validate FOLDER` checks each file and then the folder as one (a key naming a pipeline
+    that is not there fails it); `lynkr keys check FOLDER` lists each key with its pipeline."""
+    from lynkr.cli import main
+
+    folder = tmp_path / "pipelines"
+    files = write_folder(folder, "http://127.0.0.1:9")
+    assert main(["validate", str(folder)]) == 0
+    assert f"✓ {folder}: 3 pipelines served together" in capsys.readouterr().out
+    assert main(["keys", "check", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "alice: no limits; all models; pipeline payments;" in out
+    assert "carol team searchers: no limits; up:claude-search*; pipeline search;" in out
+    files["main"].write_text(files["main"].read_text().replace("pipeline: payments", "pipeline: paymnts"))
+    assert main(["validate", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"✗ {files['main']}:8: keys.alice.pipeline: key 'alice' names pipeline 'paymnts'" in err
 
 
 def test_conflicts_between_files_are_load_errors_with_file_line_and_did_you_mean(tmp_path):

@@ -116,28 +116,52 @@ def lynkr_env_warnings(pipeline: str, dotenv: str = ".env") -> list[str]:
 
 @command
 def cmd_validate(args) -> int:
-    """Check pipeline files (for CI in a GitOps repo): exit 0 when all are valid, 1 otherwise."""
-    from lynkr.config import load_config
-    from lynkr.engine.pipeline import build_pipeline
+    """Check pipeline files, or folders of them (for CI in a GitOps repo): exit 0 when all are valid."""
+    from lynkr.config.folder import load_front, pipeline_files
 
     _load_dotenv()     # validate what `run` would serve: a Lynkr .env decides the providers
     failed = 0
     for arg in args.pipelines:
-        path = pipeline_path(arg)
+        path = pipeline_path(arg, folder_ok=True)
         if path is None:
             failed += 1
             continue
-        try:
-            cfg = load_config(path, load_stages=args.load_stages)
-            pipeline = build_pipeline(cfg, dry_run=True)
-            asyncio.run(pipeline.aclose())
-        except ConfigError as e:
-            failed += 1
-            for err in e.all():
-                print(f"✗ {err.one()}", file=sys.stderr)
+        if not Path(path).is_dir():
+            failed += not _validate_file(path, arg, args.load_stages)
             continue
-        print(f"✓ {arg}: pipeline '{cfg.name}' ({len(cfg.data['stages'])} stages, hash {cfg.hash})")
+        files = pipeline_files(path)
+        ok = all([_validate_file(f, f, args.load_stages) for f in files])
+        # What `lynkr run FOLDER` checks across its files (the front pipeline, keys' pipelines).
+        if ok and not _print_errors(load_front, path):
+            ok = False
+        if ok:
+            print(f"✓ {arg}: {len(files)} pipelines served together")
+        failed += not ok
     return 1 if failed else 0
+
+
+def _validate_file(path: str, arg: str, load_stages: bool) -> bool:
+    from lynkr.config import load_config
+    from lynkr.engine.pipeline import build_pipeline
+
+    def build():
+        cfg = load_config(path, load_stages=load_stages)
+        asyncio.run(build_pipeline(cfg, dry_run=True).aclose())
+        return cfg
+    cfg = _print_errors(build)
+    if cfg is not None:
+        print(f"✓ {arg}: pipeline '{cfg.name}' ({len(cfg.data['stages'])} stages, hash {cfg.hash})")
+    return cfg is not None
+
+
+def _print_errors(fn, *args):
+    """fn(*args), or None with each of its ConfigError's problems printed as one line."""
+    try:
+        return fn(*args)
+    except ConfigError as e:
+        for err in e.all():
+            print(f"✗ {err.one()}", file=sys.stderr)
+        return None
 
 
 # -- explain ---------------------------------------------------------------------------------
@@ -253,7 +277,7 @@ def _parser() -> argparse.ArgumentParser:
     add_log_arguments(r)
 
     v = sub.add_parser("validate", help=cmd_validate.__doc__)
-    v.add_argument("pipelines", nargs="+")
+    v.add_argument("pipelines", nargs="+", help="pipeline files, or folders served as `lynkr run FOLDER` would")
     v.add_argument("--load-stages", action="store_true",
                    help="import the pipelines' own stage files (./x.py:Class) to check their options; "
                         "off by default: their code would run")

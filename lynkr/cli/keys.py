@@ -50,11 +50,11 @@ def _fmt(limits: dict) -> str:
 
 
 def _check(path: str) -> int:
-    from lynkr.config import load_config
+    from lynkr.config.folder import load_front
     from lynkr.config.keys import client_keys, team_limits
 
     try:
-        cfg = load_config(path)
+        cfg = load_front(path)       # a folder: its front pipeline's keys, checked against its pipelines
     except ConfigError as e:
         print(f"✗ {e}", file=sys.stderr)
         return 1
@@ -66,7 +66,8 @@ def _check(path: str) -> int:
     for k in keys:
         models = ", ".join(k.models) if k.models else "all models"
         team = f" team {k.team}" if k.team else ""
-        print(f"  {k.name}{team}: {_fmt(k.limits)}; {models}; sha256 {k.digest.hex()[:12]}…")
+        where = f"; pipeline {', '.join(k.pipelines)}" if k.pipelines else ""
+        print(f"  {k.name}{team}: {_fmt(k.limits)}; {models}{where}; sha256 {k.digest.hex()[:12]}…")
     teams = cfg.data.get("teams") or {}
     if teams:
         print(f"{len(teams)} team(s)")
@@ -78,7 +79,7 @@ def _check(path: str) -> int:
 
 def _configure(p) -> None:
     p.add_argument("action", choices=["new", "check"])
-    p.add_argument("name", help="new: the key's name; check: the pipeline file")
+    p.add_argument("name", help="new: the key's name; check: the pipeline file, or a folder served as one")
     p.add_argument("--team", help="new: the team the key belongs to")
 
 

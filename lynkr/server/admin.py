@@ -6,6 +6,7 @@ import datetime as dt
 from aiohttp import web
 
 from lynkr.server.auth import require_admin
+from lynkr.server.provider_health import served
 
 __all__ = ["setup"]
 
@@ -26,6 +27,9 @@ def pipeline_status(engine) -> dict:
         "reload_failures": engine.reload_failures,
         "last_error": engine.last_error,
         "last_error_at": _iso(engine.last_error_at),
+        # Every pipeline served (a folder's, one per file; `name` above is the front one's).
+        "pipelines": [{"name": q.name, "file": q.file, "hash": q.hash, "loaded_at": _iso(q.loaded_at)}
+                      for q in served(engine)],
     }
 
 

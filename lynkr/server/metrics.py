@@ -19,7 +19,7 @@ from bisect import bisect_left
 
 from aiohttp import web
 
-from lynkr.server.provider_health import key_pools
+from lynkr.server.provider_health import key_pools, served
 
 __all__ = ["setup", "Metrics", "Histogram"]
 
@@ -290,8 +290,8 @@ class Metrics:
                [_sample("lynkr_pipeline_reloads_total", {}, getattr(e, "reloads", 0))])
         family("lynkr_pipeline_reload_failures_total", "counter", "Reloads refused (invalid file); the old pipeline kept serving.",
                [_sample("lynkr_pipeline_reload_failures_total", {}, getattr(e, "reload_failures", 0))])
-        family("lynkr_pipeline_info", "gauge", "The pipeline being served (name and config hash).",
-               [_sample("lynkr_pipeline_info", {"pipeline": p.name, "hash": p.hash}, 1)] if p is not None else [])
+        family("lynkr_pipeline_info", "gauge", "The pipelines being served (name and config hash; a folder's, one each).",
+               [_sample("lynkr_pipeline_info", {"pipeline": q.name, "hash": q.hash}, 1) for q in served(e)])
         family("lynkr_pipeline_loaded_timestamp_seconds", "gauge", "When the current pipeline was loaded (unix time).",
                [_sample("lynkr_pipeline_loaded_timestamp_seconds", {}, getattr(p, "loaded_at", None) or self.started)]
                if p is not None else [])
