@@ -34,16 +34,22 @@ class KeyBook:
                 scopes.append(["team", k.team, t])
             self.scopes[k.name] = scopes
         self._config = config
-        self._prices: PriceTable | None = None
+        self._prices: dict[int, tuple[dict, PriceTable]] = {}     # id(config) -> (config, its prices)
 
     @property
     def enabled(self) -> bool:
         return bool(self.by_digest)
 
-    def prices(self) -> PriceTable:
-        if self._prices is None:          # built on the first charge: the catalogue is not free to load
-            self._prices = PriceTable(self._config)
-        return self._prices
+    def prices(self, config: dict | None = None) -> PriceTable:
+        """The prices of the pipeline that served (a folder's pipelines each have their `models:`),
+        built on its first charge: the catalogue is not free to load."""
+        config = self._config if config is None else config
+        found = self._prices.get(id(config))
+        if found is None or found[0] is not config:
+            if len(self._prices) >= 16:   # a folder's pipelines, reloaded: the old configs' go
+                self._prices.clear()
+            found = self._prices[id(config)] = (config, PriceTable(config))
+        return found[1]
 
 
 def presented(headers) -> tuple[str | None, bool]:
@@ -101,6 +107,7 @@ def release(book: KeyBook, scopes: list, x) -> None:
         route = x.route
         if route is not None:
             model = x.request.get("model") if route.model == "*" else route.model
-            price, _ = book.prices().price(model, route.provider)
+            served = x.pipeline.config if x.pipeline is not None else None
+            price, _ = book.prices(served).price(model, route.provider)
             usd = usd_of(usage, price)
     ledger.release(scopes, tokens, usd)
