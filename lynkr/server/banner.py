@@ -79,6 +79,8 @@ def first_screen_data(engine, host: str, port: int, workers: int) -> dict:
     return {
         "version": __version__, "pipeline": p.name, "hash": p.hash, "file": p.file, "url": base,
         "workers": workers, "routes": routes,
+        # A folder's other pipelines (lynkr.engine.folder), reached by key or by /p/NAME/.
+        "others": [q.name for q in engine.serving() if q is not p],
         "dashboard": (f"{base}/dashboard?token={token}" if dash and token else
                       "on, but needs an admin token: set LYNKR_ADMIN_TOKEN" if dash else
                       "off (add `dashboard: {enabled: true}` to the pipeline and set LYNKR_ADMIN_TOKEN)"),
@@ -101,6 +103,8 @@ def first_screen(engine, host: str, port: int, workers: int) -> str:
         lines.append(f"    {r['route']:<{width}}  → {r['target']}  [{r['key']}]{('  ' + r['note']) if r['note'] else ''}")
     if not d["routes"]:
         lines.append("    (none: requests need a `models:` entry or a provider_call `to:`)")
+    if d["others"]:
+        lines.append(f"  also serving {', '.join(d['others'])}  (a key's pipeline:, or {d['url']}/p/NAME/…)")
     c = d["clients"]
     lines += ["  point your tools here",
               f"    Claude Code  {c['claude_code']}",
