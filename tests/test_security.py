@@ -212,7 +212,8 @@ def test_default_bind_is_loopback():
 
 
 async def test_config_errors_never_quote_a_key(anthropic_upstream, write_pipeline, tmp_path):
-    # A schema error quotes the offending value; here the value is a key (a list where a string belongs).
+    # A schema error quotes the offending value; here the value is a key (a mapping where a string,
+    # or a list of them, belongs).
     key = "sk-live-0a1b2c3d4e5f6a7b8c9d"
     good = write_pipeline(f"""
 version: 1
@@ -223,6 +224,6 @@ stages:
 """)
     async with lynkr_app(good, tmp_path) as (app, url):
         engine = app["engine"]
-        good.write_text(good.read_text().replace("kind: anthropic,", f'kind: anthropic, api_key: ["{key}"],'))
+        good.write_text(good.read_text().replace("kind: anthropic,", f'kind: anthropic, api_key: {{k: "{key}"}},'))
         assert not await engine.reload()
         assert "api_key" in engine.last_error and key not in engine.last_error
