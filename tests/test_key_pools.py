@@ -127,7 +127,7 @@ def test_an_empty_pool_member_is_left_out_and_the_banner_counts_the_keys(write_p
     """An unset variable in a pool is no key; the first screen says how many keys the pool has, masked."""
     from lynkr.config.loader import load_config
     from lynkr.engine.pipeline import build_pipeline
-    from lynkr.server.banner import _key_status
+    from lynkr.server.banner import key_status
 
     UNSET = "{{ env.UNSET_POOL_KEY | default('') }}"
 
@@ -135,4 +135,4 @@ def test_an_empty_pool_member_is_left_out_and_the_banner_counts_the_keys(write_p
     cfg = load_config(pipe, environ={})
     p = build_pipeline(cfg, dry_run=True)
     assert [m.masked for m in p.providers["up"].pool.members] == ["…0001", "…0002"]
-    assert _key_status("up", cfg.data["providers"]["up"]) == "2 keys (a pool): …0001, …0002"
+    assert key_status("up", cfg.data["providers"]["up"]) == "2 keys (a pool): …0001, …0002"

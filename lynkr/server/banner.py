@@ -11,7 +11,7 @@ from lynkr import __version__
 from lynkr.config.loader import TIERS
 from lynkr.providers.pool import mask as last4, pool_members
 
-__all__ = ["first_screen", "first_screen_data", "routes_of", "mask"]
+__all__ = ["first_screen", "first_screen_data", "routes_of", "mask", "key_status"]
 
 _LOCAL_KINDS = {"demo": "no key needed (built-in demo model)", "ollama": "no key needed (local)"}
 
@@ -39,7 +39,8 @@ def routes_of(data: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _key_status(name: str, conf: dict) -> str:
+def key_status(name: str, conf: dict) -> str:
+    """How a provider gets its key, as the first screen says it (masked; a pool counted)."""
     kind = conf.get("kind", "")
     if kind in _LOCAL_KINDS:
         return _LOCAL_KINDS[kind]
@@ -72,7 +73,7 @@ def first_screen_data(engine, host: str, port: int, workers: int) -> dict:
     routes = []
     for what, target in routes_of(data):
         name = target.partition(":")[0]
-        routes.append({"route": what, "target": target, "key": _key_status(name, providers.get(name) or {}),
+        routes.append({"route": what, "target": target, "key": key_status(name, providers.get(name) or {}),
                        "note": _model_note(p.providers.get(name), target).strip()})
     token = os.environ.get("LYNKR_ADMIN_TOKEN") or (data.get("server") or {}).get("admin_token")
     dash = (data.get("dashboard") or {}).get("enabled", False)
