@@ -18,6 +18,7 @@ from lynkr.errors import ProxyError
 from lynkr.exchange import Exchange, Response, Route
 from lynkr.providers import prompt_cache as prompt_caching
 from lynkr.providers.resilience import Breakers, RetryPolicy, breakers_for, call_resilient
+from lynkr.wire.answered import merged
 
 __all__ = ["call_target", "configure_breakers", "resolve_model_route", "intercept", "prepare_cache",
            "upstream_model", "DEFAULT_FIRST_BYTE_S"]
@@ -98,7 +99,7 @@ def upstream_model(provider, route: Route, x: Exchange) -> str | None:
 async def intercept(x: Exchange, response: Response, resend) -> Response:
     """The request's interceptors in order over what the upstream answered; `resend(request_body)
     -> Response` sends another body to the same provider and model."""
-    for hook in x.interceptors:
+    for hook in merged(x.interceptors):
         response = await hook(x, response, resend)
     return response
 

@@ -10,8 +10,12 @@ them, sends the continued conversation upstream (`resend`) and splices the conti
 same response, so the client sees one assistant message — complete or streamed, whatever its
 protocol (the renderers work on the canonical events this yields). A turn that also calls client
 tools is passed on with the proxy's calls removed: the client has to run its tools, and the model
-can ask again on the next turn. After `max_rounds` continuations the turn ends as it stands.
-`x.vars[counter]` counts the calls answered (telemetry).
+can ask again on the next turn. After `max_rounds` continuations the turn ends as it stands, with
+a visible note saying so. `x.vars[counter]` counts the calls answered (telemetry).
+
+Several stages may each add such tools to one request (crush's `lynkr_expand`, the MCP tools, the
+memory tools): `merged` makes their interceptors one loop that knows every proxy tool, so a turn
+calling tools of two of them is answered whole, and a continuation may call any of them.
 """
 from __future__ import annotations
 
@@ -20,46 +24,75 @@ from typing import Awaitable, Callable
 from lynkr.exchange import Exchange, Response
 from lynkr.wire.events import MessageAccumulator
 
-__all__ = ["answering", "tool_error", "MAX_ROUNDS"]
+__all__ = ["answering", "merged", "Answering", "tool_error", "MAX_ROUNDS"]
 
 MAX_ROUNDS = 3
 
 Answer = Callable[[Exchange, dict], Awaitable[dict]]
 
 
-def answering(answers: dict[str, Answer], *, counter: str, max_rounds: int = MAX_ROUNDS):
+def answering(answers: dict[str, Answer], *, counter: str, max_rounds: int = MAX_ROUNDS) -> "Answering":
     """The interceptor answering `answers`' tools (name -> answer function)."""
-    tools = _Tools(answers, counter, max_rounds)
+    return Answering(_Tools({name: (fn, counter) for name, fn in answers.items()}, max_rounds))
 
-    async def intercept(x: Exchange, response: Response, resend) -> Response:
+
+class Answering:
+    """A response interceptor (`hook(x, response, resend)`) for the tools the proxy answers."""
+
+    __slots__ = ("tools",)
+
+    def __init__(self, tools: "_Tools"):
+        self.tools = tools
+
+    async def __call__(self, x: Exchange, response: Response, resend) -> Response:
         if response.error is not None:
             return response
         if response.message is not None:
-            return await tools.complete(x, response, resend)
+            return await self.tools.complete(x, response, resend)
         if response.events is not None:
-            response.events = tools.spliced(x, response.events, resend)
+            response.events = self.tools.spliced(x, response.events, resend)
         return response
-    return intercept
+
+
+def merged(hooks: list) -> list:
+    """`hooks` with every Answering among them made one, in the place of the first."""
+    ours = [h for h in hooks if isinstance(h, Answering)]
+    if len(ours) < 2:
+        return hooks
+    one = Answering(_Tools({n: a for h in ours for n, a in h.tools.answers.items()},
+                           max(h.tools.max_rounds for h in ours)))
+    out: list = []
+    for h in hooks:
+        if not isinstance(h, Answering):
+            out.append(h)
+        elif h is ours[0]:
+            out.append(one)
+    return out
 
 
 class _Tools:
-    def __init__(self, answers: dict[str, Answer], counter: str, max_rounds: int):
-        self.answers = answers
-        self.counter = counter
+    def __init__(self, answers: dict[str, tuple[Answer, str]], max_rounds: int):
+        self.answers = answers          # name -> (answer function, the x.vars counter it counts in)
         self.max_rounds = max_rounds
 
     def ours(self, block: dict) -> bool:
         return block.get("type") == "tool_use" and block.get("name") in self.answers
 
-    def count(self, x: Exchange, n: int) -> None:
-        x.vars[self.counter] = x.vars.get(self.counter, 0) + n
+    def count(self, x: Exchange, calls: list[dict]) -> None:
+        for b in calls:
+            counter = self.answers[b["name"]][1]
+            x.vars[counter] = x.vars.get(counter, 0) + 1
+
+    def stopped(self) -> str:
+        return (f"[Lynkr answered its own tools for {self.max_rounds} rounds and stopped there; "
+                f"ask again to go on.]")
 
     async def continuation(self, x: Exchange, request: dict, content: list[dict]) -> dict:
         results = []
         for b in content:
             if self.ours(b):
                 try:
-                    results.append(await self.answers[b["name"]](x, b))
+                    results.append(await self.answers[b["name"]][0](x, b))
                 except Exception as e:      # an answer that failed is the model's tool error, not a 5xx
                     results.append(tool_error(b, f"{b['name']} failed: {type(e).__name__}"))
         messages = list(request.get("messages") or []) + [
@@ -75,11 +108,12 @@ class _Tools:
             calls = [b for b in content if self.ours(b)]
             visible = [b for b in content if not self.ours(b)]
             client_calls = any(b.get("type") == "tool_use" for b in visible)
-            self.count(x, len(calls))
+            self.count(x, calls)
             if not calls or client_calls or round_no == self.max_rounds:
                 final = {**msg, "content": shown + visible}
                 if calls and not client_calls:
                     final["stop_reason"] = "end_turn"
+                    final["content"] = final["content"] + [{"type": "text", "text": self.stopped()}]
                 response.message = final
                 return response
             shown += visible
@@ -106,9 +140,15 @@ class _Tools:
                     client_calls = True
                     continue
                 yield ev
-            self.count(x, len(hidden))
             content = (acc.message or {}).get("content") or []
-            if not hidden or client_calls or round_no == self.max_rounds or not any(self.ours(b) for b in content):
+            calls = [b for b in content if self.ours(b)]
+            self.count(x, calls)
+            if not hidden or client_calls or round_no == self.max_rounds or not calls:
+                if calls and not client_calls:
+                    i = state["next"]
+                    yield {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}
+                    yield {"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": self.stopped()}}
+                    yield {"type": "content_block_stop", "index": i}
                 for ev in held:
                     if ev.get("type") == "message_delta" and hidden and not client_calls:
                         ev = {**ev, "delta": {**(ev.get("delta") or {}), "stop_reason": "end_turn"}}
