@@ -5,6 +5,13 @@ and swaps it in with one assignment, so a request sees either the old or the new
 never a mix. Requests in flight keep the pipeline they started on; the old one is closed when
 its last request finishes. An invalid file is logged, kept in `last_error`, and the old
 pipeline keeps serving.
+
+The watcher decides by what the pipeline file *resolves to*, not by which path an event names:
+editors replace a file by rename, and a Kubernetes ConfigMap volume never touches the visible
+file at all (`pipeline.yaml -> ..data/pipeline.yaml`; an update renames a new `..data` symlink
+into place). Any event in the folder, and a look every WATCH_RECHECK_S without one (an event the
+watcher missed, or came before it was listening), compares each file's identity — device, inode,
+size, mtime, after following symlinks — with the one last loaded, and reloads when it differs.
 """
 from __future__ import annotations
 
@@ -23,9 +30,14 @@ from lynkr.exchange import Exchange
 from lynkr.telemetry import NullWriter, TelemetryWriter
 from lynkr.engine.pipeline import Pipeline, build_pipeline
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "AFTER_HOOKS_GRACE_S", "WATCH_RECHECK_S"]
 
 log = logging.getLogger("lynkr.engine")
+
+# How long `stop` waits for `after` hooks (cache stores) still running when the server shuts down.
+AFTER_HOOKS_GRACE_S = 10
+# Without any file event, the watcher still compares the files this often.
+WATCH_RECHECK_S = 5
 
 
 class Engine:
@@ -45,6 +57,7 @@ class Engine:
         self._telemetry_path = telemetry_path
         self._watch_task: asyncio.Task | None = None
         self._reload_lock = asyncio.Lock()
+        self._loaded_files: dict[str, tuple | None] = {}
         self._after_tasks: set[asyncio.Task] = set()
         self.listeners: list = []      # callables(event: str, pipeline) — metrics, logs
         self.on_finish: list = []      # callables(x) per finished request, on the loop: cheap (metrics counters)
@@ -69,13 +82,15 @@ class Engine:
             except (asyncio.CancelledError, Exception):
                 pass
         if self._after_tasks:
-            await asyncio.wait(list(self._after_tasks), timeout=10)
+            await asyncio.wait(list(self._after_tasks), timeout=AFTER_HOOKS_GRACE_S)
         if self.current is not None:
             await self.current.retire()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
     # -- reload ------------------------------------------------------------------------------
     async def _build(self) -> Pipeline:
+        # Noted before reading: an edit landing during the build is then seen as a change.
+        self._loaded_files = self._identities()
         loop = asyncio.get_running_loop()
 
         def build():
@@ -116,16 +131,28 @@ class Engine:
     def watched_files(self) -> list[str]:
         return [self.path]
 
+    def _identities(self) -> dict[str, tuple | None]:
+        """Each watched file's identity after following symlinks; None when it cannot be read."""
+        out: dict[str, tuple | None] = {}
+        for f in self.watched_files():
+            try:
+                st = os.stat(f)
+                out[os.path.abspath(f)] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                out[os.path.abspath(f)] = None
+        return out
+
     async def _watch_loop(self) -> None:
         import watchfiles
 
-        # Watch the folder (editors replace files by rename) and filter to our files.
-        targets = {os.path.abspath(f) for f in self.watched_files()}
-        folders = sorted({os.path.dirname(f) for f in targets})
-        async for changes in watchfiles.awatch(*folders, debounce=200, step=50):
-            if any(os.path.abspath(p) in targets for _c, p in changes):
+        # The folders, not the files (see the module docstring), and not their subfolders: a
+        # pipeline beside a checkout would otherwise put a watch on every folder below it. No
+        # filter: a ConfigMap's `..data` entries are exactly the events that matter.
+        folders = sorted({os.path.dirname(os.path.abspath(f)) for f in self.watched_files()})
+        async for _changes in watchfiles.awatch(*folders, watch_filter=None, recursive=False, debounce=200, step=50,
+                                                rust_timeout=int(WATCH_RECHECK_S * 1000), yield_on_timeout=True):
+            if self._identities() != self._loaded_files:
                 await self.reload()
-                targets = {os.path.abspath(f) for f in self.watched_files()}
 
     def serving(self) -> list[Pipeline]:
         """Every pipeline this engine serves (one; lynkr.engine.folder's, one per file)."""

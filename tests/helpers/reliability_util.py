@@ -112,15 +112,16 @@ async def settle(baseline_sockets: int, baseline_tasks: int, timeout: float = 5.
 
 class LynkrProcess:
     def __init__(self, pipeline: Path, port: int | None = None, cwd: Path | None = None, extra_env: dict | None = None,
-                 args: tuple[str, ...] = ()):
+                 args: tuple[str, ...] = (), reload: bool = False):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
         # Output to a file, not a pipe: a chatty server must never block on a full pipe buffer.
-        self.log_path = pipeline.parent / f"lynkr-{self.port}.log"
+        self.log_path = Path(cwd or pipeline.parent) / f"lynkr-{self.port}.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(self.port), "--no-reload", *args],
+            [sys.executable, "-m", "lynkr.cli", "run", str(pipeline), "--port", str(self.port),
+             *(() if reload else ("--no-reload",)), *args],
             cwd=str(cwd or pipeline.parent), env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 30) -> None:
