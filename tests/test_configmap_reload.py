@@ -20,13 +20,14 @@ H = Path(__file__).parent / "helpers" / "engine_stages.py"
 BODY = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def answer_pipeline(text: str) -> str:
-    return (f"version: 1\nname: p-{text}\n"
+def answer_pipeline(text: str, name: str | None = None, process: bool = True) -> str:
+    """A pipeline answering `text`; `process`: it holds the process's sections (telemetry off)."""
+    return (f"version: 1\nname: {name or 'p-' + text}\n"
             f"stages:\n"
             f'  - id: ans\n'
             f'    uses: "{H}:Answer"\n'
             f'    with: {{text: "{text}"}}\n'
-            f"telemetry: {{enabled: false}}\n")
+            + ("telemetry: {enabled: false}\n" if process else ""))
 
 
 class ConfigMapVolume:
@@ -55,9 +56,9 @@ class ConfigMapVolume:
         shutil.rmtree(self.root / old)
 
 
-async def answer(url: str) -> tuple[int, str]:
+async def answer(url: str, prefix: str = "") -> tuple[int, str]:
     async with aiohttp.ClientSession() as s:
-        async with s.post(url + "/v1/messages", json=BODY) as r:
+        async with s.post(url + prefix + "/v1/messages", json=BODY) as r:
             data = await r.json()
             return r.status, data["content"][0]["text"] if r.status == 200 else str(data)
 
@@ -106,8 +107,38 @@ async def test_configmap_swap_serves_the_new_pipeline_and_keeps_the_last_good_on
         lynkr.kill()
 
 
-async def _answers(url: str, text: str) -> bool:
-    return await answer(url) == (200, text)
+async def _answers(url: str, text: str, prefix: str = "") -> bool:
+    return await answer(url, prefix) == (200, text)
+
+
+async def test_a_folder_of_pipelines_from_a_configmap_reloads_what_changed(tmp_path):
+    """`lynkr run` on a ConfigMap volume holding several pipelines: an update that changes one of
+    them serves the new one, leaves the others as they were (not even rebuilt, though the kubelet
+    rewrote every file), and an invalid one is logged under the file's mounted name and line while
+    every pipeline keeps answering."""
+    front, search = answer_pipeline("main", name="main"), answer_pipeline("s-one", name="search", process=False)
+    volume = ConfigMapVolume(tmp_path / "config", {"main.yaml": front, "search.yaml": search})
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    lynkr = LynkrProcess(volume.root, cwd=workdir, reload=True)
+    try:
+        await lynkr.ready()
+        assert await answer(lynkr.url) == (200, "main")
+        assert await answer(lynkr.url, "/p/search") == (200, "s-one")
+
+        volume.update({"main.yaml": front, "search.yaml": answer_pipeline("s-two", name="search", process=False)})
+        await until(lambda: _answers(lynkr.url, "s-two", "/p/search"))
+        assert "pipeline search (search.yaml) reloaded" in lynkr.output()
+        assert "pipeline main (main.yaml) reloaded" not in lynkr.output()
+
+        bad = answer_pipeline("s-three", name="search", process=False).replace("    uses:", "    usez:")
+        volume.update({"main.yaml": front, "search.yaml": bad})
+        line = await until(lambda: _reload_failure(lynkr))
+        assert f"{volume.root / 'search.yaml'}:5:" in line and "did you mean 'uses'" in line, line
+        assert await answer(lynkr.url) == (200, "main")
+        assert await answer(lynkr.url, "/p/search") == (200, "s-two")
+    finally:
+        lynkr.kill()
 
 
 async def _reload_failure(lynkr: LynkrProcess) -> str | None:

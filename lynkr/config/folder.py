@@ -30,8 +30,10 @@ PROCESS_SECTIONS = ("server", "keys", "teams", "telemetry", "dashboard")
 
 
 def pipeline_files(folder: str | Path) -> list[str]:
-    """The pipeline files of a folder (absolute paths), by name; not its subfolders."""
-    return sorted(str(p.resolve()) for p in Path(folder).iterdir()
+    """The pipeline files of a folder (absolute paths), by name; not its subfolders. Symlinks are
+    not resolved: a ConfigMap volume's files are links into a folder the kubelet replaces, and a
+    pipeline is known (and its errors named) by the path a person sees."""
+    return sorted(str(p.absolute()) for p in Path(folder).iterdir()
                   if p.is_file() and p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
 
 

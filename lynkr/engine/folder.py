@@ -105,13 +105,8 @@ class FolderEngine(Engine):
                     await p.retire()
             return True
 
-    async def _watch_loop(self) -> None:
-        import watchfiles
-
-        async for changes in watchfiles.awatch(self.path, debounce=200, step=50, recursive=False):
-            changed = {os.path.abspath(p) for _c, p in changes if p.endswith((".yaml", ".yml"))}
-            if changed:
-                await self.reload(changed)
+    def watched_folders(self) -> list[str]:
+        return [os.path.abspath(self.path)]      # a file added to the folder is a pipeline too
 
     async def stop(self) -> None:
         for p in self.serving():

@@ -10,12 +10,14 @@ The watcher decides by what the pipeline file *resolves to*, not by which path a
 editors replace a file by rename, and a Kubernetes ConfigMap volume never touches the visible
 file at all (`pipeline.yaml -> ..data/pipeline.yaml`; an update renames a new `..data` symlink
 into place). Any event in the folder, and a look every WATCH_RECHECK_S without one (an event the
-watcher missed, or came before it was listening), compares each file's identity — device, inode,
-size, mtime, after following symlinks — with the one last loaded, and reloads when it differs.
+watcher missed, or came before it was listening), compares each file's content (a digest, read
+through symlinks) with what the watcher saw last, and reloads the files that differ: a kubelet
+update rewrites every file of the ConfigMap, and only the changed pipelines are rebuilt.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -57,13 +59,15 @@ class Engine:
         self._telemetry_path = telemetry_path
         self._watch_task: asyncio.Task | None = None
         self._reload_lock = asyncio.Lock()
-        self._loaded_files: dict[str, tuple | None] = {}
+        self._seen_files: dict[str, bytes | None] = {}
         self._after_tasks: set[asyncio.Task] = set()
         self.listeners: list = []      # callables(event: str, pipeline) — metrics, logs
         self.on_finish: list = []      # callables(x) per finished request, on the loop: cheap (metrics counters)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        # Noted before reading: an edit landing during the build is then seen as a change.
+        self._seen_files = self._identities()
         self.current = await self._build()
         tcfg = self.current.config.get("telemetry") or {}
         if tcfg.get("enabled", True):
@@ -89,8 +93,6 @@ class Engine:
 
     # -- reload ------------------------------------------------------------------------------
     async def _build(self) -> Pipeline:
-        # Noted before reading: an edit landing during the build is then seen as a change.
-        self._loaded_files = self._identities()
         loop = asyncio.get_running_loop()
 
         def build():
@@ -100,7 +102,9 @@ class Engine:
 
         return await loop.run_in_executor(None, build)
 
-    async def reload(self) -> bool:
+    async def reload(self, changed: set[str] | None = None) -> bool:
+        """Build the pipeline anew and swap it in; False, the running one kept, when it fails.
+        `changed`: the files that changed, for engines serving several (one file: rebuilt anyway)."""
         async with self._reload_lock:
             try:
                 new = await self._build()
@@ -131,28 +135,34 @@ class Engine:
     def watched_files(self) -> list[str]:
         return [self.path]
 
-    def _identities(self) -> dict[str, tuple | None]:
-        """Each watched file's identity after following symlinks; None when it cannot be read."""
-        out: dict[str, tuple | None] = {}
+    def watched_folders(self) -> list[str]:
+        """Where a change to the watched files shows up as an event (not their subfolders: a
+        pipeline beside a checkout would otherwise put a watch on every folder below it)."""
+        return sorted({os.path.dirname(os.path.abspath(f)) for f in self.watched_files()})
+
+    def _identities(self) -> dict[str, bytes | None]:
+        """A digest of each watched file's content (through symlinks); None when it cannot be read."""
+        out: dict[str, bytes | None] = {}
         for f in self.watched_files():
             try:
-                st = os.stat(f)
-                out[os.path.abspath(f)] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                with open(f, "rb") as fh:
+                    out[f] = hashlib.blake2b(fh.read(), digest_size=16).digest()
             except OSError:
-                out[os.path.abspath(f)] = None
+                out[f] = None
         return out
 
     async def _watch_loop(self) -> None:
         import watchfiles
 
-        # The folders, not the files (see the module docstring), and not their subfolders: a
-        # pipeline beside a checkout would otherwise put a watch on every folder below it. No
-        # filter: a ConfigMap's `..data` entries are exactly the events that matter.
-        folders = sorted({os.path.dirname(os.path.abspath(f)) for f in self.watched_files()})
-        async for _changes in watchfiles.awatch(*folders, watch_filter=None, recursive=False, debounce=200, step=50,
-                                                rust_timeout=int(WATCH_RECHECK_S * 1000), yield_on_timeout=True):
-            if self._identities() != self._loaded_files:
-                await self.reload()
+        # No filter: a ConfigMap's `..data` entries are exactly the events that matter.
+        async for _changes in watchfiles.awatch(*self.watched_folders(), watch_filter=None, recursive=False,
+                                                debounce=200, step=50, rust_timeout=int(WATCH_RECHECK_S * 1000),
+                                                yield_on_timeout=True):
+            now = self._identities()
+            changed = {f for f in now.keys() | self._seen_files.keys() if now.get(f) != self._seen_files.get(f)}
+            if changed:
+                self._seen_files = now
+                await self.reload(changed)
 
     def serving(self) -> list[Pipeline]:
         """Every pipeline this engine serves (one; lynkr.engine.folder's, one per file)."""
