@@ -10,6 +10,9 @@ Volatile parts are normalised first (Claude Code's billing line, dates, the git 
 tool call ids), so a retry or a re-run of the same conversation hits. Only complete, successful
 answers are stored (stop_reason end_turn or stop_sequence; tool calls only with `tool_use: true`).
 A hit answers with `x-lynkr-cache: exact`; `x-lynkr-cache: bypass` on a request skips the cache.
+With `state: {redis: URL}` the answers are shared by every replica (lynkr/cache/shared.py): the
+in-memory LRU stays in front, a local miss asks Redis (one GET), a store also goes there with a
+Redis TTL of `ttl`; while Redis is unavailable the cache is local only.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import orjson
 
 from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import exact_key
+from lynkr.cache.shared import SharedAnswers
 from lynkr.storage.cache_store import cache_path, open_store
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import Bounded
@@ -67,6 +71,8 @@ class ExactCache(Stage):
         # is copied out of orjson's oversized buffer (lynkr.kit.heap.kept): 4 KB an answer otherwise.
         self._entries: Bounded[str, tuple[bytes, float]] = Bounded(max_entries=self.max_entries, lru=True)
         self.store = None
+        state = ctx.shared.get("state")
+        self.shared = SharedAnswers(state, ctx.pipeline_name, self.id) if state is not None and not ctx.dry_run else None
         if options["persist"] and not ctx.dry_run:
             self.store = open_store(cache_path(ctx, options))
             for row in self.store.load("exact", self.id)[-self.max_entries:]:
@@ -93,6 +99,11 @@ class ExactCache(Stage):
         if hit is not None and hit[1] <= now:
             self._entries.pop(key)
             hit = None
+        if hit is None and self.shared is not None:
+            hit = await self.shared.get(key)         # another replica's answer
+            if hit is not None:
+                self._entries.put(key, (kept(hit[0]), hit[1]))
+                ev.detail["tier"] = "shared"
         if hit is None:
             ev.detail["result"] = "miss"
             x.vars.setdefault("cache", "miss")
@@ -119,6 +130,8 @@ class ExactCache(Stage):
         blob = kept(orjson.dumps(message))
         evicted = self._entries.evicting_put(key, (blob, expires))
         x.stage_event.detail["stored"] = True
+        if self.shared is not None and not await self.shared.put(key, blob, expires):
+            x.stage_event.detail["shared"] = False
         if self.store is not None:
             self.store.put(id=f"exact:{self.id}:{key}", kind="exact", stage=self.id, scope=key, message=blob,
                            created=now, expires=expires)

@@ -26,7 +26,7 @@ from lynkr.errors import ConfigError, did_you_mean
 
 __all__ = ["PROCESS_SECTIONS", "pipeline_files", "front_of", "check_key_pipelines", "load_front"]
 
-PROCESS_SECTIONS = ("server", "keys", "teams", "telemetry", "dashboard")
+PROCESS_SECTIONS = ("server", "keys", "teams", "telemetry", "dashboard", "state")
 
 
 def pipeline_files(folder: str | Path) -> list[str]:

@@ -109,7 +109,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None, text
 
     schema_errors = _schema_errors(cfg, assemble_schema(known, _provider_classes(data)))
     errors += schema_errors
-    for check in (_check_graph, _check_routing, _check_keys):
+    for check in (_check_graph, _check_routing, _check_keys, _check_state):
         try:
             check(cfg, errors)
         except (KeyError, TypeError, AttributeError):
@@ -128,6 +128,15 @@ def _check_keys(cfg: LoadedConfig, errors: list) -> None:
         check_keys(cfg)
     except ConfigError as e:
         errors.append(e)
+
+
+def _check_state(cfg: LoadedConfig, errors: list) -> None:
+    url = (cfg.data.get("state") or {}).get("redis")
+    if isinstance(url, str):
+        from lynkr.config.urls import redis_url_problem
+        problem = redis_url_problem(url)
+        if problem:
+            errors.append(cfg.error(problem, ("state", "redis")))
 
 
 def _switched_off(cfg: LoadedConfig, raw_stages: list) -> dict[str, str]:

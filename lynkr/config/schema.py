@@ -219,6 +219,22 @@ BASE_SCHEMA: dict = {
         "dashboard": {"type": "object", "additionalProperties": False,
                       "properties": {"enabled": {"type": "boolean", "default": False}}},
         "state_dir": {"type": "string", "default": ".lynkr"},
+        "state": {
+            "type": "object", "additionalProperties": False, "required": ["redis"],
+            "description": "State shared by the replicas of a fleet (docs/cache.md \"Shared across replicas\"): "
+                           "the exact and semantic caches, key and team counters, breakers, session tier floors. "
+                           "Unset: every process keeps its own (the default).",
+            "properties": {
+                "redis": {"type": "string", "minLength": 1,
+                          "description": "redis://[:password@]host:port/db, rediss://… (TLS), unix:///path.sock; "
+                                         "valkey:// and valkeys:// for Valkey."},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.25,
+                              "description": "Longest wait for one Redis command; past it the process uses its "
+                                             "local state and reconnects in the background."},
+                "key_prefix": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "default": "lynkr",
+                               "description": "Prefix of every key, so several fleets can share one Redis."},
+            },
+        },
         "vars": {"type": "object",
                  "description": "Values rendered first and shared by every other template as {{ vars.NAME }}."},
     },

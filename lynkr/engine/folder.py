@@ -47,6 +47,10 @@ class FolderEngine(Engine):
     def watched_files(self) -> list[str]:
         return pipeline_files(self.path)
 
+    def _state_config(self):
+        # `state:` (shared state through Redis) is the front pipeline's, like server and telemetry.
+        return front_of([load_config(f, self.environ) for f in pipeline_files(self.path)], folder=self.path)
+
     async def _build(self) -> Pipeline:
         self._swap(await asyncio.get_running_loop().run_in_executor(None, self._rebuild, None))
         return self.current

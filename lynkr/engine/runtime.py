@@ -29,6 +29,7 @@ from lynkr.config import load_config
 from lynkr.config.folder import check_key_pipelines
 from lynkr.errors import ConfigError
 from lynkr.exchange import Exchange
+from lynkr.storage.shared_state import AuthRefused, SharedState
 from lynkr.telemetry import NullWriter, TelemetryWriter
 from lynkr.engine.pipeline import Pipeline, build_pipeline
 
@@ -68,6 +69,7 @@ class Engine:
     async def start(self) -> None:
         # Noted before reading: an edit landing during the build is then seen as a change.
         self._seen_files = self._identities()
+        await self._share_state(await asyncio.get_running_loop().run_in_executor(None, self._state_config))
         self.current = await self._build()
         tcfg = self.current.config.get("telemetry") or {}
         if tcfg.get("enabled", True):
@@ -89,6 +91,9 @@ class Engine:
             await asyncio.wait(list(self._after_tasks), timeout=AFTER_HOOKS_GRACE_S)
         if self.current is not None:
             await self.current.retire()
+        state = self.shared.pop("state", None)
+        if state is not None:
+            await state.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
 
     # -- reload ------------------------------------------------------------------------------
@@ -101,6 +106,27 @@ class Engine:
             return build_pipeline(cfg, shared=self.shared)
 
         return await loop.run_in_executor(None, build)
+
+    def _state_config(self):
+        """The config whose `state:` the engine shares (a folder's: its front pipeline's)."""
+        return load_config(self.path, self.environ)
+
+    async def _share_state(self, cfg) -> None:
+        """`state: {redis: URL}`: the process's SharedState, made before the first build (stages find
+        it in `ctx.shared["state"]`). Refused credentials stop the start with the file and line; a
+        Redis that does not answer starts the process degraded. A reload keeps it (a change of
+        `state.redis` needs a restart)."""
+        conf = cfg.data.get("state")
+        if conf is None or self.shared.get("state") is not None:
+            return
+        state = SharedState.from_config(conf)
+        try:
+            await state.check()
+        except AuthRefused as e:
+            await state.aclose()
+            raise cfg.error(str(e), ("state", "redis"),
+                            "put the right password in the URL: redis://:PASSWORD@host:port/0") from None
+        self.shared["state"] = state
 
     async def reload(self, changed: set[str] | None = None) -> bool:
         """Build the pipeline anew and swap it in; False, the running one kept, when it fails.

@@ -1,4 +1,7 @@
-"""Liveness, readiness and the service banner."""
+"""Liveness, readiness and the service banner.
+
+`/health/ready` is 200 `ready` when serving; 200 `degraded` when `state.redis` is set and Redis does
+not answer (the replica serves from its local state); 503 while starting or shedding load."""
 from __future__ import annotations
 
 from aiohttp import web
@@ -19,7 +22,15 @@ async def ready(request: web.Request) -> web.Response:
     shed = request.app.get("shedder")
     if shed is not None and shed.overloaded():
         return web.json_response({"status": "overloaded", "pipeline": engine.current.name}, status=503)
-    return web.json_response({"status": "ready", "pipeline": engine.current.name, "hash": engine.current.hash})
+    body = {"status": "ready", "pipeline": engine.current.name, "hash": engine.current.hash}
+    state = engine.shared.get("state")
+    if state is not None:
+        # Redis down is not a reason to take the replica out: it serves from its local state
+        # (still 200), and says so for whoever watches.
+        body["state"] = state.status()
+        if not state.up:
+            body["status"] = "degraded"
+    return web.json_response(body)
 
 
 async def banner(request: web.Request) -> web.Response:

@@ -9,14 +9,17 @@ its provider-reported tokens and their USD price (the pipeline's prices) are cha
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 
 from lynkr.config.keys import ClientKey, client_keys, team_limits
 from lynkr.errors import ProxyError
+from lynkr.storage.shared_state import Unavailable
 from lynkr.teams import ledger
+from lynkr.teams import shared as shared_ledger
 from lynkr.telemetry.pricing import PriceTable, usd_of
 
-__all__ = ["KeyBook", "identify", "admit", "release"]
+__all__ = ["KeyBook", "identify", "admit", "release", "admit_shared", "release_shared", "Held"]
 
 _TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -78,6 +81,50 @@ def identify(book: KeyBook, headers) -> ClientKey:
     return found
 
 
+class Held:
+    """An admitted request's place in the counters: its scopes, and where it was counted (the
+    Redis member id, or None for this host's counters) so the release goes to the same place."""
+
+    __slots__ = ("scopes", "member")
+
+    def __init__(self, scopes: list, member: str | None):
+        self.scopes, self.member = scopes, member
+
+
+async def admit_shared(book: KeyBook, key: ClientKey, state) -> Held | None:
+    """`admit`, counted in Redis when `state` (state.redis) is set and answers, else on this host
+    (off the event loop: the writer process's socket). Raises the refusal as a ProxyError."""
+    scopes = book.scopes.get(key.name)
+    if not scopes:
+        return None
+    names = [[kind, name] for kind, name, _ in scopes]
+    if state is not None:
+        try:
+            refused, member = await shared_ledger.admit(state, scopes)
+        except Unavailable:
+            pass                      # Redis down: this host's counters, until it answers again
+        else:
+            if refused is not None:
+                raise _refusal(refused)
+            return Held(names, member)
+    await asyncio.to_thread(admit, book, key)
+    return Held(names, None)
+
+
+async def release_shared(book: KeyBook, held: Held, x, state) -> None:
+    """`release` where `held` was counted."""
+    tokens, usd = await asyncio.to_thread(charge, book, x)
+    if held.member is not None and state is not None:
+        try:
+            await shared_ledger.release(state, held.scopes, held.member, tokens, usd)
+            return
+        except Unavailable:
+            pass   # its in-flight lease ends by itself (LEASE_S); the charge goes to this host's counters
+        await asyncio.to_thread(ledger.charge, held.scopes, tokens, usd)
+        return
+    await asyncio.to_thread(ledger.release, held.scopes, tokens, usd)
+
+
 def admit(book: KeyBook, key: ClientKey) -> list | None:
     """The scopes to release later (None: nothing limited). Raises the refusal as a ProxyError."""
     scopes = book.scopes.get(key.name)
@@ -99,6 +146,12 @@ def _refusal(r: dict) -> ProxyError:
 
 def release(book: KeyBook, scopes: list, x) -> None:
     """Charge the answer's provider-reported tokens and USD, and end its in-flight count."""
+    tokens, usd = charge(book, x)
+    ledger.release(scopes, tokens, usd)
+
+
+def charge(book: KeyBook, x) -> tuple[int, float]:
+    """The answer's provider-reported tokens and their USD price."""
     tokens, usd = 0, 0.0
     resp = getattr(x, "response", None) if x is not None else None
     usage = resp.usage if resp is not None else None
@@ -110,4 +163,4 @@ def release(book: KeyBook, scopes: list, x) -> None:
             served = x.pipeline.config if x.pipeline is not None else None
             price, _ = book.prices(served).price(model, route.provider)
             usd = usd_of(usage, price)
-    ledger.release(scopes, tokens, usd)
+    return tokens, usd

@@ -203,6 +203,20 @@ class Metrics:
                [_sample("lynkr_mcp_tool_calls_total", {"server": n, "outcome": o}, c)
                 for n, s in servers.items() for o, c in sorted(s["calls"].items())])
 
+    def _state_families(self, family) -> None:
+        state = (getattr(self.engine, "shared", None) or {}).get("state")
+        if state is None:
+            return
+        family("lynkr_shared_state_up", "gauge", "Redis (state.redis) answers: 1; 0 while this process uses its local state.",
+               [_sample("lynkr_shared_state_up", {}, int(state.up))])
+        family("lynkr_shared_state_errors_total", "counter", "Redis commands that failed (unreachable, timed out, refused), by operation.",
+               [_sample("lynkr_shared_state_errors_total", {"op": op}, n) for op, n in sorted(state.errors.items())])
+        family("lynkr_shared_state_fallbacks_total", "counter",
+               "Operations answered from this process's local state instead of Redis, by operation.",
+               [_sample("lynkr_shared_state_fallbacks_total", {"op": op}, n) for op, n in sorted(state.fallbacks.items())])
+        family("lynkr_shared_state_reconnects_total", "counter", "Times Redis answered again after being unavailable.",
+               [_sample("lynkr_shared_state_reconnects_total", {}, state.reconnects)])
+
     def render(self) -> str:
         e = self.engine
         p = e.current
@@ -286,6 +300,7 @@ class Metrics:
                [_sample("lynkr_upstream_key_attempts_total", k, m["served"]) for k, m in pools])
         family("lynkr_upstream_key_benched_total", "counter", "Times each key of a pool was benched.",
                [_sample("lynkr_upstream_key_benched_total", k, m["benched"]) for k, m in pools])
+        self._state_families(family)
         family("lynkr_pipeline_reloads_total", "counter", "Successful hot reloads of the pipeline file.",
                [_sample("lynkr_pipeline_reloads_total", {}, getattr(e, "reloads", 0))])
         family("lynkr_pipeline_reload_failures_total", "counter", "Reloads refused (invalid file); the old pipeline kept serving.",

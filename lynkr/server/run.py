@@ -12,6 +12,7 @@ from aiohttp import web
 
 from lynkr.storage import db_service
 from lynkr.config.folder import load_front
+from lynkr.storage.shared_state import AuthRefused, check_url_sync
 from lynkr.errors import ConfigError
 from lynkr.kit.heap import fix_mmap_threshold
 from lynkr.engine.folder import engine_for
@@ -51,6 +52,8 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     problem = _unwritable_folder(cfg.data)
     if problem:
         print(f"✗ {problem}", file=sys.stderr)
+        return 1
+    if not _redis_usable(cfg):
         return 1
     server = cfg.data.get("server") or {}
     host = host or server.get("host") or "127.0.0.1"
@@ -209,6 +212,23 @@ def _announce(engine: Engine, host: str, port: int, workers: int) -> None:
         log.info("serving", extra={"fields": {"event": "start", **first_screen_data(engine, host, port, workers)}})
     else:
         print(first_screen(engine, host, port, workers), file=sys.stderr, flush=True)
+
+
+def _redis_usable(cfg) -> bool:
+    """`state.redis` checked once before any worker starts: refused credentials are a clear error
+    naming the file and line (and no worker loop); a Redis that does not answer is a warning."""
+    conf = cfg.data.get("state")
+    if not conf:
+        return True
+    try:
+        warning = check_url_sync(conf["redis"], timeout=max(1.0, conf.get("timeout_s", 0.25)))
+    except AuthRefused as e:
+        err = cfg.error(str(e), ("state", "redis"), "put the right password in the URL: redis://:PASSWORD@host:port/0")
+        print(f"✗ {err}", file=sys.stderr)
+        return False
+    if warning:
+        print(f"! {cfg.file}: state.redis: {warning}", file=sys.stderr)
+    return True
 
 
 def _unwritable_folder(data: dict) -> str | None:

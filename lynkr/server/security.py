@@ -305,10 +305,12 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
             429, f"too many concurrent requests from this address (limit {s.max_per_peer}); retry when one finishes",
             retry_after=1, retryable=True))
     held = None
+    state = app["engine"].shared.get("state")
     if client_key is not None:
         try:
-            # The counters live in the writer process: a socket round trip, so off the event loop.
-            held = await asyncio.to_thread(keys.admit, s.keys, client_key)
+            # In Redis with state.redis (one script call), else in the writer process (a socket
+            # round trip, off the event loop).
+            held = await keys.admit_shared(s.keys, client_key, state)
         except ProxyError as e:
             _count(app, client_key.name, "refused_" + ("rate" if e.status == 429 else "budget"))
             return _refuse(request, e)
@@ -331,7 +333,7 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
             del per_peer[peer]
         if held is not None:
             # Shielded: a cancelled request still ends its in-flight count and pays for its answer.
-            await asyncio.shield(asyncio.to_thread(keys.release, s.keys, held, request.get("exchange")))
+            await asyncio.shield(keys.release_shared(s.keys, held, request.get("exchange"), state))
         if ident is not None:
             n = per_key[ident] - 1
             if n:

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from lynkr.storage.db_service import call, operation
 
-__all__ = ["admit", "release", "snapshot", "Ledger", "WINDOW_S"]
+__all__ = ["admit", "release", "charge", "snapshot", "Ledger", "WINDOW_S", "refusal", "periods"]
 
 WINDOW_S = 60.0
 
@@ -55,7 +55,7 @@ class _Scope:
         return usd if p == period else 0.0
 
 
-def _periods(now: float) -> tuple[str, str, datetime]:
+def periods(now: float) -> tuple[str, str, datetime]:
     d = datetime.fromtimestamp(now, timezone.utc)
     return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m"), d
 
@@ -72,7 +72,7 @@ class Ledger:
         return s
 
     def admit(self, now: float, scopes: list) -> dict | None:
-        day, month, dt = _periods(now)
+        day, month, dt = periods(now)
         with self.lock:
             found = [(kind, name, limits, self._scope(kind, name)) for kind, name, limits in scopes]
             for kind, name, limits, s in found:
@@ -85,12 +85,14 @@ class Ledger:
                 s.in_flight += 1
         return None
 
-    def release(self, now: float, scopes: list, tokens: int, usd: float) -> None:
-        day, month, _ = _periods(now)
+    def release(self, now: float, scopes: list, tokens: int, usd: float, in_flight: bool = True) -> None:
+        """End a request admitted here (`in_flight`), or only charge one admitted elsewhere (in Redis)."""
+        day, month, _ = periods(now)
         with self.lock:
             for kind, name in scopes:
                 s = self._scope(kind, name)
-                s.in_flight = max(0, s.in_flight - 1)
+                if in_flight:
+                    s.in_flight = max(0, s.in_flight - 1)
                 if tokens:
                     s.tokens.append((now, tokens))
                     s.token_sum += tokens
@@ -99,7 +101,7 @@ class Ledger:
                     s.month = (month, s.spent("month", month) + usd)
 
     def snapshot(self, now: float) -> dict:
-        day, month, _ = _periods(now)
+        day, month, _ = periods(now)
         with self.lock:
             out = {}
             for (kind, name), s in self.scopes.items():
@@ -111,12 +113,10 @@ class Ledger:
 
 
 def _over(kind, name, limits, s: _Scope, now, day, month, dt) -> dict | None:
-    who = f"{kind} {name}"
     rpm = limits.get("rpm")
     if rpm is not None and len(s.admitted) >= rpm:
         wait = s.admitted[0] + WINDOW_S - now if s.admitted else WINDOW_S
-        return {"limit": "rpm", "status": 429, "retry_after": max(1.0, wait),
-                "message": f"{who}: rate limit of {rpm} requests per minute reached; retry in {max(1, round(wait))} s"}
+        return refusal(kind, name, limits, "rpm", wait, len(s.admitted), dt)
     tpm = limits.get("tpm")
     if tpm is not None:
         used = s.token_sum
@@ -128,22 +128,39 @@ def _over(kind, name, limits, s: _Scope, now, day, month, dt) -> dict | None:
                 if left < tpm:
                     wait = t + WINDOW_S - now
                     break
-            return {"limit": "tpm", "status": 429, "retry_after": max(1.0, wait),
-                    "message": f"{who}: {tpm} tokens per minute reached ({used} in the last 60 s); retry in {max(1, round(wait))} s"}
+            return refusal(kind, name, limits, "tpm", wait, used, dt)
     cap = limits.get("max_concurrent")
     if cap is not None and s.in_flight >= cap:
-        return {"limit": "max_concurrent", "status": 429, "retry_after": 1.0,
-                "message": f"{who}: {cap} requests already in flight (max_concurrent); retry when one finishes"}
+        return refusal(kind, name, limits, "max_concurrent", 1.0, s.in_flight, dt)
     per_day = limits.get("usd_per_day")
     if per_day is not None and s.spent("day", day) >= per_day:
-        return {"limit": "usd_per_day", "status": 402, "retry_after": None,
-                "message": f"{who}: daily budget ${per_day:.2f} reached, resets 00:00 UTC"}
+        return refusal(kind, name, limits, "usd_per_day", None, s.spent("day", day), dt)
     per_month = limits.get("usd_per_month")
     if per_month is not None and s.spent("month", month) >= per_month:
-        nxt = f"{dt.year + (dt.month == 12):04d}-{dt.month % 12 + 1:02d}-01"
-        return {"limit": "usd_per_month", "status": 402, "retry_after": None,
-                "message": f"{who}: monthly budget ${per_month:.2f} reached, resets {nxt} 00:00 UTC"}
+        return refusal(kind, name, limits, "usd_per_month", None, s.spent("month", month), dt)
     return None
+
+
+def refusal(kind: str, name: str, limits: dict, limit: str, wait: float | None, used, dt: datetime) -> dict:
+    """The refusal for `limit` of scope (kind, name), worded for a person: {limit, status, retry_after, message}.
+    Shared by the local counters and the Redis ones (lynkr/teams/shared.py)."""
+    who = f"{kind} {name}"
+    value = limits.get(limit)
+    if limit == "rpm":
+        return {"limit": "rpm", "status": 429, "retry_after": max(1.0, wait),
+                "message": f"{who}: rate limit of {value} requests per minute reached; retry in {max(1, round(wait))} s"}
+    if limit == "tpm":
+        return {"limit": "tpm", "status": 429, "retry_after": max(1.0, wait),
+                "message": f"{who}: {value} tokens per minute reached ({used} in the last 60 s); retry in {max(1, round(wait))} s"}
+    if limit == "max_concurrent":
+        return {"limit": "max_concurrent", "status": 429, "retry_after": 1.0,
+                "message": f"{who}: {value} requests already in flight (max_concurrent); retry when one finishes"}
+    if limit == "usd_per_day":
+        return {"limit": "usd_per_day", "status": 402, "retry_after": None,
+                "message": f"{who}: daily budget ${value:.2f} reached, resets 00:00 UTC"}
+    nxt = f"{dt.year + (dt.month == 12):04d}-{dt.month % 12 + 1:02d}-01"
+    return {"limit": "usd_per_month", "status": 402, "retry_after": None,
+            "message": f"{who}: monthly budget ${value:.2f} reached, resets {nxt} 00:00 UTC"}
 
 
 LEDGER = Ledger()     # in the writer process (or this one, without it)
@@ -156,7 +173,8 @@ def _admit_op(_path: str, p: dict):
 
 @operation("teams.release", exclusive=False)
 def _release_op(_path: str, p: dict):
-    LEDGER.release(p["now"], p["scopes"], int(p.get("tokens") or 0), float(p.get("usd") or 0.0))
+    LEDGER.release(p["now"], p["scopes"], int(p.get("tokens") or 0), float(p.get("usd") or 0.0),
+                   p.get("in_flight", True))
 
 
 @operation("teams.snapshot", exclusive=False)
@@ -172,6 +190,13 @@ def admit(scopes: list, now: float | None = None) -> dict | None:
 def release(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None) -> None:
     call("teams.release", "", {"now": time.time() if now is None else now, "scopes": scopes,
                                 "tokens": tokens, "usd": usd}, timeout=5.0)
+
+
+def charge(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None) -> None:
+    """Charge an answer admitted in Redis whose release could not reach it: the budgets this host
+    falls back to while Redis is down then know about it."""
+    call("teams.release", "", {"now": time.time() if now is None else now, "scopes": scopes,
+                                "tokens": tokens, "usd": usd, "in_flight": False}, timeout=5.0)
 
 
 def snapshot(now: float | None = None) -> dict:
