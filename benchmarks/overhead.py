@@ -173,13 +173,20 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
     if name.startswith("lynkr-"):
         pipeline = name.removeprefix("lynkr-")
         pipeline_file = ROOT / "pipelines" / f"{pipeline}.yaml"
+        redis = ""
+        if pipeline == "redis":
+            redis = redis_server()
+            if redis is None:
+                print("lynkr-redis: redis-server not installed, skipped (.ci/setup.d/30-redis.sh)", file=sys.stderr)
+                return None
         if pipeline in GENERATED:
             pipeline_file = tmp / f"{pipeline}.yaml"
-            pipeline_file.write_text(GENERATED[pipeline])
+            text = GENERATED[pipeline]
+            pipeline_file.write_text(text() if callable(text) else text)
         env = {"ANTHROPIC_UPSTREAM_URL": upstream, "LYNKR_TELEMETRY": str(tmp / f"{name}.duckdb"),
                "LYNKR_STATE_DIR": str(tmp / f"{name}-state"), "LOG_LEVEL": "warning"}
         for k, v in PIPELINE_ENV.get(pipeline.split("-keys")[0], {}).items():
-            env[k] = v.format(upstream=upstream)
+            env[k] = v.format(upstream=upstream, redis=redis)
         args = [py, "-m", "lynkr.cli", "run", str(pipeline_file), "--port", str(port),
                 "--no-reload", "--log-level", "warning"]
         if workers > 1:
@@ -198,6 +205,26 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
         return Proc(name, [exe, "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port), "--num_workers",
                            str(workers)], url, {"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
     raise SystemExit(f"unknown path {name}")
+
+
+# Processes a path needs besides itself (lynkr-redis's redis-server), stopped at the end of the run.
+COMPANIONS: list[Proc] = []
+
+
+def redis_server() -> str | None:
+    """A redis-server on a free port for `lynkr-redis` (no persistence), started once; its URL."""
+    exe = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").is_file() else None)
+    if exe is None:
+        return None
+    for proc in COMPANIONS:
+        if proc.name == "redis":
+            return proc.url
+    port = free_port()
+    proc = Proc("redis", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                f"redis://127.0.0.1:{port}")
+    COMPANIONS.append(proc)
+    proc.wait_ready()
+    return proc.url + "/0"
 
 
 # LiteLLM's proxy forwarding /v1/messages to the same Anthropic-compatible fake upstream.
@@ -223,6 +250,8 @@ PIPELINE_ENV: dict[str, dict[str, str]] = {
     "default": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench"},
     "cachehit": {},
     "textcalls": {},
+    "redis": {"MODEL_PROVIDER": "anthropic", "ANTHROPIC_UPSTREAM_URL": "{upstream}", "ANTHROPIC_API_KEY": "bench",
+              "LYNKR_REDIS_URL": "{redis}"},
 }
 # `--keys N` adds the path lynkr-default-keysN: the default pipeline's environment, N keys.
 
@@ -255,8 +284,17 @@ telemetry: {path: "{{ env.LYNKR_TELEMETRY }}"}
 state_dir: "{{ env.LYNKR_STATE_DIR }}"
 """
 
+
+def redis_pipeline() -> str:
+    """default.yaml with its state in a redis-server the benchmark starts (`state: {redis: URL}`): the
+    exact and semantic caches, session floors and breakers shared through Redis. Against
+    lynkr-default, what sharing state costs a request."""
+    text = (ROOT / "pipelines" / "default.yaml").read_text(encoding="utf-8")
+    return text.replace("name: default", "name: redis", 1) + '\nstate: {redis: "{{ env.LYNKR_REDIS_URL }}"}\n'
+
+
 # Pipelines the benchmark writes itself, by path name (`lynkr-NAME`).
-GENERATED = {"cachehit": CACHEHIT_PIPELINE, "textcalls": TEXTCALLS_PIPELINE}
+GENERATED = {"cachehit": CACHEHIT_PIPELINE, "textcalls": TEXTCALLS_PIPELINE, "redis": redis_pipeline}
 
 # Limits no benchmark reaches: every request is admitted, and counted in every window and budget.
 _NEVER = "{rpm: 1000000000, tpm: 1000000000000, usd_per_day: 1000000, usd_per_month: 10000000, max_concurrent: 1000000}"
@@ -443,8 +481,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5,
                     help="each path loaded this many times, interleaved with the others; medians are reported")
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-cachehit,litellm",
-                    help="also: litellm1 (LiteLLM as one process whatever --workers)")
+    ap.add_argument("--paths", default="direct,bare,lynkr-passthrough,lynkr-default,lynkr-redis,lynkr-cachehit,litellm",
+                    help="also: litellm1 (LiteLLM as one process whatever --workers); lynkr-redis is "
+                         "default.yaml with `state: {redis: URL}` on a redis-server the run starts")
     ap.add_argument("--workloads", default="small,cc62k,cc62k-loop,stream")
     ap.add_argument("--ttfb-requests", type=int, default=200)
     ap.add_argument("--workers", type=int, default=1,
@@ -554,6 +593,8 @@ def main(argv=None) -> int:
         for proc in procs.values():
             if proc is not None:
                 proc.stop()
+        for proc in COMPANIONS:
+            proc.stop()
         upstream.stop()
     print_table(results, workloads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,15 @@ and the evidence for them are in `x.vars["score_parts"]`, so `lynkr explain` sho
 
 Claude Code's background calls go to SIMPLE whatever they say, and inside a tool loop the tier
 never drops below the one the loop started on. No model runs: the score is deterministic and
-takes well under a millisecond.
+takes well under a millisecond. With `state: {redis: URL}` that floor is shared by the replicas
+(lynkr/routing/sessions.py SharedFloors: one GET per turn of a session, a SET when it changes).
 """
 from __future__ import annotations
 
 from lynkr.config.loader import TIERS
 from lynkr.exchange import Exchange
 from lynkr.routing.score import DEFAULT_THRESHOLDS, DEFAULT_WEIGHTS, DIMENSIONS, Scorer
+from lynkr.routing.sessions import SharedFloors
 from lynkr.stage import Stage
 
 __all__ = ["Score", "DEFAULT_WEIGHTS"]
@@ -92,9 +94,14 @@ class Score(Stage):
                              side_requests=options["side_requests"], background_models=options["background_models"],
                              follow_up_words=options["follow_up_words"],
                              max_sessions=options["max_sessions"] if options["session_stability"] else None)
+        state = ctx.shared.get("state")
+        self.floors = SharedFloors(state) if state is not None and options["session_stability"] else None
 
     async def run(self, x: Exchange) -> None:
-        got = self.scorer.score(x.request, x.session)
+        remote = await self.floors.fetch(x.session) if self.floors is not None and x.session else None
+        got = self.scorer.score(x.request, x.session, remote)
+        if got.floor is not None and got.floor != remote and self.floors is not None:
+            await self.floors.store(x.session, got.floor)
         if got.side:
             x.vars["side_request"] = got.side
         x.vars["score"] = got.score

@@ -26,11 +26,17 @@ words that differ change the answer.
    stores complete, successful, tool-free answers. Entries live in memory (a matrix per scope,
    TTL, size bound) and in `<state_dir>/cache.duckdb`, so a restart keeps them.
 
+With `state: {redis: URL}` the entries are shared by every replica (lynkr/cache/shared.py): each
+one appends what it stores to a Redis stream, and an eligible lookup first takes in what the others
+appended since its last one (one XREAD), so the index stays local and in process (Redis 7 without
+modules has no vector search) and the guard still runs here. Redis unavailable: local only.
+
 Fails open: an embedding error is a recorded miss, never a failed request.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +48,7 @@ from lynkr.cache.decide import DEFAULT_GENERAL_THRESHOLD, DEFAULT_THRESHOLD, ref
 from lynkr.cache.index import Entry, VectorIndex
 from lynkr.cache.answers import answer_of, bypassed, record_saved, replay, storable
 from lynkr.cache.scope import eligibility, scope_key, split_prompt
+from lynkr.cache.shared import SharedEntries
 from lynkr.storage.cache_store import cache_path, open_store
 from lynkr.kit.embed import EmbedderError, check_model_path, get_embedder
 from lynkr.exchange import Exchange
@@ -121,6 +128,12 @@ class SemanticCache(Stage):
             raise ctx.cfg.error(f"semantic_cache: {e}", ("stages", ctx.index, "with", key)) from None
         self.index = VectorIndex(self.embedder.dim if self.embedder is not None else 384,
                                  max_entries=options["max_entries"], max_per_scope=options["max_per_scope"])
+        self.shared = None
+        state = ctx.shared.get("state")
+        if state is not None and not ctx.dry_run:
+            self.shared = SharedEntries(state, ctx.pipeline_name, self.id, ttl=self.ttl, max_entries=options["max_entries"],
+                                        dim=self.index.dim, take=self._take_shared)
+            state.on_up.append(self.shared.forget_position)
         if options["persist"] and not ctx.dry_run:
             self.store = open_store(cache_path(ctx, options))
             self.index.load([
@@ -163,6 +176,8 @@ class SemanticCache(Stage):
                           per_session=self.options["per_session"], headers=self.options["scope_headers"])
         key = guard.signature(question) if self.options["guard"] else ""
         x.vars["_semantic_cache"] = (scope, question, None, key)     # for `after`, which stores the answer
+        if self.shared is not None:
+            await self.shared.refresh()        # what the other replicas stored since the last lookup
         waiting = self.index.waiting(scope, key)
         if not waiting and not self.index.holds(scope, key):
             # No stored question shares what a hit must share: nothing to embed or compare.
@@ -226,6 +241,8 @@ class SemanticCache(Stage):
         # Without a vector (no stored question shared its key) the answer waits, unembedded.
         self._keep(entry, vector)
         ev.detail["stored"] = True
+        if self.shared is not None and not await self.shared.publish(entry, vector):
+            ev.detail["shared"] = False
         gone = self.index.sweep(now)
         if self.store is not None and gone:
             self.store.delete([e.id for e in gone])
@@ -237,7 +254,19 @@ class SemanticCache(Stage):
                            vector=vector, message=entry.message, created=entry.created, expires=entry.expires)
             self.store.delete([e.id for e in evicted if e.id != entry.id])
 
+    def _take_shared(self, found: list) -> None:
+        """Entries other replicas stored: into the index like local ones (those without a vector
+        wait under their guard key). Not written to the local file: Redis keeps them."""
+        for fields, vector in found:
+            entry = Entry(**fields)
+            evicted = self.index.add(entry, vector)
+            if self.store is not None and evicted:
+                self.store.delete([e.id for e in evicted if e.id != entry.id])
+
     async def aclose(self) -> None:
+        if self.shared is not None:
+            with contextlib.suppress(ValueError):
+                self.shared.state.on_up.remove(self.shared.forget_position)
         store, self.store = self.store, None
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(None, store.release)

@@ -267,3 +267,121 @@ def test_no_state_means_no_redis_at_all(tmp_path):
                                      "  - {id: call, uses: provider_call, with: {to: 'up:*'}}\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip().endswith("False"), out.stderr[-2000:]
+
+
+# -- the semantic cache --------------------------------------------------------------------------------
+
+SEMANTIC = PIPE.replace("  - {id: exact, uses: exact_cache, with: {ttl: 600, persist: false}}\n",
+                        "  - {id: cache, uses: semantic_cache, with: {ttl: 600, persist: false}}\n")
+
+
+async def test_a_semantic_answer_stored_through_one_replica_is_a_hit_through_another(
+        anthropic_upstream, redis_server, tmp_path):
+    """Replica A stores an answer; replica B, asked the question in other words, takes A's entry in
+    from Redis on its lookup and answers `x-lynkr-cache: semantic` (its own index and guard), with
+    the upstream asked once. A rephrasing the guard refuses (other numbers) still misses on B."""
+    a = pipeline(tmp_path, "a", anthropic_upstream.url, redis_server.url, text=SEMANTIC)
+    b = pipeline(tmp_path, "b", anthropic_upstream.url, redis_server.url, text=SEMANTIC)
+    async with lynkr_app(a, tmp_path / "a") as (_a, url_a), lynkr_app(b, tmp_path / "b") as (_b, url_b):
+        status, headers, _ = await post(url_a, body=ask("What is the difference between TCP and UDP?"))
+        assert status == 200 and headers.get("x-lynkr-cache") is None
+        c = redis_server.client()
+        try:
+            await until(lambda: c.exists("lynkr:semantic:fleet:cache") and c.xlen("lynkr:semantic:fleet:cache"),
+                        "A's entry in the stream")
+            ttl = c.pttl("lynkr:semantic:fleet:cache")
+        finally:
+            c.close()
+        assert 0 < ttl <= 600_000
+        status, headers, _ = await post(url_b, body=ask("How does TCP differ from UDP?"))
+        assert status == 200 and headers.get("x-lynkr-cache") == "semantic", dict(headers)
+        status, headers, _ = await post(url_b, body=ask("What is the difference between TCP and UDP on port 53?"))
+        assert status == 200 and headers.get("x-lynkr-cache") is None
+    assert len(anthropic_upstream.requests) == 2
+
+
+# -- breakers and session floors -----------------------------------------------------------------------
+
+BROKEN = """
+version: 1
+name: fleet
+providers:
+  up: {kind: anthropic, base_url: "%(up)s", retry: {attempts: 1}, breaker: {threshold: 1, cooldown_s: 60}}
+stages:
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+state: {redis: "%(redis)s"}
+state_dir: "%(dir)s"
+telemetry: {path: "%(dir)s/t.duckdb"}
+"""
+
+
+async def test_a_breaker_opened_by_one_replica_is_open_on_another(redis_server, tmp_path):
+    """Replica A's breaker opens on a dead upstream; replica B learns it through Redis, shows it
+    open and refuses with `circuit_open` without calling the upstream itself; the key lives for the
+    cooldown."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    a = pipeline(tmp_path, "a", dead, redis_server.url, text=BROKEN)
+    b = pipeline(tmp_path, "b", dead, redis_server.url, text=BROKEN)
+    async with lynkr_app(a, tmp_path / "a") as (_a, url_a), lynkr_app(b, tmp_path / "b") as (app_b, url_b):
+        status, _, _ = await post(url_a, body=ask("anyone there?"))
+        assert status == 502
+
+        async def open_on_b():
+            _, got = await get_json(url_b, "/v1/health/providers")
+            return [k for k, v in got["breakers"].items() if v["state"] == "open"]
+        assert await until(open_on_b, "B sees the breaker open") == ["up:claude-x"]
+        status, _, body = await post(url_b, body=ask("anyone there?"))
+        assert status == 503 and b"circuit open" in body
+        c = redis_server.client()
+        try:
+            (key,) = c.keys("lynkr:breaker:*")
+            assert 0 < c.pttl(key) <= 60_000
+        finally:
+            c.close()
+
+
+SCORED = """
+version: 1
+name: fleet
+providers:
+  up: {kind: anthropic, base_url: "%(up)s"}
+stages:
+  - {id: score, uses: score, with: {weights: {agentic: -60}}}
+  - {id: call, uses: provider_call, with: {to: "up:*"}}
+state: {redis: "%(redis)s"}
+state_dir: "%(dir)s"
+telemetry: {path: "%(dir)s/t.duckdb"}
+"""
+
+LOOP_ASK = "Refactor the storage layer across the repository and update the tests."
+
+
+def tool_loop(depth: int) -> dict:
+    msgs = [{"role": "user", "content": [{"type": "text", "text": LOOP_ASK}]}]
+    for i in range(depth):
+        msgs.append({"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{i:08d}", "name": "Bash",
+                                                        "input": {"command": "pytest"}}]})
+        msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i:08d}",
+                                                  "content": "ok"}]})
+    return {"model": "claude-x", "max_tokens": 100, "messages": msgs,
+            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}
+
+
+async def test_a_session_floor_set_on_one_replica_holds_on_another(anthropic_upstream, redis_server, tmp_path):
+    """A tool loop that starts COMPLEX on replica A keeps COMPLEX when its deeper turn lands on
+    replica B (which, on its own, would score it lower), while another session on B is scored alone."""
+    a = pipeline(tmp_path, "a", anthropic_upstream.url, redis_server.url, text=SCORED)
+    b = pipeline(tmp_path, "b", anthropic_upstream.url, redis_server.url, text=SCORED)
+    session = {"x-claude-code-session-id": "3f1c2a9e-loop"}
+    async with lynkr_app(a, tmp_path / "a") as (_a, url_a), lynkr_app(b, tmp_path / "b") as (_b, url_b):
+        status, headers, _ = await post(url_a, body=tool_loop(0), headers=session)
+        assert status == 200 and headers["x-lynkr-tier"] == "COMPLEX"
+        status, headers, _ = await post(url_b, body=tool_loop(6), headers=session)
+        assert status == 200 and headers["x-lynkr-tier"] == "COMPLEX"
+        status, headers, _ = await post(url_b, body=tool_loop(6), headers={"x-claude-code-session-id": "other"})
+        assert status == 200 and headers["x-lynkr-tier"] != "COMPLEX"
+    c = redis_server.client()
+    try:
+        assert 0 < c.ttl("lynkr:floor:3f1c2a9e-loop") <= 6 * 3600
+    finally:
+        c.close()

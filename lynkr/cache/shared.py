@@ -15,7 +15,9 @@ Both fail soft: when Redis is unavailable a lookup is a local-only lookup and a 
 """
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Callable
 
 import numpy as np
 import orjson
@@ -63,16 +65,22 @@ _FIELDS = (b"id", b"scope", b"text", b"key", b"message", b"created", b"expires")
 
 
 class SharedEntries:
-    """semantic_cache's entries, shared through one Redis stream per stage (see the module docstring)."""
+    """semantic_cache's entries, shared through one Redis stream per stage (see the module docstring).
+    `take(entries)` receives what other replicas stored: [(fields, vector or None)]."""
 
-    def __init__(self, state: SharedState, pipeline: str, stage_id: str, *, ttl: float, max_entries: int, dim: int):
+    CATCH_UP_TIMEOUT_S = 10.0
+
+    def __init__(self, state: SharedState, pipeline: str, stage_id: str, *, ttl: float, max_entries: int, dim: int,
+                 take: Callable[[list], None]):
         self.state = state
         self.stream = state.key("semantic", pipeline, stage_id)
         self.ttl = ttl
         self.max_entries = max_entries
         self.dim = dim
-        self.last_id: bytes | None = None      # the newest stream id taken in; None: not caught up yet
+        self.take = take
+        self.last_id: tuple[int, int] | None = None     # the newest stream id taken in; None: catch up first
         self.batch = 1000
+        self._catching: asyncio.Task | None = None
 
     async def publish(self, entry, vector) -> bool:
         fields = {"id": entry.id, "scope": entry.scope, "text": entry.text, "key": entry.key,
@@ -84,8 +92,8 @@ class SharedEntries:
 
         async def add(r):
             async with r.pipeline(transaction=False) as p:
-                # MINID trims what outlived the ttl; MAXLEN would need a second XADD option, so the
-                # size bound is an XTRIM in the same round trip.
+                # MINID drops what outlived the ttl (stream ids are milliseconds); the size bound
+                # is an XTRIM in the same round trip.
                 p.xadd(self.stream, fields, minid=oldest, approximate=True)
                 p.xtrim(self.stream, maxlen=self.max_entries, approximate=True)
                 p.pexpire(self.stream, int(self.ttl * 1000))
@@ -96,38 +104,56 @@ class SharedEntries:
             return False
         return True
 
-    async def pull(self) -> list[tuple[dict, np.ndarray | None]]:
-        """The entries other replicas stored since the last pull: [(fields, vector or None)].
-        The first pull (or the first after Redis came back) reads the newest `max_entries`."""
+    async def refresh(self) -> None:
+        """Take in what the other replicas stored since the last refresh: one XREAD. The first
+        time (and after an outage) it reads the newest `max_entries` instead, in the background,
+        waiting for it at most one command timeout: a big stream never holds a request up."""
+        if self.last_id is None:
+            if self._catching is None or self._catching.done():
+                self._catching = self.state.background(self._catch_up())
+            await asyncio.wait({self._catching}, timeout=self.state.timeout)
+            return
+        since = self.last_id
         try:
-            if self.last_id is None:
-                got = await self.state.run("semantic.catch_up", lambda r: r.xrevrange(
-                    self.stream, count=self.max_entries))
-                rows = list(reversed(got or []))
-                self.last_id = rows[-1][0] if rows else b"0-0"
-            else:
-                got = await self.state.run("semantic.pull", lambda r: r.xread(
-                    {self.stream: self.last_id}, count=self.batch))
-                rows = got[0][1] if got else []
-                if rows:
-                    self.last_id = rows[-1][0]
+            got = await self.state.run("semantic.pull", lambda r: r.xread(
+                {self.stream: f"{since[0]}-{since[1]}"}, count=self.batch))
         except Unavailable:
-            return []
+            return
+        self._take(got[0][1] if got else [])
+
+    async def _catch_up(self) -> None:
+        try:
+            got = await self.state.run("semantic.catch_up", lambda r: r.xrevrange(self.stream, count=self.max_entries),
+                                       timeout=self.CATCH_UP_TIMEOUT_S)
+        except Unavailable:
+            return
+        rows = list(reversed(got or []))
+        self._take(rows)
+        if self.last_id is None:
+            self.last_id = (0, 0)
+
+    def _take(self, rows: list) -> None:
+        if not rows:
+            return
+        newest = _stream_id(rows[-1][0])
+        if self.last_id is None or newest > self.last_id:
+            self.last_id = newest
         now = time.time()
-        out = []
         mine = self.state.instance.encode()
-        for _sid, fields in rows:
-            if fields.get(b"from") == mine:
-                continue
-            entry = _decoded(fields, now, self.dim)
-            if entry is not None:
-                out.append(entry)
-        return out
+        found = [e for _sid, fields in rows if fields.get(b"from") != mine
+                 and (e := _decoded(fields, now, self.dim)) is not None]
+        if found:
+            self.take(found)
 
     def forget_position(self) -> None:
-        """After an outage: catch up from the newest entries again (the stream may have been trimmed
-        or Redis restarted empty, so the last-seen id may mean nothing)."""
+        """After an outage: catch up from the newest entries again (Redis may have restarted
+        empty, or trimmed what this replica had not read yet)."""
         self.last_id = None
+
+
+def _stream_id(raw: bytes) -> tuple[int, int]:
+    ms, _, seq = raw.decode().partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _decoded(fields: dict, now: float, dim: int) -> tuple[dict, np.ndarray | None] | None:

@@ -29,6 +29,7 @@ from lynkr.config import load_config
 from lynkr.config.folder import check_key_pipelines
 from lynkr.errors import ConfigError
 from lynkr.exchange import Exchange
+from lynkr.providers.shared_breakers import share_breakers
 from lynkr.storage.shared_state import AuthRefused, SharedState
 from lynkr.telemetry import NullWriter, TelemetryWriter
 from lynkr.engine.pipeline import Pipeline, build_pipeline
@@ -127,6 +128,7 @@ class Engine:
             raise cfg.error(str(e), ("state", "redis"),
                             "put the right password in the URL: redis://:PASSWORD@host:port/0") from None
         self.shared["state"] = state
+        share_breakers(self.shared, state)
 
     async def reload(self, changed: set[str] | None = None) -> bool:
         """Build the pipeline anew and swap it in; False, the running one kept, when it fails.

@@ -15,6 +15,7 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from lynkr.errors import ProxyError
 from lynkr.exchange import Response
@@ -123,6 +124,9 @@ class Breaker:
     probing: bool = False
     opens: int = 0
     conf: dict | None = field(default=None, repr=False, compare=False)   # the settings applied (Breakers.get)
+    key: tuple = field(default=(), repr=False, compare=False)             # (provider, model)
+    # Told "open" / "closed" when this process changes the state (lynkr/providers/shared_breakers.py).
+    listener: Any = field(default=None, repr=False, compare=False)
 
     def allow(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -146,9 +150,12 @@ class Breaker:
             self.probing = False
 
     def success(self) -> None:
+        was = self.state
         self.state = "closed"
         self.probing = False
         self.failures.clear()
+        if was != "closed" and self.listener is not None:
+            self.listener(self, "closed")
 
     def failure(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -167,6 +174,23 @@ class Breaker:
         self.probing = False
         self.failures.clear()
         self.opens += 1
+        if self.listener is not None:
+            self.listener(self, "open")
+
+    def opened_elsewhere(self, remaining_s: float) -> None:
+        """Another replica opened this breaker: open it here for what is left of its cooldown."""
+        if self.state == "open" and self.retry_in() >= remaining_s:
+            return
+        self.state = "open"
+        self.opened_at = time.monotonic() - max(0.0, self.cooldown_s - remaining_s)
+        self.probing = False
+        self.failures.clear()
+
+    def closed_elsewhere(self) -> None:
+        """Another replica's probe succeeded: the upstream answers again."""
+        self.state = "closed"
+        self.probing = False
+        self.failures.clear()
 
     def snapshot(self) -> dict:
         return {"state": self.state, "recent_failures": len(self.failures), "opens": self.opens}
@@ -182,12 +206,13 @@ class Breakers:
     def __init__(self):
         self._by_key: dict[str, Breaker] = {}
         self.settings: dict[str, dict] = {}      # provider name -> {threshold, window_s, cooldown_s}
+        self.listener = None                     # given to every breaker (shared_breakers.py)
 
     def get(self, provider: str, model: str) -> Breaker:
         key = (provider, model)
         b = self._by_key.get(key)
         if b is None:
-            b = self._by_key[key] = Breaker()
+            b = self._by_key[key] = Breaker(key=key, listener=self.listener)
         conf = self.settings.get(provider) or _NO_SETTINGS
         if b.conf is not conf:
             # Settings follow the current pipeline (a reload may change them); state is kept.
@@ -196,6 +221,9 @@ class Breakers:
             b.window_s = float(conf.get("window_s", Breaker.window_s))
             b.cooldown_s = float(conf.get("cooldown_s", Breaker.cooldown_s))
         return b
+
+    def all(self) -> list[Breaker]:
+        return list(self._by_key.values())
 
     def snapshot(self) -> dict:
         items = sorted(self._by_key.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1])))

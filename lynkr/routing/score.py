@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lynkr.config.loader import TIERS
-from lynkr.routing.sessions import TierMemory
+from lynkr.routing.sessions import TierMemory, ask_key
 from lynkr.routing.side import side_request
 from lynkr.routing.signals import measure
 from lynkr.routing.text import read_conversation
@@ -48,6 +48,7 @@ class Scored:
     ask: str                                  # where the ask came from (conv.ask_source)
     parts: dict = field(default_factory=dict)  # dimension -> {points, why}
     side: str | None = None                   # the kind of background call, when it is one
+    floor: tuple | None = None                # (ask key, tier index) the session memory holds now
 
 
 class Scorer:
@@ -77,7 +78,8 @@ class Scorer:
                     f"(got {', '.join(f'{t}={th[t]}' for t in TIERS[1:])})")
         return None
 
-    def score(self, request: dict, session: str | None) -> Scored:
+    def score(self, request: dict, session: str | None, remote: tuple | None = None) -> Scored:
+        """`remote`: the session's floor as the fleet knows it (SharedFloors.fetch), merged first."""
         conv = read_conversation(request)
         side = side_request(request, conv, self.background_models) if self.side_requests else None
         if side:
@@ -88,9 +90,12 @@ class Scorer:
         score = round(score, 1)
         tier = self.tier_for(score, parts)
         why = "score" if conv.ask_source == "last_message" else "score of the last user text"
+        floor = None
         if self.memory is not None and session:
-            tier, why = self._stable(session, conv, tier, why)
-        return Scored(score, tier, why, conv.ask_source, parts)
+            if remote is not None:
+                self.memory.merge(session, remote)
+            tier, why, floor = self._stable(session, conv, tier, why)
+        return Scored(score, tier, why, conv.ask_source, parts, floor=floor)
 
     def tier_for(self, score: float, parts: dict) -> str:
         tier = TIERS[0]
@@ -101,9 +106,9 @@ class Scorer:
             tier = "COMPLEX"
         return tier
 
-    def _stable(self, session: str, conv, tier: str, why: str) -> tuple[str, str]:
+    def _stable(self, session: str, conv, tier: str, why: str) -> tuple[str, str, tuple]:
         """Keep a task on the tier it started on: inside its tool loop, and across a short follow-up."""
-        key = hash(conv.ask)
+        key = ask_key(conv.ask)
         floor = self.memory.floor(session, key)
         if floor is not None and floor > TIERS.index(tier):
             why = f"session floor: this tool loop started on {TIERS[floor]} (score says {tier})"
@@ -113,5 +118,4 @@ class Scorer:
             if last is not None and last > TIERS.index(tier):
                 why = f"follow-up: carries on the previous {TIERS[last]} task (score says {tier})"
                 tier = TIERS[last]
-        self.memory.record(session, key, TIERS.index(tier))
-        return tier, why
+        return tier, why, self.memory.record(session, key, TIERS.index(tier))

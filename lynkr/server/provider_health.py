@@ -55,8 +55,8 @@ async def post_reset(request: web.Request) -> web.Response:
     require_admin(request)
     engine = request.app["engine"]
     breakers = breakers_for(engine.shared)
-    for b in breakers._by_key.values():
-        b.success()
+    for b in breakers.all():
+        b.success()         # with state.redis, every replica's breaker closes too
     return web.json_response({"reset": True, **status(engine)})
 
 

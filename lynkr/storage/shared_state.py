@@ -166,13 +166,14 @@ class SharedState:
             self._trip("start", e)
 
     # -- calls ---------------------------------------------------------------------------------
-    async def run(self, op: str, fn: Callable[[Any], Awaitable[Any]]) -> Any:
-        """`await fn(redis_client)` within the timeout, or Unavailable (counted)."""
+    async def run(self, op: str, fn: Callable[[Any], Awaitable[Any]], *, timeout: float | None = None) -> Any:
+        """`await fn(redis_client)` within the timeout (`timeout_s`, or longer for a bulk read
+        off the request path), or Unavailable (counted)."""
         if not self.up:
             self.fallbacks[op] = self.fallbacks.get(op, 0) + 1
             raise Unavailable(self.last_error)
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout(timeout or self.timeout):
                 return await fn(self.redis)
         except asyncio.CancelledError:
             raise
