@@ -228,7 +228,7 @@ BASE_SCHEMA: dict = {
                 "redis": {"type": "string", "minLength": 1,
                           "description": "redis://[:password@]host:port/db, rediss://… (TLS), unix:///path.sock; "
                                          "valkey:// and valkeys:// for Valkey."},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.25,
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 10, "default": 0.5,
                               "description": "Longest wait for one Redis command; past it the process uses its "
                                              "local state and reconnects in the background."},
                 "key_prefix": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "default": "lynkr",

@@ -86,6 +86,7 @@ def first_screen_data(engine, host: str, port: int, workers: int) -> dict:
                       "on, but needs an admin token: set LYNKR_ADMIN_TOKEN" if dash else
                       "off (add `dashboard: {enabled: true}` to the pipeline and set LYNKR_ADMIN_TOKEN)"),
         "telemetry": getattr(engine.writer, "path", None),
+        "state": engine.shared["state"].status() if engine.shared.get("state") is not None else None,
         "clients": {
             "claude_code": f"ANTHROPIC_BASE_URL={base} claude",
             "codex": (f"codex -m gpt-5-codex -c model_provider=lynkr -c 'model_providers.lynkr={{name=\"Lynkr\", "
@@ -115,6 +116,10 @@ def first_screen(engine, host: str, port: int, workers: int) -> str:
               f"  telemetry    {d['telemetry'] or 'off'}" + (f"  (lynkr report savings{_db_arg(d['telemetry'])})"
                                                             if d["telemetry"] else ""),
               "  one line per request below (--log-format json, --quiet); Ctrl-C drains and stops"]
+    st = d["state"]
+    if st is not None:
+        lines.insert(-1, f"  state        shared through {st['url']}" + (
+            "" if st["up"] else "  (not answering: local state until it does)"))
     return "\n".join(lines)
 
 

@@ -221,7 +221,7 @@ def _redis_usable(cfg) -> bool:
     if not conf:
         return True
     try:
-        warning = check_url_sync(conf["redis"], timeout=max(1.0, conf.get("timeout_s", 0.25)))
+        warning = check_url_sync(conf["redis"], timeout=max(1.0, conf.get("timeout_s", 0.5)))
     except AuthRefused as e:
         err = cfg.error(str(e), ("state", "redis"), "put the right password in the URL: redis://:PASSWORD@host:port/0")
         print(f"✗ {err}", file=sys.stderr)

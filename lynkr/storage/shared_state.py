@@ -35,8 +35,9 @@ __all__ = ["SharedState", "Unavailable", "AuthRefused", "display_url", "url_prob
 
 log = logging.getLogger("lynkr.state")
 
-DEFAULT_TIMEOUT_S = 0.25
+DEFAULT_TIMEOUT_S = 0.5
 MAX_CONNECTIONS = 32      # per process
+MAX_PENDING = 10_000      # undo writes queued for the next reconnect (when_back)
 _RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 5.0)
 
 
@@ -130,6 +131,7 @@ class SharedState:
         self.fallbacks: dict[str, int] = {}         # op -> calls answered locally (the circuit was open)
         self.reconnects = 0
         self.on_up: list[Callable[[], Awaitable[None] | None]] = []
+        self._once: list[Callable[[], Awaitable[None]]] = []     # for the next reconnect only
         self._tasks: set[asyncio.Task] = set()
         self._scripts: dict[str, Any] = {}
         self._probe: asyncio.Task | None = None
@@ -201,6 +203,12 @@ class SharedState:
         except Unavailable:
             pass
 
+    def when_back(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run `fn()` once, when Redis answers again: to undo a write that timed out but that Redis
+        may still have carried out (bounded: past MAX_PENDING the oldest are dropped)."""
+        self._once.append(fn)
+        del self._once[:-MAX_PENDING]
+
     def background(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(t)
@@ -245,7 +253,8 @@ class SharedState:
             self.down_since = None
             self.reconnects += 1
             log.warning("Redis at %s answers again; state is shared again", self.where)
-            for cb in list(self.on_up):
+            once, self._once = self._once, []
+            for cb in list(self.on_up) + once:
                 try:
                     got = cb()
                     if asyncio.iscoroutine(got):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from lynkr.storage.shared_state import SharedState
+from lynkr.storage.shared_state import SharedState, Unavailable
 from lynkr.teams.ledger import WINDOW_S, periods, refusal
 
 __all__ = ["admit", "release", "LEASE_S"]
@@ -122,13 +122,29 @@ async def admit(state: SharedState, scopes: list, now: float | None = None) -> t
         keys += [b + "rpm", b + "tpm", b + "inflight", b + "usd:" + day, b + "usd:" + month]
         args += [-1 if limits.get(k) is None else limits[k] for k in _LIMITS]
     script = state.script(_ADMIT)
-    got = await state.run("limits.admit", lambda r: script(keys=keys, args=args))
+    sent = state.up             # with the circuit open nothing reaches Redis: nothing to undo
+    try:
+        got = await state.run("limits.admit", lambda r: script(keys=keys, args=args))
+    except Unavailable:
+        # A script that timed out may still run once Redis reads it (a hung Redis wakes up): then
+        # its in-flight mark must not hold a max_concurrent slot for the whole lease.
+        if sent:
+            names = [[kind, name] for kind, name, _ in scopes]
+            state.when_back(lambda: _quietly(release(state, names, member)))
+        raise
     if got == 0:
         return None, member
     i, limit, wait, used = int(got[0]), got[1].decode(), float(got[2]), float(got[3])
     kind, name, limits = scopes[i]
     used = int(used) if limit in ("rpm", "tpm", "max_concurrent") else used
     return refusal(kind, name, limits, limit, wait, used, dt), member
+
+
+async def _quietly(coro) -> None:
+    try:
+        await coro
+    except Unavailable:
+        pass
 
 
 async def release(state: SharedState, scopes: list, member: str, tokens: int = 0, usd: float = 0.0,
