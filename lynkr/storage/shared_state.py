@@ -37,6 +37,7 @@ log = logging.getLogger("lynkr.state")
 
 DEFAULT_TIMEOUT_S = 0.5
 MAX_CONNECTIONS = 32      # per process
+BACKSTOP_S = 10.0         # socket deadlines behind run()'s
 MAX_PENDING = 10_000      # undo writes queued for the next reconnect (when_back)
 _RETRY_PAUSES = (0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -81,10 +82,11 @@ def _client(url: str, timeout: float, *, sync: bool = False):
     # No retries inside the client: a failure must reach the circuit at once, not after three
     # reconnect attempts with backoff (redis-py's default), or one request would wait seconds.
     # A blocking pool: a burst waits for one of its connections (within the timeout) instead of
-    # failing with "too many connections".
+    # failing with "too many connections". Each call is bounded by `run`'s own deadline; the
+    # socket's are only a backstop, long enough for the bulk reads made off the request path.
     pool = redis_asyncio.BlockingConnectionPool.from_url(
-        _client_url(url), max_connections=MAX_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
-        socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        _client_url(url), max_connections=MAX_CONNECTIONS, timeout=timeout, socket_timeout=max(timeout, BACKSTOP_S),
+        socket_connect_timeout=max(timeout, BACKSTOP_S), retry=Retry(NoBackoff(), 0), health_check_interval=0)
     return redis_asyncio.Redis(connection_pool=pool)
 
 
