@@ -120,7 +120,7 @@ async def test_rpm_is_shared_by_three_lynkr_processes(anthropic_upstream, redis_
             procs.append(start_lynkr(p, port))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs):
-            await wait_ready(url, proc)
+            await wait_ready(url, proc, timeout=120)   # three starting at once on a busy machine
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as s:
             async def one(i):
                 body = ask(f"question number {i}")
@@ -206,7 +206,7 @@ async def test_redis_down_at_start_starts_degraded_with_a_warning(anthropic_upst
         proc = start_lynkr(p, port)
         url = f"http://127.0.0.1:{port}"
         try:
-            await wait_ready(url, proc)
+            await wait_ready(url, proc, timeout=120)
             assert (await post(url, body=ask("hello")))[0] == 200
             status, ready = await get_json(url, "/health/ready")
             assert status == 200 and ready["status"] == "degraded"
