@@ -439,3 +439,29 @@ async def test_a_hung_redis_costs_no_request_and_answers_stay_right_after_it_wak
             status, headers, again = await post(url_b, body=ask("after the wake"), headers={"x-api-key": free})
             assert status == 200 and headers.get("x-lynkr-cache") == "exact"
             assert orjson.loads(again)["content"] == orjson.loads(first)["content"]
+
+
+# -- a folder of pipelines ------------------------------------------------------------------------------
+
+async def test_a_folder_shares_the_state_its_front_pipeline_names(anthropic_upstream, redis_server, tmp_path):
+    """`lynkr run pipelines/`: `state:` is a process section, like `server:`: the front pipeline's
+    Redis serves every pipeline of the folder (an exact answer of the second file's pipeline lands
+    in Redis), and a second file writing `state:` is a load error naming both."""
+    from tests.test_pipeline_folder import folder_proxy
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    front = pipeline(tmp_path, "front", anthropic_upstream.url, redis_server.url).read_text()
+    (folder / "main.yaml").write_text(front.replace("name: fleet", "name: main"))
+    project = front.replace("name: fleet", "name: project")
+    (folder / "project.yaml").write_text(project[:project.index("state:")])
+    async with folder_proxy(folder, tmp_path) as (engine, url):
+        status, _h, _b = await post(url + "/p/project", body=ask("which pipeline am I?"))
+        assert status == 200
+        await until(lambda: keys_like(redis_server, "lynkr:exact:project:*"), "the project's answer in Redis")
+        _, ready = await get_json(url, "/health/ready")
+        assert ready["state"]["up"] is True
+    (folder / "project.yaml").write_text(project[:project.index("state:")] + f'state: {{redis: "{redis_server.url}"}}\n')
+    from lynkr.config.folder import load_front
+    with pytest.raises(ConfigError) as e:
+        load_front(str(folder))
+    assert e.value.path == ("state", "redis") and "main.yaml" in str(e.value) and "project.yaml" in str(e.value)
