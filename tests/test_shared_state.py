@@ -239,7 +239,7 @@ def test_a_wrong_password_stops_the_start_naming_file_path_and_line(anthropic_up
     assert "Traceback" not in text and "wrong-password-456" not in text
 
 
-async def test_a_wrong_password_refuses_an_in_process_engine_too(redis_server, tmp_path):
+async def test_a_wrong_password_refuses_an_in_process_engine_too(tmp_path):
     """The same check when an application builds the engine itself: a ConfigError naming the line."""
     with RedisServer(password="right-password-123") as server:
         p = pipeline(tmp_path, "a", "http://127.0.0.1:9", server.url_with_password("nope-nope-nope"))
