@@ -1,8 +1,9 @@
-"""A fleet on this machine: three `lynkr run` replicas (separate processes, own ports and state
-folders, one pipeline file) behind Debian's HAProxy, round robin, health-checked on
-`/health/ready`, with an upstream double that knows which replica called it. What a team that
-outgrew one machine relies on (docs/scale-out.md): every replica serves, and a replica killed
-mid-load costs only the requests it had in flight, then rejoins when it is back."""
+"""A fleet on this machine, as docs/scale-out.md draws it: `redis-server` from Debian's package on
+a free port, three `lynkr run` replicas (separate processes, own ports and state folders, one
+pipeline file with `state: {redis: …}`) behind Debian's HAProxy, round robin, health-checked on
+`/health/ready`, and an upstream double that knows which replica called it. The tests run in file
+order against one fleet: what is shared first, then the failures (a replica killed, Redis
+stopped)."""
 from __future__ import annotations
 
 import asyncio
@@ -16,14 +17,19 @@ import pytest
 
 from tests.helpers.fleet import KEYS, Fleet
 from tests.helpers.haproxy import haproxy_binary
-
+from tests.helpers.redis_server import RedisServer
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     if haproxy_binary() is None:
         pytest.skip("haproxy is not installed (.ci/setup.d/32-haproxy.sh installs Debian's package)")
-    with Fleet(tmp_path_factory.mktemp("fleet")) as f:
-        yield f
+    tmp = tmp_path_factory.mktemp("fleet")
+    with RedisServer() as redis:
+        # A burst on a busy 2-core CI machine lags a replica's loop past the 0.5 s default of
+        # state.timeout_s, which would degrade it to local counters: this tests sharing.
+        with Fleet(tmp, redis=redis.url, redis_timeout_s=2.0) as f:
+            f.redis_server = redis
+            yield f
 
 
 def body(text: str) -> dict:
@@ -44,11 +50,14 @@ async def ask(s: aiohttp.ClientSession, url: str, text: str, *, key: str = "load
 
 class Load:
     """`clients` clients, each sending one request after another through `url` until stopped.
-    Every prompt is new, so every request is a miss that reaches a replica's provider call."""
+    Prompts are new (misses that reach a provider call) unless `repeat` says every n-th one asks
+    the same question again (a cache hit)."""
 
-    def __init__(self, s: aiohttp.ClientSession, url: str, clients: int, headers: dict | None = None):
-        self.s, self.url, self.clients, self.headers = s, url, clients, headers or {}
+    def __init__(self, s: aiohttp.ClientSession, url: str, clients: int, headers: dict | None = None,
+                 repeat: int = 0):
+        self.s, self.url, self.clients, self.headers, self.repeat = s, url, clients, headers or {}, repeat
         self.ok = 0
+        self.hits = 0
         self.failures: list[tuple[int, str]] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -60,13 +69,18 @@ class Load:
 
     async def _client(self, c: int) -> None:
         while not self._stop.is_set():
-            text = f"Load request {next(self._n)} from client {c}: {uuid.uuid4().hex}"
+            n = next(self._n)
+            if self.repeat and n % self.repeat == 0:
+                text = "Which port does HTTPS use by default?"
+            else:
+                text = f"Load request {n} from client {c}: {uuid.uuid4().hex}"
             try:
-                status, _, out = await ask(self.s, self.url, text, headers=self.headers)
+                status, headers, out = await ask(self.s, self.url, text, headers=self.headers)
             except aiohttp.ClientError as e:
-                status, out = 0, repr(e)
+                status, headers, out = 0, {}, repr(e)
             if status == 200:
                 self.ok += 1
+                self.hits += "x-lynkr-cache" in headers
             else:
                 self.failures.append((status, out[:300]))
 
@@ -86,17 +100,40 @@ class Load:
 
 
 async def eventually(cond, what: str, timeout: float = 30) -> None:
+    """Until `cond()` holds (a bound for a hang, not a speed test)."""
     deadline = time.monotonic() + timeout
-    while not cond():
+    while not await asyncio.to_thread(cond):
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
-async def client():
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s:
+async def client(limit: int = 100):
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
+                                     connector=aiohttp.TCPConnector(limit=limit)) as s:
         yield s
+
+
+def shared(fleet) -> tuple[int, int]:
+    """(exact answers, semantic entries) in Redis, by the key layout docs/shared-state.md gives:
+    `lynkr:exact:<pipeline>:<stage>:<key>` and the stream `lynkr:semantic:<pipeline>:<stage>`."""
+    r = fleet.redis_server.client()
+    try:
+        return len(r.keys("lynkr:exact:fleet:exact:*")), r.xlen("lynkr:semantic:fleet:cache")
+    finally:
+        r.close()
+
+
+async def stored_by(fleet, s: aiohttp.ClientSession, replica, question: str) -> str:
+    """Ask `replica` a new question; return its answer once both caches' after hooks have put it
+    in Redis (the other replicas can only find it from then on)."""
+    exact, semantic = shared(fleet)
+    status, h, answer = await ask(s, replica.url, question)
+    assert status == 200 and "x-lynkr-cache" not in h and f"({replica.name})" in answer, (status, h, answer)
+    await eventually(lambda: all(now > then for now, then in zip(shared(fleet), (exact, semantic))),
+                     f"{replica.name}'s answer never reached Redis")
+    return answer
 
 
 async def test_round_robin_reaches_every_replica(fleet):
@@ -109,6 +146,38 @@ async def test_round_robin_reaches_every_replica(fleet):
     after = fleet.upstream.stats()["arrived"]
     for r in fleet.replicas:
         assert after.get(r.name, 0) > before.get(r.name, 0), (r.name, before, after)
+
+
+async def test_an_answer_cached_through_one_replica_is_a_hit_through_another(fleet):
+    """The exact cache: a request answered by r0 is answered by r1 with r0's answer, without an
+    upstream call. The semantic cache: a question answered by r0, asked in other words on r2,
+    gets r0's answer (the upstream numbers its answers with the replica that asked)."""
+    r0, r1, r2 = fleet.replicas
+    question = f"What does the HTTP status 418 mean? ({uuid.uuid4().hex[:8]})"
+    async with client() as s:
+        first = await stored_by(fleet, s, r0, question)
+        calls = fleet.upstream.stats()["arrived"].get(r1.name, 0)
+        status, h, again = await ask(s, r1.url, question)
+        assert (status, h.get("x-lynkr-cache"), again) == (200, "exact", first)
+        assert fleet.upstream.stats()["arrived"].get(r1.name, 0) == calls
+
+        first = await stored_by(fleet, s, r0, "What is the difference between TCP and UDP?")
+        status, h, again = await ask(s, r2.url, "How does TCP differ from UDP?")
+    assert (status, h.get("x-lynkr-cache"), again) == (200, "semantic", first)
+
+
+async def test_a_keys_rpm_is_admitted_once_across_the_three_replicas(fleet):
+    """A key with `rpm: 60` gets 60 ± 2 of a burst of 200 admitted, the burst spread round robin
+    over three replicas (each alone would admit 60); the rest are refused with 429."""
+    before = fleet.upstream.stats()["arrived"]
+    async with client(limit=0) as s:
+        results = await asyncio.gather(*(ask(s, fleet.lb.url, f"Burst {i}: {uuid.uuid4().hex}", key="burst")
+                                         for i in range(200)))
+    statuses = [r[0] for r in results]
+    assert set(statuses) <= {200, 429}, sorted(set(statuses))
+    assert 58 <= statuses.count(200) <= 62, statuses.count(200)
+    after = fleet.upstream.stats()["arrived"]
+    assert all(after.get(r.name, 0) > before.get(r.name, 0) for r in fleet.replicas), (before, after)
 
 
 async def test_a_killed_replica_costs_only_its_in_flight_requests_and_rejoins(fleet):
@@ -151,3 +220,34 @@ async def test_a_killed_replica_costs_only_its_in_flight_requests_and_rejoins(fl
         results = [await ask(s, fleet.lb.url, f"After the restart {i}: {uuid.uuid4().hex}") for i in range(9)]
     assert [r[0] for r in results] == [200] * 9, results
     assert fleet.upstream.stats()["arrived"].get(victim.name, 0) > arrived     # it serves again
+
+
+def statuses(fleet) -> list[str]:
+    return [r.ready()[1].get("status") for r in fleet.replicas]
+
+
+async def test_redis_stopped_mid_load_fails_no_request_and_sharing_resumes(fleet):
+    """Redis stopped under load (misses and cache hits, a key's counters): zero failed requests;
+    every replica's `/health/ready` says `degraded` and stays 200, so HAProxy keeps all three.
+    Redis started again (empty, on its port): the replicas reconnect by themselves and an answer
+    cached through one is again a hit through another."""
+    redis = fleet.redis_server
+    async with client() as s:
+        async with Load(s, fleet.lb.url, clients=4, repeat=4) as load:
+            await load.until(20)
+            redis.stop()
+            await eventually(lambda: statuses(fleet) == ["degraded"] * 3, f"not degraded: {statuses(fleet)}")
+            assert all(r.ready()[0] == 200 for r in fleet.replicas)
+            mark = load.done
+            await load.until(mark + 40)
+            assert set(fleet.lb.states().values()) == {"UP"}
+            redis.start()
+            await eventually(lambda: statuses(fleet) == ["ready"] * 3, f"not ready again: {statuses(fleet)}")
+            await load.until(load.done + 20)
+        assert load.failures == [] and load.hits > 0
+
+        r0, r1, _ = fleet.replicas
+        question = f"What does the HTTP status 451 mean? ({uuid.uuid4().hex[:8]})"
+        first = await stored_by(fleet, s, r0, question)
+        status, h, again = await ask(s, r1.url, question)
+    assert (status, h.get("x-lynkr-cache"), again) == (200, "exact", first)

@@ -37,16 +37,22 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 KEYS = {"burst": "fleet-burst-0123456789abcdef", "load": "fleet-load-0123456789abcdef"}
 
 
-def fleet_pipeline(*, redis: str | None = None, lake: dict | None = None, rpm: int = 60) -> str:
+def fleet_pipeline(*, redis: str | None = None, lake: dict | None = None, rpm: int = 60,
+                   redis_timeout_s: float | None = None) -> str:
     """The one pipeline every replica runs: both caches, a provider call, two client keys,
     telemetry flushed every 0.2 s. What differs per replica comes from its environment
     (FLEET_UPSTREAM, FLEET_DIR), as a Kubernetes pod gets it. `redis` shares the state
-    (`state: {redis: URL}`), `lake` ({catalog, data_path}) the telemetry (`telemetry.lake`)."""
-    state = f"state: {{redis: {json.dumps(redis)}}}\n" if redis else ""
+    (`state: {redis: URL}`, `redis_timeout_s` its `timeout_s`), `lake` ({catalog, data_path}) the
+    telemetry (`telemetry.lake`)."""
+    timeout = f", timeout_s: {redis_timeout_s}" if redis_timeout_s is not None else ""
+    state = f"state: {{redis: {json.dumps(redis)}{timeout}}}\n" if redis else ""
     lake_line = (f"\n  lake: {{catalog: {json.dumps(lake['catalog'])}, data_path: {json.dumps(lake['data_path'])}}}"
                  if lake else "")
     return f"""version: 1
 name: fleet
+# Shedding on event-loop lag is per replica and not what a fleet test is about; on a busy 2-core
+# CI machine a replica's loop lags past the default 500 ms, and it would refuse requests.
+server: {{shed: {{max_loop_lag_ms: 10000}}}}
 providers:
   up: {{kind: anthropic, base_url: "{{{{ env.FLEET_UPSTREAM }}}}"}}
 keys:
@@ -223,15 +229,16 @@ class Fleet:
     """Upstream double, `replicas` × `lynkr run` on one pipeline file, HAProxy in front."""
 
     def __init__(self, workdir: Path, *, replicas: int = 3, redis: str | None = None, lake: dict | None = None,
-                 env: dict | None = None, rpm: int = 60):
+                 env: dict | None = None, rpm: int = 60, redis_timeout_s: float | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pipeline = self.workdir / "fleet.yaml"
-        self.pipeline.write_text(fleet_pipeline(redis=redis, lake=lake, rpm=rpm))
+        self.pipeline.write_text(fleet_pipeline(redis=redis, lake=lake, rpm=rpm, redis_timeout_s=redis_timeout_s))
         self.upstream = UpstreamProcess(self.workdir)
         self.replicas = [Replica(f"r{i}", self.pipeline, self.workdir / f"r{i}", self.upstream.url, env)
                          for i in range(replicas)]
         self.lb = HAProxy([(r.name, r.port) for r in self.replicas], self.workdir / "haproxy")
+        self.redis_server = None      # the caller's RedisServer behind `redis`, for tests that stop it
 
     def start(self) -> "Fleet":
         try:
