@@ -213,6 +213,23 @@ BASE_SCHEMA: dict = {
                 "flush_interval_s": {"type": "number", "minimum": 0.01, "default": 2.0,
                                      "description": "Seconds between two batches of rows (sooner once batch_size rows wait)."},
                 "batch_size": {"type": "integer", "minimum": 1, "default": 5000},
+                "lake": {
+                    "type": "object", "additionalProperties": False, "required": ["catalog", "data_path"],
+                    "description": "Fleet telemetry: every replica writes its rows into one DuckLake, and "
+                                   "`lynkr report --config` reads them all (docs/reports.md).",
+                    "properties": {
+                        "catalog": {"type": "string", "pattern": "^postgres:",
+                                    "description": "postgres:<libpq DSN> of the DuckLake catalog database, e.g. "
+                                                   "\"postgres:host=db dbname=lake user=lynkr password=…\""},
+                        "data_path": {"type": "string", "minLength": 1,
+                                      "description": "Where the Parquet files go: a folder every replica mounts, or s3://…"},
+                        "spool_path": {"type": "string",
+                                       "description": "Local folder for batches while the catalog is unreachable "
+                                                      "(default: lake-spool/ beside telemetry.path)."},
+                        "spool_max_mb": {"type": "number", "minimum": 1, "default": 256,
+                                         "description": "Past this, new batches are dropped (and counted) until the catalog returns."},
+                    },
+                },
             },
         },
         "mcp": _MCP,

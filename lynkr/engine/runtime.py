@@ -32,6 +32,7 @@ from lynkr.exchange import Exchange
 from lynkr.providers.shared_breakers import share_breakers
 from lynkr.storage.shared_state import AuthRefused, SharedState
 from lynkr.telemetry import NullWriter, TelemetryWriter
+from lynkr.telemetry.lake import LakeStartError
 from lynkr.engine.pipeline import Pipeline, build_pipeline
 
 __all__ = ["Engine", "AFTER_HOOKS_GRACE_S", "WATCH_RECHECK_S"]
@@ -75,9 +76,13 @@ class Engine:
         tcfg = self.current.config.get("telemetry") or {}
         if tcfg.get("enabled", True):
             path = self._telemetry_path or tcfg.get("path") or ".lynkr/telemetry.duckdb"
-            self.writer = TelemetryWriter(path, flush_interval=tcfg.get("flush_interval_s", 2.0),
-                                          batch_size=tcfg.get("batch_size", 5000),
-                                          content=bool(tcfg.get("content", False)), worker=self.worker)
+            try:
+                self.writer = TelemetryWriter(path, flush_interval=tcfg.get("flush_interval_s", 2.0),
+                                              batch_size=tcfg.get("batch_size", 5000),
+                                              content=bool(tcfg.get("content", False)), worker=self.worker,
+                                              lake=tcfg.get("lake"))
+            except LakeStartError as e:
+                raise self.current.cfg.error(str(e), ("telemetry", "lake", e.field)) from None
         if self.watch:
             self._watch_task = asyncio.create_task(self._watch_loop())
 

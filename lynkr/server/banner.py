@@ -10,6 +10,7 @@ import os
 from lynkr import __version__
 from lynkr.config.loader import TIERS
 from lynkr.providers.pool import mask as last4, pool_members
+from lynkr.storage.lake import redact
 
 __all__ = ["first_screen", "first_screen_data", "routes_of", "mask", "key_status"]
 
@@ -85,7 +86,7 @@ def first_screen_data(engine, host: str, port: int, workers: int) -> dict:
         "dashboard": (f"{base}/dashboard?token={token}" if dash and token else
                       "on, but needs an admin token: set LYNKR_ADMIN_TOKEN" if dash else
                       "off (add `dashboard: {enabled: true}` to the pipeline and set LYNKR_ADMIN_TOKEN)"),
-        "telemetry": getattr(engine.writer, "path", None),
+        "telemetry": _telemetry(engine.writer),
         "state": engine.shared["state"].status() if engine.shared.get("state") is not None else None,
         "clients": {
             "claude_code": f"ANTHROPIC_BASE_URL={base} claude",
@@ -94,6 +95,13 @@ def first_screen_data(engine, host: str, port: int, workers: int) -> dict:
             "cursor": f"OpenAI base URL {base}/v1 (Cursor: Settings → Models → Override OpenAI Base URL)",
         },
     }
+
+
+def _telemetry(writer) -> str | None:
+    lake = getattr(writer, "lake", None)
+    if lake:       # the catalog without its password, and where the files go
+        return f"lake {redact(lake['catalog'])} → {lake['data_path']}"
+    return getattr(writer, "path", None)
 
 
 def first_screen(engine, host: str, port: int, workers: int) -> str:
@@ -113,7 +121,7 @@ def first_screen(engine, host: str, port: int, workers: int) -> str:
               f"    Codex        {c['codex']}",
               f"    Cursor       {c['cursor']}",
               f"  dashboard    {d['dashboard']}",
-              f"  telemetry    {d['telemetry'] or 'off'}" + (f"  (lynkr report savings{_db_arg(d['telemetry'])})"
+              f"  telemetry    {d['telemetry'] or 'off'}" + (f"  (lynkr report savings{_db_arg(d['telemetry'], d['file'])})"
                                                             if d["telemetry"] else ""),
               "  one line per request below (--log-format json, --quiet); Ctrl-C drains and stops"]
     st = d["state"]
@@ -123,6 +131,8 @@ def first_screen(engine, host: str, port: int, workers: int) -> str:
     return "\n".join(lines)
 
 
-def _db_arg(path: str) -> str:
+def _db_arg(path: str, pipeline: str) -> str:
+    if path.startswith("lake "):
+        return f" --config {pipeline}"
     default = os.environ.get("LYNKR_TELEMETRY") or ".lynkr/telemetry.duckdb"
     return "" if os.path.normpath(path) == os.path.normpath(default) else f" --db {path}"

@@ -47,7 +47,11 @@ def _enabled_or_404(request: web.Request) -> None:
                                content_type="application/json")
 
 
-def telemetry_path(engine) -> str | None:
+def telemetry_path(engine) -> str | dict | None:
+    """The telemetry file, or the lake's settings (lynkr.telemetry.reports.connect takes both)."""
+    lake = getattr(engine.writer, "lake", None)
+    if lake:
+        return lake
     path = getattr(engine.writer, "path", None)
     if path:
         return path

@@ -315,6 +315,12 @@ class Metrics:
                [_sample("lynkr_telemetry_rows_written_total", {}, getattr(writer, "written", 0))])
         family("lynkr_telemetry_rows_dropped_total", "counter", "Request rows lost (queue full or write failed).",
                [_sample("lynkr_telemetry_rows_dropped_total", {}, getattr(writer, "dropped", 0))])
+        family("lynkr_telemetry_lake_spooled_rows", "gauge",
+               "Request rows waiting in the local spool for the telemetry lake's catalog to return (this host's writer).",
+               [_sample("lynkr_telemetry_lake_spooled_rows", {}, getattr(writer, "spooled", 0))])
+        family("lynkr_telemetry_lake_failures_total", "counter",
+               "Lake commits that failed (catalog or data path unreachable); each spooled its batch (this host's writer).",
+               [_sample("lynkr_telemetry_lake_failures_total", {}, getattr(writer, "lake_failures", 0))])
         family("lynkr_telemetry_pending_requests", "gauge", "Finished requests waiting for their rows (each holds its parsed request).",
                [_sample("lynkr_telemetry_pending_requests", {}, len(getattr(writer, "_pending", ())))])
         family("lynkr_telemetry_pending_requests_peak", "gauge", "The most finished requests that waited at once since start.",

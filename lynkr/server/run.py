@@ -17,6 +17,7 @@ from lynkr.errors import ConfigError
 from lynkr.kit.heap import fix_mmap_threshold
 from lynkr.engine.folder import engine_for
 from lynkr.engine.runtime import Engine
+from lynkr.telemetry.lake import check as lake_check
 from lynkr.server.app import create_app
 from lynkr.server.logs import RequestLog
 from lynkr.server.connections import GuardedSite
@@ -64,6 +65,11 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
     # then never loads DuckDB (lynkr.storage.db_service). It stops after the last worker has flushed.
     db = db_service.start_service() if os.environ.get("LYNKR_DB_SERVICE", "on").lower() not in _OFF else None
     try:
+        # A lake that cannot be used is said once, before any worker forks (each would say it again).
+        problem = lake_check(cfg)
+        if problem is not None:
+            print(f"✗ {problem}", file=sys.stderr)
+            return 1
         if workers <= 1:
             return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False, workers=1)
         return _serve_workers(cfg, pipeline, host, port, watch, grace, workers)

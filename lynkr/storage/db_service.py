@@ -52,7 +52,7 @@ log = logging.getLogger("lynkr.db")
 
 ENV = "LYNKR_DB_SOCKET"
 # Modules whose operations the service must know (importing them registers them).
-OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.storage.cache_store", "lynkr.memory.store", "lynkr.teams.ledger")
+OPERATION_MODULES = ("lynkr.telemetry.writer", "lynkr.telemetry.lake", "lynkr.storage.cache_store", "lynkr.memory.store", "lynkr.teams.ledger")
 
 _ops: dict[str, Callable[[str, Any], Any]] = {}
 _unlocked: set[str] = set()      # operations that touch no file

@@ -14,25 +14,34 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import os
 import random
 import time
 
 import numpy as np
 
-__all__ = ["Attached", "attached", "connect_with_retry", "insert", "release"]
+__all__ = ["Attached", "attached", "connect_with_retry", "insert", "insert_json", "lock_errors", "release"]
+
+
+def lock_errors() -> tuple:
+    """What DuckDB raises while another process holds a file's lock, or this process has it
+    attached for a moment: IOException, and a "file handle conflict" as ResourceInUseException
+    (DuckDB 1.5+) or BinderException (1.4, the LTS the lake extensions are built for). Callers
+    still check the message for "lock" or "conflict"."""
+    import duckdb
+
+    return (duckdb.IOException, duckdb.BinderException) + (
+        (duckdb.ResourceInUseException,) if hasattr(duckdb, "ResourceInUseException") else ())
 
 
 def _retry_locked(op, timeout: float):
     """Run `op` until the file's lock is free (another worker or a report holds it for a moment)."""
-    import duckdb
-
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         try:
             return op()
-        except (duckdb.IOException, duckdb.ResourceInUseException, duckdb.BinderException) as e:
-            # ResourceInUse: a report in this process (the dashboard) has the file attached for a moment.
+        except lock_errors() as e:
             msg = str(e).lower()
             if ("lock" not in msg and "conflict" not in msg) or time.monotonic() > deadline:
                 raise
@@ -112,3 +121,13 @@ def insert(con, table: str, names: list[str], columns: list[list], *, verb: str 
         con.execute(f"{verb} INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM _batch")
     finally:
         con.unregister("_batch")
+
+
+def insert_json(con, table: str, columns, file: str) -> None:
+    """The rows of a JSON array file (`[{column: value}]`) into `table`: keys a row lacks are NULL,
+    and the column types are given (`columns`: [(name, type)]), never guessed from the rows."""
+    if os.path.getsize(file) <= 2:          # []
+        return
+    names = ", ".join(c for c, _t in columns)
+    spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns) + "}"
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json(?, format='array', columns={spec})", [file])

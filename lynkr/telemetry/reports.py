@@ -77,13 +77,16 @@ def _filters(since: str | None, pipeline: str | None, alias: str = "") -> str:
 def _attach(con, path: str, timeout: float) -> None:
     import duckdb
 
+    from lynkr.storage.duckfile import lock_errors
+
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         try:
-            con.execute("ATTACH ? AS tel (READ_ONLY)", [str(path)])
+            # A literal: DuckDB 1.4 takes no parameter in ATTACH.
+            con.execute(f"ATTACH '{_sql_str(path)}' AS tel (READ_ONLY)")
             return
-        except (duckdb.IOException, duckdb.ResourceInUseException) as e:
+        except lock_errors() as e:
             # Another process's writer holds the lock, or this process's writer has the file open
             # for a batch ("file handle conflict"): both last milliseconds.
             msg = str(e).lower()
@@ -106,7 +109,7 @@ def _requests_table(con) -> str:
     return "tel.main.requests" if not missing else f"(SELECT *, {', '.join(missing)} FROM tel.main.requests)"
 
 
-def connect(path: str, *, since: str | None = None, pipeline: str | None = None, config: Mapping | None = None,
+def connect(path: str | dict, *, since: str | None = None, pipeline: str | None = None, config: Mapping | None = None,
             timeout: float = 10.0, lock: bool = True, materialize: bool = False):
     """An in-memory connection with the telemetry file attached read-only and the report views made.
 
@@ -118,17 +121,12 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
 
     from lynkr.telemetry.pricing import PriceTable
 
-    if not Path(path).exists():
-        raise NoRequests(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
-    if Path(path).stat().st_size == 0:
-        raise NoRequests(f"{path} is empty")
-    con = duckdb.connect()
+    con = _open(path, timeout)
     try:
-        _attach(con, path, timeout)
         present = {r[0] for r in con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'tel'").fetchall()}
         if "requests" not in present:
-            raise NoRequests(f"{path} holds no telemetry tables yet")
+            raise NoRequests(f"{_name(path)} holds no telemetry tables yet")
         prices = PriceTable(config)
         called = con.execute("SELECT DISTINCT provider, model FROM tel.main.requests").fetchall()
         asked = [r[0] for r in con.execute("SELECT DISTINCT requested_model FROM tel.main.requests").fetchall()]
@@ -148,12 +146,50 @@ def connect(path: str, *, since: str | None = None, pipeline: str | None = None,
         # ("INT128 … can't be cast … INT8" in the tiers report); the rows are few, so turn it off.
         con.execute("SET disabled_optimizers = 'compressed_materialization'")
         if lock:
+            if isinstance(path, dict) and path.get("data_path"):
+                # The lake's Parquet files stay readable; nothing else does.
+                con.execute(f"SET allowed_directories = ['{_sql_str(_folder(path['data_path']))}']")
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _open(path: str | dict, timeout: float):
+    """An in-memory DuckDB with the telemetry attached read-only as `tel`: the file `path`, or the
+    DuckLake whose settings `path` is (`telemetry.lake`: every replica's rows)."""
+    import duckdb
+
+    if isinstance(path, dict):
+        from lynkr.storage.lake import LakeError, open_lake
+        try:
+            return open_lake(path["catalog"], path.get("data_path"), "tel", read_only=True)
+        except LakeError as e:
+            raise ReportError(f"telemetry.lake.{e.field}: {e}") from None
+    if not Path(path).exists():
+        raise NoRequests(f"no telemetry file at {path} (no requests yet, or a different telemetry.path)")
+    if Path(path).stat().st_size == 0:
+        raise NoRequests(f"{path} is empty")
+    con = duckdb.connect()
+    try:
+        _attach(con, path, timeout)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _name(path: str | dict) -> str:
+    if isinstance(path, dict):
+        from lynkr.storage.lake import redact
+        return "the lake " + redact(path["catalog"])
+    return str(path)
+
+
+def _folder(data_path: str) -> str:
+    return data_path if data_path.endswith("/") else data_path + "/"
 
 
 def _strip_comments(sql: str) -> str:
@@ -330,11 +366,13 @@ def _config(args) -> dict | None:
     return load_config(args.config).data
 
 
-def _db_path(args, config: dict | None) -> str:
+def _db_path(args, config: dict | None) -> str | dict:
+    """The file to read, or `telemetry.lake` (the whole fleet's rows) when the pipeline has one."""
     if args.db:
         return args.db
     if config is not None:
-        return ((config.get("telemetry") or {}).get("path")) or DEFAULT_PATH
+        tele = config.get("telemetry") or {}
+        return tele.get("lake") or tele.get("path") or DEFAULT_PATH
     # pipelines/default.yaml takes its telemetry.path from LYNKR_TELEMETRY.
     return os.environ.get("LYNKR_TELEMETRY") or DEFAULT_PATH
 

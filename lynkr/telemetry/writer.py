@@ -23,12 +23,14 @@ from pathlib import Path
 import orjson
 
 from lynkr.storage import db_service
-from lynkr.storage.duckfile import attached, release, transaction
+from lynkr.storage.duckfile import attached, insert_json, release, transaction
 from lynkr.kit.heap import trim
 from lynkr.kit.tokens import count_planned, count_request, count_text, gathering, known_parts
+from lynkr.telemetry.lake import lake_key, lake_settings, start as lake_start
 from lynkr.telemetry.schema import REQUEST_COLUMNS, STAGE_EVENT_COLUMNS, ddl
 
-__all__ = ["TelemetryWriter", "NullWriter", "lighten", "note_tokens", "rows_for", "token_counts", "write_file"]
+__all__ = ["TelemetryWriter", "NullWriter", "lighten", "note_tokens", "rows_for", "token_counts", "write_file",
+           "write_lake"]
 
 log = logging.getLogger("lynkr.telemetry")
 
@@ -65,9 +67,12 @@ ROWS_EVERY = 64
 class TelemetryWriter:
     def __init__(self, path: str, *, flush_interval: float = 2.0, batch_size: int = 5000,
                  content: bool = False, worker: int = 0, max_queue: int = 2_000,
-                 max_queue_bytes: int = MAX_QUEUE_BYTES):
-        self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                 max_queue_bytes: int = MAX_QUEUE_BYTES, lake: dict | None = None):
+        """`lake`: `telemetry.lake` of the pipeline; then the rows go to that DuckLake
+        (lynkr.telemetry.lake) instead of the file `path`, which only places the spool."""
+        Path(str(path)).parent.mkdir(parents=True, exist_ok=True)
+        self.lake = lake_settings(lake, str(path)) if lake else None
+        self.path = lake_key(self.lake) if self.lake else str(path)
         # A batch costs ~15 ms of the writer process whatever its size (attach, commit, the
         # checkpoint on detach): at 1 s and ~430 rows a worker that was ~35 µs a request, at 2 s ~17.
         self.flush_interval = flush_interval
@@ -91,10 +96,15 @@ class TelemetryWriter:
         self.dropped = 0
         self.written = 0
         self.pending_peak = 0
+        self.spooled = 0               # rows in the lake's spool (the writer process's, all workers')
+        self.lake_failures = 0         # lake commits that failed and spooled (or dropped) their batch
         self._flush_requests: list[threading.Event] = []
         self.on_rows: list = []        # callables(row, events) in the writer thread (metrics' token counters)
         self._lock = threading.Lock()
-        db_service.call("telemetry.create", self.path)
+        if self.lake:
+            lake_start(self.lake)
+        else:
+            db_service.call("telemetry.create", self.path)
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lynkr-telemetry-send")
         self._spool = tempfile.mkdtemp(prefix="lynkr-telemetry-")     # the batches on their way (_write)
         self._batches = 0
@@ -153,7 +163,7 @@ class TelemetryWriter:
         (waiting on the write here let ~200 finished requests, ~60 MB, pile up behind it)."""
         req_rows: list = []
         ev_rows: list = []
-        last_write = time.monotonic()
+        last_write = last_retry = time.monotonic()
         sending: Future | None = None
         while True:
             busy = bool(self._pending or req_rows)
@@ -178,6 +188,10 @@ class TelemetryWriter:
                 last_write = now
             elif not req_rows:
                 last_write = now
+                # The lake's spool is retried on traffic; with none, by an empty batch now and then.
+                if self.spooled and idle and now - last_retry >= self.flush_interval:
+                    sending = self._sender.submit(self._write, [], [])
+                    last_retry = now
             if waiters or stop:
                 if sending is not None:
                     sending.result()
@@ -185,7 +199,8 @@ class TelemetryWriter:
                     w.set()
             if stop:
                 self._sender.shutdown(wait=True)
-                db_service.call("telemetry.release", self.path)
+                if not self.lake:       # the writer process keeps a lake (and its spool) for every worker
+                    db_service.call("telemetry.release", self.path)
                 shutil.rmtree(self._spool, ignore_errors=True)
                 return
 
@@ -240,9 +255,13 @@ class TelemetryWriter:
         self._batches += 1
         files = {}
         try:
-            files = spool(os.path.join(self._spool, f"{os.getpid()}-{self._batches}"), req_rows, ev_rows)
-            db_service.call("telemetry.write", self.path, {"files": files})
-            self.written += len(req_rows)
+            if req_rows:
+                files = spool(os.path.join(self._spool, f"{os.getpid()}-{self._batches}"), req_rows, ev_rows)
+            if self.lake:
+                self._to_lake(files, len(req_rows))
+            else:
+                db_service.call("telemetry.write", self.path, {"files": files})
+                self.written += len(req_rows)
         except Exception:
             log.exception("telemetry: cannot write %s; %d rows lost", self.path, len(req_rows))
             self.dropped += len(req_rows)
@@ -250,6 +269,13 @@ class TelemetryWriter:
             for f in files.values():
                 _unlink(f)
         trim()
+
+    def _to_lake(self, files: dict, rows: int) -> None:
+        got = db_service.call("telemetry.lake.write", self.path, {"files": files or None, "rows": rows, "lake": self.lake})
+        self.written += got["written"]
+        self.dropped += got["dropped"]
+        self.spooled = got["spooled"]
+        self.lake_failures = got["failures"]
 
 
 # -- the file's operations (lynkr.storage.db_service: in the writer process, or in this one) -------------
@@ -266,6 +292,22 @@ def write_file(path: str, req_rows: list[dict], ev_rows: list[dict]) -> None:
         _write_rows(path, {"files": files})
     finally:
         _release(path)
+        for f in files.values():
+            _unlink(f)
+
+
+def write_lake(lake: dict, req_rows: list[dict], ev_rows: list[dict], *, spool_dir: str) -> None:
+    """Rows written to the DuckLake `lake` (`telemetry.lake`) from this process, through the writer's
+    own path: for tools and tests that fill a lake from known rows."""
+    settings = lake_settings(lake, os.path.join(spool_dir, "telemetry.duckdb"))
+    lake_start(settings)
+    files = spool(os.path.join(spool_dir, "rows"), req_rows, ev_rows)
+    try:
+        got = db_service.call("telemetry.lake.write", lake_key(settings),
+                              {"files": files, "rows": len(req_rows), "lake": settings})
+        if got["written"] != len(req_rows):
+            raise RuntimeError(f"the lake took {got['written']} of {len(req_rows)} rows")
+    finally:
         for f in files.values():
             _unlink(f)
 
@@ -292,22 +334,13 @@ def _write_rows(path: str, payload: dict) -> None:
     """One batch in one transaction: `{"files": {"requests": …, "events": …}}` (spool())."""
     files = payload["files"]
     with transaction(path, ALIAS) as con:
-        _read_into(con, f"{ALIAS}.requests", REQUEST_COLUMNS, files["requests"])
-        _read_into(con, f"{ALIAS}.stage_events", STAGE_EVENT_COLUMNS, files["events"])
+        insert_json(con, f"{ALIAS}.requests", REQUEST_COLUMNS, files["requests"])
+        insert_json(con, f"{ALIAS}.stage_events", STAGE_EVENT_COLUMNS, files["events"])
 
 
 @db_service.operation("telemetry.release")
 def _release(path: str, _payload=None) -> None:
     release(path)
-
-
-def _read_into(con, table: str, columns, file: str) -> None:
-    # Keys a row lacks are NULL; the column types are given, never guessed from the rows.
-    if os.path.getsize(file) <= 2:          # []
-        return
-    names = ", ".join(c for c, _t in columns)
-    spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns) + "}"
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json(?, format='array', columns={spec})", [file])
 
 
 def _unlink(path: str) -> None:

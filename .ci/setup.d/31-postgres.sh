@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian's PostgreSQL for the DuckLake telemetry tests (tests/test_lake.py) and the fleet test: each
+# test starts its own server (initdb in a temp dir, a free port on 127.0.0.1, as the `postgres`
+# user: tests/helpers/postgres_server.py) and stops it after. Nothing is started here.
+# Idempotent: does nothing when initdb is already installed.
+set -euo pipefail
+if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "postgresql already installed: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "31-postgres: not root; cannot install postgresql (the lake tests fail under CI=true)" >&2
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || echo "31-postgres: apt-get update failed; trying with the cached lists" >&2
+apt-get install -y -qq --no-install-recommends postgresql >/dev/null \
+  || { echo "31-postgres: postgresql install failed (the lake tests fail under CI=true)" >&2; exit 0; }
+ls -d /usr/lib/postgresql/*/bin
