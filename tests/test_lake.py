@@ -26,6 +26,7 @@ from tests.helpers.postgres_server import PostgresServer, free_port
 from tests.helpers.reliability_faults import FaultyUpstream
 from tests.helpers.reliability_util import BODY, LynkrProcess, start_upstream
 from tests.helpers.reports_seed import known_rows
+from tests.helpers.s3_server import s3_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,13 +62,13 @@ def _pipeline(folder: Path, *, url: str, catalog: str, data_path) -> Path:
     return p
 
 
-def _report(*args: str) -> subprocess.CompletedProcess:
+def _report(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lynkr.cli", "report", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, timeout=120)
 
 
-def _lake_count(pipeline: Path) -> int:
-    r = _report("--config", str(pipeline), "--sql", "select count(*) as n from requests", "--format", "json")
+def _lake_count(pipeline: Path, env: dict | None = None) -> int:
+    r = _report("--config", str(pipeline), "--sql", "select count(*) as n from requests", "--format", "json", env=env)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     return out[0]["n"] if out else 0
@@ -214,10 +215,10 @@ async def test_catalog_outage_spools_rows_and_all_arrive_when_it_returns(tmp_pat
         pg.cleanup()
 
 
-def _start_error(pipe: Path) -> str:
+def _start_error(pipe: Path, env: dict | None = None) -> str:
     r = subprocess.run([sys.executable, "-m", "lynkr.cli", "run", str(pipe), "--port", "0", "--no-reload"],
-                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                       cwd=str(pipe.parent))
+                       capture_output=True, text=True, timeout=120, cwd=str(pipe.parent),
+                       env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     assert r.returncode == 1, r.stdout + r.stderr
     out = r.stdout + r.stderr
     assert "Traceback" not in out, out
@@ -257,6 +258,35 @@ def test_an_unusable_data_path_is_a_clear_start_error(pg, tmp_path):
     pipe = _pipeline(tmp_path / "moved", url="http://127.0.0.1:9", catalog=catalog, data_path=tmp_path / "second")
     out = _start_error(pipe)
     assert f"{pipe}:{line}: telemetry.lake.data_path:" in out and "does not match" in out, out
+
+
+async def test_an_s3_data_path_holds_the_rows_and_a_missing_bucket_is_a_start_error(pg, tmp_path):
+    """`data_path: s3://…` on an S3-compatible store (moto's server; endpoint and keys from the
+    standard AWS variables): a server's rows land there as Parquet objects and `lynkr report` reads
+    them back; a bucket that does not exist is a start error naming `telemetry.lake.data_path`."""
+    up = FaultyUpstream()
+    runner = await start_upstream(up)
+    try:
+        with s3_server() as s3:
+            pipe = _pipeline(tmp_path / "a", url=up.url, catalog=pg.new_catalog("objects"), data_path=s3.url("lake/"))
+            server = LynkrProcess(pipe, extra_env=s3.env)
+            try:
+                await server.ready()
+                async with aiohttp.ClientSession() as s:
+                    for i in range(5):
+                        assert await _ask(s, server.url, i) == 200
+                server.signal()
+                assert await server.wait() == 0, server.output()
+            finally:
+                server.kill()
+            assert _lake_count(pipe, env=s3.env) == 5
+            assert any(k.startswith("lake/") and k.endswith(".parquet") for k in s3.keys()), s3.keys()
+            bad = _pipeline(tmp_path / "b", url=up.url, catalog=pg.new_catalog("nobucket"),
+                            data_path="s3://no-such-bucket/lake/")
+            out = _start_error(bad, env=s3.env)
+            assert f"{bad}:" in out and "telemetry.lake.data_path: the data path s3://no-such-bucket/lake/" in out, out
+    finally:
+        await runner.cleanup()
 
 
 def test_report_over_an_unreachable_catalog_says_so(tmp_path, capsys):

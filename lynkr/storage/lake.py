@@ -20,7 +20,8 @@ import fcntl
 import os
 import re
 
-__all__ = ["LakeError", "Spool", "open_lake", "extension_directory", "redact", "check_data_path", "PINS"]
+__all__ = ["LakeError", "Spool", "open_lake", "extension_directory", "redact", "check_data_path", "s3_secret_options",
+           "PINS"]
 
 # What the lake needs (pyproject.toml's dependencies); the extension files are built for this
 # DuckDB release only.
@@ -99,6 +100,8 @@ def open_lake(catalog: str, data_path: str | None, alias: str, *, read_only: boo
             except duckdb.Error as e:
                 raise LakeError(f"the DuckLake extensions cannot be loaded ({_first_line(e)}); "
                                 f"install them: pip install {PINS}") from None
+        if _on_s3(data_path):
+            _s3_secret(con, os.environ)
         opts = ["READ_ONLY"] if read_only else []
         if data_path and not read_only:
             opts.append(f"DATA_PATH '{_sql_str(data_path)}'")
@@ -117,10 +120,49 @@ def open_lake(catalog: str, data_path: str | None, alias: str, *, read_only: boo
         raise
 
 
-def check_data_path(data_path: str) -> None:
-    """A local data path is created and written to once (a probe file), so a read-only mount or a
-    path under a file is said at start, not at the first batch. Object storage is left to DuckDB."""
+def _on_s3(data_path: str | None) -> bool:
+    return bool(data_path) and data_path.startswith(("s3://", "s3a://"))
+
+
+def s3_secret_options(env) -> list[str]:
+    """DuckDB's S3 secret from the standard AWS variables (what a Kubernetes Secret or an
+    instance's environment gives): keys, session token, region, and `AWS_ENDPOINT_URL(_S3)` for an
+    S3-compatible store (MinIO, Ceph, R2…), which is then addressed by path, over http or https as
+    the URL says."""
+    opts = ["TYPE s3"]
+    for var, opt in (("AWS_ACCESS_KEY_ID", "KEY_ID"), ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                     ("AWS_SESSION_TOKEN", "SESSION_TOKEN")):
+        if env.get(var):
+            opts.append(f"{opt} '{_sql_str(env[var])}'")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        opts.append(f"REGION '{_sql_str(region)}'")
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        from urllib.parse import urlsplit
+        u = urlsplit(endpoint if "://" in endpoint else "https://" + endpoint)
+        opts += [f"ENDPOINT '{_sql_str(u.netloc)}'", "URL_STYLE 'path'", f"USE_SSL {str(u.scheme == 'https').lower()}"]
+    return opts
+
+
+def _s3_secret(con, env) -> None:
+    import duckdb
+
+    try:
+        con.execute("LOAD httpfs")
+    except duckdb.Error as e:
+        raise LakeError(f"an s3:// data path needs DuckDB's httpfs extension ({_first_line(e)}); "
+                        "install it: pip install 'duckdb-ext-httpfs==1.4.4.20260205'", "data_path") from None
+    con.execute(f"CREATE OR REPLACE SECRET lynkr_lake_s3 ({', '.join(s3_secret_options(env))})")
+
+
+def check_data_path(data_path: str, con=None) -> None:
+    """The data path written to once (a probe file) at start, so a read-only mount, a path under a
+    file, a missing bucket or refused credentials are said then, not at the first batch. Object
+    storage is probed through `con` (an open_lake connection: its S3 secret)."""
     if "://" in data_path:
+        if con is not None and _on_s3(data_path):
+            _probe_object_store(con, data_path)
         return
     probe = os.path.join(data_path, f".lynkr-probe-{os.getpid()}")
     try:
@@ -225,3 +267,13 @@ def _copy(src: str, dst: str) -> None:
     tmp = dst + ".part"
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def _probe_object_store(con, data_path: str) -> None:
+    import duckdb
+
+    target = data_path.rstrip("/") + "/_lynkr_probe.csv"       # overwritten at each start, never read
+    try:
+        con.execute(f"COPY (SELECT 1 AS ok) TO '{_sql_str(target)}' (FORMAT csv)")
+    except duckdb.Error as e:
+        raise LakeError(f"the data path {data_path} is not writable: {_first_line(e)}", "data_path") from None

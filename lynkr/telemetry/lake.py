@@ -207,7 +207,7 @@ def create(key: str, lake: dict) -> dict | None:
             raise LakeError("a lake needs a data_path (a shared folder or s3://…)", "data_path")
         check_data_path(lake["data_path"])
         sink = _sink(key, lake)
-        sink.connect()
+        check_data_path(lake["data_path"], sink.connect())
         sink.write(None, 0)            # what an earlier run left in the spool
         return None
     except LakeError as e:
