@@ -32,6 +32,7 @@ _SHAPES = [
     r"(?<=[Bb]earer )[A-Za-z0-9._~+/\-]{16,}=*",   # any bearer token quoted back at us
     r"(?<=[?&]key=)[^&\s\"']{8,}",            # Gemini's ?key= in URLs
     r"(?<=://)[^/\s:@\"']*:[^/\s@\"']+(?=@)",      # user:password@ in a URL (a base_url with credentials)
+    r"(?<=password=)[^\s&'\"]+",                 # a libpq connection string's (telemetry.lake.catalog)
 ]
 
 _lock = threading.Lock()

@@ -324,3 +324,16 @@ def test_spool_is_bounded_kept_across_restarts_and_never_shared(tmp_path):
     assert rows == 3 and Path(files["requests"]).read_text() == "[{},{},{}]"
     again.done()
     assert again.oldest()[0] == 5
+
+
+def test_a_catalog_refused_by_the_schema_never_shows_its_password(tmp_path, capsys):
+    """A catalog that is not `postgres:…` is refused when the file loads, naming the option and
+    line, with the connection string's password masked."""
+    cfg = tmp_path / "lake.yaml"
+    cfg.write_text('version: 1\nstages: []\ntelemetry:\n  lake:\n'
+                   '    catalog: "mysql:host=db user=lynkr password=hunter2-secret"\n    data_path: /tmp/x\n')
+    assert lynkr_main(["validate", str(cfg)]) == 1
+    err = capsys.readouterr()
+    out = err.out + err.err
+    assert f"{cfg}:5: telemetry.lake.catalog:" in out and "password=***" in out and "hunter2" not in out, out
+

@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 
 from lynkr.errors import ConfigError, did_you_mean
+from lynkr.redact import redact
 from lynkr.exchange import Route
 from lynkr.stage import Stage
 from lynkr.config.registry import (PROVIDER_KINDS, load_path_stage, load_registry, provider_class, stage_path,
@@ -29,7 +30,9 @@ from lynkr.config.yaml_lines import line_of, load_yaml_with_lines
 __all__ = ["LoadedConfig", "load_config", "TIERS", "SECRET_KEYS"]
 
 TIERS = ("SIMPLE", "MEDIUM", "COMPLEX", "REASONING")
-SECRET_KEYS = {"secret", "api_key", "admin_token", "api_keys", "secret_access_key", "session_token", "aws_secret_access_key", "token"}
+# `catalog` (telemetry.lake): a connection string that holds the catalog's password.
+SECRET_KEYS = {"secret", "api_key", "admin_token", "api_keys", "secret_access_key", "session_token", "aws_secret_access_key", "token",
+               "catalog"}
 
 
 @dataclass
@@ -185,7 +188,7 @@ def _schema_error(cfg: LoadedConfig, err) -> ConfigError:
                 hint = "valid: " + ", ".join(sorted(err.schema.get("properties", {}))) if err.schema.get("properties") else None
     elif err.validator == "enum":
         hint = did_you_mean(str(err.instance), [str(v) for v in err.validator_value])
-    return cfg.error(message, path, hint)
+    return cfg.error(redact(message), path, hint)     # a refused value is quoted back: a DSN's password too
 
 
 def _leaf(err):

@@ -20,6 +20,8 @@ import fcntl
 import os
 import re
 
+from lynkr.redact import redact as _mask
+
 __all__ = ["LakeError", "Spool", "open_lake", "extension_directory", "redact", "check_data_path", "s3_secret_options",
            "PINS"]
 
@@ -37,10 +39,9 @@ class LakeError(Exception):
         self.field = field
 
 
-def redact(text: str) -> str:
-    """`text` with the catalog's password hidden (keyword and URI forms)."""
-    text = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", str(text))
-    return re.sub(r"(postgres(?:ql)?://[^:/@\s]+:)[^@\s]+@", r"\1***@", text)
+def redact(text) -> str:
+    """`text` with the catalog's password hidden (`password=…` and `user:pw@` in a URI: lynkr.redact's shapes)."""
+    return _mask(str(text))
 
 
 def extension_directory() -> str | None:
