@@ -20,7 +20,7 @@ import pytest
 
 from lynkr.cli import main as lynkr_main
 from lynkr.storage.lake import Spool
-from lynkr.telemetry.reports import list_reports
+from lynkr.telemetry.reports import list_reports, run_reports
 from lynkr.telemetry.writer import write_file, write_lake
 from tests.helpers.postgres_server import PostgresServer, free_port
 from tests.helpers.reliability_faults import FaultyUpstream
@@ -135,8 +135,9 @@ async def test_two_servers_write_one_lake_and_report_counts_every_request(pg, tm
 
 def test_every_builtin_report_over_the_lake_equals_the_local_file(pg, tmp_path, capsys):
     """The hand-worked rows of tests/helpers/reports_seed.py written once into a DuckDB file and once
-    into a lake: every built-in report (unchanged SQL) prints the same table over both, and
-    `--sql` reaches `requests`, `stage_events` and `prices` by the same names."""
+    into a lake: every built-in report (unchanged SQL) prints the same table over both, the
+    dashboard's all-reports call answers the same, and `--sql` reaches `requests`, `stage_events`
+    and `prices` by the same names."""
     reqs, evs = known_rows()
     write_file(str(tmp_path / "t.duckdb"), reqs, evs)
     lake = {"catalog": pg.new_catalog("reports"), "data_path": str(tmp_path / "lake")}
@@ -158,6 +159,8 @@ def test_every_builtin_report_over_the_lake_equals_the_local_file(pg, tmp_path, 
         assert run(lake_cfg, name) == over_file, name
     sql = "select count(*) as n, (select count(*) from stage_events) as ev, (select count(*) from prices) > 0 as p from requests"
     assert json.loads(run(lake_cfg, "--sql", sql)) == [{"n": len(reqs), "ev": len(evs), "p": True}]
+    # The dashboard's path (all reports on one connection) gives the same over the lake.
+    assert run_reports(lake, names) == run_reports(str(tmp_path / "t.duckdb"), names)
 
 
 def test_reports_over_the_lake_stay_read_only(pg, tmp_path, capsys):

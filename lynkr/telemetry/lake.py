@@ -213,6 +213,9 @@ def create(key: str, lake: dict) -> dict | None:
     except LakeError as e:
         _sinks.pop(key, None)
         return {"error": str(e), "field": e.field}
+    except OSError as e:            # the local spool folder
+        _sinks.pop(key, None)
+        return {"error": f"the spool folder {lake['spool']} cannot be used: {e.strerror or e}", "field": "spool_path"}
     except Exception as e:          # DuckDB's own errors (the DDL refused): still said, never a traceback
         _sinks.pop(key, None)
         return {"error": redact(str(e)).splitlines()[0], "field": "catalog"}
