@@ -93,6 +93,8 @@ async def test_a_pool_of_three_keys_keeps_serving_when_one_is_rate_limited(write
     assert members["…0001"]["state"] == members["…0002"]["state"] == "ok"
     assert 'lynkr_upstream_key_available{provider="up",key="…0003"} 0' in metrics
     assert 'lynkr_upstream_key_available{provider="up",key="…0001"} 1' in metrics
+    assert 'lynkr_upstream_key_attempts_total{provider="up",key="…0003"} 1' in metrics
+    assert f'lynkr_upstream_key_attempts_total{{provider="up",key="…0001"}} {good.count(GOOD1)}' in metrics
     con = duckdb.connect(str(tmp_path / "telemetry.duckdb"), read_only=True)
     rows = con.execute("SELECT upstream_key, count(*), max(status) FROM requests GROUP BY 1 ORDER BY 1").fetchall()
     dump = str(con.execute("SELECT * FROM requests").fetchall())

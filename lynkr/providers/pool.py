@@ -66,7 +66,7 @@ class Member:
     masked: str
     benched_until: float = 0.0          # monotonic
     reason: str | None = None           # why it was benched last: "429", "401", "403"
-    served: int = 0                     # attempts sent with it
+    served: int = 0                     # attempts sent with it (call_resilient counts them)
     benched: int = 0                    # times it was benched
 
     def available(self, now: float) -> bool:
@@ -110,9 +110,7 @@ class KeyPool:
         ready = [m for m in self.members if m.available(now)]
         if ready:
             # In turn over the members serving now, so a benched one's share is spread evenly.
-            m = ready[next(self._turn) % len(ready)]
-            m.served += 1
-            return m
+            return ready[next(self._turn) % len(ready)]
         n = len(self.members)
         wait = min(m.benched_until for m in self.members) - now
         raise ProxyError(429, f"all {n} keys of provider '{self.provider}' are cooling down after the upstream "

@@ -498,6 +498,7 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
             if member is None:
                 resp = await _send(provider, x, model, fb)
             else:
+                member.served += 1
                 with leased(member):        # the adapter's api_key is this member's
                     resp = await _send(provider, x, model, fb)
                 x.vars["upstream_key"] = member.masked
