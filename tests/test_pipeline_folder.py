@@ -102,8 +102,14 @@ async def test_keys_go_to_their_pipeline_and_pick_others_by_path_where_allowed(a
             await anthropic.AsyncAnthropic(base_url=url + "/p/serch", api_key=BOB, max_retries=0).messages.create(**BODY)
         assert "no pipeline named 'serch'" in e.value.message and "did you mean 'search'?" in e.value.message
         assert len(anthropic_upstream.requests) == seen, "refused requests never reach an upstream"
-        async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
-            metrics = await r.text()
+        async with aiohttp.ClientSession() as s:
+            async with s.get(url + "/metrics") as r:
+                metrics = await r.text()
+            async with s.get(url + "/p/search/v1/models", headers={"authorization": f"Bearer {BOB}"}) as r:
+                models = [m["id"] for m in (await r.json())["data"]]
+            async with s.post(url + "/p/payments/v1/messages/count_tokens", json=BODY, headers={"x-api-key": ALICE}) as r:
+                counted = await r.json()
+        assert models == ["claude-search"] and counted["input_tokens"] > 0
         assert all(f'lynkr_pipeline_info{{pipeline="{n}",' in metrics for n in ("main", "payments", "search"))
     import duckdb
     con = duckdb.connect(str(tmp_path / "telemetry.duckdb"), read_only=True)
