@@ -1,14 +1,18 @@
-"""A fleet on this machine, as docs/scale-out.md draws it: `redis-server` from Debian's package on
-a free port, three `lynkr run` replicas (separate processes, own ports and state folders, one
-pipeline file with `state: {redis: …}`) behind Debian's HAProxy, round robin, health-checked on
-`/health/ready`, and an upstream double that knows which replica called it. The tests run in file
-order against one fleet: what is shared first, then the failures (a replica killed, Redis
-stopped)."""
+"""A fleet on this machine, as docs/scale-out.md draws it: `redis-server` and PostgreSQL from
+Debian's packages on free ports, three `lynkr run` replicas (separate processes, own ports and
+state folders, one pipeline file with `state: {redis: …}` and `telemetry: {lake: …}`) behind
+Debian's HAProxy, round robin, health-checked on `/health/ready`, and an upstream double that
+knows which replica called it. The tests run in file order against one fleet: what is shared
+first, the lake's count of everything answered so far, then the failures (a replica killed, Redis
+stopped) that the count would not survive exactly."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -17,17 +21,25 @@ import pytest
 
 from tests.helpers.fleet import KEYS, Fleet
 from tests.helpers.haproxy import haproxy_binary
+from tests.helpers.postgres_server import PostgresServer
 from tests.helpers.redis_server import RedisServer
+
+# Requests the replicas answered (200) across the module: what the lake must count. Refusals at
+# the door (429 for the rpm limit) never reach the pipeline or telemetry; the fleet's requests
+# are otherwise all answered.
+ANSWERED = {"n": 0}
+
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     if haproxy_binary() is None:
         pytest.skip("haproxy is not installed (.ci/setup.d/32-haproxy.sh installs Debian's package)")
     tmp = tmp_path_factory.mktemp("fleet")
-    with RedisServer() as redis:
+    with RedisServer() as redis, PostgresServer() as pg:
+        lake = {"catalog": pg.catalog, "data_path": str(tmp / "lake")}
         # A burst on a busy 2-core CI machine lags a replica's loop past the 0.5 s default of
         # state.timeout_s, which would degrade it to local counters: this tests sharing.
-        with Fleet(tmp, redis=redis.url, redis_timeout_s=2.0) as f:
+        with Fleet(tmp, redis=redis.url, lake=lake, redis_timeout_s=2.0) as f:
             f.redis_server = redis
             yield f
 
@@ -42,6 +54,7 @@ async def ask(s: aiohttp.ClientSession, url: str, text: str, *, key: str = "load
     async with s.post(url + "/v1/messages", json=body(text),
                       headers={"x-api-key": KEYS[key], **(headers or {})}) as r:
         raw = await r.read()
+        ANSWERED["n"] += r.status == 200
         if r.status != 200:
             return r.status, dict(r.headers), raw.decode(errors="replace")
         msg = await r.json(content_type=None)
@@ -178,6 +191,26 @@ async def test_a_keys_rpm_is_admitted_once_across_the_three_replicas(fleet):
     assert 58 <= statuses.count(200) <= 62, statuses.count(200)
     after = fleet.upstream.stats()["arrived"]
     assert all(after.get(r.name, 0) > before.get(r.name, 0) for r in fleet.replicas), (before, after)
+
+
+def lake_count(fleet) -> int:
+    """`lynkr report --sql "select count(*) from requests"` over the fleet's lake, as an operator runs it."""
+    out = subprocess.run([sys.executable, "-m", "lynkr.cli", "report", "--config", str(fleet.pipeline),
+                          "--sql", "select count(*) from requests", "--format", "csv"],
+                         env={**os.environ, **fleet.replicas[0].env}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+async def test_the_lake_counts_every_request_the_fleet_answered(fleet):
+    """After load through the balancer, `lynkr report --sql` over the lake (Postgres catalog,
+    Parquet files) counts exactly the requests the three replicas answered in this module."""
+    async with client() as s:
+        async with Load(s, fleet.lb.url, clients=4, repeat=5) as load:
+            await load.until(60)
+    assert load.failures == []
+    await eventually(lambda: lake_count(fleet) >= ANSWERED["n"], f"the lake never reached {ANSWERED['n']} rows")
+    assert lake_count(fleet) == ANSWERED["n"]
 
 
 async def test_a_killed_replica_costs_only_its_in_flight_requests_and_rejoins(fleet):
