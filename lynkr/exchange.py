@@ -149,6 +149,10 @@ class Exchange:
     stage_event: StageEvent | None = None
     # The serialised JSON of the request's parts (lynkr.body): ask it, never keep a part's JSON elsewhere.
     body: Body = field(default_factory=Body, repr=False)
+    # The request's OpenTelemetry spans (lynkr.telemetry.tracing.RequestTrace) when `telemetry.otlp`
+    # is set, else None: told of each stage's start (`stage(ev)`) and each upstream attempt
+    # (`upstream(provider, kind, model)`, `upstream_failed(err)`, `inject(headers)`).
+    trace: Any = field(default=None, repr=False)
 
     @classmethod
     def new(cls, client: str, request: dict, original: dict | None = None, **kw: Any) -> "Exchange":
@@ -167,6 +171,8 @@ class Exchange:
         this; so does code that runs one stage by hand)."""
         ev = self.stage_event = StageEvent(stage_id, uses)
         self.events.append(ev)
+        if self.trace is not None:
+            self.trace.stage(ev)
         return ev
 
     def event(self, stage_id: str) -> StageEvent | None:

@@ -188,6 +188,8 @@ def _schema_error(cfg: LoadedConfig, err) -> ConfigError:
                 hint = "valid: " + ", ".join(sorted(err.schema.get("properties", {}))) if err.schema.get("properties") else None
     elif err.validator == "enum":
         hint = did_you_mean(str(err.instance), [str(v) for v in err.validator_value])
+    elif err.validator == "pattern" and err.schema.get("x-expected"):
+        message = f"{err.instance!r} is not {err.schema['x-expected']}"
     return cfg.error(redact(message), path, hint)     # a refused value is quoted back: a DSN's password too
 
 

@@ -71,6 +71,25 @@ _MCP = {
     },
 }
 
+_OTLP = {
+    "type": "object", "additionalProperties": False, "required": ["endpoint"],
+    "description": "OpenTelemetry traces of every request, exported over OTLP/HTTP (docs/tracing.md); "
+                   "needs pip install 'lynkr[otel]'. Read when the server starts.",
+    "properties": {
+        "endpoint": {"type": "string", "pattern": r"^https?://[^\s/?#]+([/?#]\S*)?$",
+                     "x-expected": "an http(s) URL: the collector (http://collector:4318, /v1/traces is added) "
+                                   "or its full traces URL",
+                     "description": "an http(s) URL: the collector (http://collector:4318, /v1/traces is added) "
+                                    "or its full traces URL"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "sent with every export (a vendor's API key)"},
+        "service_name": {"type": "string", "minLength": 1, "default": "lynkr",
+                         "description": "the spans' service.name"},
+        "timeout_s": {"type": "number", "exclusiveMinimum": 0, "default": 10,
+                      "description": "seconds one export may take"},
+    },
+}
+
 BASE_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://lynkr.dev/schemas/pipeline.schema.json",
@@ -230,6 +249,7 @@ BASE_SCHEMA: dict = {
                                          "description": "Past this, new batches are dropped (and counted) until the catalog returns."},
                     },
                 },
+                "otlp": _OTLP,
             },
         },
         "mcp": _MCP,

@@ -127,6 +127,8 @@ async def run_after(x: Exchange) -> None:
         if not step.has_after:
             continue
         ev = StageEvent(step.id, step.uses, phase="after")
+        if x.trace is not None:
+            x.trace.stage(ev)
         x.stage_event = run_ev
         t0 = time.perf_counter()
         try:

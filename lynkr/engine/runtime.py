@@ -59,6 +59,7 @@ class Engine:
         self.reload_failures = 0
         self.shared: dict = {}
         self.writer = NullWriter()
+        self.tracing = None            # lynkr.telemetry.tracing.Tracing when `telemetry.otlp` is set
         self._telemetry_path = telemetry_path
         self._watch_task: asyncio.Task | None = None
         self._reload_lock = asyncio.Lock()
@@ -83,6 +84,11 @@ class Engine:
                                               lake=tcfg.get("lake"))
             except LakeStartError as e:
                 raise self.current.cfg.error(str(e), ("telemetry", "lake", e.field)) from None
+        if tcfg.get("otlp"):
+            # Imported here: without `otlp`, nothing of OpenTelemetry is loaded or run.
+            from lynkr.telemetry.tracing import start_tracing
+            self.tracing = start_tracing(self.current.cfg, worker=self.worker)
+            self.on_finish.append(self.tracing.finish)
         if self.watch:
             self._watch_task = asyncio.create_task(self._watch_loop())
 
@@ -101,6 +107,8 @@ class Engine:
         if state is not None:
             await state.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.close)
+        if self.tracing is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.close)
 
     # -- reload ------------------------------------------------------------------------------
     async def _build(self) -> Pipeline:
@@ -216,6 +224,8 @@ class Engine:
         bytes `raw` for the parts' JSON when the protocol's parts are the canonical request's own
         (`raw` None otherwise), and notes the telemetry's token plan when the upstream body is made."""
         x = Exchange.new(client, request, original=original, body=Body(self.writer.plan_tokens), **kw)
+        if self.tracing is not None:
+            self.tracing.start(x)
         if raw is not None:
             x.body.read(raw, original, x.session)
         return x

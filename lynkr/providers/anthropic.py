@@ -111,7 +111,7 @@ class AnthropicProvider(Provider):
         # The parts serialised already (read from the client's bytes, the exact cache's key,
         # strip_tools) are joined, not serialised again: the same bytes orjson.dumps(body) gives.
         data = x.body.upstream(x, body)
-        resp = await self.post(self.base_url + self.path, data, self._headers(x))
+        resp = await self.post(self.base_url + self.path, data, self._headers(x), x=x)
         first = time.perf_counter()
         if body.get("stream"):
             # Readable as events or, for an Anthropic client, as the upstream's bytes (wire/sse.py).

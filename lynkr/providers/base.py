@@ -139,11 +139,14 @@ class Provider:
             return limits.get(model)
         return None
 
-    async def post(self, url: str, body: dict | bytes, headers: dict, *, params: dict | None = None
-                   ) -> aiohttp.ClientResponse:
+    async def post(self, url: str, body: dict | bytes, headers: dict, *, params: dict | None = None,
+                   x: Exchange | None = None) -> aiohttp.ClientResponse:
         """POST and return the response once its status is 2xx; an error status becomes a
-        classified ProxyError carrying the upstream's own wording."""
+        classified ProxyError carrying the upstream's own wording. With the request `x` traced,
+        the upstream attempt's W3C trace context goes with it."""
         data = body if isinstance(body, bytes) else orjson.dumps(body)
+        if x is not None and x.trace is not None:
+            headers = x.trace.inject(headers)
         try:
             resp = await self.session.post(url, data=data, headers=headers, params=params)
         except Exception as e:

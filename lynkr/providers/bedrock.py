@@ -291,7 +291,7 @@ class BedrockProvider(Provider):
         # Model ids and ARNs go in the path percent-encoded (`/` must not survive, `:` may).
         url = f"{self.base_url}/model/{quote(model, safe=':')}/{'converse-stream' if stream else 'converse'}"
         data = orjson.dumps(body)
-        resp = await self.post(url, data, self._signed_headers(url, data, stream))
+        resp = await self.post(url, data, self._signed_headers(url, data, stream), x=x)
         first = time.perf_counter()
         if stream:
             return Response(events=self._events(resp, model, names), first_byte_at=first)

@@ -255,7 +255,7 @@ class GeminiProvider(Provider):
                                 strict_signatures=bool(_NEEDS_SIGNATURE.search(model)))
         x.upstream_request = body
         stream = bool(x.request.get("stream"))
-        resp = await self.post(self.url(model, stream), body, self.headers(), params={"alt": "sse"} if stream else None)
+        resp = await self.post(self.url(model, stream), body, self.headers(), params={"alt": "sse"} if stream else None, x=x)
         first = time.perf_counter()
         if stream:
             return Response(events=self._events(resp, model, names), first_byte_at=first)

@@ -182,7 +182,7 @@ class OllamaProvider(Provider):
         body = to_ollama(x.request, model, num_ctx=self.num_ctx, keep_alive=self.keep_alive,
                          max_output=self.model_limit(model), think=self.think)
         x.upstream_request = body
-        resp = await self.post(self.base_url + "/api/chat", body, self._headers())
+        resp = await self.post(self.base_url + "/api/chat", body, self._headers(), x=x)
         first = time.perf_counter()
         if body["stream"]:
             return Response(events=self._events(resp, model), first_byte_at=first)

@@ -166,7 +166,7 @@ class OpenAIProvider(Provider):
     async def send(self, x: Exchange, model: str) -> Response:
         body = self.upstream_body(x, model)
         x.upstream_request = body
-        resp = await self.post(self.url(model), body, self.headers(), params=self.params())
+        resp = await self.post(self.url(model), body, self.headers(), params=self.params(), x=x)
         first = time.perf_counter()
         if body.get("stream"):
             return Response(events=openai_chat.events_from_openai(self._chunks(resp), x.request), first_byte_at=first)

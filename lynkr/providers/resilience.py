@@ -493,6 +493,8 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
                              fallbackable=True, provider=provider.name, code="circuit_open")
         t0 = time.perf_counter()
         x.upstream_request = None       # set by the adapter once it has built a body to post
+        if x.trace is not None:
+            x.trace.upstream(provider.name, provider.kind, model)
         try:
             fb = first_byte_s if x.request.get("stream") else None
             if member is None:
@@ -531,6 +533,8 @@ async def call_resilient(provider, x, model: str, *, retry: RetryPolicy, breaker
                         "ms": int((time.perf_counter() - t0) * 1000)})
         if x.client_auth:
             _mask_client_auth(err, x)
+        if x.trace is not None:
+            x.trace.upstream_failed(err)
         if member is not None and pool.benches(err):
             # This key's refusal, not the provider's: it sits out and, while another key can
             # serve, the request goes again at once on that one (not counted as a retry).
