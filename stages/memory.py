@@ -50,7 +50,7 @@ class MemoryStage(Stage):
         "properties": {
             "retrieval_limit": {"type": "integer", "minimum": 0, "maximum": 50, "default": 5,
                                 "description": "At most this many memories injected per turn (MEMORY_RETRIEVAL_LIMIT)."},
-            "min_relevance": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
+            "min_relevance": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.28,
                               "description": "Lowest relevance (0.75 cosine + 0.25 word overlap) a memory needs to be "
                                              "injected; tuned by benchmarks/memory_eval.py (docs/memory.md)."},
             "surprise_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3,

@@ -110,7 +110,7 @@ def prefix_violations(prev: dict, cur: dict) -> list[str]:
     return out
 
 
-async def _replay_one(pipeline_path: str, sessions: list[Path], as_proto: str | None = None) -> dict:
+async def _replay_one(pipeline_path: str, sessions: list[Path], as_proto: str | None = None, inspect=None) -> dict:
     from lynkr.config import load_config
     from lynkr.engine.pipeline import build_pipeline
     from lynkr.exchange import Exchange
@@ -153,6 +153,8 @@ async def _replay_one(pipeline_path: str, sessions: list[Path], as_proto: str | 
                              "events": [{"id": e.stage_id, "outcome": e.outcome, "detail": e.detail} for e in x.events]})
                 prev_client, prev_up = x.baseline, x.request
             report["sessions"].append({"session": str(folder), "requests": rows})
+        if inspect is not None:
+            inspect(pipeline)
     finally:
         await pipeline.aclose()
     report["total"] = _totals([r for s in report["sessions"] for r in s["requests"]])
@@ -197,9 +199,12 @@ def _totals(rows: list[dict]) -> dict:
             "cache_read_pct": round(100 * read / total, 1) if total else None}
 
 
-def replay_sessions(root: str, pipeline: str, against: str | None = None, as_proto: str | None = None) -> dict:
+def replay_sessions(root: str, pipeline: str, against: str | None = None, as_proto: str | None = None,
+                    inspect=None) -> dict:
+    """`lynkr replay`'s report; `inspect(pipeline)` is called with the replayed pipeline before it is
+    closed (what a stage kept, e.g. the memories the `memory` stage learned)."""
     sessions = find_sessions(root)
-    out = {"a": asyncio.run(_replay_one(pipeline, sessions, as_proto))}
+    out = {"a": asyncio.run(_replay_one(pipeline, sessions, as_proto, inspect))}
     if against:
         out["b"] = asyncio.run(_replay_one(against, sessions, as_proto))
     return out

@@ -26,7 +26,7 @@ class MemoryInputError(ValueError):
 @dataclass(frozen=True)
 class Limits:
     retrieval_limit: int = 5
-    min_relevance: float = 0.3
+    min_relevance: float = 0.28
     max_chars: int = 500             # one memory
     max_candidates: int = 8          # memories learned from one turn
 

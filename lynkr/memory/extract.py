@@ -1,23 +1,58 @@
-"""What is worth remembering in a turn: a documented rule set over sentences.
+"""What is worth remembering in a turn: every statement about the project that names something
+particular, and nothing else.
 
-A user turn's own text (harness blocks such as `<system-reminder>` and tool results left out) is
-split into sentences; a sentence becomes a candidate memory when it matches one of the rules,
-in this order (the first match names its kind):
+Candidacy is broad on purpose: phrasing is open-ended ("Quick note, the target MCU is an
+STM32G431", "The PID loop runs at 1 kHz from TIM6"), so a list of phrasings always misses the
+next one. What is closed is the small set of things a user turn holds that are NOT facts about
+the project, and those are skipped instead. The embedding novelty test (lynkr/memory/store.py)
+and retrieval's `min_relevance` (rank.py) then decide what is kept and what is shown.
 
-| kind        | rule (case-insensitive)                                                         | importance |
-|-------------|---------------------------------------------------------------------------------|-----------:|
-| note        | starts with remember / note / fyi / keep in mind / for the record / heads up / just so you know / btw / reminder               | 0.9 |
-| decision    | we/I/the team decided, chose, agreed, settled on, switched/moved/migrated to, are going with, will use; we're on/using; let's use/go with/keep/stick; from now on; going forward | 0.8 |
-| preference  | I/we prefer, like, want, need, use, avoid, never/always/don't use, deploy, write; always/never/don't + verb; please keep/use/stick/follow | 0.7 |
-| fact        | this/the/our project, repo, service, app, API, database, CI… + uses/is/runs/lives/has/requires/depends on; X is stored/kept/located/configured/deployed/based/built/partitioned/prefixed… in/at/on/by/with; port/url/endpoint/version/branch/path/owner is … | 0.6 |
-| fact        | any other statement "X is / uses / runs / lives / goes / comes / listens …" that names something particular (a number, path, file, identifier, quoted string or a capitalised name inside the sentence) and has no word of what is happening now (error, failing, seems, right now…) | 0.5 |
+1. **Text** — the turn's own text (`turn_text`: no `<system-reminder>`, no tool results). Fenced
+   code blocks are dropped; so are paragraphs that are mostly not prose (code, logs, tracebacks,
+   JSON, diffs, tables, aligned columns, numbered listings, shell sessions), a block of lines right
+   after a line ending in ":" ("Here's the output:") unless it is a bullet list, and each line of
+   a paragraph that is not prose.
+2. **Sentences, then clauses** — sentences split at `.`/`!`/`?` (not after e.g., i.e., etc.), lines
+   and bullets; a sentence splits into clauses at `;`, a spaced dash, and before ", but/so/then",
+   ", please", ", can you …". Small-talk and discourse lead-ins (a closed class of words) are set
+   aside from each clause ("quick note,", "oh and btw", "ok so", "thanks Claude,", "for context,",
+   "remember that", "heads up:"); a note lead-in ("remember", "note", "fyi", "heads up", "keep in
+   mind", "just so you know", …) marks the clause a note.
+3. **Skip** a clause that is (first match):
 
-Questions (a `?` at the end, or a leading question word) and commands to the model ("fix the
-test", "show me") are never candidates: they ask, they do not state. Emphasis ("important",
-"must", "always", "never") adds 0.1 importance. A sentence is at most `max_chars` characters
-(longer ones are cut at a word boundary). The embedding novelty test (surprise) that decides
-whether a candidate is stored lives in the store (lynkr/memory/store.py), since it compares with
-what the project already remembers. `extract` is pure and fast (regexes over one turn).
+   | skip        | how it is told                                                                 |
+   |-------------|--------------------------------------------------------------------------------|
+   | question    | ends with `?`, or opens with a question word or an auxiliary ("can you", "is the …", not "do not") |
+   | aside, code | opens with "(", or reads as a line of code or output                           |
+   | hedge       | "I think", "maybe", "probably", "not sure", "I wonder": an opinion about now   |
+   | event       | I/we + a past-tense verb ("I ran", "we tried", "I've added") — not "decided/chose/agreed/switched to/…" |
+   | request     | an imperative ("fix …", "write …", "please add …"), "can/could you", "I want/need you to", "let's <verb>", "no need to" — unless a rule (below) |
+   | at hand     | "it/this/that/these/those …" (but "this project/repo/…"), "the function/diff/PR/error/output …": the work in front of the model |
+   | transient   | a failure or today: "an/the … error", "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "successfully", "lets … go negative" |
+   | spec        | "X should …" in a turn that asks for a change: that change's spec              |
+   | continuation| "but/so/then …" after a skipped clause ("I ran it, but now it takes 3 s")      |
+   | nothing particular | no number, version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it, "called/named X", no our/this-project subject, no "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses … X", no note lead-in — such a clause is kept only beside one that has them |
+
+   A *rule* states how things are to be done and is exempt from the request, at-hand, transient
+   and particular tests: a time-universal marker (always, never, from now on, going forward, by
+   default, whenever, usually, as a rule, for/any new …) makes a rule even of a request; a contrast
+   or bound (don't, avoid, prefer, instead of, rather than, ", not X", must, only, forbidden,
+   required, everywhere, "X should …" outside a task turn) makes one of any clause that is not a
+   request to change something now ("use uv, not poetry" is a rule, "rename X everywhere" and
+   "make the CLI print A instead of B" are tasks); so do a decision (we decided/chose/agreed/settled
+   on/switched to/are going with, let's use/stick with) and "keep/stick with/follow X" when X is
+   not "it/this", "remember to …".
+4. **Keep** the rest. Contiguous kept clauses of one sentence stay one candidate ("We never use
+   print for logging; we use structlog"); a skipped clause splits them ("Store the token in Vault;
+   can you wire it up?" keeps the first half).
+
+Kind and importance (for ranking ties, not for candidacy): note 0.9 (a note lead-in), decision
+0.8, preference 0.7 (a standing marker or I/we prefer/like/want/use), fact 0.6 (our/the
+project/we/this repo subject or a particular token); "important", "must", "always", "never",
+"critical" add 0.1. A candidate is at most `max_chars` characters (cut at a word), at most
+`max_candidates` per turn. `extract` is pure and fast (regexes over one turn); the surprise test that
+decides whether a candidate is stored lives in the store, since it compares with what the project
+already remembers.
 """
 from __future__ import annotations
 
@@ -26,7 +61,7 @@ from dataclasses import dataclass
 
 from lynkr.kit.harness import strip_harness
 
-__all__ = ["Candidate", "extract", "turn_text", "RULES"]
+__all__ = ["Candidate", "extract", "turn_text", "clauses", "pasted_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,69 +72,274 @@ class Candidate:
 
 
 _I = re.IGNORECASE
-# A token that names something particular: a number, a path or file, an identifier (snake_case,
-# camelCase, dotted, a prefix like `veh_`), a quoted or backticked string, or a capitalised word
-# inside the sentence (a product, a person, a team). A general statement without one ("the tests
-# are slow") is an observation about today, not a fact to carry into next week's sessions.
-_SPECIFIC = re.compile(r"\d|[\w.-]+/[\w./-]*|\b\w+\.\w{1,5}\b|\b[a-z]+_\w*|\b[a-z]+[A-Z]\w*|[`'\"][^`'\"]{2,}[`'\"]"
-                       r"|(?<=\w[\s,(])[A-Z][\w+#-]+")
-# Words of what is happening now (a failure being debugged, a first impression): not for keeping.
-_TRANSIENT = re.compile(r"\b(?:errors?|fail(?:s|ed|ing)?|broken|crash\w*|bug|flaky|doesn'?t work|not working|i see|"
-                        r"i get|i'?m getting|seems?|looks like|right now|at the moment|for now|today|yesterday)\b", _I)
-# A subject that is the work in front of the model ("the function returns None", "this PR is ready").
-_AT_HAND = re.compile(r"^(?:it|this|that|these|those|the)\s+(?:\w+\s+)?(?:function|method|class|test|tests|file|line|lines|"
-                      r"output|result|diff|pr|change|changes|commit|code|fix|patch|query|loop|variable|build|run|"
-                      r"snippet|example|answer|version you|one)\b", _I)
-# How people lead into what they state ("For context, the data sits in …"): said, then set aside.
-_LEAD_IN = re.compile(r"^(?:for context|as a rule|in general|generally|basically|also|and|so|in this (?:repo|project)|"
-                      r"here|fwiw|by the way|btw|just so you know|for reference|context)\s*[,:-]\s*", _I)
-_STATE = (r"(?:uses|use|is|are|runs|run|lives|live|has|have|requires|require|depends on|needs|need|targets|stores|"
-          r"deploys|talks to|talk to|goes|go|comes|come|listens|listen|points|point|belongs|belong|starts|start|"
-          r"sits|sit|gets|get|sends|send|reads|read|writes|write|calls|call|returns|return|expects|expect|owns|own|"
-          r"is called|are called|is named|are named)")
-_PARTICIPLE = (r"(?:stored|kept|located|configured|defined|deployed|hosted|generated|based|built|written|partitioned|"
-               r"prefixed|suffixed|named|called|managed|owned|handled|served|scheduled|pinned|set|mounted|cached|"
-               r"indexed|sharded|signed|encrypted|versioned|tagged|formatted|validated)")
-RULES: list[tuple[str, float, re.Pattern]] = [
-    ("note", 0.9, re.compile(
-        r"^(?:please\s+)?(?:remember|note|fyi|f\.y\.i\.|keep in mind|for the record|heads[- ]up|just so you know|"
-        r"for your information|btw|by the way|fwiw|psa|reminder|important)\b(?:\s+that)?\s*[:,-]?\s*", _I)),
-    ("decision", 0.8, re.compile(
-        r"\b(?:we|i|the team|our team)(?:\s+have|'ve)?\s+(?:decided|chose|agreed|settled on|are going with|will use|"
-        r"'ll use|switched to|moved to|migrated to|standardi[sz]ed on|picked|went with)\b"
-        r"|\b(?:we|i)(?:'re|\s+are|'m|\s+am)\s+(?:on|using|running|moving to|sticking with)\b"
-        r"|\blet'?s\s+(?:use|go with|keep|stick|always|never)\b|\bfrom now on\b|\bgoing forward\b", _I)),
-    ("preference", 0.7, re.compile(
-        r"\b(?:i|we)\s+(?:always\s+|usually\s+|only\s+|never\s+)?(?:prefer|like|want|need|use|avoid|don'?t use|"
-        r"do not use|never use|deploy|ship|release|write|keep|run)\b|\b(?:i|we)\s+(?:always|never)\s+\w+"
-        r"|^(?:please\s+)?(?:always|never|don'?t|do not|avoid)\s+\w+"
-        r"|^(?:please\s+)?(?:use|prefer|pick|choose|stick with)\b.*\b(?:instead of|rather than|over|not|for all|"
-        r"for every|for new|for any|everywhere|by default)\b"
-        r"|\b(?:we|i)(?:'ve|\s+have)\s+been\s+(?:using|running|on)\b"
-        r"|^please\s+(?:keep|use|stick|prefer|make sure|stay|follow)\b", _I)),
-    ("fact", 0.6, re.compile(
-        r"\b(?:this|the|our)\s+(?:[\w-]+\s+){0,3}?(?:project|repo|repository|codebase|service|app|api|backend|frontend|"
-        r"database|db|team|build|ci|pipeline|server|cluster|library|package|staging|production)\b[^.?!]{0,60}?"
-        r"\b(?:uses|use|is|are|runs|lives|has|have|requires|depends on|needs|targets|stores|deploys|talks to)\b"
-        rf"|\b(?:is|are)\s+{_PARTICIPLE}\s+(?:in|at|on|by|with|as|from|under|to|via|per|into)\b"
-        r"|\b(?:port|url|endpoint|version|branch|path|owner|maintainer|timeout|limit|bucket|region|schema)\s+(?:is|are|=)\s+\S", _I)),
-    # Any other statement of how something is, when it names something particular.
-    ("fact", 0.5, re.compile(rf"^(?:(?:[\w'./-]+\s+){{1,6}}?(?:{_STATE}|(?:is|are)\s+(?:{_PARTICIPLE}|\w+ed|made|kept|run|set|done))"
-                             r"|(?:we|our team)\s+\w+)\b", _I)),
-]
-_EMPHASIS = re.compile(r"\b(?:important|must|always|never|critical)\b", _I)
-_QUESTION = re.compile(r"^(?:what|how|why|where|which|who|whom|whose|when|can|could|would|will|does|do|did|is|are|"
-                       r"should|shall|may|might|have|has)\b", _I)
-_COMMAND = re.compile(r"^(?:please\s+)?(?:fix|show|list|run|write|add|make|create|explain|tell|give|find|check|open|"
-                      r"read|refactor|implement|update|change|delete|remove|rename|try|help|look)\b", _I)
-# A line of code the user pasted, not a sentence about the project.
-_CODE = re.compile(r"^(?:return|def|import|class|function|fn|pub|public|private|#include|elif)\s+\S|^from\s+\S+\s+import\b"
-                   r"|^(?:let|const|var)\s+\w+\s*=|^(?:SELECT|INSERT|UPDATE|DELETE)\s.*\b(?:FROM|INTO|SET|WHERE)\b"
-                   r"|[{};]\s*$|\w\([^)]*\)\s*\.\w+\(|\s==?\s.*\(")
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
 MIN_CHARS = 12
+MIN_WORDS = 3
+
+# -- 1. text: what was pasted is not what was said ------------------------------------------------
+_FENCE = re.compile(r"```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)", re.DOTALL)
+# A line of code, a log, a traceback, a diff, JSON, a table, a shell session or a numbered listing.
+_PASTED = re.compile(
+    r"^(?:\s{4,}|\t)\S"                                     # indented block
+    r"|^\s*(?:\$ |>>>|\.\.\.|#!|//|/\*|\*/|@@|\+\+\+|---\s|diff --|index [0-9a-f]{6})"
+    r"|^\s*[{}\[\]]|^\s*\"[\w-]+\"\s*:|[{;]\s*$"            # JSON / braces / statements
+    r"|^\s*\|.*\|\s*$"                                      # table row
+    r"|^\s*\d+\s*[\t|:→]\s*\S"                              # numbered listing (cat -n, grep -n)
+    r"|^\s*\[?\d{2,4}[-/.]\d\d[-/.]\d\d[ T]\d\d:\d\d|^\s*\[?\d\d:\d\d:\d\d"   # timestamps
+    r"|\S {3,}\S|\s\|\s.*\s\|\s"                            # aligned columns
+    r"|^\s*\[?(?:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|CRITICAL)\b[\]:\s]"
+    r"|^\s*Traceback \(most recent|^\s*File \"[^\"]+\", line \d|^\s*at [\w$.<>]+\(|^\s*[\w.]*(?:Error|Exception)\b:"
+    r"|^\s*(?:E|FAILED|PASSED)\s{1,3}\S|^\s*npm (?:ERR|WARN)!|^\s*(?:error|warning)(?:\[\w+\])?:"
+    r"|^\s*[\w./-]+:\d+(?::\d+)?:?\s"                       # path:line: compiler / linter output
+    r"|^\s*(?:def|fn|func|function|async def)\s+\w+\s*\(|^\s*(?:class|struct|interface|enum)\s+\w+\s*[:({<]"
+    r"|^\s*(?:public|private|protected|static)\s+(?:\w+\s+)*\w+\s*[(<{=]|^\s*(?:const|let|var)\s+\w+\s*[=:]"
+    r"|^\s*(?:import\s+[\w.]+(?:\s+as\s+\w+)?|from\s+[\w.]+\s+import\s+\S.*|#include\s*[<\"].*|package\s+[\w.]+;?)$"
+    r"|^\s*return\b.*[()\[\];]|^\s*(?:if|for|while|elif|else|try|except|with)\b.*:$"
+    r"|^\s*(?:SELECT|INSERT|UPDATE|DELETE|CREATE)\s.*\b(?:FROM|INTO|SET|WHERE|TABLE)\b"
+    r"|\w\([^)]*\)\s*\.\w+\(|^\s*[\w.\[\]'\"]+\s*(?:=|\+=|==|:=)\s*\S.*[(){}\[\]'\"]|\s==?\s.*\(")
 
 
+def pasted_line(line: str) -> bool:
+    """Does this line read as pasted output or code rather than something a person wrote?"""
+    s = line.strip()
+    if not s:
+        return False
+    if _PASTED.search(line):
+        return True
+    symbols = sum(not (ch.isalnum() or ch.isspace()) for ch in s)
+    return len(s) >= 16 and (symbols / len(s) > 0.3 or (" " not in s and len(s) > 40))
+
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?=\S)")
+
+
+def _prose_line(line: str) -> bool:
+    """A line a person wrote: a bullet item, or words enough, mostly letters, not indented output."""
+    if pasted_line(line):
+        return False
+    if _BULLET.match(line):
+        return True
+    s = line.strip()
+    letters = sum(ch.isalpha() for ch in s)
+    return (not line.startswith("  ") and len(re.findall(r"[A-Za-z]{2,}", s)) >= 4
+            and letters >= 0.6 * len(s.replace(" ", "")))
+
+
+def _prose(text: str) -> str:
+    """The text without fenced blocks, pasted paragraphs and pasted lines. In a paragraph of several
+    lines the lines that are not prose are output (a status, a listing); when they are the majority
+    the whole paragraph is, prose-looking lines included ("Your branch is ahead of …")."""
+    out, introduced = [], False
+    for para in re.split(r"\n\s*\n", _FENCE.sub("\n\n", text)):
+        lines = [ln for ln in para.split("\n") if ln.strip()]
+        # "Here's the output:" and then a block of lines that are not a list: what was pasted.
+        quoted, introduced = introduced and len(lines) >= 2 and not all(map(_BULLET.match, lines)), \
+            bool(lines) and lines[-1].rstrip().endswith(":")
+        if quoted or not lines:
+            continue
+        if len(lines) == 1:
+            out += [ln for ln in lines if not pasted_line(ln)]
+            continue
+        prose = [_prose_line(ln) for ln in lines]
+        if sum(prose) * 2 < len(lines) or (len(lines) >= 3 and sum(map(pasted_line, lines)) * 2 >= len(lines)):
+            continue
+        out.append("\n".join(ln for ln, p in zip(lines, prose) if p))
+    return "\n".join(out)
+
+
+# -- 2. sentences and clauses ---------------------------------------------------------------------
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+|^\s*(?:[-*•]|\d+[.)])\s+", re.M)
+_ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|approx|incl|cf|mr|ms|mrs|dr|no|fig|a\.k\.a)\.|\b[A-Z]\.)$", _I)
+# Where a sentence turns to something else: a new clause starts after these.
+_CLAUSE_BREAK = re.compile(r"\s*;\s*|\s+[—–]\s+|\s+-{1,2}\s+"
+                           r"|,\s+(?=(?:but|so|then|and then|which means)\s)|,\s*(?=(?:please|pls|can you|could you|"
+                           r"would you|will you|and can you|and could you|and please|thanks|thank you)\b)", _I)
+
+
+def _sentences(text: str) -> list[str]:
+    parts, out = _SENTENCE_END.split(text), []
+    for p in parts:
+        p = p.strip()
+        if not p:
+            continue
+        if out and _ABBREV.search(out[-1]) and not out[-1].endswith("\n"):
+            out[-1] += " " + p
+        else:
+            out.append(p)
+    return out
+
+
+def clauses(sentence: str) -> list[tuple[int, int]]:
+    """(start, end) of each clause of a sentence."""
+    spans, start = [], 0
+    for m in _CLAUSE_BREAK.finditer(sentence):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(sentence)))
+    return [(a, b) for a, b in spans if b > a]
+
+
+# Discourse lead-ins and small talk, repeated ("Oh and btw, quick note:"): a closed class of words.
+_NOTE_WORDS = (r"remember(?: that)?|note(?: that)?|n\.?b\.?|fyi|f\.y\.i\.|keep in mind(?: that)?|for the record|"
+               r"heads[- ]up|just so you know|for your information|reminder|important|psa|don'?t forget(?: that)?|"
+               r"before i forget|worth (?:noting|knowing)|good to know|fwiw|for what it'?s worth")
+# Said with only a space after them ("FYI the port is …", "oh and btw the …").
+_LOOSE = (r"oh|and|also|anyway|anyways|actually|btw|by the way|for context|for reference|p\.s\.|ps|side note|"
+          r"quick note|small note|a note|just a note|one more thing|another thing|one last thing|quick heads[- ]up|"
+          r"so|ok so|okay so|also worth noting")
+# Said with a comma, colon or "!" after them ("ok, …", "Thanks! …", "Quick one: …").
+_TIGHT = (r"ok|okay|well|alright|all right|right|hmm+|um+|uh|great|cool|nice|perfect|awesome|thanks|thank you|thx|"
+          r"yes|yeah|yep|sure|no|nope|hi|hello|hey|context|here|in general|generally|basically|quick|quick one|"
+          r"quick thing|small thing|in this (?:repo|project|codebase)|also|one thing|good morning|sorry")
+_LEAD = re.compile(rf"^(?:(?P<note>{_NOTE_WORDS})(?!\s+to\b)\b[\s,:;.!—–-]*|(?:{_LOOSE})\b[\s,:;.!—–-]*"
+                   rf"|(?:{_TIGHT})(?:\s+[A-Z]\w*)?\s*[,:;.!—–-]+\s*)", _I)
+
+
+def _lead_in(clause: str) -> tuple[str, bool]:
+    """The clause without its lead-ins; whether one of them was a note marker."""
+    note = False
+    while (m := _LEAD.match(clause)) is not None and 0 < m.end() < len(clause):
+        note = note or m.group("note") is not None
+        clause = clause[m.end():]
+    return clause, note
+
+
+# -- 3. skipping what is not a fact about the project ---------------------------------------------
+_QUESTION = re.compile(r"^(?:what|how|why|where|which|who|whom|whose|when|any idea|is there|are there|"
+                       r"(?:can|could|would|will|does|do|did|is|are|was|were|should|shall|may|might|have|has|am)"
+                       r"(?!\s+not\b|n'?t\b)\s+\w)", _I)
+# How things are to be done from now on: makes a rule even of a request ("from now on, write …").
+_RULE_TIME = re.compile(
+    r"\b(?:always|never|from now on|going forward|in (?:the )?future|whenever|by default|as a rule|usually|normally|"
+    r"typically|by convention|(?:all|every|each|any) new|for new)\b", _I)
+# A contrast or a bound ("use uv, not poetry", "must", "only", "avoid"): a rule when it is not a task's.
+_RULE = re.compile(
+    r"\b(?:don'?t|do not|avoid|prefer(?:s|red)?|rather than|instead of|must(?:n'?t)?|forbidden|not allowed|"
+    r"disallowed|prohibited|banned|mandatory|required|only|rather|does not|doesn'?t|shouldn'?t|should not|"
+    r"no more than|everywhere|for (?:all|every|each|any)|tend to)\b|,\s*not\s+\w", _I)
+# How a change is asked for ("the form should reject …"): the task's spec in a turn that asks for one.
+_SHOULD = re.compile(r"\bshould\b(?!\s+(?:not|never|always)\b)", _I)
+_DECISION = re.compile(
+    r"\b(?:we|i|the team|our team)(?:\s+have|'ve)?\s+(?:decided|chose|agreed|settled on|are going with|will use|"
+    r"'ll use|switched to|moved to|migrated to|standardi[sz]ed on|picked|went with)\b"
+    r"|\b(?:we|i)(?:'re|\s+are|'m|\s+am)\s+(?:on|using|running|moving to|sticking with|standardi[sz]ed on)\b"
+    r"|^let'?s\s+(?:use|go with|keep|stick|always|never|standardi[sz]e)\b", _I)
+_PREFERENCE = re.compile(r"\b(?:i|we)(?:'d| would)?\s+(?:really\s+)?(?:prefer|like|rather|love|hate|want|use|"
+                         r"avoid|stick|always|never|only|don'?t like)\b|\bi'?d rather\b|\bplease\s+(?:always|never)\b"
+                         r"|\b(?:we|i)(?:'ve|\s+have)\s+been\s+(?:using|running|on|deploying|writing)\b", _I)
+_KEEP_RULE = re.compile(r"^(?:please\s+)?(?:keep|stick (?:to|with)|follow|stay (?:on|with)|adhere to)\s+(?!it\b|this\b|that\b|"
+                        r"them\b|these\b|those\b|going\b|in mind\b)\w", _I)
+_REMEMBER_TO = re.compile(r"^(?:(?:please\s+)?(?:remember|make sure|be sure|don'?t forget)\s+(?:to|that you|you)\b)", _I)
+_IMPERATIVE = re.compile(
+    r"^(?:please\s+|pls\s+|now\s+|then\s+|just\s+|also\s+|first\s+|next\s+|go\s+(?:and\s+)?)*(?:fix|show|list|run|write|add|"
+    r"make|create|explain|tell|give|find|check|open|read|refactor|implement|update|change|delete|remove|rename|try|"
+    r"help|look|convert|summari[sz]e|port|migrate|split|debug|profile|audit|compare|design|prove|derive|evaluate|"
+    r"build|install|set|configure|move|replace|review|test|verify|generate|draft|clean|bump|upgrade|deploy|commit|"
+    r"push|revert|undo|merge|rebase|document|describe|analy[sz]e|investigate|optimi[sz]e|speed|improve|extract|"
+    r"inline|format|lint|translate|walk|see|search|grep|print|plot|draw|sketch|suggest|propose|recommend|pick|choose|"
+    r"use|put|wrap|handle|ensure|send|copy|paste|download|upload|start|stop|restart|kill|skip|ignore|disable|enable|"
+    r"turn|switch|cut|trim|reduce|increase|append|insert|sort|filter|parse|validate|fetch|pull|clone|scaffold|"
+    r"bootstrap|wire|hook|expose|mock|stub|benchmark|measure|count|calculate|compute|estimate|figure|finish|continue|"
+    r"proceed|retry|rerun|redo|do|go|let|get|give|think|consider|assume|imagine|call|keep|stick|follow|write|name|"
+    r"threat-model|rewrite|finalize|double-check|sanity-check|prepare|break|combine|reorganize|restructure|"
+    r"introduce|drop|rollback|roll|tidy|polish|simplify|shorten|expand|explore|identify|spot|map|trace|"
+    r"reproduce|repro|address|resolve|patch|answer|reply|respond|paraphrase|rephrase|list)\s+(?P<next>\S+)", _I)
+# Verbs of a standing instruction ("use X for Y", "put tests next to the code"), unlike ones that change
+# something now ("rename X everywhere" is a task, however wide).
+_NORM_VERB = re.compile(r"^(?:please\s+)?(?:use|keep|prefer|avoid|stick|follow|put|name|call|write|wrap|log|store|place|"
+                        r"format|document|stay|pin|target|default|never|always|don'?t|do not|only)\b", _I)
+_STATE_WORD = re.compile(r"^(?:is|are|was|were|has|have|had|can|must|should|will|lives?|runs?|uses?|goes|go|comes?|"
+                         r"sits?|gets?|takes?|needs?|stays?|belongs?|starts?|stores?|points?|depends|follows?|"
+                         r"triggers?|live|run|use|come|sit|get|take|need|stay|belong|start|store|point|depend|"
+                         r"handles?|owns?|requires?|reads?|writes?|calls?|sends?|listens?|talks?)\b", _I)
+_REQUEST = re.compile(r"^(?:(?:and\s+)?(?:can|could|would|will)\s+you|(?:i|we)(?:'d| would)?\s+(?:want|need|like|love)\s+(?:you\s+)?to|"
+                      r"i'?d like|let'?s|it would be (?:great|nice)|(?:there'?s\s+)?no need to|we (?:need|have|want) to|you (?:should|need to|can|could|must))\b", _I)
+_HEDGE = re.compile(r"^(?:i (?:think|guess|suspect|wonder|believe|feel|assume|hope)|maybe|perhaps|probably|possibly|"
+                    r"not sure|i'?m not sure|it might|might be|could be|i doubt)\b", _I)
+_PAST = re.compile(r"^(?:i|we)(?:'ve|\s+have|\s+had|'d|\s+just|\s+already|\s+also|\s+then)*\s+(?:just\s+)?(?!decided|chose|"
+                   r"agreed|settled|switched|moved|migrated|standardi[sz]ed|picked|went with|always|never|only)"
+                   r"(?:\w+ed|ran|tried|saw|got|made|wrote|did|found|noticed|pushed|gave|took|broke|set|put|built|"
+                   r"read|sent|left|kept|lost|forgot|began|thought|went|came)\b", _I)
+_DEICTIC = re.compile(r"^(?:it|it's|this|that|that's|these|those|here|there|they|he|she|above|below)\b(?!\s+(?:project|repo|"
+                      r"repository|codebase|monorepo|service|app|application|company|team|org)\b)"
+                      r"|^the\s+(?:\w+\s+)?(?:function|method|diff|pr|patch|snippet|example|answer|error|issue|bug|"
+                      r"output|result|change|changes|fix|line|lines|stack ?trace|traceback|previous|last|above|below|"
+                      r"same|new one|first one|second one|one)\b", _I)
+_TRANSIENT = re.compile(r"\b(?:(?:an|the|this|that|same|weird|new|strange|odd|following|these|those|some)\s+(?:\w+\s+)?"
+                        r"(?:errors?|exceptions?|bugs?|warnings?|stack ?traces?)|errors?\s+(?:on|at|in|when|while|from|"
+                        r"about|saying)|fail(?:s|ed|ing)?|broken|breaks|crash\w*|buggy|flaky|"
+                        r"doesn'?t work|not working|no longer|stopped working|i see|i get|i'?m getting|we'?re getting|"
+                        r"seems?|looks like|right now|at the moment|for now|today|yesterday|tonight|this morning|"
+                        r"just now|now|still|again|anymore|successfully|does nothing|nothing happens|reports? that|complains?|throws|panics|hangs|segfaults|times? out|blows up|"
+                        r"wrong|incorrect(?:ly)?|unexpected(?:ly)?|weird|strange|lets\s+\S+\s+(?:go|be|become|"
+                        r"drop|get))\b", _I)
+# Something particular: a number or version, a path, file or URL, an identifier (snake_case,
+# camelCase, dotted, a prefix like `veh_`), an acronym (MCU, USART2), a quoted or backticked string,
+# or a capitalised word inside the clause (a product, a person, a team).
+_PARTICULAR = re.compile(r"\d|[\w.-]+/[\w./-]*|\b\w+\.\w{1,5}\b|(?<![\w.])\.[\w-]{2,}|\b[a-z]+_\w*|\b[a-z]+[A-Z]\w*"
+                         r"|\b[A-Z]{2,}\w*|[`'\"][^`'\"]{2,}[`'\"]|(?<=\w[\s,(])[A-Z][\w+#-]+"
+                         r"|\b(?:called|named|known as|aliased)\s+\S")
+# A standing fact without a particular token: "the positions table is partitioned by day", "versions
+# follow semver". A noun-phrase subject (no pronoun: those are the work at hand), then a verb of how
+# things are set up, or a passive of how they are done, with its complement.
+_SETUP = re.compile(r"^(?:the\s+|our\s+|all\s+|every\s+|each\s+)?(?!(?:i|you|it|this|that|these|those|they|he|she|we|"
+                    r"there|here)\b)(?:[\w'-]+\s+){0,6}?(?:(?:is|are)\s+(?:a|an)\s+\w|(?:is|are)\s+(?:\w+ed|\w+en|built|kept|made|run|set|done|"
+                    r"held|shown|sent|put|split|spread)\s+(?:by|in|at|on|with|from|to|under|per|via|as|into|through|"
+                    r"for|before|after|every|once|daily|nightly|weekly|hourly|monthly)\b|(?:lives?|runs?|follows?|"
+                    r"triggers?|goes|go|comes?|sits?|belongs?|lands?|deploys?|ships?|publishes|publish|reads?|writes?|"
+                    r"stores?|uses?|depends on|depend on|owns?|handles?|talks? to|points? to|listens? on|shares?|share|contains?|"
+                    r"includes?|exposes?|requires?|extends?|wraps?|calls?|generates?|imports?|serves?|sends?)\s+\w)", _I)
+_OWNED = re.compile(r"^(?:our|we|we're|we've|the team|this (?:project|repo|repository|codebase|service|app)|the "
+                    r"(?:project|repo|repository|codebase))\b", _I)
+_EMPHASIS = re.compile(r"\b(?:important|must|always|never|critical)\b", _I)
+
+
+def _request(c: str) -> bool:
+    """An imperative or a request aimed at the task in front of the model."""
+    if _REQUEST.match(c):
+        return True
+    m = _IMPERATIVE.match(c)
+    if m is None:
+        return False
+    # "Build is done with Bazel", "Test fixtures live in tests/": a noun, not a verb, opens the clause.
+    return not _STATE_WORD.match(m.group("next")) and not _STATE_WORD.match(
+        c[m.end():].lstrip().split(" ", 1)[0] if c[m.end():].strip() else "")
+
+
+WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only beside one that does
+
+
+def task_request(c: str) -> bool:
+    """A clause asking for a change now (not a standing "use X" / "keep Y")."""
+    return _request(c) and not _NORM_VERB.match(c)
+
+
+def _kind(c: str, note: bool, in_task: bool = False) -> tuple[str, float] | None:
+    """(kind, importance) of a clause worth keeping, WEAK, or None: the skip table of the docstring.
+    `in_task`: the turn asks for a change, so "X should …" is that change's spec, not a rule."""
+    if len(c.split()) < MIN_WORDS or c.rstrip().endswith("?") or _QUESTION.match(c):
+        return None
+    if c.startswith("(") or pasted_line(c) or _HEDGE.match(c) or _PAST.match(c):
+        return None
+    decision, preference = _DECISION.search(c), _PREFERENCE.search(c)
+    standing = _RULE_TIME.search(c) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
+    if standing is None and not task_request(c) and (_RULE.search(c) or (_SHOULD.search(c) and not in_task)):
+        standing = True
+    if decision is None and standing is None:
+        if _request(c) or _DEICTIC.match(c) or _TRANSIENT.search(c) or _SHOULD.search(c):
+            return None
+        # Said to be remembered ("Note: …"), or naming something particular, or how things are set up.
+        if not (note or preference or _PARTICULAR.search(c) or _SETUP.match(c) or _OWNED.match(c)):
+            return WEAK
+    if note:
+        return "note", 0.9
+    if decision is not None:
+        return "decision", 0.8
+    if standing is not None or preference is not None:
+        return "preference", 0.7
+    return "fact", 0.6 if _OWNED.match(c) or _PARTICULAR.search(c) else 0.5
+
+
+# -- 4. keeping -----------------------------------------------------------------------------------
 def turn_text(message: dict) -> str:
     """A message's own text: its text blocks without harness blocks (no tool results, no images)."""
     content = message.get("content")
@@ -117,29 +357,54 @@ def _cut(sentence: str, max_chars: int) -> str:
     return cut[:cut.rfind(" ")] if " " in cut[max_chars // 2:] else cut
 
 
+_RANK = ("fact", "preference", "decision", "note")
+
+
+_CONTINUES = re.compile(r"^(?:but|so|then|and then|which means)\b", _I)
+
+
+def _from_sentence(s: str, in_task: bool) -> list[Candidate]:
+    """The candidates of one sentence: each run of contiguous kept clauses is one candidate (a WEAK
+    clause joins a run, a run of WEAK clauses alone is dropped; "but/so/then …" goes the way of the
+    clause it continues: "I ran it, but now it takes 3 s" is one event)."""
+    runs, run, skipped = [], None, False      # run: [start, end, (kind, importance), strong]
+    for a, b in clauses(s):
+        raw = s[a:b]
+        c, note = _lead_in(raw.strip().strip("-*• ").strip())
+        kept = None
+        if c.strip() and not (skipped and _CONTINUES.match(raw.strip())):
+            kept = _kind(c.strip(" ,:"), note, in_task)
+        skipped = kept is None
+        if kept is None:
+            run = None
+            continue
+        start = a + raw.find(c)
+        if run is None:
+            run = [start, b, kept, False]
+            runs.append(run)
+        run[1] = b
+        if kept is not WEAK:
+            run[3] = True
+            run[2] = kept if run[2] is WEAK else max(run[2], kept, key=lambda k: _RANK.index(k[0]))
+    found = []
+    for start, end, (kind, importance), strong in runs:
+        text = s[start:end].strip(" ,:;-")
+        if not strong or len(text) < MIN_CHARS:
+            continue
+        if _EMPHASIS.search(text):
+            importance = min(1.0, importance + 0.1)
+        found.append(Candidate(text[0].upper() + text[1:], kind, importance))
+    return found
+
+
 def extract(text: str, *, max_chars: int = 500, max_candidates: int = 8) -> list[Candidate]:
     """The candidate memories stated in `text`, in order, at most `max_candidates`."""
     out: list[Candidate] = []
-    for raw in _SENTENCES.split(text[: max_chars * max_candidates * 4]):
-        s = _LEAD_IN.sub("", raw.strip().strip("-*• ").strip())
-        if len(s) < MIN_CHARS or s.endswith("?") or _QUESTION.match(s) or _COMMAND.match(s) or _CODE.search(s):
-            continue
-        for n, (kind, importance, rule) in enumerate(RULES):
-            m = rule.search(s)
-            if m is None:
-                continue
-            if kind == "fact" and (_TRANSIENT.search(s) or _AT_HAND.match(s)
-                                   or (n == len(RULES) - 1 and not _SPECIFIC.search(s))):
-                break
-            if kind == "note":
-                s = s[m.end():].strip() or s
-                if len(s) < MIN_CHARS:
-                    break
-                s = s[0].upper() + s[1:]
-            if _EMPHASIS.search(s):
-                importance = min(1.0, importance + 0.1)
-            out.append(Candidate(_cut(s, max_chars), kind, importance))
-            break
-        if len(out) >= max_candidates:
-            break
+    sentences = _sentences(_prose(text[: max_chars * max_candidates * 4]))
+    in_task = any(task_request(_lead_in(s[a:b].strip())[0]) for s in sentences for a, b in clauses(s))
+    for s in sentences:
+        for c in _from_sentence(s, in_task):
+            out.append(Candidate(_cut(c.text, max_chars), c.kind, c.importance))
+            if len(out) >= max_candidates:
+                return out
     return out
