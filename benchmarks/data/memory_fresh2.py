@@ -1,5 +1,5 @@
 """A third memory scenario, written after the extractor's rules were widened on memory_fresh.py and
-run once against them, never tuned on: a data project and a Rails app, facts said the ways a
+run once against them, not tuned on then (the current rule set was developed with it in view: it is in-sample now, docs/memory.md): a data project and a Rails app, facts said the ways a
 person says them in passing ("For context, …", "As a rule …", "Use X instead of Y").
 
     python benchmarks/memory_eval.py --scenario fresh2

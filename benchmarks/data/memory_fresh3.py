@@ -1,5 +1,5 @@
 """A fourth memory scenario, written after the extractor was widened again on memory_fresh2.py and
-run once, never tuned on: firmware in C and an iOS app, facts said in passing, some in the middle
+run once, not tuned on then (the current rule set was developed with it in view: it is in-sample now, docs/memory.md): firmware in C and an iOS app, facts said in passing, some in the middle
 of a longer turn.
 
     python benchmarks/memory_eval.py --scenario fresh3
