@@ -5,6 +5,8 @@ proxy, and `lynkr run` with shipped pipelines — in one run, reported as ratios
     python -m benchmarks.overhead --duration 5 --paths bare,passthrough --workloads small
     python -m benchmarks.overhead --keys 100 --paths bare,lynkr-default --workloads small,cc62k --soak ""
                                                         # + lynkr-default-keys100: the door of a team's proxy
+    python -m benchmarks.overhead --paths bare,lynkr-passthrough --baseline ../base@../base/.venv/bin/python
+                                                        # + lynkr-passthrough@base: an older checkout, same run
 
 Every path gets the same number of processes serving requests, `--workers N` (default 1): the bare
 proxy forks N (SO_REUSEPORT), Lynkr runs `lynkr run --workers N` (plus its one DuckDB writer
@@ -47,12 +49,12 @@ def free_port() -> int:
 # -- processes -------------------------------------------------------------------------------
 
 class Proc:
-    def __init__(self, name: str, args: list[str], url: str, env: dict | None = None):
+    def __init__(self, name: str, args: list[str], url: str, env: dict | None = None, cwd: Path | None = None):
         self.name, self.url = name, url
         # stderr to a file, not a pipe: a pipe nobody drains blocks the process once 64 KB of
         # log lines are in it, and the benchmark would measure a hung server.
         self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)
-        self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=ROOT,
+        self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=cwd or ROOT,
                                   stdout=subprocess.DEVNULL, stderr=self.log)
 
     def log_tail(self, n: int = 2000) -> str:
@@ -161,9 +163,21 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+# `--baseline TREE[@PYTHON]`: every lynkr-* path is also served from TREE, another checkout of
+# Lynkr (`git worktree add ../base COMMIT`), as NAME@base, with its own Python (an editable install
+# maps `lynkr` to one tree). "Did this change cost throughput?" is then answered by two ratios to
+# the same bare proxy, under the same load, in one run.
+BASELINE: dict = {}
+
+
 def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None:
     py = sys.executable
     port = free_port()
+    root = ROOT
+    if name.endswith("@base"):
+        name, py, root = name.removesuffix("@base"), BASELINE["python"], BASELINE["tree"]
+        tmp = tmp / "base"
+        tmp.mkdir(exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     if name == "direct":
         return None
@@ -172,7 +186,7 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
                            "--workers", str(workers)], url)
     if name.startswith("lynkr-"):
         pipeline = name.removeprefix("lynkr-")
-        pipeline_file = ROOT / "pipelines" / f"{pipeline}.yaml"
+        pipeline_file = root / "pipelines" / f"{pipeline}.yaml"
         redis = ""
         if pipeline == "redis":
             redis = redis_server()
@@ -191,7 +205,7 @@ def start_path(name: str, upstream: str, tmp: Path, workers: int) -> Proc | None
                 "--no-reload", "--log-level", "warning"]
         if workers > 1:
             args += ["--workers", str(workers)]
-        return Proc(name, args, url, env)
+        return Proc(name + ("@base" if root != ROOT else ""), args, url, env, cwd=root)
     if name in ("litellm", "litellm1"):
         # `litellm1`: LiteLLM's proxy as one process whatever --workers, the way issue #9 measured its
         # 90 req/s; not an equal-process comparison unless --workers is 1.
@@ -504,11 +518,20 @@ def main(argv=None) -> int:
                     help="also serve lynkr-default-keysN: the default pipeline with N client keys, limits on "
                          "each and on their teams, the load presenting one of them (docs/teams.md); compare "
                          "its ratio to bare with lynkr-default's, same processes, one run")
+    ap.add_argument("--baseline", default="",
+                    help="TREE[@PYTHON]: also serve every lynkr-* path from TREE, another checkout (its own "
+                         "venv's Python), as NAME@base: before/after ratios to bare in one run")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "overhead-latest.json"))
     args = ap.parse_args(argv)
     if args.keys:
         GENERATED[f"default-keys{args.keys}"] = keyed_default(args.keys)
         args.paths = ",".join(dict.fromkeys(args.paths.split(",") + ["lynkr-default", f"lynkr-default-keys{args.keys}"]))
+
+    if args.baseline:
+        tree, _, python = args.baseline.partition("@")
+        BASELINE.update(tree=Path(tree).resolve(), python=python or sys.executable)
+        lynkr_paths = [p for p in args.paths.split(",") if p.startswith("lynkr-") and p.removeprefix("lynkr-") not in GENERATED]
+        args.paths = ",".join(args.paths.split(",") + [f"{p}@base" for p in lynkr_paths])
 
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk"))
     tmp = Path(tempfile.mkdtemp(prefix="lynkr-bench-"))

@@ -80,11 +80,17 @@ class Body:
 
     def json_len(self, request: dict) -> int:
         """len(orjson.dumps(request)), from the parts' remembered JSON."""
+        if self._json is None:
+            return len(orjson.dumps(request))
         return sum(map(len, self._pieces(request)))
 
     def json_bytes(self, request: dict) -> bytes:
         """orjson.dumps(request), byte for byte, from the parts' remembered JSON: the upstream body
         of a 62 KB Claude Code request is its ~25 parts joined instead of serialised again."""
+        if self._json is None:
+            # Nothing remembered (a small request no stage serialised): one call, not a walk of
+            # the parts that would serialise each of them anyway.
+            return orjson.dumps(request)
         return b"".join(self._pieces(request))
 
     def upstream(self, x, request: dict) -> bytes:

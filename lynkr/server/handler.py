@@ -17,7 +17,6 @@ from lynkr.errors import ProxyError, did_you_mean
 from lynkr.exchange import Exchange
 from lynkr.kit.cache import remembered
 from lynkr.redact import printable
-from lynkr.wire.canonical import check_model_name
 from lynkr.server.connections import body_deadline
 from lynkr.wire.render import ClientGone
 from lynkr.wire.validate import validate_request
@@ -164,11 +163,9 @@ async def serve(request: web.Request, proto) -> web.StreamResponse:
     try:
         pipeline = pipeline_for(request) if front is not None else None
         raw, body = await read_raw_json(request, server_cfg.get("max_body_bytes", DEFAULT_MAX_BODY))
-        validate_request(proto.CLIENT, body, server_cfg)     # the client's fault ends here, as a 400
+        # The client's fault ends here, as a 400 (the model name's checks included).
+        validate_request(proto.CLIENT, body, server_cfg)
         canonical = proto.to_canonical(body)
-        bad_model = check_model_name(canonical.get("model"))
-        if bad_model:
-            raise ProxyError(400, bad_model)
     except ProxyError as e:
         return proto.error_response(e)
     if pipeline is None:

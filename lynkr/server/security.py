@@ -32,6 +32,7 @@ import orjson
 from aiohttp import web
 
 from lynkr.errors import ProxyError
+from lynkr.kit.cache import Bounded
 from lynkr.redact import install_log_redaction
 from lynkr.server.connections import DEFAULT_PER_PEER
 from lynkr.server import keys
@@ -139,6 +140,7 @@ class _Settings:
         # only the proxy's own origins and none (a CLI) are served.
         self.origins = _names(server, "allowed_origins", "LYNKR_ORIGINS",
                               ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"])
+        self.host_ok: Bounded = Bounded(max_entries=256)    # Host header value -> allowed
         self.keys = KeyBook(config)
         self.max_per_key = server.get("max_concurrent_per_key")
         self.max_per_peer = server.get("max_in_flight_per_peer") or DEFAULT_PER_PEER
@@ -239,7 +241,12 @@ def _origin_ok(origin: str, allowed: frozenset) -> bool:
 def _foreign(request: web.Request, s: "_Settings") -> str | None:
     """Why this request comes from somewhere it must not (a web page, a rebound DNS name), or None."""
     host = request.headers.get("host")
-    if host is not None and not (s.hosts & _ANY) and _host_name(host) not in s.hosts:
+    if host is None:
+        ok = True
+    elif (ok := s.host_ok.get(host)) is None:
+        # A client sends the same Host with every request: parsed once per value.
+        ok = s.host_ok.put(host, bool(s.hosts & _ANY) or _host_name(host) in s.hosts)
+    if not ok:
         return f"Host {host[:80]!r} is not one this Lynkr serves (server.allowed_hosts, LYNKR_ALLOWED_HOSTS)"
     origin = request.headers.get("origin")
     if origin is not None and not _origin_ok(origin, s.origins):
@@ -255,12 +262,12 @@ async def guard(request: web.Request, handler):
     conns = app["connections"]
     conn = conns.enter(request)
     try:
-        return await _guarded(request, handler, app, s)
+        return await _guarded(request, handler, app, s, conn.peer if conn is not None else None)
     finally:
         conns.leave(conn)
 
 
-async def _guarded(request: web.Request, handler, app, s: "_Settings"):
+async def _guarded(request: web.Request, handler, app, s: "_Settings", peer: str | None):
     foreign = _foreign(request, s)
     if foreign is not None:
         err = ProxyError(403, foreign, type="permission_error", retryable=False)
@@ -298,7 +305,7 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings"):
             429, f"too many concurrent requests for this client key (limit {s.max_per_key}); retry when one finishes",
             retry_after=1, retryable=True))
 
-    peer = request.remote or "local"
+    peer = peer or request.remote or "local"      # the connection's, read once at accept
     per_peer: dict = app["per_peer_in_flight"]
     if per_peer.get(peer, 0) >= s.max_per_peer:
         return _refuse(request, ProxyError(
