@@ -116,22 +116,25 @@ def session_cache_key(session: str | None) -> str | None:
 
 # ---- the markers in a canonical request --------------------------------------------------------
 
-def _slots(request: dict):
-    """(section, index, block_index) of every place a marker can sit, in prefix order."""
+def _marked(request: dict) -> list:
+    """(slot, block) of every block that carries a marker, in prefix order; a slot is (section,
+    index, block index). One pass over the blocks: an agent's request has a few hundred of them."""
+    out = []
     for i, t in enumerate(request.get("tools") or ()):
-        if isinstance(t, dict):
-            yield ("tools", i, None)
+        if isinstance(t, dict) and "cache_control" in t:
+            out.append((("tools", i, None), t))
     system = request.get("system")
     if isinstance(system, list):
         for i, b in enumerate(system):
-            if isinstance(b, dict):
-                yield ("system", i, None)
+            if isinstance(b, dict) and "cache_control" in b:
+                out.append((("system", i, None), b))
     for i, m in enumerate(request.get("messages") or ()):
         content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list):
             for j, b in enumerate(content):
-                if isinstance(b, dict):
-                    yield ("messages", i, j)
+                if isinstance(b, dict) and "cache_control" in b:
+                    out.append((("messages", i, j), b))
+    return out
 
 
 def _get(request: dict, slot) -> dict:
@@ -141,7 +144,7 @@ def _get(request: dict, slot) -> dict:
 
 
 def count_points(request: dict) -> int:
-    return sum(1 for s in _slots(request) if "cache_control" in _get(request, s))
+    return len(_marked(request))
 
 
 class _Editor:
@@ -187,30 +190,27 @@ def _with(block: dict, cc: dict | None) -> dict:
 
 # ---- fixing what the client sent ---------------------------------------------------------------------
 
-def _sanitize(request: dict, rules: CacheRules, ed: _Editor) -> list[str]:
+def _sanitize(marked: list, rules: CacheRules, ed: _Editor) -> list[str]:
     fixes: list[str] = []
-    marked = [s for s in _slots(request) if "cache_control" in _get(request, s)]
     seen_5m = False
     kept: list = []
-    for slot in marked:
-        block = _get(request, slot)
+    for slot, block in marked:
         cc = block["cache_control"]
-        where = _where(slot)
         if not isinstance(cc, dict) or cc.get("type") != "ephemeral":
             kind = cc.get("type") if isinstance(cc, dict) else type(cc).__name__
-            fixes.append(f"{where}: removed cache_control of unknown type {kind!r}")
+            fixes.append(f"{_where(slot)}: removed cache_control of unknown type {kind!r}")
             ed.set(slot, _with(block, None))
             continue
         new = cc
         ttl = cc.get("ttl")
         if "ttl" in cc and ttl not in TTLS:
-            fixes.append(f"{where}: removed ttl {ttl!r} (not 5m or 1h)")
+            fixes.append(f"{_where(slot)}: removed ttl {ttl!r} (not 5m or 1h)")
             new = {k: v for k, v in cc.items() if k != "ttl"}
         elif ttl == "1h" and not rules.ttl:
-            fixes.append(f"{where}: removed ttl 1h (the upstream does not take it)")
+            fixes.append(f"{_where(slot)}: removed ttl 1h (the upstream does not take it)")
             new = {k: v for k, v in cc.items() if k != "ttl"}
         elif ttl == "1h" and seen_5m:
-            fixes.append(f"{where}: 1h after a 5m breakpoint is 5m")
+            fixes.append(f"{_where(slot)}: 1h after a 5m breakpoint is 5m")
             new = {k: v for k, v in cc.items() if k != "ttl"}
         if new.get("ttl") != "1h":
             seen_5m = True
@@ -328,8 +328,9 @@ def prepare(request: dict, rules: CacheRules, *, breakpoints: bool = True, ttl: 
         return request, {}
     ed = _Editor(request)
     note: dict = {}
-    if count_points(request):
-        fixes = _sanitize(request, rules, ed)
+    marked = _marked(request)
+    if marked:
+        fixes = _sanitize(marked, rules, ed)
         if fixes:
             note["fixed"] = fixes
     elif breakpoints:
