@@ -23,6 +23,7 @@ stages:
 
 IMG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "%%%not-base64%%%"}}
 USER = {"role": "user", "content": "hi"}
+CALL = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {}}]}
 
 # (path, body, what the error names)
 BAD = [
@@ -34,6 +35,16 @@ BAD = [
     ("/v1/messages", {**BODY, "messages": [{"role": "user", "content": [IMG]}]}, "base64"),
     ("/v1/messages", {**BODY, "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "text"),
     ("/v1/messages", {**BODY, "tools": [{"name": 5}]}, "tools[0].name"),
+    # Near the shapes the validator accepts in one expression: each still named.
+    ("/v1/messages", {**BODY, "messages": [CALL, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok", "is_error": 1}]}]}, "is_error"),
+    ("/v1/messages", {**BODY, "messages": [CALL, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": ["toolu_1"], "content": "ok"}]}]}, "tool_use_id"),
+    ("/v1/messages", {**BODY, "messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": None}]}]}, "input"),
+    ("/v1/messages", {**BODY, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "hi", "cache_control": "yes"}]}]}, "cache_control"),
+    ("/v1/messages", {**BODY, "tools": [{"name": "Read", "input_schema": []}]}, "tools[0].input_schema"),
     ("/v1/messages", {**BODY, "max_tokens": 2 ** 40}, "max_tokens"),
     ("/v1/messages", {**BODY, "stream": "yes"}, "stream"),
     ("/v1/messages", {**BODY, "metadata": {"user_id": 7}}, "metadata.user_id"),
