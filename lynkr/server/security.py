@@ -276,7 +276,9 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings", peer: str
         return web.json_response({"error": err.message}, status=403)
     if not is_client_path(request.path):
         return await handler(request)
-    client_key = None
+    # Both always set: aiohttp's request.get() of an absent name raises and catches a KeyError.
+    client_key = request["client_key"] = None
+    request["lynkr_close"] = False
     if s.keys.enabled:
         try:
             client_key = keys.identify(s.keys, request.headers)
@@ -328,7 +330,7 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings", peer: str
         per_key[ident] = per_key.get(ident, 0) + 1
     try:
         resp = await handler(request)
-        if request.get("lynkr_close"):
+        if request["lynkr_close"]:
             resp.force_close()
         return resp
     finally:
