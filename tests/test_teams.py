@@ -2,7 +2,9 @@
 checks, refusals in each client's protocol, charging of provider-reported usage, sharing of the
 counters by the workers of `lynkr run`."""
 import asyncio
+import contextlib
 import hashlib
+import os
 
 import aiohttp
 import anthropic
@@ -173,27 +175,34 @@ async def test_a_model_outside_the_allow_list_is_403_naming_the_globs(anthropic_
 
 # -- shared by the workers ------------------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def lynkr_run(tmp_path, pipeline: str, *args: str):
+    """`lynkr run` (its writer process included) serving `pipeline`; yields (url, process)."""
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(pipeline + f'telemetry: {{path: "{tmp_path}/t.duckdb"}}\n')
+    port = free_port()
+    proc = start_lynkr(pipe, port, args=args)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 async def test_rpm_is_shared_by_four_workers(anthropic_upstream, tmp_path):
     """4 workers of `lynkr run` admit a key's rpm once between them, not 4 times: 100 +- 2 of a
     burst of 400."""
     secret = "burst-key-0123456789abcdef"
-    pipe = tmp_path / "p.yaml"
-    pipe.write_text(pipe_with(anthropic_upstream.url, f'keys:\n  burst: {{secret: "{secret}", limits: {{rpm: 100}}}}\n')
-                    + f'telemetry: {{path: "{tmp_path}/t.duckdb"}}\n')
-    port = free_port()
-    proc = start_lynkr(pipe, port, args=("--workers", "4"))
-    try:
-        url = f"http://127.0.0.1:{port}"
-        await wait_ready(url, proc)
+    pipeline = pipe_with(anthropic_upstream.url, f'keys:\n  burst: {{secret: "{secret}", limits: {{rpm: 100}}}}\n')
+    async with lynkr_run(tmp_path, pipeline, "--workers", "4") as (url, _):
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True)) as s:
             async def one():
                 async with s.post(url + "/v1/messages", json=BODY, headers={"x-api-key": secret}) as r:
                     await r.read()
                     return r.status
             statuses = await asyncio.gather(*(one() for _ in range(400)))
-    finally:
-        proc.terminate()
-        proc.wait(30)
     assert set(statuses) <= {200, 429}, sorted(set(statuses))
     assert 98 <= statuses.count(200) <= 102, statuses.count(200)
 
@@ -335,3 +344,102 @@ async def test_max_concurrent_and_a_budget_overshoot_bounded_by_the_requests_in_
 def ledger_snapshot():
     from lynkr.teams import ledger
     return ledger.snapshot()
+
+
+# -- what a limit check costs, and its order ------------------------------------------------------
+
+def test_periods_follow_the_utc_day_and_month_in_any_order():
+    """The date and month a charge is booked under are those of its own time, however calls for
+    different days interleave (they are formatted once a day, not per call)."""
+    from datetime import datetime, timezone
+    from lynkr.teams.ledger import periods
+    eve = datetime(2026, 12, 31, 23, 59, 59, 500000, tzinfo=timezone.utc).timestamp()
+    for t in (eve, eve + 0.5, eve - 86400, eve + 0.5, eve + 0.49, eve + 86400 * 40):
+        d = datetime.fromtimestamp(t, timezone.utc)
+        day, month, dt = periods(t)
+        assert (day, month) == (d.strftime("%Y-%m-%d"), d.strftime("%Y-%m")) and (dt.year, dt.month) == (d.year, d.month)
+
+
+async def test_a_release_sent_on_one_channel_precedes_an_admission_sent_after_it_on_another(monkeypatch):
+    """Two workers' channels to the writer process, a key with max_concurrent 1: each request is
+    admitted on one channel and released on it without waiting, then the next is admitted on the
+    other at once. The release always counts first, so none of 300 alternations is refused."""
+    from lynkr.storage import db_service
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    proc = db_service.start_service()
+    assert proc is not None
+    try:
+        a, b = await db_service.connect_channel(), await db_service.connect_channel()
+        scopes = [["key", "seq", {"max_concurrent": 1}]]
+        refused = []
+        for i in range(300):
+            ch = (a, b)[i % 2]
+            r = await ch.request("teams.admit", "", {"now": 1e9 + i, "scopes": scopes})
+            if r is not None:
+                refused.append((i, r["limit"]))
+            ch.send("teams.release", "", {"now": 1e9 + i, "scopes": [["key", "seq"]]})
+        live = await a.request("teams.snapshot", "", {"now": 1e9 + 300})
+        a.close()
+        b.close()
+    finally:
+        db_service.stop_service(proc)
+    assert refused == []
+    assert live["key:seq"]["in_flight"] == 0
+
+
+async def test_admissions_go_on_in_the_worker_when_the_writer_process_is_gone(monkeypatch):
+    """Counted in the writer process over the worker's channel; when that process dies, the next
+    admissions and releases are counted in the worker instead of failing the request."""
+    from lynkr.storage import db_service
+    from lynkr.teams import ledger
+    monkeypatch.delenv(db_service.ENV, raising=False)
+    proc = db_service.start_service()
+    assert proc is not None and not ledger.here()
+    scopes = [["key", "gone", {"rpm": 1000}]]
+    try:
+        assert await ledger.admit_async(scopes) is None
+        ledger.release_soon([["key", "gone"]], tokens=5)
+        assert ledger.snapshot()["key:gone"] == {"rpm": 1, "tpm": 5, "in_flight": 0, "usd_day": 0.0, "usd_month": 0.0}
+        proc.kill()
+        proc.wait()
+        assert await ledger.admit_async(scopes) is None
+        ledger.release_soon([["key", "gone"]], tokens=7)
+    finally:
+        db_service.stop_service(proc)
+    assert ledger.snapshot()["key:gone"]["tpm"] == 7          # this process's counters from then on
+
+
+async def test_sequential_clients_at_max_concurrent_are_never_refused_by_two_workers(anthropic_upstream, tmp_path):
+    """A key with max_concurrent 1 under `lynkr run --workers 2`: a client that sends each request
+    as soon as it has the previous answer, on a new connection (so the two workers take turns), is
+    admitted every time: a request's release reaches the counters before its client has the answer."""
+    secret = "seq-key-0123456789abcdef"
+    pipeline = pipe_with(anthropic_upstream.url, f'keys:\n  seq: {{secret: "{secret}", limits: {{max_concurrent: 1}}}}\n')
+    async with lynkr_run(tmp_path, pipeline, "--workers", "2") as (url, _):
+        statuses = [(await post(url, headers={"x-api-key": secret}))[0] for _ in range(60)]
+    assert statuses == [200] * 60
+
+
+async def test_one_worker_counts_in_itself_exactly_and_its_dashboard_reads_those_counters(anthropic_upstream, tmp_path):
+    """`lynkr run` with one worker keeps the counters in that worker, not in its writer process:
+    streamed answers one after another under max_concurrent 1 are all admitted (each release is
+    done before the next request is read), the dashboard's live counters are those counters, and
+    with the writer process killed the key's rpm 5 still refuses the 6th request."""
+    import signal
+    import subprocess
+    secret, admin = "solo-key-0123456789abcdef", "solo-admin-0123456789"
+    pipeline = (pipe_with(anthropic_upstream.url, f'keys:\n  solo: {{secret: "{secret}", limits: {{rpm: 5, max_concurrent: 1}}}}\n')
+                + f'server: {{admin_token: "{admin}"}}\ndashboard: {{enabled: true}}\n')
+    async with lynkr_run(tmp_path, pipeline) as (url, proc):
+        statuses = [(await post(url, body={**BODY, "stream": True}, headers={"x-api-key": secret}))[0] for _ in range(5)]
+        async with aiohttp.ClientSession() as s, s.get(url + "/dashboard/api/data",
+                                                       headers={"authorization": f"Bearer {admin}"}) as r:
+            live = orjson.loads(await r.read())["keys"]["live"]
+        writers = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "lynkr.storage.db_service"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(writers) == 1
+        os.kill(int(writers[0]), signal.SIGKILL)
+        sixth = await post(url, headers={"x-api-key": secret})
+    assert statuses == [200] * 5
+    assert live["key:solo"]["rpm"] == 5 and live["key:solo"]["in_flight"] == 0
+    assert sixth[0] == 429 and "key solo: rate limit of 5 requests per minute" in orjson.loads(sixth[2])["error"]["message"]

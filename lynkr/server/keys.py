@@ -9,8 +9,8 @@ its provider-reported tokens and their USD price (the pipeline's prices) are cha
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
+from collections.abc import Awaitable
 
 from lynkr.config.keys import ClientKey, client_keys, team_limits
 from lynkr.errors import ProxyError
@@ -19,7 +19,7 @@ from lynkr.teams import ledger
 from lynkr.teams import shared as shared_ledger
 from lynkr.telemetry.pricing import PriceTable, usd_of
 
-__all__ = ["KeyBook", "identify", "admit", "release", "admit_shared", "release_shared", "Held"]
+__all__ = ["KeyBook", "identify", "admit_shared", "release_held", "charge", "Held"]
 
 _TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -30,14 +30,17 @@ class KeyBook:
     def __init__(self, config: dict):
         self.by_digest: dict[bytes, ClientKey] = {k.digest: k for k in client_keys(config)}
         self.scopes: dict[str, list] = {}      # key name -> ledger scopes, [] when nothing is limited
+        self.names: dict[str, list] = {}       # key name -> its scopes without limits (what a release names)
         for k in self.by_digest.values():
             scopes = [["key", k.name, k.limits]] if k.limits else []
             t = team_limits(config, k.team)
             if t:
                 scopes.append(["team", k.team, t])
             self.scopes[k.name] = scopes
+            self.names[k.name] = [[kind, name] for kind, name, _ in scopes]
         self._config = config
         self._prices: dict[int, tuple[dict, PriceTable]] = {}     # id(config) -> (config, its prices)
+        self._price_of: dict[tuple, dict | None] = {}    # (id(config), model, provider) -> price
 
     @property
     def enabled(self) -> bool:
@@ -51,8 +54,22 @@ class KeyBook:
         if found is None or found[0] is not config:
             if len(self._prices) >= 16:   # a folder's pipelines, reloaded: the old configs' go
                 self._prices.clear()
+                self._price_of.clear()
             found = self._prices[id(config)] = (config, PriceTable(config))
         return found[1]
+
+    def price(self, config: dict | None, model: str | None, provider: str | None) -> dict | None:
+        """`prices(config).price(model, provider)`, remembered: a charge is on every limited request."""
+        memo = (id(config), model, provider)
+        try:
+            return self._price_of[memo]
+        except KeyError:
+            pass
+        price, _ = self.prices(config).price(model, provider)
+        if len(self._price_of) >= 4096:       # models are few; a client inventing names is not kept
+            self._price_of.clear()
+        self._price_of[memo] = price
+        return price
 
 
 def presented(headers) -> tuple[str | None, bool]:
@@ -92,12 +109,13 @@ class Held:
 
 
 async def admit_shared(book: KeyBook, key: ClientKey, state) -> Held | None:
-    """`admit`, counted in Redis when `state` (state.redis) is set and answers, else on this host
-    (off the event loop: the writer process's socket). Raises the refusal as a ProxyError."""
+    """Count the request in Redis when `state` (state.redis) is set and answers, else on this host
+    (lynkr.teams.ledger: in this process, or over the worker's channel to the writer process).
+    Raises the refusal as a ProxyError."""
     scopes = book.scopes.get(key.name)
     if not scopes:
         return None
-    names = [[kind, name] for kind, name, _ in scopes]
+    names = book.names[key.name]
     if state is not None:
         try:
             refused, member = await shared_ledger.admit(state, scopes)
@@ -107,33 +125,29 @@ async def admit_shared(book: KeyBook, key: ClientKey, state) -> Held | None:
             if refused is not None:
                 raise _refusal(refused)
             return Held(names, member)
-    await asyncio.to_thread(admit, book, key)
+    refused = await ledger.admit_async(scopes)
+    if refused is not None:
+        raise _refusal(refused)
     return Held(names, None)
 
 
-async def release_shared(book: KeyBook, held: Held, x, state) -> None:
-    """`release` where `held` was counted."""
-    tokens, usd = await asyncio.to_thread(charge, book, x)
+def release_held(book: KeyBook, held: Held, x, state) -> Awaitable[None] | None:
+    """End `held` where it was counted and charge its answer. On this host that is done before
+    this returns (no await: nothing the client sends next is read before it); in Redis it is the
+    awaitable returned."""
+    tokens, usd = charge(book, x)
     if held.member is not None and state is not None:
-        try:
-            await shared_ledger.release(state, held.scopes, held.member, tokens, usd)
-            return
-        except Unavailable:
-            pass   # its in-flight lease ends by itself (LEASE_S); the charge goes to this host's counters
-        await asyncio.to_thread(ledger.charge, held.scopes, tokens, usd)
-        return
-    await asyncio.to_thread(ledger.release, held.scopes, tokens, usd)
+        return _release_in_redis(held, tokens, usd, state)
+    ledger.release_soon(held.scopes, tokens, usd)
+    return None
 
 
-def admit(book: KeyBook, key: ClientKey) -> list | None:
-    """The scopes to release later (None: nothing limited). Raises the refusal as a ProxyError."""
-    scopes = book.scopes.get(key.name)
-    if not scopes:
-        return None
-    refusal = ledger.admit(scopes)
-    if refusal is not None:
-        raise _refusal(refusal)
-    return [[kind, name] for kind, name, _ in scopes]
+async def _release_in_redis(held: Held, tokens: int, usd: float, state) -> None:
+    try:
+        await shared_ledger.release(state, held.scopes, held.member, tokens, usd)
+    except Unavailable:
+        # Its in-flight lease ends by itself (LEASE_S); the charge goes to this host's counters.
+        ledger.release_soon(held.scopes, tokens, usd, in_flight=False)
 
 
 def _refusal(r: dict) -> ProxyError:
@@ -142,12 +156,6 @@ def _refusal(r: dict) -> ProxyError:
     # A budget: waiting seconds does not help, so no retry (x-should-retry: false) and a sentence
     # a person reads in their tool ("key alice: daily budget $20.00 reached, resets 00:00 UTC").
     return ProxyError(402, r["message"], type="billing_error", retryable=False, code="insufficient_quota")
-
-
-def release(book: KeyBook, scopes: list, x) -> None:
-    """Charge the answer's provider-reported tokens and USD, and end its in-flight count."""
-    tokens, usd = charge(book, x)
-    ledger.release(scopes, tokens, usd)
 
 
 def charge(book: KeyBook, x) -> tuple[int, float]:
@@ -161,6 +169,5 @@ def charge(book: KeyBook, x) -> tuple[int, float]:
         if route is not None:
             model = x.request.get("model") if route.model == "*" else route.model
             served = x.pipeline.config if x.pipeline is not None else None
-            price, _ = book.prices(served).price(model, route.provider)
-            usd = usd_of(usage, price)
+            usd = usd_of(usage, book.price(served, model, route.provider))
     return tokens, usd

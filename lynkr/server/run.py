@@ -11,6 +11,7 @@ import sys
 from aiohttp import web
 
 from lynkr.storage import db_service
+from lynkr.teams import ledger
 from lynkr.config.folder import load_front
 from lynkr.storage.shared_state import AuthRefused, check_url_sync
 from lynkr.errors import ConfigError
@@ -71,6 +72,8 @@ def serve_forever(pipeline: str, *, port: int | None = None, host: str | None = 
             print(f"✗ {problem}", file=sys.stderr)
             return 1
         if workers <= 1:
+            # The only process admitting requests: client-key counters live in it (no round trip).
+            ledger.serve_here()
             return _serve(pipeline, host, port, watch, grace, worker=0, reuse_port=False, workers=1)
         return _serve_workers(cfg, pipeline, host, port, watch, grace, workers)
     finally:

@@ -317,8 +317,8 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings", peer: str
     state = app["engine"].shared.get("state")
     if client_key is not None:
         try:
-            # In Redis with state.redis (one script call), else in the writer process (a socket
-            # round trip, off the event loop).
+            # In Redis with state.redis (one script call); else on this host: in this process
+            # with one worker, or a frame each way on the worker's channel to the writer process.
             held = await keys.admit_shared(s.keys, client_key, state)
         except ProxyError as e:
             _count(app, client_key.name, "refused_" + ("rate" if e.status == 429 else "budget"))
@@ -341,8 +341,11 @@ async def _guarded(request: web.Request, handler, app, s: "_Settings", peer: str
         else:
             del per_peer[peer]
         if held is not None:
-            # Shielded: a cancelled request still ends its in-flight count and pays for its answer.
-            await asyncio.shield(keys.release_shared(s.keys, held, request.get("exchange"), state))
+            # On this host, done before the next await (before aiohttp writes a non-streamed answer);
+            # in Redis, shielded: a cancelled request still ends its in-flight count and pays.
+            pending = keys.release_held(s.keys, held, request.get("exchange"), state)
+            if pending is not None:
+                await asyncio.shield(pending)
         if ident is not None:
             n = per_key[ident] - 1
             if n:

@@ -25,12 +25,27 @@ the host instead of once per worker. A worker asks only for texts it has not cou
 
 When the service cannot be reached, `call` logs it once and runs the operation locally, so a
 crashed writer process costs memory, not telemetry.
+
+    ch = await channel()                          # from a worker's event loop: no thread, one socket
+    result = await ch.request("teams.admit", "", payload)
+    ch.send("teams.release", "", payload)         # no answer awaited
+
+A `Channel` is a worker's own connection for small `exclusive=False` operations on the request
+path (client-key limits): its frames go from the event loop straight to the socket, with no
+thread-pool handoff, and `send` does not wait at all. In the service every channel is served by
+one thread over epoll, and of the frames that thread finds readable at once it applies the sent
+ones (no answer) before the requests: a `send` that left one worker before another worker's
+request was even written is therefore applied first (lynkr.teams.ledger relies on that: a release
+that left before the client had its answer precedes the client's next admission).
 """
 from __future__ import annotations
 
+import asyncio
+import collections
 import importlib
 import logging
 import os
+import selectors
 import signal
 import socket
 import struct
@@ -46,7 +61,7 @@ import orjson
 from lynkr.kit import tokens
 from lynkr.kit.heap import fix_mmap_threshold, trim
 
-__all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV"]
+__all__ = ["operation", "call", "remote", "DBServiceError", "start_service", "ENV", "channel", "connect_channel", "current_channel", "Channel"]
 
 log = logging.getLogger("lynkr.db")
 
@@ -188,6 +203,130 @@ def _read_exactly(s: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+# -- a worker's channel: from the event loop, no thread ----------------------------------------------
+
+_HELLO = orjson.dumps({"op": "db.channel"})
+_channels: dict = {}        # (pid, loop) -> Channel, or the Future of one being connected
+
+
+class Channel(asyncio.Protocol):
+    """One event loop's connection to the service for `exclusive=False` operations. Answers come
+    in the order of the requests (one thread serves every channel), so a queue of futures pairs them."""
+
+    def __init__(self):
+        self.transport: asyncio.Transport | None = None
+        self.waiting: collections.deque[asyncio.Future] = collections.deque()
+        self.buf = bytearray()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        while len(buf) >= 4:
+            (n,) = _HEADER.unpack_from(buf)
+            if len(buf) < 4 + n:
+                return
+            answer = orjson.loads(memoryview(buf)[4:4 + n])
+            del buf[:4 + n]
+            if self.waiting:
+                fut = self.waiting.popleft()
+                if not fut.done():
+                    fut.set_result(answer)
+
+    def connection_lost(self, exc) -> None:
+        self.transport = None
+        err = ConnectionError(f"the writer process closed the channel ({exc or 'eof'})")
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(err)
+
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    async def request(self, name: str, path: str, payload: Any = None, *, timeout: float = 5.0) -> Any:
+        """The operation's result. ConnectionError when the channel is gone, DBServiceError when the
+        operation failed or did not answer in `timeout` (the channel is then closed: a late answer
+        would pair with the next request)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._write({"op": name, "path": path, "payload": payload})
+        self.waiting.append(fut)
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await fut
+        except TimeoutError:
+            self.close()
+            raise DBServiceError(f"{name}: no answer from the writer process in {timeout:.0f} s") from None
+        if not answer.get("ok"):
+            raise DBServiceError(answer.get("error") or "failed")
+        return answer.get("result")
+
+    def send(self, name: str, path: str, payload: Any = None) -> None:
+        """Run the operation without waiting for it (nor hearing of its failure, which the service logs)."""
+        self._write({"op": name, "path": path, "payload": payload, "reply": False})
+
+    def _write(self, req: dict) -> None:
+        if not self.open:
+            raise ConnectionError("the channel to the writer process is closed")
+        frame = orjson.dumps(req, default=str)
+        self.transport.write(_HEADER.pack(len(frame)) + frame)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def channel() -> Channel | None:
+    """This event loop's channel to the service, connected on first use (and again after a loss);
+    None without a service, or when it cannot be reached (logged once, as for `call`)."""
+    sock_path = os.environ.get(ENV)
+    if not sock_path:
+        return None
+    loop = asyncio.get_running_loop()
+    key = (os.getpid(), loop)
+    ch = _channels.get(key)
+    if isinstance(ch, Channel) and ch.open:
+        return ch
+    if isinstance(ch, asyncio.Future):        # a burst of first requests: one connection for them all
+        return await asyncio.shield(ch)
+    connecting = _channels[key] = loop.create_future()
+    ch = None
+    try:
+        ch = await connect_channel(sock_path)
+    except OSError as e:
+        global _unreachable_logged
+        if not _unreachable_logged:
+            _unreachable_logged = True
+            log.warning("the writer process at %s is unreachable (%s); counting in this process", sock_path, e)
+    finally:
+        if ch is None:
+            _channels.pop(key, None)
+        else:
+            _channels[key] = ch
+        connecting.set_result(ch)
+    return ch
+
+
+async def connect_channel(sock_path: str | None = None) -> Channel:
+    """A new channel to the service (OSError when it cannot be reached); `channel()` keeps one per loop."""
+    _, ch = await asyncio.get_running_loop().create_unix_connection(Channel, sock_path or os.environ[ENV])
+    ch.transport.write(_HEADER.pack(len(_HELLO)) + _HELLO)
+    return ch
+
+
+def current_channel() -> Channel | None:
+    """This event loop's channel if it is open, without connecting (for callers that cannot wait)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    ch = _channels.get((os.getpid(), loop))
+    return ch if isinstance(ch, Channel) and ch.open else None
+
+
 # -- starting it (lynkr run) ----------------------------------------------------------------------
 
 def start_service(timeout: float = 30.0) -> subprocess.Popen | None:
@@ -256,18 +395,25 @@ def serve(sock_path: str, parent: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)      # lynkr run decides when we stop
     threading.Thread(target=_watch_parent, args=(parent, stop), daemon=True).start()
+    channels = _Channels()
+    threading.Thread(target=channels.serve, daemon=True, name="lynkr-db-channels").start()
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=_connection_loop, args=(conn, lock_for), daemon=True).start()
+        threading.Thread(target=_connection_loop, args=(conn, lock_for, channels), daemon=True).start()
 
 
-def _connection_loop(conn: socket.socket, lock_for) -> None:
+def _connection_loop(conn: socket.socket, lock_for, channels: "_Channels") -> None:
+    first = True
     with conn:
         while True:
             try:
                 req = orjson.loads(_read_frame(conn))
             except (ConnectionError, OSError):
                 return
+            if first and req.get("op") == "db.channel":
+                channels.add(conn.detach())          # served by the channels' thread from now on
+                return
+            first = False
             started = time.monotonic()
             if req["op"] in _unlocked:
                 answer = _answer(req)
@@ -283,6 +429,90 @@ def _connection_loop(conn: socket.socket, lock_for) -> None:
                 conn.sendall(_HEADER.pack(len(frame)) + frame)
             except OSError:
                 return
+
+
+class _Channels:
+    """Every worker's channel, served by one thread over epoll. Of the frames found readable at
+    once, those sent without waiting for an answer are applied first: each was written before its
+    sender heard back about anything after it, so applying it first is an order that happened,
+    and it is the order a client's next request, sent only after its answer, needs."""
+
+    def __init__(self):
+        self.sel = selectors.DefaultSelector()
+        self.r, self.w = socket.socketpair()       # wakes the thread when a channel is added
+        self.r.setblocking(False)
+        self.sel.register(self.r, selectors.EVENT_READ, None)
+        self.added: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def add(self, fd: int) -> None:
+        conn = socket.socket(fileno=fd)
+        conn.settimeout(10.0)        # a worker that stops reading its answers loses its channel
+        with self.lock:
+            self.added.append(conn)
+        self.w.send(b"x")
+
+    def serve(self) -> None:
+        while True:
+            batch = []
+            for key, _ in self.sel.select():
+                if key.data is None:
+                    self._take_added()
+                else:
+                    self._read(key.fileobj, key.data, batch)
+            batch.sort(key=lambda f: f[1].get("reply", True) is not False)   # stable: sent ones first
+            for conn, req in batch:
+                self._answer(conn, req)
+
+    def _take_added(self) -> None:
+        try:
+            self.r.recv(4096)
+        except BlockingIOError:
+            pass
+        with self.lock:
+            added, self.added = self.added, []
+        for conn in added:
+            self.sel.register(conn, selectors.EVENT_READ, bytearray())
+
+    def _read(self, conn: socket.socket, buf: bytearray, batch: list) -> None:
+        try:
+            data = conn.recv(1 << 20)
+        except (BlockingIOError, TimeoutError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        buf += data
+        while len(buf) >= 4:
+            (n,) = _HEADER.unpack_from(buf)
+            if len(buf) < 4 + n:
+                break
+            batch.append((conn, orjson.loads(memoryview(buf)[4:4 + n])))
+            del buf[:4 + n]
+
+    def _answer(self, conn: socket.socket, req: dict) -> None:
+        if conn.fileno() < 0:
+            return        # dropped while this batch was being answered
+        if req.get("op") not in _unlocked:
+            answer = {"ok": False, "error": f"{req.get('op')} is not an operation a channel may run"}
+        else:
+            answer = _answer(req)
+        if req.get("reply", True) is False:
+            return
+        frame = orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+        try:
+            conn.sendall(_HEADER.pack(len(frame)) + frame)
+        except OSError:
+            self._drop(conn)
+
+    def _drop(self, conn: socket.socket) -> None:
+        try:
+            self.sel.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
 
 
 def _answer(req: dict) -> dict:

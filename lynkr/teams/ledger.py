@@ -4,9 +4,20 @@
         -> None (admitted: counted in rpm and in flight) or a refusal dict
     release({"now": t, "scopes": [["key", "alice"], ["team", "payments"]], "tokens": n, "usd": d})
 
-With `lynkr run` the two are operations of the writer process (lynkr.storage.db_service), so
-`--workers N` share one set of counters and 4 workers cannot admit 4x a key's rpm; without it
-(tests, library use) they run in the calling process, on the same code.
+Where the counters live, and what a check costs:
+- one process serves requests (`lynkr run` with one worker, which calls `serve_here()`; tests and
+  library use without a writer process): in that process. `admit` and `release` are a dict lookup
+  and a few comparisons under a lock, on the event loop, with no await: a client's next request is
+  read only after the release of its previous one, whatever the client.
+- `--workers N`: in the writer process (lynkr.storage.db_service), so the N workers share one set
+  of counters and 4 workers cannot admit 4x a key's rpm. Each worker reaches it over its own
+  channel from the event loop (`admit_async`: one frame each way; `release_soon`: one frame, no
+  answer awaited). A non-streamed answer's release is written before its response, so it is applied
+  before anything its client sends next, whichever worker receives it (the channel's ordering,
+  lynkr.storage.db_service). A streamed answer is released in the same loop turn that writes its
+  end; a client that sends its next request to another worker within those microseconds, while its
+  key is exactly at `max_concurrent`, may get that limit's 429 (retry-after 1 s) — never a wrong
+  admission, and only for `max_concurrent` (rpm counts admissions; tokens and USD can only lag).
 
 Semantics (docs/teams.md):
 - rpm: requests admitted in the last 60 s (a sliding window of admission times).
@@ -20,14 +31,19 @@ then counted in all of them at once.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
 
-from lynkr.storage.db_service import call, operation
+from lynkr.storage import db_service
+from lynkr.storage.db_service import DBServiceError, call, operation
 
-__all__ = ["admit", "release", "charge", "snapshot", "Ledger", "WINDOW_S", "refusal", "periods"]
+__all__ = ["admit", "admit_async", "release", "release_soon", "charge", "snapshot", "serve_here", "here",
+           "Ledger", "WINDOW_S", "refusal", "periods"]
+
+log = logging.getLogger("lynkr.teams")
 
 WINDOW_S = 60.0
 
@@ -55,9 +71,20 @@ class _Scope:
         return usd if p == period else 0.0
 
 
+_day: tuple = (0.0, -1.0, "", "", None)     # [start, end) of one UTC day, its date, month, a datetime in it
+
+
 def periods(now: float) -> tuple[str, str, datetime]:
-    d = datetime.fromtimestamp(now, timezone.utc)
-    return d.strftime("%Y-%m-%d"), d.strftime("%Y-%m"), d
+    """(UTC date, UTC year-month, a datetime of that day) of `now`; formatted once a day, not twice
+    a request (every admission and release needs them)."""
+    global _day
+    start, end, day, month, d = _day
+    if not start <= now < end:
+        d = datetime.fromtimestamp(now, timezone.utc)
+        start = d.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        day, month = d.strftime("%Y-%m-%d"), d.strftime("%Y-%m")
+        _day = (start, start + 86400.0, day, month, d)      # POSIX time: every UTC day is 86400 s
+    return day, month, d
 
 
 class Ledger:
@@ -163,7 +190,20 @@ def refusal(kind: str, name: str, limits: dict, limit: str, wait: float | None, 
             "message": f"{who}: monthly budget ${value:.2f} reached, resets {nxt} 00:00 UTC"}
 
 
-LEDGER = Ledger()     # in the writer process (or this one, without it)
+LEDGER = Ledger()     # in the writer process, or in the one process that serves requests
+_here = False
+
+
+def serve_here() -> None:
+    """This process is the only one admitting requests (`lynkr run` with one worker): the counters
+    live here even though a writer process runs, and a check costs no round trip."""
+    global _here
+    _here = True
+
+
+def here() -> bool:
+    """Whether the counters are this process's (`LEDGER`) rather than the writer process's."""
+    return _here or not db_service.remote()
 
 
 @operation("teams.admit", exclusive=False)
@@ -184,20 +224,74 @@ def _snapshot_op(_path: str, p: dict):
 
 def admit(scopes: list, now: float | None = None) -> dict | None:
     """None when admitted (and counted), else {limit, status, retry_after, message}."""
-    return call("teams.admit", "", {"now": time.time() if now is None else now, "scopes": scopes}, timeout=5.0)
+    now = time.time() if now is None else now
+    if here():
+        return LEDGER.admit(now, scopes)
+    return call("teams.admit", "", {"now": now, "scopes": scopes}, timeout=5.0)
 
 
-def release(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None) -> None:
-    call("teams.release", "", {"now": time.time() if now is None else now, "scopes": scopes,
-                                "tokens": tokens, "usd": usd}, timeout=5.0)
+async def admit_async(scopes: list) -> dict | None:
+    """`admit` from the event loop: here, or over this worker's channel to the writer process
+    (no thread); in this process when the writer cannot be reached."""
+    now = time.time()
+    if here():
+        return LEDGER.admit(now, scopes)
+    ch = await db_service.channel()
+    if ch is not None:
+        try:
+            return await ch.request("teams.admit", "", {"now": now, "scopes": scopes}, timeout=5.0)
+        except (ConnectionError, DBServiceError) as e:     # gone, or stuck: a request is never a 5xx for it
+            _fell_back(e)
+    return LEDGER.admit(now, scopes)
+
+
+def release(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None, *, in_flight: bool = True) -> None:
+    """End a request admitted by `admit` (`in_flight`) and charge its tokens and USD; or, with
+    `in_flight=False`, only charge an answer admitted elsewhere (`charge`)."""
+    now = time.time() if now is None else now
+    if here():
+        LEDGER.release(now, scopes, tokens, usd, in_flight)
+        return
+    call("teams.release", "", {"now": now, "scopes": scopes, "tokens": tokens, "usd": usd, "in_flight": in_flight},
+         timeout=5.0)
+
+
+def release_soon(scopes: list, tokens: int = 0, usd: float = 0.0, *, in_flight: bool = True) -> None:
+    """`release` from the event loop without waiting: here, or one frame on this worker's channel
+    (applied before any admission that is sent after it, lynkr.storage.db_service)."""
+    now = time.time()
+    if not here():
+        ch = db_service.current_channel()
+        if ch is not None:
+            try:
+                ch.send("teams.release", "", {"now": now, "scopes": scopes, "tokens": tokens, "usd": usd,
+                                              "in_flight": in_flight})
+                return
+            except ConnectionError as e:
+                _fell_back(e)
+    # The channel is gone (the writer process died): the request was admitted there, or here
+    # after the loss; either way this process's counters are the ones that still count.
+    LEDGER.release(now, scopes, tokens, usd, in_flight)
 
 
 def charge(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = None) -> None:
     """Charge an answer admitted in Redis whose release could not reach it: the budgets this host
     falls back to while Redis is down then know about it."""
-    call("teams.release", "", {"now": time.time() if now is None else now, "scopes": scopes,
-                                "tokens": tokens, "usd": usd, "in_flight": False}, timeout=5.0)
+    release(scopes, tokens, usd, now, in_flight=False)
 
 
 def snapshot(now: float | None = None) -> dict:
-    return call("teams.snapshot", "", {"now": time.time() if now is None else now}, timeout=5.0)
+    now = time.time() if now is None else now
+    if here():
+        return LEDGER.snapshot(now)
+    return call("teams.snapshot", "", {"now": now}, timeout=5.0)
+
+
+_fallback_logged = False
+
+
+def _fell_back(e: Exception) -> None:
+    global _fallback_logged
+    if not _fallback_logged:
+        _fallback_logged = True
+        log.warning("client-key counters: the writer process is unreachable (%s); counting in this worker", e)
