@@ -399,14 +399,15 @@ async def test_admissions_go_on_in_the_worker_when_the_writer_process_is_gone(mo
     try:
         assert await ledger.admit_async(scopes) is None
         ledger.release_soon([["key", "gone"]], tokens=5)
-        assert ledger.snapshot()["key:gone"] == {"rpm": 1, "tpm": 5, "in_flight": 0, "usd_day": 0.0, "usd_month": 0.0}
+        assert (await ledger.snapshot_async())["key:gone"] == {"rpm": 1, "tpm": 5, "in_flight": 0, "usd_day": 0.0,
+                                                               "usd_month": 0.0}
         proc.kill()
         proc.wait()
         assert await ledger.admit_async(scopes) is None
         ledger.release_soon([["key", "gone"]], tokens=7)
     finally:
         db_service.stop_service(proc)
-    assert ledger.snapshot()["key:gone"]["tpm"] == 7          # this process's counters from then on
+    assert (await ledger.snapshot_async())["key:gone"]["tpm"] == 7       # this process's counters from then on
 
 
 async def test_sequential_clients_at_max_concurrent_are_never_refused_by_two_workers(anthropic_upstream, tmp_path):

@@ -133,10 +133,7 @@ async def _key_state(request: web.Request) -> dict:
     refusals: dict = {}
     for (key, outcome), n in (request.app.get("key_refusals") or {}).items():
         refusals.setdefault(key, {})[outcome] = n
-    try:
-        live = await asyncio.get_running_loop().run_in_executor(None, ledger.snapshot)
-    except Exception:          # the writer process is gone (shutting down): the table goes without
-        live = {}
+    live = await ledger.snapshot_async()
     return {"refusals": refusals, "live": live}
 
 

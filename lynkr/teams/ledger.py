@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 from lynkr.storage import db_service
 from lynkr.storage.db_service import DBServiceError, call, operation
 
-__all__ = ["admit", "admit_async", "release", "release_soon", "charge", "snapshot", "serve_here", "here",
+__all__ = ["admit", "admit_async", "release", "release_soon", "charge", "snapshot", "snapshot_async", "serve_here", "here",
            "Ledger", "WINDOW_S", "refusal", "periods"]
 
 log = logging.getLogger("lynkr.teams")
@@ -281,10 +281,24 @@ def charge(scopes: list, tokens: int = 0, usd: float = 0.0, now: float | None = 
 
 
 def snapshot(now: float | None = None) -> dict:
+    """{"key:NAME" | "team:NAME": {rpm, tpm, in_flight, usd_day, usd_month}} of every scope counted."""
     now = time.time() if now is None else now
     if here():
         return LEDGER.snapshot(now)
     return call("teams.snapshot", "", {"now": now}, timeout=5.0)
+
+
+async def snapshot_async() -> dict:
+    """`snapshot` from the event loop; over this worker's channel, so it follows this worker's releases."""
+    now = time.time()
+    if not here():
+        ch = await db_service.channel()
+        if ch is not None:
+            try:
+                return await ch.request("teams.snapshot", "", {"now": now}, timeout=5.0)
+            except (ConnectionError, DBServiceError) as e:
+                _fell_back(e)
+    return LEDGER.snapshot(now)
 
 
 _fallback_logged = False
