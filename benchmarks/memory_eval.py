@@ -241,7 +241,7 @@ def main() -> int:
     ap.add_argument("--min-relevance", type=float, default=None, help="default: the stage's default")
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--show", action="store_true", help="one line per session-3 question")
-    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3"], default="dev")
+    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3", "fresh4"], default="dev")
     args = ap.parse_args()
     if args.min_relevance is None:
         from lynkr.stages.memory import MemoryStage

@@ -57,11 +57,16 @@ def stored_from(root: Path) -> list[str]:
     from lynkr.cli.replay import replay_sessions
 
     kept: list[str] = []
+
+    def inspect(pipeline):
+        bank = pipeline.stages["memory"].bank
+        if bank is None:        # the stage failed open (no embedding model): nothing was measured
+            raise SystemExit("the memory stage did not run (is LYNKR_EMBED_MODEL_PATH set? . /work/shared/env.sh)")
+        kept.extend(m.text for m in bank.store.list())
     with tempfile.TemporaryDirectory() as tmp:
         pipe = Path(tmp) / "p.yaml"
         pipe.write_text(PIPELINE)
-        replay_sessions(str(root), str(pipe),
-                        inspect=lambda p: kept.extend(m.text for m in p.stages["memory"].bank.store.list()))
+        replay_sessions(str(root), str(pipe), inspect=inspect)
     return kept
 
 

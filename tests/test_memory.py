@@ -172,6 +172,12 @@ SAID_IN_PASSING = [
     "Hey, just FYI, Dmitri is the DBA and approves schema changes.",
     "I'm on macOS 14 with an M2, so x86 images need emulation.",
     "Staging deploys happen automatically on merge to develop.",
+    "Thanks, that fixed it. Btw Ingrid from compliance reviews every change to the consent module.",
+    "Kafka is our message bus.",
+    "Code review needs two approvals.",
+    "All monetary values are in cents.",
+    "I work on the backend; Sara does the frontend.",
+    "Don't use time.Now() directly; inject the clock from internal/clock.",
 ]
 NOT_FACTS = [
     "Can you add a health check endpoint to the API?", "Please fix the failing test in tests/test_orders.py.",
@@ -187,6 +193,8 @@ NOT_FACTS = [
     "Users report that the export button does nothing on Safari 17.",
     "I ran it locally and the 500 is gone, but now the response takes 3 seconds.",
     "The signup form should reject emails without a TLD. Please add that validation and a test for it.",
+    "The modal closes when I click inside it, which it shouldn't.", "Use a map instead of the nested loops here.",
+    "Justify each decision.", "Looks good, ship it.",
 ]
 
 
@@ -196,7 +204,7 @@ def test_a_statement_naming_something_particular_is_a_candidate_however_it_is_sa
     something particular, or states a rule, is taken whatever lead-in or small talk comes with it,
     and the lead-in is not part of the memory."""
     (c,) = extract(text)
-    assert not c.text.lower().startswith(("oh", "ok", "quick", "sorry", "hey", "for the record"))
+    assert not c.text.lower().startswith(("oh", "ok", "quick", "sorry", "hey", "for the record", "thanks", "btw"))
 
 
 def test_a_compound_turn_yields_each_statement_and_none_of_the_requests():
@@ -275,6 +283,16 @@ def test_made_up_agent_turns_store_few_memories(tmp_path):
     from lynkr.cli.replay import replay_sessions
     replay_sessions(str(tmp_path / "s"), str(pipe), inspect=lambda p: kept.extend(p.stages["memory"].bank.store.list()))
     assert len(turns) == 62 and len(kept) <= 2, [m.text for m in kept]
+
+
+def test_word_overlap_meets_a_word_in_another_form():
+    """Retrieval's lexical half matches a word's forms: a question about injecting meets a memory
+    about injection, one about a migration meets "migrations", one about deploying "deployment"."""
+    from lynkr.memory.rank import words
+
+    assert {"inject"} <= words("How should I inject dependencies?") & words("Prefer constructor injection.")
+    assert words("Where does a new migration go?") & words("Migrations are stored in db/migrations.")
+    assert words("When do we deploy?") & words("The deployment runs nightly.")
 
 
 def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded():

@@ -152,7 +152,7 @@ _ABBREV = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|approx|incl|cf|mr|ms|mrs|dr|no|f
 # Where a sentence turns to something else: a new clause starts after these.
 _CLAUSE_BREAK = re.compile(r"\s*;\s*|\s+[—–]\s+|\s+-{1,2}\s+"
                            r"|,\s+(?=(?:but|so|then|and then|which means)\s)|,\s*(?=(?:please|pls|can you|could you|"
-                           r"would you|will you|and can you|and could you|and please|thanks|thank you)\b)", _I)
+                           r"would you|will you|and can you|and could you|and please|thanks|thank you|just)\b)", _I)
 
 
 def _sentences(text: str) -> list[str]:
@@ -269,27 +269,36 @@ _TRANSIENT = re.compile(r"\b(?:(?:an|the|this|that|same|weird|new|strange|odd|fo
                         r"about|saying)|fail(?:s|ed|ing)?|broken|breaks|crash\w*|buggy|flaky|"
                         r"doesn'?t work|not working|no longer|stopped working|i see|i get|i'?m getting|we'?re getting|"
                         r"seems?|looks like|right now|at the moment|for now|today|yesterday|tonight|this morning|"
-                        r"just now|now|still|again|anymore|successfully|does nothing|nothing happens|reports? that|complains?|throws|panics|hangs|segfaults|times? out|blows up|"
-                        r"wrong|incorrect(?:ly)?|unexpected(?:ly)?|weird|strange|lets\s+\S+\s+(?:go|be|become|"
+                        r"just now|(?<![.])now(?!\()|still|again|anymore|successfully|does nothing|nothing happens|reports? that|complains?|throws|panics|hangs|segfaults|times? out|blows up|"
+                        r"when i \w+|wrong|incorrect(?:ly)?|unexpected(?:ly)?|weird|strange|lets\s+\S+\s+(?:go|be|become|"
                         r"drop|get))\b", _I)
 # Something particular: a number or version, a path, file or URL, an identifier (snake_case,
 # camelCase, dotted, a prefix like `veh_`), an acronym (MCU, USART2), a quoted or backticked string,
 # or a capitalised word inside the clause (a product, a person, a team).
 _PARTICULAR = re.compile(r"\d|[\w.-]+/[\w./-]*|\b\w+\.\w{1,5}\b|(?<![\w.])\.[\w-]{2,}|\b[a-z]+_\w*|\b[a-z]+[A-Z]\w*"
                          r"|\b[A-Z]{2,}\w*|[`'\"][^`'\"]{2,}[`'\"]|(?<=\w[\s,(])[A-Z][\w+#-]+"
-                         r"|\b(?:called|named|known as|aliased)\s+\S")
+                         r"|\b(?:called|named|known as|aliased)\s+\S|\b(?:two|three|four|five|six|seven|eight|nine|ten|"
+                         r"eleven|twelve|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|twice)\b")
 # A standing fact without a particular token: "the positions table is partitioned by day", "versions
 # follow semver". A noun-phrase subject (no pronoun: those are the work at hand), then a verb of how
 # things are set up, or a passive of how they are done, with its complement.
 _SETUP = re.compile(r"^(?:the\s+|our\s+|all\s+|every\s+|each\s+)?(?!(?:i|you|it|this|that|these|those|they|he|she|we|"
-                    r"there|here)\b)(?:[\w'-]+\s+){0,6}?(?:(?:is|are)\s+(?:a|an)\s+\w|(?:is|are)\s+(?:\w+ed|\w+en|built|kept|made|run|set|done|"
+                    r"there|here)\b)(?:[\w'-]+\s+){0,6}?(?:(?:is|are)\s+(?:just\s+|only\s+|always\s+)?(?:a|an|our)\s+\w|"
+                    r"(?:is|are)\s+(?:in|on|under|behind|inside)\s+\w|(?:is|are)\s+(?:\w+ed|\w+en|built|kept|made|run|set|done|"
                     r"held|shown|sent|put|split|spread)\s+(?:by|in|at|on|with|from|to|under|per|via|as|into|through|"
                     r"for|before|after|every|once|daily|nightly|weekly|hourly|monthly)\b|(?:lives?|runs?|follows?|"
                     r"triggers?|goes|go|comes?|sits?|belongs?|lands?|deploys?|ships?|publishes|publish|reads?|writes?|"
                     r"stores?|uses?|depends on|depend on|owns?|handles?|talks? to|points? to|listens? on|shares?|share|contains?|"
-                    r"includes?|exposes?|requires?|extends?|wraps?|calls?|generates?|imports?|serves?|sends?)\s+\w)", _I)
-_OWNED = re.compile(r"^(?:our|we|we're|we've|the team|this (?:project|repo|repository|codebase|service|app)|the "
+                    r"includes?|exposes?|requires?|extends?|wraps?|calls?|generates?|imports?|serves?|sends?|needs?|takes?|"
+                    r"gets?|expects?|supports?|accepts?|produces?|emits?|holds?|keeps?)\s+\w)", _I)
+# Said of the project itself or of what belongs to it ("Kafka is our message bus", "we deploy on Fridays").
+_OWNED = re.compile(r"\b(?:our|we|we're|we've|the team|this (?:project|repo|repository|codebase|service|app)|the "
                     r"(?:project|repo|repository|codebase))\b", _I)
+# Who does what: a capitalised name, then a verb of a role ("Ingrid from compliance reviews every
+# change", "Bogdan designed the board"). A capital elsewhere at the start is only the sentence's.
+_ROLE = re.compile(r"^[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:\s+(?:from|in|on|at)\s+(?:the\s+)?[\w-]+)?\s+(?:owns|reviews|"
+                   r"approves|maintains|manages|leads|handles|runs|builds|deploys|hosts|designed|wrote|built|set up|"
+                   r"knows|decides|answers|triages|signs off|is responsible|are responsible|does|works on)\b")
 _EMPHASIS = re.compile(r"\b(?:important|must|always|never|critical)\b", _I)
 
 
@@ -308,27 +317,35 @@ def _request(c: str) -> bool:
 WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only beside one that does
 
 
+_HERE = re.compile(r"\b(?:here|this|that|it|these|those|above|below)\b", _I)
+
+
 def task_request(c: str) -> bool:
-    """A clause asking for a change now (not a standing "use X" / "keep Y")."""
-    return _request(c) and not _NORM_VERB.match(c)
+    """A clause asking for a change now (not a standing "use X" / "keep Y"; "use a map here" is one)."""
+    return _request(c) and (not _NORM_VERB.match(c) or _HERE.search(c) is not None)
 
 
-def _kind(c: str, note: bool, in_task: bool = False) -> tuple[str, float] | None:
+def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[str, float] | None:
     """(kind, importance) of a clause worth keeping, WEAK, or None: the skip table of the docstring.
-    `in_task`: the turn asks for a change, so "X should …" is that change's spec, not a rule."""
+    `in_task`: the turn asks for a change, so "X should …" is that change's spec, not a rule.
+    `said`: the clause with its lead-in ("Btw Ingrid reviews …": a capital after "Btw" is a name)."""
     if len(c.split()) < MIN_WORDS or c.rstrip().endswith("?") or _QUESTION.match(c):
         return None
     if c.startswith("(") or pasted_line(c) or _HEDGE.match(c) or _PAST.match(c):
         return None
     decision, preference = _DECISION.search(c), _PREFERENCE.search(c)
     standing = _RULE_TIME.search(c) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
-    if standing is None and not task_request(c) and (_RULE.search(c) or (_SHOULD.search(c) and not in_task)):
+    # A contrast or bound makes a rule, but not of a report ("the modal closes when I click, which it
+    # shouldn't") nor of a task ("make it print A instead of B").
+    if (standing is None and not task_request(c) and not _TRANSIENT.search(c)
+            and (_RULE.search(c) or (_SHOULD.search(c) and not in_task))):
         standing = True
     if decision is None and standing is None:
         if _request(c) or _DEICTIC.match(c) or _TRANSIENT.search(c) or _SHOULD.search(c):
             return None
         # Said to be remembered ("Note: …"), or naming something particular, or how things are set up.
-        if not (note or preference or _PARTICULAR.search(c) or _SETUP.match(c) or _OWNED.match(c)):
+        if not (note or preference or _PARTICULAR.search(said or c) or _ROLE.match(c) or _SETUP.match(c)
+                or _OWNED.search(c)):
             return WEAK
     if note:
         return "note", 0.9
@@ -373,7 +390,7 @@ def _from_sentence(s: str, in_task: bool) -> list[Candidate]:
         c, note = _lead_in(raw.strip().strip("-*• ").strip())
         kept = None
         if c.strip() and not (skipped and _CONTINUES.match(raw.strip())):
-            kept = _kind(c.strip(" ,:"), note, in_task)
+            kept = _kind(c.strip(" ,:"), note, in_task, raw.strip())
         skipped = kept is None
         if kept is None:
             run = None

@@ -33,12 +33,19 @@ tell know any some much many also just like want need get got""".split())
 
 
 def stem(w: str) -> str:
-    """A light stemmer: `logging`, `logged`, `logs` and `log` meet; so do `tests` and `test`."""
+    """A light stemmer: `logging`, `logged`, `logs` and `log` meet; so do `tests` and `test`,
+    `injection` and `inject`, `migrations` and `migrate`, `deployment` and `deploy`."""
+    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
     if len(w) > 5 and w.endswith("ing"):
         w = w[:-3]
     elif len(w) > 4 and w.endswith("ed"):
         w = w[:-2]
-    elif len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+    elif len(w) > 6 and w.endswith("ion"):
+        w = w[:-3]
+    elif len(w) > 7 and w.endswith("ment"):
+        w = w[:-4]
+    elif len(w) > 4 and w.endswith("e"):
         w = w[:-1]
     if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiousl":
         w = w[:-1]
