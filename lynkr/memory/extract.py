@@ -28,18 +28,19 @@ and retrieval's `min_relevance` (rank.py) then decide what is kept and what is s
    | event       | I/we + a past-tense verb ("I ran", "we tried", "I've added") — not "decided/chose/agreed/switched to/…" |
    | request     | an imperative ("fix …", "write …", "please add …"), "can/could you", "I want/need you to", "let's <verb>", "no need to" — unless a rule (below) |
    | at hand     | "it/this/that/these/those …" (but "this project/repo/…"), "the function/diff/PR/error/output …": the work in front of the model |
-   | transient   | a failure or today: "an/the … error", "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "successfully", "lets … go negative" |
+   | transient   | a failure or today: "an/the … error", "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "when I click …", "successfully", "lets … go negative" |
    | spec        | "X should …" in a turn that asks for a change: that change's spec              |
    | continuation| "but/so/then …" after a skipped clause ("I ran it, but now it takes 3 s")      |
-   | nothing particular | no number, version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it, "called/named X", no our/this-project subject, no "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses … X", no note lead-in — such a clause is kept only beside one that has them |
+   | nothing particular | no number (digits or words), version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it or after its lead-in, "called/named X", no "our/we/this project", no "<Name> owns/reviews/leads/does …", no "<noun phrase> is a/our/in …", "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses/needs … X", no note lead-in — such a clause is kept only beside one that has them |
 
    A *rule* states how things are to be done and is exempt from the request, at-hand, transient
    and particular tests: a time-universal marker (always, never, from now on, going forward, by
    default, whenever, usually, as a rule, for/any new …) makes a rule even of a request; a contrast
    or bound (don't, avoid, prefer, instead of, rather than, ", not X", must, only, forbidden,
-   required, everywhere, "X should …" outside a task turn) makes one of any clause that is not a
-   request to change something now ("use uv, not poetry" is a rule, "rename X everywhere" and
-   "make the CLI print A instead of B" are tasks); so do a decision (we decided/chose/agreed/settled
+   required, everywhere, "X should …" outside a task turn) makes one of any clause that is neither a
+   request to change something now ("use uv, not poetry" is a rule; "rename X everywhere", "make the
+   CLI print A instead of B" and "use a map here" are tasks) nor a report ("the modal closes when I
+   click, which it shouldn't"); so do a decision (we decided/chose/agreed/settled
    on/switched to/are going with, let's use/stick with) and "keep/stick with/follow X" when X is
    not "it/this", "remember to …".
 4. **Keep** the rest. Contiguous kept clauses of one sentence stay one candidate ("We never use
