@@ -73,7 +73,7 @@ class Candidate:
 
 
 _I = re.IGNORECASE
-MIN_CHARS = 12
+MIN_CHARS = 8
 MIN_WORDS = 3
 
 # -- 1. text: what was pasted is not what was said ------------------------------------------------
@@ -132,8 +132,8 @@ def _prose(text: str) -> str:
     out, introduced = [], False
     for para in re.split(r"\n\s*\n", _FENCE.sub("\n\n", text)):
         lines = [ln for ln in para.split("\n") if ln.strip()]
-        # "Here's the output:" and then a block of lines that are not a list: what was pasted.
-        quoted, introduced = introduced and len(lines) >= 2 and not all(map(_BULLET.match, lines)), \
+        # "Here's the output:" and then a block of lines that are not all prose or list items: pasted.
+        quoted, introduced = introduced and len(lines) >= 2 and not all(map(_prose_line, lines)), \
             bool(lines) and lines[-1].rstrip().endswith(":")
         if quoted or not lines:
             continue
@@ -141,7 +141,10 @@ def _prose(text: str) -> str:
             out += [ln for ln in lines if not pasted_line(ln)]
             continue
         prose = [_prose_line(ln) for ln in lines]
-        if sum(prose) * 2 < len(lines) or (len(lines) >= 3 and sum(map(pasted_line, lines)) * 2 >= len(lines)):
+        # Typed prose is not indented; a paragraph with an indented line that is not a list's is pasted
+        # (git status, a stack of call sites, a config excerpt).
+        indented = not any(map(_BULLET.match, lines)) and any(re.match(r"\s{2,}\S", ln) for ln in lines)
+        if indented or sum(prose) * 2 < len(lines) or (len(lines) >= 3 and sum(map(pasted_line, lines)) * 2 >= len(lines)):
             continue
         out.append("\n".join(ln for ln, p in zip(lines, prose) if p))
     return "\n".join(out)
@@ -255,7 +258,8 @@ _STATE_WORD = re.compile(r"^(?:is|are|was|were|has|have|had|can|must|should|will
 _REQUEST = re.compile(r"^(?:(?:and\s+)?(?:can|could|would|will)\s+you|(?:i|we)(?:'d| would)?\s+(?:want|need|like|love)\s+(?:you\s+)?to|"
                       r"i'?d like|let'?s|it would be (?:great|nice)|(?:there'?s\s+)?no need to|we (?:need|have|want) to|you (?:should|need to|can|could|must))\b", _I)
 _HEDGE = re.compile(r"^(?:i (?:think|guess|suspect|wonder|believe|feel|assume|hope)|maybe|perhaps|probably|possibly|"
-                    r"not sure|i'?m not sure|it might|might be|could be|i doubt)\b", _I)
+                    r"not sure|i'?m not sure|it might|might be|could be|i doubt|i'?m curious|just curious|"
+                    r"i'?d like to (?:know|understand|learn)|i want to (?:know|understand|learn))\b", _I)
 _PAST = re.compile(r"^(?:i|we)(?:'ve|\s+have|\s+had|'d|\s+just|\s+already|\s+also|\s+then)*\s+(?:just\s+)?(?!decided|chose|"
                    r"agreed|settled|switched|moved|migrated|standardi[sz]ed|picked|went with|always|never|only)"
                    r"(?:\w+ed|ran|tried|saw|got|made|wrote|did|found|noticed|pushed|gave|took|broke|set|put|built|"
@@ -315,6 +319,7 @@ def _request(c: str) -> bool:
         c[m.end():].lstrip().split(" ", 1)[0] if c[m.end():].strip() else "")
 
 
+_LABEL = re.compile(r"^[A-Za-z][\w .-]{1,30}:\s*\S*\d")      # "Port: 5433"
 WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only beside one that does
 
 
@@ -330,7 +335,7 @@ def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[st
     """(kind, importance) of a clause worth keeping, WEAK, or None: the skip table of the docstring.
     `in_task`: the turn asks for a change, so "X should …" is that change's spec, not a rule.
     `said`: the clause with its lead-in ("Btw Ingrid reviews …": a capital after "Btw" is a name)."""
-    if len(c.split()) < MIN_WORDS or c.rstrip().endswith("?") or _QUESTION.match(c):
+    if (len(c.split()) < MIN_WORDS and not _LABEL.match(c)) or c.rstrip().endswith("?") or _QUESTION.match(c):
         return None
     if c.startswith("(") or pasted_line(c) or _HEDGE.match(c) or _PAST.match(c):
         return None
