@@ -239,6 +239,19 @@ def test_pasted_output_code_and_logs_are_never_candidates():
     assert [c.text for c in extract(turn)] == ["The API gateway is Kong 3.4."]
 
 
+def test_facts_given_as_a_list_or_after_a_colon_are_kept_and_an_indented_paste_is_not():
+    """A list of facts after "Some context:" (labels such as "Port: 5433" included) and prose lines
+    after an introducing colon are statements; a pasted `git status` (an indented line in a
+    paragraph that is not a list) is output, even where its lines read like prose."""
+    listed = extract("Some context:\n- DB: Postgres 16\n- Port: 5433\n\nFor you:\n\nThe API runs on 8080.\n"
+                     "Deploys go through Argo CD.")
+    assert [c.text for c in listed] == ["DB: Postgres 16", "Port: 5433", "The API runs on 8080.",
+                                        "Deploys go through Argo CD."]
+    status = ("git status gives me\n\nOn branch feature/cart\nYour branch is ahead of 'origin/feature/cart' by 2 "
+              "commits.\n  (use \"git push\" to publish your local commits)")
+    assert extract(status) == []
+
+
 def test_the_recorded_agent_sessions_store_nothing_and_never_from_tool_results_or_reminders(tmp_path):
     """The NOISE check on real traffic: the recorded Claude Code and Codex sessions (task requests,
     system reminders, environment context, tool results with file contents, grep output and JSON)
