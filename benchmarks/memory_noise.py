@@ -16,6 +16,9 @@ real stage, the real embedding model, an in-memory store):
   None of them states a fact about the project, so every stored memory is a false one.
 - **routing-dev**: the 40 prompts of ../shared/eval/routing-dev.jsonl (one-shot requests from
   "hi" to architecture questions), as a second, independently written set.
+- **coding-cache-dev**: the distinct prompts of ../shared/eval/coding-cache-dev.jsonl and
+  coding-cache-dev2.jsonl (678 one-shot developer questions and requests, pasted error messages
+  among them), written for the semantic cache.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 FIXTURES = ROOT.parent / "shared" / "fixtures"
 NOISE = ROOT / "benchmarks" / "data" / "memory_noise.jsonl"
 ROUTING = ROOT.parent / "shared" / "eval" / "routing-dev.jsonl"
+CODING = [ROOT.parent / "shared" / "eval" / f"coding-cache-dev{n}.jsonl" for n in ("", "2")]
 PIPELINE = """
 version: 1
 name: memory-noise
@@ -91,6 +95,10 @@ def harness_and_tool_texts(root: Path) -> list[str]:
     return out
 
 
+def read(path: Path, key: str) -> list[str]:
+    return [json.loads(line)[key] for line in path.read_text().splitlines() if line.strip()]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--show", action="store_true", help="print each stored memory")
@@ -101,8 +109,10 @@ def main() -> int:
     from_harness = [t for t in real if any(t in f for f in forbidden)]
     human = sum(1 for f in FIXTURES.rglob("req_000.json"))
     rows = [("fixtures", f"{human} recorded sessions", real)]
-    for name, path, key in (("noise", NOISE, "turn"), ("routing-dev", ROUTING, "prompt")):
-        turns = [json.loads(line)[key] for line in path.read_text().splitlines() if line.strip()]
+    coding = list(dict.fromkeys(json.loads(line)[k] for path in CODING for line in path.read_text().splitlines()
+                                if line.strip() for k in ("a", "b")))
+    for name, turns in (("noise", read(NOISE, "turn")), ("routing-dev", read(ROUTING, "prompt")),
+                        ("coding-cache-dev", coding)):
         with tempfile.TemporaryDirectory() as tmp:
             write_turns(Path(tmp), turns)
             rows.append((name, f"{len(turns)} user turns", stored_from(Path(tmp))))

@@ -316,6 +316,18 @@ def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded()
     assert len(extract(many, max_candidates=8)) == 8
 
 
+def test_one_shot_developer_prompts_yield_almost_no_candidates():
+    """The 678 distinct prompts of the semantic cache's dev sets (developer questions, requests with
+    verbs of every kind, pasted error messages), as a user's own turns: at most 1 % yield a
+    candidate memory."""
+    from tests.conftest import SHARED
+
+    prompts = {json.loads(line)[k] for name in ("coding-cache-dev.jsonl", "coding-cache-dev2.jsonl")
+               for line in (SHARED / "eval" / name).read_text().splitlines() if line.strip() for k in ("a", "b")}
+    taken = [p for p in prompts if extract(p)]
+    assert len(prompts) > 600 and len(taken) <= len(prompts) // 100, taken
+
+
 def test_the_project_is_the_working_directory_each_client_states():
     """Claude Code states it in the system prompt (or, newer, in an environment reminder of the first
     message), Codex in `<cwd>`; a request that states none has no project."""

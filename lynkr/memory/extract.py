@@ -22,13 +22,14 @@ and retrieval's `min_relevance` (rank.py) then decide what is kept and what is s
 
    | skip        | how it is told                                                                 |
    |-------------|--------------------------------------------------------------------------------|
-   | question    | ends with `?`, or opens with a question word or an auxiliary ("can you", "is the …", not "do not") |
+   | question    | ends with `?`, or opens with a question word or an auxiliary ("can you", "is the …", not "do not", not "what we use …") |
+   | condition   | "when/if/once/after …, <main clause>" is a procedure, a rule ("when you add an endpoint, update the spec"), unless the main clause asks or hedges or the condition schedules a task ("when you get a chance, …") |
    | aside, code | opens with "(", or reads as a line of code or output                           |
    | hedge       | "I think", "maybe", "probably", "not sure", "I wonder": an opinion about now   |
-   | event       | I/we + a past-tense verb ("I ran", "we tried", "I've added") — not "decided/chose/agreed/switched to/…" |
-   | request     | an imperative ("fix …", "write …", "please add …"), "can/could you", "I want/need you to", "let's <verb>", "no need to" — unless a rule (below) |
+   | event       | I/we + a past-tense verb ("I ran", "we tried", "I've added") — not "decided/chose/agreed/switched to/…"; what the user is doing ("I'm trying to …", "I keep seeing …", "I was wondering") |
+   | request     | an imperative ("fix …", "write …", "please add …"; a verb the list lacks known by its object: "mount ./src …", "serialize a …"; not "Index rebuilds happen …", a plural subject and its verb), "can/could you", "I want/need you to", "let's <verb>", "no need to", "I'd appreciate" — unless a rule (below) |
    | at hand     | "it/this/that/these/those …" (but "this project/repo/…"), "the function/diff/PR/error/output …": the work in front of the model |
-   | transient   | a failure or today: "an/the … error", "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "when I click …", "successfully", "lets … go negative" |
+   | transient   | a failure or today: "an/the … error", an error class or code ("TypeError", "TS2322"), "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "when I click …", "successfully", "lets … go negative" |
    | spec        | "X should …" in a turn that asks for a change: that change's spec              |
    | continuation| "but/so/then …" after a skipped clause ("I ran it, but now it takes 3 s")      |
    | nothing particular | no number (digits or words), version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it or after its lead-in, "called/named X", no "our/we/this project", no "<Name> owns/reviews/leads/does …", no "<noun phrase> is a/our/in …", "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses/needs … X", no note lead-in — such a clause is kept only beside one that has them |
@@ -246,7 +247,16 @@ _IMPERATIVE = re.compile(
     r"proceed|retry|rerun|redo|do|go|let|get|give|think|consider|assume|imagine|call|keep|stick|follow|write|name|"
     r"threat-model|rewrite|finalize|double-check|sanity-check|prepare|break|combine|reorganize|restructure|"
     r"introduce|drop|rollback|roll|tidy|polish|simplify|shorten|expand|explore|identify|spot|map|trace|"
-    r"reproduce|repro|address|resolve|patch|answer|reply|respond|paraphrase|rephrase|list)\s+(?P<next>\S+)", _I)
+    r"reproduce|repro|address|resolve|patch|answer|reply|respond|paraphrase|rephrase|list|allow|disallow|deny|grant|"
+    r"revoke|mount|unmount|serialize|deserialize|encode|decode|scroll|wait|stash|squash|tag|publish|cache|index|"
+    r"sanitize|escape|encrypt|decrypt|hash|sign|authenticate|authorize|render|center|align|resize|compress|zip|"
+    r"unzip|schedule|cancel|abort|exit|quit|reload|refresh|reset|clear|flush|seed|populate|load|save|export|import|"
+    r"sync|backup|restore|provision|scale|rotate|renew|connect|disconnect|link|unlink|attach|detach|mark|unmark|"
+    r"select|query|join|group|count|sum|average|loop|iterate|return|raise|catch|throw|emit|listen|subscribe|"
+    r"unsubscribe|print|show|hide|toggle|apply|revert|cherry-pick|checkout|fork|compile|cross-compile|transpile|"
+    r"bundle|minify|type-check|typecheck|reformat|annotate|comment|uncomment|log|instrument|trace|time|retry|"
+    r"clone|rename|touch|chmod|chown|kill|spawn|fork|pipe|redirect|forward|proxy|route|serve|host|ping|curl)"
+    r"\s+(?P<next>\S+)", _I)
 # Verbs of a standing instruction ("use X for Y", "put tests next to the code"), unlike ones that change
 # something now ("rename X everywhere" is a task, however wide).
 _NORM_VERB = re.compile(r"^(?:please\s+)?(?:use|keep|prefer|avoid|stick|follow|put|name|call|write|wrap|log|store|place|"
@@ -256,14 +266,17 @@ _STATE_WORD = re.compile(r"^(?:is|are|was|were|has|have|had|can|must|should|will
                          r"triggers?|live|run|use|come|sit|get|take|need|stay|belong|start|store|point|depend|"
                          r"handles?|owns?|requires?|reads?|writes?|calls?|sends?|listens?|talks?)\b", _I)
 _REQUEST = re.compile(r"^(?:(?:and\s+)?(?:can|could|would|will)\s+you|(?:i|we)(?:'d| would)?\s+(?:want|need|like|love)\s+(?:you\s+)?to|"
-                      r"i'?d like|let'?s|it would be (?:great|nice)|(?:there'?s\s+)?no need to|we (?:need|have|want) to|you (?:should|need to|can|could|must))\b", _I)
+                      r"i'?d like|let'?s|it would be (?:great|nice)|i'?d appreciate|i would appreciate|any help|(?:there'?s\s+)?no need to|we (?:need|have|want) to|you (?:should|need to|can|could|must))\b", _I)
 _HEDGE = re.compile(r"^(?:i (?:think|guess|suspect|wonder|believe|feel|assume|hope)|maybe|perhaps|probably|possibly|"
                     r"not sure|i'?m not sure|it might|might be|could be|i doubt|i'?m curious|just curious|"
                     r"i'?d like to (?:know|understand|learn)|i want to (?:know|understand|learn))\b", _I)
 _PAST = re.compile(r"^(?:i|we)(?:'ve|\s+have|\s+had|'d|\s+just|\s+already|\s+also|\s+then)*\s+(?:just\s+)?(?!decided|chose|"
                    r"agreed|settled|switched|moved|migrated|standardi[sz]ed|picked|went with|always|never|only)"
                    r"(?:\w+ed|ran|tried|saw|got|made|wrote|did|found|noticed|pushed|gave|took|broke|set|put|built|"
-                   r"read|sent|left|kept|lost|forgot|began|thought|went|came)\b", _I)
+                   r"read|sent|left|kept|lost|forgot|began|thought|went|came)\b"
+                   # what the user is doing or was doing: "I'm trying to …", "I keep seeing …", "I was wondering"
+                   r"|^i(?:'m|\s+am|\s+was|\s+keep|\s+kept|\s+have been|'ve been)\s+(?!using\b|running\b|on\b)\w+ing\b"
+                   r"|^i\s+was\b|^i(?:'d| would)\s+be\b", _I)
 _DEICTIC = re.compile(r"^(?:it|it's|this|that|that's|these|those|here|there|they|he|she|above|below)\b(?!\s+(?:project|repo|"
                       r"repository|codebase|monorepo|service|app|application|company|team|org)\b)"
                       r"|^the\s+(?:\w+\s+)?(?:function|method|diff|pr|patch|snippet|example|answer|error|issue|bug|"
@@ -274,7 +287,9 @@ _TRANSIENT = re.compile(r"\b(?:(?:an|the|this|that|same|weird|new|strange|odd|fo
                         r"about|saying)|fail(?:s|ed|ing)?|broken|breaks|crash\w*|buggy|flaky|"
                         r"doesn'?t work|not working|no longer|stopped working|i see|i get|i'?m getting|we'?re getting|"
                         r"seems?|looks like|right now|at the moment|for now|today|yesterday|tonight|this morning|"
-                        r"just now|(?<![.])now(?!\()|still|again|anymore|successfully|does nothing|nothing happens|reports? that|complains?|throws|panics|hangs|segfaults|times? out|blows up|"
+                        r"just now|(?<![.])now(?!\()|still|again|anymore|successfully|refuses?|unable to|permission denied|"
+                        r"uncaught|not defined|no such file|not assignable|exits? with|exited with|error:|getting|"
+                        r"\w+(?-i:Error|Exception)|(?-i:[A-Z]{2,}\d{3,})|does nothing|nothing happens|reports? that|complains?|throws|panics|hangs|segfaults|times? out|blows up|"
                         r"when i \w+|wrong|incorrect(?:ly)?|unexpected(?:ly)?|weird|strange|lets\s+\S+\s+(?:go|be|become|"
                         r"drop|get))\b", _I)
 # Something particular: a number or version, a path, file or URL, an identifier (snake_case,
@@ -288,7 +303,7 @@ _PARTICULAR = re.compile(r"\d|[\w.-]+/[\w./-]*|\b\w+\.\w{1,5}\b|(?<![\w.])\.[\w-
 # follow semver". A noun-phrase subject (no pronoun: those are the work at hand), then a verb of how
 # things are set up, or a passive of how they are done, with its complement.
 _SETUP = re.compile(r"^(?:the\s+|our\s+|all\s+|every\s+|each\s+)?(?!(?:i|you|it|this|that|these|those|they|he|she|we|"
-                    r"there|here)\b)(?:[\w'-]+\s+){0,6}?(?:(?:is|are)\s+(?:just\s+|only\s+|always\s+)?(?:a|an|our)\s+\w|"
+                    r"there|here)\b)(?:(?!(?:i|you|it|they|he|she|we)\b)[\w'-]+\s+){0,6}?(?:(?:is|are)\s+(?:just\s+|only\s+|always\s+)?(?:a|an|our)\s+\w|"
                     r"(?:is|are)\s+(?:in|on|under|behind|inside)\s+\w|(?:is|are)\s+(?:\w+ed|\w+en|built|kept|made|run|set|done|"
                     r"held|shown|sent|put|split|spread)\s+(?:by|in|at|on|with|from|to|under|per|via|as|into|through|"
                     r"for|before|after|every|once|daily|nightly|weekly|hourly|monthly)\b|(?:lives?|runs?|follows?|"
@@ -313,12 +328,36 @@ def _request(c: str) -> bool:
         return True
     m = _IMPERATIVE.match(c)
     if m is None:
-        return False
+        # A verb the list lacks, known by its object: "Mount the volume", "Serialize a struct" (a
+        # subject is followed by its verb, never directly by "the").
+        return _VERB_OBJECT.match(c) is not None
     # "Build is done with Bazel", "Test fixtures live in tests/": a noun, not a verb, opens the clause.
-    return not _STATE_WORD.match(m.group("next")) and not _STATE_WORD.match(
-        c[m.end():].lstrip().split(" ", 1)[0] if c[m.end():].strip() else "")
+    after = c[m.end():].lstrip().split(" ", 1)[0] if c[m.end():].strip() else ""
+    if (m.group("next").endswith("s") and not _LINK_WORD.match(m.group("next")) and after.isalpha() and after.islower()
+            and not _LINK_WORD.match(after)):
+        return False        # "Index rebuilds happen nightly", "Log files rotate daily": a plural subject, its verb
+    return not _STATE_WORD.match(m.group("next")) and not (after.islower() and _STATE_WORD.match(after))
 
 
+_FUNCTION_WORD = (r"the|a|an|this|that|these|those|it|its|we|i|our|my|your|you|they|their|he|she|his|her|there|here|"
+                  r"all|every|each|some|any|no|none|so|and|but|or|if|when|while|because|also|then|now|just|only|"
+                  r"what|which|who|how|why|where|both|either|one|in|on|at|for|from|with|by|to|of|after|before|"
+                  r"since|until|once|as|not|max|min|most|more|less|every|everything|nothing|someone|nobody")
+_VERB_OBJECT = re.compile(rf"^(?!(?:{_FUNCTION_WORD})\b)[A-Za-z][\w-]*\s+(?:(?:the|a|an|my|our|your|this|that|these|"
+                          r"those|it|them|me|us|all|every|each|some|any|just)\b|\.{0,2}/|~/)", _I)
+_LINK_WORD = re.compile(rf"^(?:{_FUNCTION_WORD}|into|onto|over|under|between|through|using|via|without|across|against|"
+                        r"per|instead|than|like|that|which|who|whose|whenever|locally|first|again|too)$", _I)
+# Words after "who/which/that" belong to a relative clause: "users who have never ordered" sets no rule.
+_RELATIVE_CLAUSE = re.compile(r"\b(?:who|which|that|whose)\b.*", _I)
+
+
+# A question inverts ("what do we use"); "what we use for auth is Keycloak", "how we deploy: …" state.
+_RELATIVE = re.compile(r"^(?:what|how|where|when|why|which)\s+(?:we|i|you|they|our|my)\b", _I)
+# A condition before the main clause: "when deploying, …", "if you touch the schema, …".
+_CONDITION = re.compile(r"^(?:when|whenever|where|if|once|before|after|unless)\b[^,?]{2,80},\s*", _I)
+_SCHEDULING = re.compile(r"^(?:when|once|after|if)\s+(?:you(?:'re| are)?\s+(?:get a chance|can|have (?:a minute|time)|"
+                         r"done|finished|finish|free|ready|at it)|you'?ve (?:done|finished)|that'?s? |this |it'?s |possible|"
+                         r"needed|necessary)", _I)
 _LABEL = re.compile(r"^[A-Za-z][\w .-]{1,30}:\s*\S*\d")      # "Port: 5433"
 WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only beside one that does
 
@@ -335,12 +374,22 @@ def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[st
     """(kind, importance) of a clause worth keeping, WEAK, or None: the skip table of the docstring.
     `in_task`: the turn asks for a change, so "X should …" is that change's spec, not a rule.
     `said`: the clause with its lead-in ("Btw Ingrid reviews …": a capital after "Btw" is a name)."""
-    if (len(c.split()) < MIN_WORDS and not _LABEL.match(c)) or c.rstrip().endswith("?") or _QUESTION.match(c):
+    if (len(c.split()) < MIN_WORDS and not _LABEL.match(c)) or c.rstrip().endswith("?"):
+        return None
+    if (m := _CONDITION.match(c)) is not None:
+        # "When you add an endpoint, update the spec", "if the build fails, check X": a procedure, a
+        # rule. "When you get a chance, fix …" schedules a task; a main clause may ask or hedge.
+        main = c[m.end():]
+        if _QUESTION.match(main) or _SCHEDULING.match(c) or _HEDGE.match(main) or _DEICTIC.match(main):
+            return None
+        return ("note", 0.9) if note else ("preference", 0.7)
+    elif _QUESTION.match(c) and not _RELATIVE.match(c):
         return None
     if c.startswith("(") or pasted_line(c) or _HEDGE.match(c) or _PAST.match(c):
         return None
     decision, preference = _DECISION.search(c), _PREFERENCE.search(c)
-    standing = _RULE_TIME.search(c) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
+    ruled = _RELATIVE_CLAUSE.sub("", c) if _request(c) else c
+    standing = _RULE_TIME.search(ruled) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
     # A contrast or bound makes a rule, but not of a report ("the modal closes when I click, which it
     # shouldn't") nor of a task ("make it print A instead of B").
     if (standing is None and not task_request(c) and not _TRANSIENT.search(c)
