@@ -262,8 +262,10 @@ async def test_dashboard_data_has_per_key_spend_refusals_and_live_counters(anthr
     team), the refusals at the door per key (which never reach telemetry) and each limited key's
     live counters; the secrets appear nowhere in it."""
     a, b = "dash-a-0123456789abcdef", "dash-b-0123456789abcdef"
+    # Counters are kept by key name for the life of the process: a limited key here has a name no
+    # other test of this process limits (tests/test_dashboard_browser.py limits `dana`).
     pipe = write_pipeline(pipe_with(anthropic_upstream.url, f"""keys:
-  dana: {{secret: "{a}", team: web, limits: {{rpm: 2}}}}
+  dora: {{secret: "{a}", team: web, limits: {{rpm: 2}}}}
   eli: {{secret: "{b}"}}
 teams:
   web: {{}}
@@ -280,12 +282,12 @@ dashboard: {{enabled: true}}
             text = await r.text()
     data = orjson.loads(text)
     by_key = {row[0]: dict(zip(data["reports"]["by-key"]["columns"], row)) for row in data["reports"]["by-key"]["rows"]}
-    assert by_key["dana"]["requests"] == 2 and by_key["dana"]["team"] == "web" and by_key["eli"]["requests"] == 1
-    assert by_key["dana"]["usd_spent"] == pytest.approx(0.02) and by_key["dana"]["usage_input"] == 20
+    assert by_key["dora"]["requests"] == 2 and by_key["dora"]["team"] == "web" and by_key["eli"]["requests"] == 1
+    assert by_key["dora"]["usd_spent"] == pytest.approx(0.02) and by_key["dora"]["usage_input"] == 20
     by_team = {row[0]: dict(zip(data["reports"]["by-team"]["columns"], row)) for row in data["reports"]["by-team"]["rows"]}
     assert by_team["web"]["requests"] == 2
-    assert data["keys"]["refusals"] == {"dana": {"refused_rate": 1}}
-    assert data["keys"]["live"]["key:dana"]["rpm"] == 2 and data["keys"]["live"]["key:dana"]["in_flight"] == 0
+    assert data["keys"]["refusals"] == {"dora": {"refused_rate": 1}}
+    assert data["keys"]["live"]["key:dora"]["rpm"] == 2 and data["keys"]["live"]["key:dora"]["in_flight"] == 0
     assert a not in text and b not in text
 
 
