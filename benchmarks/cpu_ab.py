@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .overhead import ROOT, Proc, _children, fake_upstream, free_port, run_wrk, workload_bodies
+from .overhead import ROOT, Proc, _children, fake_upstream, free_port, is_writer, run_wrk, workload_bodies
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -50,7 +50,7 @@ class Variant(Proc):
         total = 0.0
         for pid in _children(self.p.pid):
             try:
-                if b"lynkr.storage.db_service" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if is_writer(Path(f"/proc/{pid}/cmdline").read_bytes()):
                     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                     total += (int(f[11]) + int(f[12])) / CLK
             except OSError:

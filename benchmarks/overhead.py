@@ -48,6 +48,12 @@ def free_port() -> int:
 
 # -- processes -------------------------------------------------------------------------------
 
+def is_writer(cmdline: bytes) -> bool:
+    """Lynkr's DuckDB writer process: lynkr.storage.db_service (lynkr.db_service in checkouts
+    before 143f93a, which --baseline may run)."""
+    return b"lynkr.storage.db_service" in cmdline or b"lynkr.db_service" in cmdline
+
+
 class Proc:
     def __init__(self, name: str, args: list[str], url: str, env: dict | None = None, cwd: Path | None = None):
         self.name, self.url = name, url
@@ -91,7 +97,7 @@ class Proc:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
-                        out.append(("writer" if b"lynkr.storage.db_service" in cmd else "worker", int(line.split()[1]) / 1024))
+                        out.append(("writer" if is_writer(cmd) else "worker", int(line.split()[1]) / 1024))
             except OSError:
                 pass
         return out
