@@ -151,9 +151,10 @@ def distinctive(fact: str) -> str:
 
 
 def scenario(name: str):
-    """The scenario's projects, facts and questions: "dev" (this file) or "fresh", "fresh2", "fresh3"
+    """The scenario's projects, facts and questions: "dev" (this file) or "fresh" … "fresh6"
     (benchmarks/data/memory_fresh*.py, each written after the one before and first run unseen; the
-    current extractor and `min_relevance` were developed on all four, docs/memory.md)."""
+    current extractor and `min_relevance` were developed on dev … fresh4; fresh5 and fresh6 were
+    written without reading the extractor and run once, docs/memory.md)."""
     if name == "dev":
         return sys.modules[__name__]
     import importlib.util
@@ -241,7 +242,7 @@ def main() -> int:
     ap.add_argument("--min-relevance", type=float, default=None, help="default: the stage's default")
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--show", action="store_true", help="one line per session-3 question")
-    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3", "fresh4"], default="dev")
+    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"], default="dev")
     args = ap.parse_args()
     if args.min_relevance is None:
         from lynkr.stages.memory import MemoryStage
