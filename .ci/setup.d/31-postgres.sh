@@ -8,12 +8,6 @@ if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   echo "postgresql already installed: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
   exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "31-postgres: not root; cannot install postgresql (the lake tests fail under CI=true)" >&2
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq || echo "31-postgres: apt-get update failed; trying with the cached lists" >&2
-apt-get install -y -qq --no-install-recommends postgresql >/dev/null \
-  || { echo "31-postgres: postgresql install failed (the lake tests fail under CI=true)" >&2; exit 0; }
+. "$(dirname "$0")/../debian.bash"
+debian_install 31-postgres "the lake tests fail under CI=true without it" postgresql || exit 0
 ls -d /usr/lib/postgresql/*/bin

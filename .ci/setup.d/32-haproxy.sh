@@ -8,12 +8,6 @@ if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then
   echo "32-haproxy: $( (haproxy -v 2>/dev/null || /usr/sbin/haproxy -v) | head -1)"
   exit 0
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "32-haproxy: not root; cannot install haproxy (tests/test_fleet.py needs it)" >&2
-  exit 0
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq || echo "32-haproxy: apt-get update failed; trying with the cached lists" >&2
-apt-get install -y -qq --no-install-recommends haproxy >/dev/null \
-  || { echo "32-haproxy: haproxy install failed (tests/test_fleet.py will fail under CI=true)" >&2; exit 0; }
+. "$(dirname "$0")/../debian.bash"
+debian_install 32-haproxy "tests/test_fleet.py fails under CI=true without it" haproxy || exit 0
 /usr/sbin/haproxy -v | head -1
