@@ -218,6 +218,62 @@ def test_a_compound_turn_yields_each_statement_and_none_of_the_requests():
                    "The BLE stack is SoftDevice S140; please keep the advertising interval at 100 ms."]
 
 
+@pytest.mark.parametrize("turn,kept", [
+    ("Can you rename the `--out` flag to `--output`? Also, the binary reports errors with anyhow but the library "
+     "crate defines its own with thiserror.",
+     "The binary reports errors with anyhow but the library crate defines its own with thiserror."),
+    ("Could you bump the timeout? btw our staging DB is pg-stage-2.", "Our staging DB is pg-stage-2."),
+    ("Fix the flaky test please. Also the CI image is node:20-alpine.", "The CI image is node:20-alpine."),
+    ("Rename the helper please. fwiw the worker retries jobs with exponential backoff.",
+     "The worker retries jobs with exponential backoff."),
+    ("Can you add pagination? The frontend fetches lists using react-query.",
+     "The frontend fetches lists using react-query."),
+])
+def test_a_fact_said_after_a_request_in_the_same_turn_is_kept_without_the_request(turn, kept):
+    """A request and then a statement about the project: the statement is a candidate even when it
+    names its tools only with plain lowercase words, told by the construction (a part of the project
+    doing something with/using/via a means), and the request is not part of it."""
+    assert [c.text for c in extract(turn)] == [kept]
+
+
+@pytest.mark.parametrize("turn,kept", [
+    ("Exit code 2 means bad usage and 3 means no lines matched. Keep those stable, people's scripts depend on them.",
+     "Exit code 2 means bad usage and 3 means no lines matched. Keep those stable, people's scripts depend on them."),
+    ("Status 409 means the slot was taken by someone else.", "Status 409 means the slot was taken by someone else."),
+    ("HTTP 422 from our API means validation failed.", "HTTP 422 from our API means validation failed."),
+    ("The API returns 201 on create; don't change that.", "The API returns 201 on create; don't change that."),
+])
+def test_what_a_named_code_means_is_a_fact_and_a_rule_pointing_back_at_it_goes_with_it(turn, kept):
+    """A definition of a code the project uses is a standing fact even when what it stands for is a
+    failure ("validation failed") and even when the code's noun is also a verb ("Exit"); a rule that
+    it must not change ("keep those", "don't change that") is kept with the statement it points back
+    to, in the same sentence or the next."""
+    (c,) = extract(turn)
+    assert c.text == kept
+
+
+NEAR_MISSES = [
+    "Can you fix it? Also it fails when I run the tests.", "Also, please add a test.",
+    "Keep those stable.", "Don't change that.", "Great, that works. Don't touch it.",
+    "Add exit codes 2 and 3. Keep those stable.", "Add a test. Keep it short.",
+    "The 500 means the server crashed.", "A 500 here means something in the handler blew up.",
+    "TS2322 means the types don't match.", "Getting a 500 on login means the session expired.",
+    "Check port 8080 is free.", "Mock the `requests.get` call for the whole test module.",
+    "Fix the flaky test please. Also the page loads with a blank screen.",
+    "The endpoint returns the user with missing fields.", "The build finishes with warnings.",
+    "The old code computes totals with floats, which is why the cents are off.",
+]
+
+
+@pytest.mark.parametrize("text", NEAR_MISSES)
+def test_near_misses_of_a_fact_after_a_request_a_definition_and_a_rule_pointing_back_are_not_candidates(text):
+    """The shapes next to those: a report after a request, a request after "Also", a rule pointing
+    back at nothing or at a request, the code in front of the model ("the 500 means …", a compiler's
+    error code), a check that something holds, how something behaves (no means, or "with" telling
+    which), the code at hand doing something with something."""
+    assert extract(text) == []
+
+
 @pytest.mark.parametrize("text", NOT_FACTS)
 def test_requests_reports_of_what_happens_now_and_opinions_are_not_candidates(text):
     """Requests about the task (however wide: "rename X everywhere"; with their spec: "the form

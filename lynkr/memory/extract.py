@@ -27,12 +27,12 @@ and retrieval's `min_relevance` (rank.py) then decide what is kept and what is s
    | aside, code | opens with "(", or reads as a line of code or output                           |
    | hedge       | "I think", "maybe", "probably", "not sure", "I wonder": an opinion about now   |
    | event       | I/we + a past-tense verb ("I ran", "we tried", "I've added") — not "decided/chose/agreed/switched to/…"; what the user is doing ("I'm trying to …", "I keep seeing …", "I was wondering") |
-   | request     | an imperative ("fix …", "write …", "please add …"; a verb the list lacks known by its object: "mount ./src …", "serialize a …"; not "Index rebuilds happen …", a plural subject and its verb), "can/could you", "I want/need you to", "let's <verb>", "no need to", "I'd appreciate" — unless a rule (below) |
-   | at hand     | "it/this/that/these/those …" (but "this project/repo/…"), "the function/diff/PR/error/output …": the work in front of the model |
-   | transient   | a failure or today: "an/the … error", an error class or code ("TypeError", "TS2322"), "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "when I click …", "successfully", "lets … go negative" |
+   | request     | an imperative ("fix …", "write …", "please add …"; a verb the list lacks known by its object: "mount ./src …", "serialize a …"; not "Index rebuilds happen …", a plural subject and its verb, nor "Exit code 2 means …", a noun, a name and its verb), "can/could you", "I want/need you to", "let's <verb>", "no need to", "I'd appreciate" — unless a rule (below) |
+   | at hand     | "it/this/that/these/those …" (but "this project/repo/…"), "the function/diff/PR/error/output …", "the 404 means …", "a 500 here means …": the work in front of the model |
+   | transient   | a failure or today: "an/the … error", an error class or code ("TypeError", "TS2322"), "fails", "broken", "crash", "seems", "now", "still", "throws", "does nothing", "when I click …", "successfully", "lets … go negative"; of a definition of something named ("HTTP 422 from our API means validation failed") only its subject is read |
    | spec        | "X should …" in a turn that asks for a change: that change's spec              |
-   | continuation| "but/so/then …" after a skipped clause ("I ran it, but now it takes 3 s")      |
-   | nothing particular | no number (digits or words), version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it or after its lead-in, "called/named X", no "our/we/this project", no "<Name> owns/reviews/leads/does …", no "<noun phrase> is a/our/in …", "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses/needs … X", no note lead-in — such a clause is kept only beside one that has them |
+   | continuation| "but/so/then …" after a skipped clause ("I ran it, but now it takes 3 s"); a rule that what was just said must not change ("keep those stable", "don't renumber them", "they must never change"), unless it follows a candidate: then it joins it, across a sentence end too ("Exit code 2 means bad usage. Keep those stable, scripts depend on them.") |
+   | nothing particular | no number (digits or words), version, path, file, dotfile, identifier, quoted string, acronym, capitalised name inside it or after its lead-in, "called/named X", no "our/we/this project", no "<Name> owns/reviews/leads/does …", no "<noun phrase> is a/our/in …", "<noun phrase> is <done> by/in/…" or "<noun phrase> runs/lives/follows/uses/needs … X", no "<noun phrase> <verb>s <object> with/using/via/through X" (a means: "the binary reports errors with anyhow"; not "the … with a …", not "returns the user with …"), no note lead-in — such a clause is kept only beside one that has them |
 
    A *rule* states how things are to be done and is exempt from the request, at-hand, transient
    and particular tests: a time-universal marker (always, never, from now on, going forward, by
@@ -261,7 +261,8 @@ _IMPERATIVE = re.compile(
 # something now ("rename X everywhere" is a task, however wide).
 _NORM_VERB = re.compile(r"^(?:please\s+)?(?:use|keep|prefer|avoid|stick|follow|put|name|call|write|wrap|log|store|place|"
                         r"format|document|stay|pin|target|default|never|always|don'?t|do not|only)\b", _I)
-_STATE_WORD = re.compile(r"^(?:is|are|was|were|has|have|had|can|must|should|will|lives?|runs?|uses?|goes|go|comes?|"
+_STATE_WORD = re.compile(r"^(?:is|are|was|were|has|have|had|can|must|should|will|means?|denotes?|indicates?|signals?|"
+                         r"signifies|stands|represents?|lives?|runs?|uses?|goes|go|comes?|"
                          r"sits?|gets?|takes?|needs?|stays?|belongs?|starts?|stores?|points?|depends|follows?|"
                          r"triggers?|live|run|use|come|sit|get|take|need|stay|belong|start|store|point|depend|"
                          r"handles?|owns?|requires?|reads?|writes?|calls?|sends?|listens?|talks?)\b", _I)
@@ -281,7 +282,9 @@ _DEICTIC = re.compile(r"^(?:it|it's|this|that|that's|these|those|here|there|they
                       r"repository|codebase|monorepo|service|app|application|company|team|org)\b)"
                       r"|^the\s+(?:\w+\s+)?(?:function|method|diff|pr|patch|snippet|example|answer|error|issue|bug|"
                       r"output|result|change|changes|fix|line|lines|stack ?trace|traceback|previous|last|above|below|"
-                      r"same|new one|first one|second one|one)\b", _I)
+                      r"same|new one|first one|second one|one)\b"
+                      # what the code in front of the model means: "the 404 means …", "a 500 here means …"
+                      r"|^(?:the\s+\S*\d\S*|\S+(?:\s+\S+){0,3}\s+(?:here|there))\s+(?:means|indicates|signals)\b", _I)
 _TRANSIENT = re.compile(r"\b(?:(?:an|the|this|that|same|weird|new|strange|odd|following|these|those|some)\s+(?:\w+\s+)?"
                         r"(?:errors?|exceptions?|bugs?|warnings?|stack ?traces?)|errors?\s+(?:on|at|in|when|while|from|"
                         r"about|saying)|fail(?:s|ed|ing)?|broken|breaks|crash\w*|buggy|flaky|"
@@ -311,6 +314,18 @@ _SETUP = re.compile(r"^(?:the\s+|our\s+|all\s+|every\s+|each\s+)?(?!(?:i|you|it|
                     r"stores?|uses?|depends on|depend on|owns?|handles?|talks? to|points? to|listens? on|shares?|share|contains?|"
                     r"includes?|exposes?|requires?|extends?|wraps?|calls?|generates?|imports?|serves?|sends?|needs?|takes?|"
                     r"gets?|expects?|supports?|accepts?|produces?|emits?|holds?|keeps?)\s+\w)", _I)
+# How a part of the project does its job: what it does it with ("the binary reports errors with
+# anyhow", "the worker retries jobs with exponential backoff", "the frontend fetches data using
+# react-query"). A tool's name is often a plain lowercase word, so the construction tells, not the
+# name: a verb with its object (not "the …": "returns the user with missing fields" says which user),
+# then the means. "The page loads with a blank screen" and "the build finishes with warnings" (no
+# object) are how something behaves; the code, the script, the new version at hand is not the project.
+_BY_MEANS = re.compile(r"^(?!(?:(?:the|our|all|every|each)\s+)?(?:i|you|it|this|that|these|those|they|he|she|"
+                       r"we|there|here|my|your|code|script|program|snippet|query|loop|implementation|current|above|"
+                       r"following|new|old|updated|original|existing|changed|modified|fixed)\b)(?:[\w'-]+\s+){1,5}?"
+                       r"(?!(?:is|has|was|does)\b)[a-z]+(?<![su]s)s\s+(?!(?:the|a|an|this|that|these|those)\b)"
+                       r"(?:[\w'-]+\s+){1,4}?(?:with|using|via|through)\s+(?!(?:a|an|the|this|that|these|those|some|no|"
+                       r"my|your|its|his|her|their|it|them|me|us)\b)[\w-]", _I)
 # Said of the project itself or of what belongs to it ("Kafka is our message bus", "we deploy on Fridays").
 _OWNED = re.compile(r"\b(?:our|we|we're|we've|the team|this (?:project|repo|repository|codebase|service|app)|the "
                     r"(?:project|repo|repository|codebase))\b", _I)
@@ -332,11 +347,23 @@ def _request(c: str) -> bool:
         # subject is followed by its verb, never directly by "the").
         return _VERB_OBJECT.match(c) is not None
     # "Build is done with Bazel", "Test fixtures live in tests/": a noun, not a verb, opens the clause.
-    after = c[m.end():].lstrip().split(" ", 1)[0] if c[m.end():].strip() else ""
+    words = c[m.end():].split()
+    after = words[0] if words else ""
     if (m.group("next").endswith("s") and not _LINK_WORD.match(m.group("next")) and after.isalpha() and after.islower()
             and not _LINK_WORD.match(after)):
         return False        # "Index rebuilds happen nightly", "Log files rotate daily": a plural subject, its verb
+    # A name may follow the noun ("Exit code 2 means …", "Log level DEBUG is …"), but "check port 8080
+    # is free" asks to check that it is.
+    named = next((w for w in words if not _NAME_TOKEN.match(w)), "")
+    if (named != after and named.endswith("s") and not _LINK_WORD.match(m.group("next"))
+            and not _THAT_VERB.match(c[:m.start("next")].split()[-1])):
+        after = named
     return not _STATE_WORD.match(m.group("next")) and not (after.islower() and _STATE_WORD.match(after))
+
+
+_THAT_VERB = re.compile(r"^(?:check|verify|ensure|confirm|test|assert|see|assume|imagine|consider|prove|make|"
+                        r"double-check|sanity-check|figure|find|tell|explain)$", _I)
+_NAME_TOKEN = re.compile(r"^(?:[`'\"].*|\S*\d\S*|[A-Z]{2,}\S*)$")      # 2, `--out`, DEBUG, v1.2
 
 
 _FUNCTION_WORD = (r"the|a|an|this|that|these|those|it|its|we|i|our|my|your|you|they|their|he|she|his|her|there|here|"
@@ -367,7 +394,41 @@ _HERE = re.compile(r"\b(?:here|this|that|it|these|those|above|below)\b", _I)
 
 def task_request(c: str) -> bool:
     """A clause asking for a change now (not a standing "use X" / "keep Y"; "use a map here" is one)."""
-    return _request(c) and (not _NORM_VERB.match(c) or _HERE.search(c) is not None)
+    return _request(c) and (not _NORM_VERB.match(c) or _HERE.search(c) is not None) and not _keeps_as_is(c)
+
+
+# A rule that what was just stated must not change: "keep those stable", "don't renumber them", "they
+# must never change". It points back ("those"), so it is kept only with the statement before it.
+_AS_IS = re.compile(
+    r"^(?:please\s+)?(?:keep|leave)\s+(?:it|them|this|that|these|those|both|all of them|each of them)\s+(?:stable|"
+    r"unchanged|as (?:is|it is|they are)|the same|intact|fixed|frozen|backwards?[- ]compatible|in sync|that way)\b"
+    r"|^(?:please\s+)?(?:don'?t|do not|never)\s+(?:ever\s+)?(?:change|rename|renumber|reorder|reuse|remove|touch|"
+    r"break|modify|alter|delete|drop)\s+(?:it|them|this|that|these|those|either|any of them)\b"
+    r"|^(?:it|they|this|that|these|those)\s+(?:must|should|can|need to|needs to|has to|have to)\s+(?:not\s+|never\s+)?"
+    r"(?:stay|remain|be kept)\s+(?:stable|unchanged|as (?:is|it is|they are)|the same|fixed|frozen)\b"
+    r"|^(?:it|they|this|that|these|those)\s+(?:must|should|can)(?:\s*not|n'?t|\s+never)\s+(?:ever\s+)?(?:change|"
+    r"be changed|be renamed|be renumbered|be reused|break)\b", _I)
+_ALSO_ASKS = re.compile(r",|;|\band\b|\bthen\b|\bbut\b", _I)
+
+
+def _keeps_as_is(c: str) -> bool:
+    """A rule that the statement before must not change, asking for nothing else ("keep those stable,
+    people's scripts depend on them"; not "keep it as is and add a test")."""
+    m = _AS_IS.match(c)
+    return m is not None and not any(_request(_lead_in(p.strip())[0]) for p in _ALSO_ASKS.split(c[m.end():]) if p.strip())
+
+
+# What a named code or value stands for ("Exit code 2 means bad usage", "HTTP 422 from our API means
+# validation failed") is a standing fact whatever failure it names; only its subject can be a report
+# ("getting a 500 on login means …"; "the 500 means …" is the one at hand, _DEICTIC).
+_DEFINITION = re.compile(r"^(?P<subject>(?:\S+\s+){1,6}?)(?:means|"
+                         r"indicates|signals|signifies|denotes|stands for|represents)\s+\w", _I)
+
+
+def _reported(c: str) -> str:
+    """The part of a clause that could report a failure: a definition's subject, else all of it."""
+    m = _DEFINITION.match(c)
+    return m["subject"] if m is not None and _PARTICULAR.search(m["subject"]) else c
 
 
 def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[str, float] | None:
@@ -392,15 +453,16 @@ def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[st
     standing = _RULE_TIME.search(ruled) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
     # A contrast or bound makes a rule, but not of a report ("the modal closes when I click, which it
     # shouldn't") nor of a task ("make it print A instead of B").
-    if (standing is None and not task_request(c) and not _TRANSIENT.search(c)
+    transient = _TRANSIENT.search(_reported(c))
+    if (standing is None and not task_request(c) and not transient
             and (_RULE.search(c) or (_SHOULD.search(c) and not in_task))):
         standing = True
     if decision is None and standing is None:
-        if _request(c) or _DEICTIC.match(c) or _TRANSIENT.search(c) or _SHOULD.search(c):
+        if _request(c) or _DEICTIC.match(c) or transient or _SHOULD.search(c):
             return None
         # Said to be remembered ("Note: …"), or naming something particular, or how things are set up.
         if not (note or preference or _PARTICULAR.search(said or c) or _ROLE.match(c) or _SETUP.match(c)
-                or _OWNED.search(c)):
+                or _BY_MEANS.match(c) or _OWNED.search(c)):
             return WEAK
     if note:
         return "note", 0.9
@@ -435,16 +497,21 @@ _RANK = ("fact", "preference", "decision", "note")
 _CONTINUES = re.compile(r"^(?:but|so|then|and then|which means)\b", _I)
 
 
-def _from_sentence(s: str, in_task: bool) -> list[Candidate]:
+def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate], Candidate | None, bool]:
     """The candidates of one sentence: each run of contiguous kept clauses is one candidate (a WEAK
     clause joins a run, a run of WEAK clauses alone is dropped; "but/so/then …" goes the way of the
-    clause it continues: "I ran it, but now it takes 3 s" is one event)."""
-    runs, run, skipped = [], None, False      # run: [start, end, (kind, importance), strong]
-    for a, b in clauses(s):
+    clause it continues: "I ran it, but now it takes 3 s" is one event; "keep those stable" goes the
+    way of the statement it points back to, in this sentence or, when it opens it and `follows`, the
+    one before). Also returned: the text that continues the sentence before, and whether this one
+    ends in a candidate."""
+    runs, run, skipped = [], None, False      # run: [start, end, (kind, importance), strong, continues]
+    for i, (a, b) in enumerate(clauses(s)):
         raw = s[a:b]
         c, note = _lead_in(raw.strip().strip("-*• ").strip())
-        kept = None
-        if c.strip() and not (skipped and _CONTINUES.match(raw.strip())):
+        kept, as_is = None, _keeps_as_is(c)
+        if as_is:       # alone, "don't change that" says nothing
+            kept = ("preference", 0.7) if run is not None and run[3] or i == 0 and follows else None
+        elif c.strip() and not (skipped and _CONTINUES.match(raw.strip())):
             kept = _kind(c.strip(" ,:"), note, in_task, raw.strip())
         skipped = kept is None
         if kept is None:
@@ -452,21 +519,25 @@ def _from_sentence(s: str, in_task: bool) -> list[Candidate]:
             continue
         start = a + raw.find(c)
         if run is None:
-            run = [start, b, kept, False]
+            run = [start, b, kept, False, as_is]
             runs.append(run)
         run[1] = b
         if kept is not WEAK:
             run[3] = True
             run[2] = kept if run[2] is WEAK else max(run[2], kept, key=lambda k: _RANK.index(k[0]))
-    found = []
-    for start, end, (kind, importance), strong in runs:
+    found, joined = [], None
+    for start, end, (kind, importance), strong, continues in runs:
         text = s[start:end].strip(" ,:;-")
         if not strong or len(text) < MIN_CHARS:
             continue
         if _EMPHASIS.search(text):
             importance = min(1.0, importance + 0.1)
-        found.append(Candidate(text[0].upper() + text[1:], kind, importance))
-    return found
+        if continues:
+            joined = Candidate(text[0].upper() + text[1:], kind, importance)
+        else:
+            found.append(Candidate(text[0].upper() + text[1:], kind, importance))
+    ends_kept = run is not None and run[3] and len(s[run[0]:run[1]].strip(" ,:;-")) >= MIN_CHARS
+    return found, joined, ends_kept
 
 
 def extract(text: str, *, max_chars: int = 500, max_candidates: int = 8) -> list[Candidate]:
@@ -474,8 +545,14 @@ def extract(text: str, *, max_chars: int = 500, max_candidates: int = 8) -> list
     out: list[Candidate] = []
     sentences = _sentences(_prose(text[: max_chars * max_candidates * 4]))
     in_task = any(task_request(_lead_in(s[a:b].strip())[0]) for s in sentences for a, b in clauses(s))
+    follows = False
     for s in sentences:
-        for c in _from_sentence(s, in_task):
+        found, joined, follows = _from_sentence(s, in_task, follows)
+        if joined is not None and out:
+            last = out[-1]
+            out[-1] = Candidate(_cut(f"{last.text} {joined.text}", max_chars),
+                                max(last.kind, joined.kind, key=_RANK.index), max(last.importance, joined.importance))
+        for c in found:
             out.append(Candidate(_cut(c.text, max_chars), c.kind, c.importance))
             if len(out) >= max_candidates:
                 return out
