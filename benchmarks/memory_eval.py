@@ -151,10 +151,11 @@ def distinctive(fact: str) -> str:
 
 
 def scenario(name: str):
-    """The scenario's projects, facts and questions: "dev" (this file) or "fresh" … "fresh6"
-    (benchmarks/data/memory_fresh*.py, each written after the one before and first run unseen; the
-    current extractor and `min_relevance` were developed on dev … fresh4; fresh5 and fresh6 were
-    written without reading the extractor and run once, docs/memory.md)."""
+    """The scenario's projects, facts and questions: "dev" (this file) or "fresh" … (benchmarks/data/
+    memory_fresh*.py). The extractor and `min_relevance` were developed on dev … fresh4; fresh5 …
+    fresh10 were written by someone who never read the extractor, kept unread until run: fresh5 and
+    fresh6 measured the rules, fresh7 and fresh8 then checked the question rules (question.py) and
+    fresh9 and fresh10 were run once, at the end (docs/memory.md)."""
     if name == "dev":
         return sys.modules[__name__]
     import importlib.util
@@ -228,7 +229,7 @@ def latency(bank, questions: list[str], project: str, reps: int = 20) -> dict:
             rank_ms.append((time.perf_counter() - t) * 1000)
     for q in questions * 3:
         t = time.perf_counter()
-        bank.recall(scope, q)
+        bank.recall(scope, q, turn=True)
         recall_ms.append((time.perf_counter() - t) * 1000)
 
     def pct(xs, p):
@@ -242,7 +243,9 @@ def main() -> int:
     ap.add_argument("--min-relevance", type=float, default=None, help="default: the stage's default")
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--show", action="store_true", help="one line per session-3 question")
-    ap.add_argument("--scenario", choices=["dev", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6"], default="dev")
+    names = ["dev"] + sorted((p.stem.removeprefix("memory_") for p in (ROOT / "benchmarks" / "data").glob("memory_fresh*.py")),
+                             key=lambda n: int(n.removeprefix("fresh") or 1))
+    ap.add_argument("--scenario", choices=names, default="dev", help="dev (this file) or benchmarks/data/memory_NAME.py")
     args = ap.parse_args()
     if args.min_relevance is None:
         from lynkr.stages.memory import MemoryStage

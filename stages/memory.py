@@ -25,6 +25,7 @@ Place it after strip_tools (which would drop its tools) and before provider_call
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from lynkr.exchange import Exchange
 from lynkr.kit.embed import EmbedderError, check_model_path, get_embedder
@@ -127,7 +128,8 @@ class MemoryStage(Stage):
         ask = turn_text(last) if last is not None and last.get("role") == "user" else ""
         index = len(messages) - 1
         if ask and index not in session.blocks:
-            found = await asyncio.get_running_loop().run_in_executor(EMBED_POOL, bank.recall, scope, ask)
+            found = await asyncio.get_running_loop().run_in_executor(
+                EMBED_POOL, partial(bank.recall, scope, ask, turn=True))
             fresh = [m for _rel, m in found if m.id not in session.shown]
             if fresh:
                 session.blocks[index] = (message_digest(last), render(fresh))

@@ -356,12 +356,70 @@ def test_made_up_agent_turns_store_few_memories(tmp_path):
 
 def test_word_overlap_meets_a_word_in_another_form():
     """Retrieval's lexical half matches a word's forms: a question about injecting meets a memory
-    about injection, one about a migration meets "migrations", one about deploying "deployment"."""
+    about injection, one about a migration meets "migrations", one about deploying "deployment",
+    "the lib" and "env vars" meet "library" and "environment variables"."""
     from lynkr.memory.rank import words
 
     assert {"inject"} <= words("How should I inject dependencies?") & words("Prefer constructor injection.")
     assert words("Where does a new migration go?") & words("Migrations are stored in db/migrations.")
     assert words("When do we deploy?") & words("The deployment runs nightly.")
+    assert words("library environment variable") <= words("Can the lib read env vars?") & words("Library code, environment variables")
+
+
+@pytest.mark.parametrize("text", [
+    "What's the lowest Node version we still support?",
+    "Can I add lodash to the frontend?",
+    "Where do feature flags get defined?",
+    "Who approves schema changes?",
+    "Which queue does the mailer consume from?",
+    "Is it OK to call the billing API from a cron job?",
+    "Should the new endpoint return 201 or 200?",
+    "How do I run the tests for this service locally?",
+    "I need a new table for audit events, what should its primary key look like?",
+])
+def test_a_turn_about_the_projects_own_ways_lowers_the_bar(text):
+    from lynkr.memory.question import PROJECT, about_project
+    assert about_project(text) == PROJECT
+
+
+@pytest.mark.parametrize("text", [
+    "Explain how a B-tree index works.",
+    "What's the difference between a mutex and a read-write lock?",
+    "Write a bash loop that renames every .jpeg file to .jpg",
+    "What does the `yield` keyword do in Python?",
+    "How do I parse a date string in JavaScript?",
+    "How do I rebase my branch onto another one?",
+    "When should I use a set instead of a list?",
+    "What is a monad, in plain words?",
+])
+def test_a_question_any_developer_might_ask_raises_it(text):
+    from lynkr.memory.question import GENERAL, about_project
+    assert about_project(text) == GENERAL
+
+
+@pytest.mark.parametrize("text", ["What time zone are the cron jobs in?", "Is quicksort stable?",
+                                  "How do I undo the last commit but keep the changes?", "thanks, that worked"])
+def test_a_turn_that_says_neither_keeps_min_relevance(text):
+    from lynkr.memory.question import NEITHER, about_project
+    from lynkr.memory.rank import bar
+    assert about_project(text) == NEITHER and bar(0.28, about_project(text)) == 0.28
+
+
+def test_nothing_comes_back_below_the_bar_and_neighbours_of_the_best_come_with_it():
+    """The best memory must reach the bar; once it does, memories up to SPREAD below the bar come
+    along (a fact asked in other words ranks just under its neighbour), and none further down."""
+    import numpy as np
+
+    from lynkr.memory.rank import SPREAD, rank
+
+    def unit(cos):      # a memory vector whose cosine to the query e0 is `cos`
+        return np.array([cos, (1 - cos * cos) ** 0.5, 0.0], dtype=np.float32)
+    # relevance = 0.75 * cosine (the texts share no word)
+    matrix = np.stack([unit(0.44), unit((0.30 - SPREAD + 0.02) / 0.75), unit((0.30 - SPREAD - 0.02) / 0.75)])
+    args = dict(word_sets=[frozenset()] * 3, importance=np.zeros(3), last_used=np.zeros(3),
+                query=np.array([1.0, 0.0, 0.0], dtype=np.float32), query_words=frozenset({"x"}), now=0.0, limit=5)
+    assert [row for _s, _r, row in rank(matrix, min_relevance=0.30, **args)] == [0, 1]
+    assert rank(matrix, min_relevance=0.34, **args) == []
 
 
 def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded():
@@ -476,6 +534,20 @@ async def test_no_injection_when_nothing_is_relevant_and_never_across_projects(p
     assert memory_blocks(up.requests[-1]) == []                  # nothing relevant
     await post(base, claude_body(OTHER, "Which table holds the invoices?"), "b3")
     assert "ledger_v2" in memory_blocks(up.requests[-1])[0][1]
+
+
+async def test_a_house_rule_asked_in_other_words_comes_back_and_a_general_question_does_not(proxy, tmp_path):
+    """"Should I gate the new banner behind an environment variable?" shares one word with "Feature
+    flags are managed in LaunchDarkly, never in env vars" and sits below `min_relevance`; asked
+    about the project's own ways, it gets the rule. A general question about environment variables
+    gets nothing."""
+    up, base = proxy
+    await post(base, claude_body(APP, "Feature flags are managed in LaunchDarkly, never in env vars."), "f1")
+    await settle(tmp_path / "state")
+    await post(base, claude_body(APP, "Explain how environment variables are inherited by child processes."), "f2")
+    assert memory_blocks(up.requests[-1]) == []
+    await post(base, claude_body(APP, "Should I gate the new banner behind an environment variable?"), "f3")
+    assert "LaunchDarkly" in memory_blocks(up.requests[-1])[0][1]
 
 
 KEYED = PIPELINE + """keys:

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lynkr.memory.extract import extract
+from lynkr.memory.question import about_project
+from lynkr.memory.rank import bar
 from lynkr.memory.scope import Scope
 from lynkr.memory.store import Memory, MemoryStore
 
@@ -40,14 +42,17 @@ class MemoryBank:
     def _vectors(self, texts: list[str], max_tokens: int | None = None):
         return self.embedder.embed(texts, max_tokens=max_tokens)
 
-    def recall(self, scope: Scope, text: str, limit: int | None = None) -> list[tuple[float, Memory]]:
-        """The relevant memories for `text` (the newest user turn, or a search query)."""
+    def recall(self, scope: Scope, text: str, limit: int | None = None, *, turn: bool = False
+               ) -> list[tuple[float, Memory]]:
+        """The relevant memories for `text`: a search query, or with `turn` the newest user turn,
+        whose bar moves with what it asks (question.py)."""
         if not text.strip() or not self.store.count(scope):
             return []
         # The model's cost grows with every token: a long turn is embedded by its first RECALL_TOKENS.
         vector = self._vectors([text[:4000]], max_tokens=RECALL_TOKENS)[0]
+        threshold = bar(self.limits.min_relevance, about_project(text)) if turn else self.limits.min_relevance
         return self.store.search(scope, vector, text[:4000], limit=limit or self.limits.retrieval_limit,
-                                 min_relevance=self.limits.min_relevance)
+                                 min_relevance=threshold)
 
     def learn(self, scope: Scope, text: str, source: str = "user") -> list[tuple[str, Memory]]:
         """Store what the rules find in `text` when it is novel; (outcome, memory) per candidate."""
