@@ -155,6 +155,7 @@ SAID_IN_PASSING = [
     "Quick note: our Kubernetes namespace is payments-prod.",
     "The cron job that cleans temp files runs every 15 minutes.",
     "ok so the mobile app targets Android 8 and up",
+    "hey, so the docs site is built by mkdocs and hosted at https://docs.example.dev",
     "Sorry, one more thing: Jenkins builds the Docker images, not GitHub Actions.",
     "The config loader reads settings.toml before environment variables.",
     "All timestamps in the database are stored in UTC.",
@@ -390,6 +391,7 @@ def test_a_turn_about_the_projects_own_ways_lowers_the_bar(text):
     "How do I parse a date string in JavaScript?",
     "How do I rebase my branch onto another one?",
     "When should I use a set instead of a list?",
+    "How does a left join differ from an inner join?",
     "What is a monad, in plain words?",
 ])
 def test_a_question_any_developer_might_ask_raises_it(text):

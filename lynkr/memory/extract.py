@@ -513,7 +513,9 @@ def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate
             kept = ("preference", 0.7) if run is not None and run[3] or i == 0 and follows else None
         elif c.strip() and not (skipped and _CONTINUES.match(raw.strip())):
             kept = _kind(c.strip(" ,:"), note, in_task, raw.strip())
-        skipped = kept is None
+        # "hey, so the staging backend is …": an interjection split off before ", so" is no clause
+        # for "so …" to continue.
+        skipped = kept is None and len(c.split()) >= MIN_WORDS
         if kept is None:
             run = None
             continue

@@ -10,7 +10,7 @@ apart; how the question is asked can, and the two sides are closed sets of phras
 | side    | told by (first person, house rules, this project's own things)                            |
 |---------|-------------------------------------------------------------------------------------------|
 | project | we / our / us; "this/the project, repo, app, service, lib, CLI, tool, …"; "can/should/may/must I/we", "do I need to", "am I allowed", "is it OK/fine/allowed to"; opens with where/who/which; "a/the new X"; "this/these X" (not "this loop/code/snippet/…": something pasted); "locally", "in dev/staging/prod/CI" |
-| general | opens with a task verb (explain, write, give me, convert, show me, summarize, describe, implement, generate, compare, translate, refactor); "difference(s) between", "vs", "versus", "compared to/with", "instead of"; "what is a/an …", "what does … mean/do/contain/stand for/prevent", "how does X work"; "when should I use"; "how do/can/would I …" with "a/an/my/any …" or ending "in/with/on/using X" (how to do something anywhere, not "how do I run the tests") |
+| general | opens with a task verb (explain, write, give me, convert, show me, summarize, describe, implement, generate, compare, translate, refactor); "difference(s) between", "differ(s)/different from", "vs", "versus", "compared to/with", "instead of"; "what is a/an …", "what does … mean/do/contain/stand for/prevent", "how does X work"; "when should I use"; "how do/can/would I …" with "a/an/my/any …" or ending "in/with/on/using X" (how to do something anywhere, not "how do I run the tests") |
 
 Each side counts its matching rows; the side with more wins, a tie is neither. Only the turn's first
 `SCAN_CHARS` are read: a long turn is a task, and its opening says what it is.
@@ -41,7 +41,8 @@ _PROJECT_ROWS = [re.compile(x, _I) for x in (
 _GENERAL_ROWS = [re.compile(x, _I) for x in (
     r"^(?:please )?(?:explain|write|give me|convert|show me|summari[sz]e|describe|implement|generate|compare|"
     r"translate|refactor)\b",
-    r"\bdifferences? between\b|\b(?:vs\.?|versus)\s|\bcompared? (?:to|with)\b|\binstead of\b",
+    r"\bdifferences? between\b|\b(?:differs?|different) from\b|\b(?:vs\.?|versus)\s|\bcompared? (?:to|with)\b"
+    r"|\binstead of\b",
     r"^what(?:'s| is| are) (?:a|an)\b",
     r"^what does .* (?:mean|do|contain|stand for|prevent)\b",
     r"^how (?:does|do|is|are) \w+(?: \w+)? (?:work|implemented)\b",
