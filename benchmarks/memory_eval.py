@@ -4,6 +4,7 @@ real `memory` stage.
     python benchmarks/memory_eval.py                 # the scenario below, the figures docs/memory.md quotes
     python benchmarks/memory_eval.py --min-relevance 0.4 --show
     python benchmarks/memory_eval.py --scenario fresh3   # benchmarks/data/memory_fresh3.py
+    python benchmarks/memory_eval.py --scenario fresh11 --bar-alone   # min_relevance for every turn
 
 Project A (`/home/dev/shop-api`): sessions 1 and 2 state 20 facts (one per user turn, Claude
 Code-shaped requests); session 3 asks 20 questions, half of which need a stored fact and half
@@ -102,7 +103,7 @@ name: memory-eval
 providers:
   up: {{kind: anthropic, base_url: "http://127.0.0.1:9"}}
 stages:
-  - {{id: memory, uses: memory, with: {{min_relevance: {min_relevance}, retrieval_limit: {limit}}}}}
+  - {{id: memory, uses: memory, with: {{min_relevance: {min_relevance}, retrieval_limit: {limit}, adaptive_bar: {adaptive}}}}}
   - {{id: call, uses: provider_call, with: {{to: "up:*"}}}}
 """
 TOOLS = [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object", "properties": {}}}]
@@ -153,9 +154,9 @@ def distinctive(fact: str) -> str:
 def scenario(name: str):
     """The scenario's projects, facts and questions: "dev" (this file) or "fresh" … (benchmarks/data/
     memory_fresh*.py). The extractor and `min_relevance` were developed on dev … fresh4; fresh5 …
-    fresh10 were written by someone who never read the extractor, kept unread until run: fresh5 and
-    fresh6 measured the rules, fresh7 and fresh8 then checked the question rules (question.py) and
-    fresh9 and fresh10 were run once, at the end (docs/memory.md)."""
+    fresh12 were written by someone who read nothing of the project, kept unread until run: fresh5 and
+    fresh6 measured the extractor, fresh7 and fresh8 checked the question rules (question.py), fresh9
+    … fresh12 tested them, each run once before anything was changed for it (docs/memory.md)."""
     if name == "dev":
         return sys.modules[__name__]
     import importlib.util
@@ -165,7 +166,7 @@ def scenario(name: str):
     return mod
 
 
-async def run(min_relevance: float, limit: int, show: bool, sc=None) -> dict:
+async def run(min_relevance: float, limit: int, show: bool, sc=None, adaptive: bool = True) -> dict:
     from lynkr.cli.replay import prefix_violations
     from lynkr.config import load_config
     from lynkr.engine.pipeline import build_pipeline
@@ -173,7 +174,7 @@ async def run(min_relevance: float, limit: int, show: bool, sc=None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "memory-eval.yaml"
-        path.write_text(PIPELINE.format(min_relevance=min_relevance, limit=limit))
+        path.write_text(PIPELINE.format(min_relevance=min_relevance, limit=limit, adaptive=str(adaptive).lower()))
         pipeline = build_pipeline(load_config(path), dry_run=True)
     sc = sc or scenario("dev")
     sessions = {}
@@ -243,6 +244,8 @@ def main() -> int:
     ap.add_argument("--min-relevance", type=float, default=None, help="default: the stage's default")
     ap.add_argument("--limit", type=int, default=5)
     ap.add_argument("--show", action="store_true", help="one line per session-3 question")
+    ap.add_argument("--bar-alone", action="store_true",
+                    help="adaptive_bar: false (min_relevance for every turn), to compare with the question rules")
     names = ["dev"] + sorted((p.stem.removeprefix("memory_") for p in (ROOT / "benchmarks" / "data").glob("memory_fresh*.py")),
                              key=lambda n: int(n.removeprefix("fresh") or 1))
     ap.add_argument("--scenario", choices=names, default="dev", help="dev (this file) or benchmarks/data/memory_NAME.py")
@@ -250,8 +253,9 @@ def main() -> int:
     if args.min_relevance is None:
         from lynkr.stages.memory import MemoryStage
         args.min_relevance = MemoryStage.defaults()["min_relevance"]
-    res = asyncio.run(run(args.min_relevance, args.limit, args.show, scenario(args.scenario)))
-    print(f"scenario {args.scenario}, min_relevance {args.min_relevance}, retrieval_limit {args.limit}, {res['turns']} turns")
+    res = asyncio.run(run(args.min_relevance, args.limit, args.show, scenario(args.scenario), not args.bar_alone))
+    print(f"scenario {args.scenario}, min_relevance {args.min_relevance}{' (bar alone)' if args.bar_alone else ''}, "
+          f"retrieval_limit {args.limit}, {res['turns']} turns")
     print(f"recall@{args.limit} on questions needing a fact: {res['recall_at_5']:.0%}")
     print(f"questions needing no fact that got a memory: {res['false_injection_rate']:.0%}")
     print(f"cross-project leaks: {res['leaks']}")

@@ -54,6 +54,11 @@ class MemoryStage(Stage):
             "min_relevance": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.28,
                               "description": "Lowest relevance (0.75 cosine + 0.25 word overlap) a memory needs to be "
                                              "injected; tuned by benchmarks/memory_eval.py (docs/memory.md)."},
+            "adaptive_bar": {"type": "boolean", "default": True,
+                             "description": "A turn about the project's own ways needs less relevance, a question any "
+                                            "developer might ask more, and near neighbours of the best memory come "
+                                            "along (docs/memory.md#the-bar-moves-with-the-question); false: "
+                                            "min_relevance for every turn."},
             "surprise_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3,
                                    "description": "A statement is novel when 1 - its best cosine to the project's "
                                                   "memories is at least this (MEMORY_SURPRISE_THRESHOLD)."},
@@ -98,6 +103,7 @@ class MemoryStage(Stage):
         store_opts = dict(ttl=float(o["ttl"]), max_per_project=o["max_per_project"], max_memories=o["max_memories"],
                           surprise=float(o["surprise_threshold"]))
         self.limits = Limits(retrieval_limit=o["retrieval_limit"], min_relevance=float(o["min_relevance"]),
+                             adaptive_bar=o["adaptive_bar"],
                              max_chars=o["max_chars"])
         # `lynkr replay` / `explain` run the stage for real on an in-memory store: nothing is written.
         path = None if ctx.dry_run else memory_path(ctx, options)

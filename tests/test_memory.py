@@ -407,6 +407,29 @@ def test_a_turn_that_says_neither_keeps_min_relevance(text):
     assert about_project(text) == NEITHER and bar(0.28, about_project(text)) == 0.28
 
 
+RULE = "Background work goes through Celery; no threads in request handlers."
+RULE_ASKED = "Can I spawn a thread to send the welcome email?"       # relevance 0.23: below 0.28, above 0.18
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_adaptive_bar_off_holds_every_turn_to_min_relevance(adaptive):
+    """The same rule asked about in other words comes back with the moving bar and not without it;
+    memory_search (not a turn) always uses min_relevance."""
+    import os
+
+    from lynkr.kit.embed import get_embedder
+    from lynkr.memory.bank import Limits, MemoryBank
+    from lynkr.memory.scope import Scope
+    from lynkr.memory.store import MemoryStore
+
+    bank = MemoryBank(MemoryStore(384, None), get_embedder(os.environ["LYNKR_EMBED_MODEL_PATH"]),
+                      Limits(adaptive_bar=adaptive))
+    scope = Scope("", "/home/dev/shop")
+    assert [o for o, _m in bank.learn(scope, RULE)] == ["added"]
+    assert bool(bank.recall(scope, RULE_ASKED, turn=True)) is adaptive
+    assert bank.recall(scope, RULE_ASKED) == []
+
+
 def test_nothing_comes_back_below_the_bar_and_neighbours_of_the_best_come_with_it():
     """The best memory must reach the bar; once it does, memories up to SPREAD below the bar come
     along (a fact asked in other words ranks just under its neighbour), and none further down."""
@@ -420,8 +443,9 @@ def test_nothing_comes_back_below_the_bar_and_neighbours_of_the_best_come_with_i
     matrix = np.stack([unit(0.44), unit((0.30 - SPREAD + 0.02) / 0.75), unit((0.30 - SPREAD - 0.02) / 0.75)])
     args = dict(word_sets=[frozenset()] * 3, importance=np.zeros(3), last_used=np.zeros(3),
                 query=np.array([1.0, 0.0, 0.0], dtype=np.float32), query_words=frozenset({"x"}), now=0.0, limit=5)
-    assert [row for _s, _r, row in rank(matrix, min_relevance=0.30, **args)] == [0, 1]
-    assert rank(matrix, min_relevance=0.34, **args) == []
+    assert [row for _s, _r, row in rank(matrix, min_relevance=0.30, spread=SPREAD, **args)] == [0, 1]
+    assert [row for _s, _r, row in rank(matrix, min_relevance=0.30, **args)] == [0]        # memory_search
+    assert rank(matrix, min_relevance=0.34, spread=SPREAD, **args) == []
 
 
 def test_a_long_statement_is_cut_at_a_word_and_a_flood_of_sentences_is_bounded():
@@ -539,17 +563,16 @@ async def test_no_injection_when_nothing_is_relevant_and_never_across_projects(p
 
 
 async def test_a_house_rule_asked_in_other_words_comes_back_and_a_general_question_does_not(proxy, tmp_path):
-    """"Should I gate the new banner behind an environment variable?" shares one word with "Feature
-    flags are managed in LaunchDarkly, never in env vars" and sits below `min_relevance`; asked
-    about the project's own ways, it gets the rule. A general question about environment variables
-    gets nothing."""
+    """"Can I spawn a thread to send the welcome email?" shares one word with "Background work goes
+    through Celery; no threads in request handlers" and sits below `min_relevance`; asked about the
+    project's own ways, it gets the rule. A general question about threads gets nothing."""
     up, base = proxy
-    await post(base, claude_body(APP, "Feature flags are managed in LaunchDarkly, never in env vars."), "f1")
+    await post(base, claude_body(APP, RULE), "f1")
     await settle(tmp_path / "state")
-    await post(base, claude_body(APP, "Explain how environment variables are inherited by child processes."), "f2")
+    await post(base, claude_body(APP, "Explain how threads differ from processes in Python."), "f2")
     assert memory_blocks(up.requests[-1]) == []
-    await post(base, claude_body(APP, "Should I gate the new banner behind an environment variable?"), "f3")
-    assert "LaunchDarkly" in memory_blocks(up.requests[-1])[0][1]
+    await post(base, claude_body(APP, RULE_ASKED), "f3")
+    assert "Celery" in memory_blocks(up.requests[-1])[0][1]
 
 
 KEYED = PIPELINE + """keys:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lynkr.memory.extract import extract
 from lynkr.memory.question import about_project
-from lynkr.memory.rank import bar
+from lynkr.memory.rank import SPREAD, bar
 from lynkr.memory.scope import Scope
 from lynkr.memory.store import Memory, MemoryStore
 
@@ -29,6 +29,7 @@ class MemoryInputError(ValueError):
 class Limits:
     retrieval_limit: int = 5
     min_relevance: float = 0.28
+    adaptive_bar: bool = True        # a turn's bar moves with what it asks (question.py)
     max_chars: int = 500             # one memory
     max_candidates: int = 8          # memories learned from one turn
 
@@ -45,14 +46,16 @@ class MemoryBank:
     def recall(self, scope: Scope, text: str, limit: int | None = None, *, turn: bool = False
                ) -> list[tuple[float, Memory]]:
         """The relevant memories for `text`: a search query, or with `turn` the newest user turn,
-        whose bar moves with what it asks (question.py)."""
+        whose bar moves with what it asks (question.py) unless `adaptive_bar` is off."""
         if not text.strip() or not self.store.count(scope):
             return []
         # The model's cost grows with every token: a long turn is embedded by its first RECALL_TOKENS.
         vector = self._vectors([text[:4000]], max_tokens=RECALL_TOKENS)[0]
-        threshold = bar(self.limits.min_relevance, about_project(text)) if turn else self.limits.min_relevance
-        return self.store.search(scope, vector, text[:4000], limit=limit or self.limits.retrieval_limit,
-                                 min_relevance=threshold)
+        limit = limit or self.limits.retrieval_limit
+        if turn and self.limits.adaptive_bar:
+            return self.store.search(scope, vector, text[:4000], limit=limit, spread=SPREAD,
+                                     min_relevance=bar(self.limits.min_relevance, about_project(text)))
+        return self.store.search(scope, vector, text[:4000], limit=limit, min_relevance=self.limits.min_relevance)
 
     def learn(self, scope: Scope, text: str, source: str = "user") -> list[tuple[str, Memory]]:
         """Store what the rules find in `text` when it is novel; (outcome, memory) per candidate."""

@@ -83,9 +83,9 @@ def bar(min_relevance: float, asked: int) -> float:
 
 def rank(matrix: np.ndarray, word_sets: list[frozenset], importance: np.ndarray, last_used: np.ndarray,
          query: np.ndarray, query_words: frozenset, *, now: float, limit: int,
-         min_relevance: float) -> list[tuple[float, float, int]]:
+         min_relevance: float, spread: float = 0.0) -> list[tuple[float, float, int]]:
     """(score, relevance, row) of the best `limit` relevant rows, best first: none unless one reaches
-    `min_relevance`, then every row at most SPREAD below it."""
+    `min_relevance`, then every row at most `spread` below it."""
     n = matrix.shape[0]
     if n == 0 or limit <= 0:
         return []
@@ -98,7 +98,7 @@ def rank(matrix: np.ndarray, word_sets: list[frozenset], importance: np.ndarray,
         return []
     out = []
     for relevance, row in relevant:
-        if relevance < min_relevance - SPREAD:
+        if relevance < min_relevance - spread:
             continue
         recency = math.exp(-max(0.0, now - float(last_used[row])) / RECENCY_S)
         out.append((relevance + W_IMPORTANCE * float(importance[row]) + W_RECENCY * recency, relevance, row))

@@ -143,10 +143,10 @@ class MemoryStore:
             self._load()
 
     # -- reading ----------------------------------------------------------------------------------
-    def search(self, scope: Scope, vector, text: str, *, limit: int, min_relevance: float,
+    def search(self, scope: Scope, vector, text: str, *, limit: int, min_relevance: float, spread: float = 0.0,
                now: float | None = None) -> list[tuple[float, Memory]]:
-        """The relevant memories of `scope`, best first, as (relevance, memory); each found one
-        counts as used (recency, TTL)."""
+        """The relevant memories of `scope`, best first, as (relevance, memory) (rank.rank says which);
+        each found one counts as used (recency, TTL)."""
         now = time.time() if now is None else now
         with self._lock:
             p = self._projects.get(scope)
@@ -154,7 +154,7 @@ class MemoryStore:
                 return []
             self._expire(scope, p, now)
             found = rank(p.matrix, p.words, p.importance, p.used, np.asarray(vector, dtype=np.float32), words(text),
-                         now=now, limit=limit, min_relevance=min_relevance)
+                         now=now, limit=limit, min_relevance=min_relevance, spread=spread)
             for _score, _rel, row in found:
                 p.touch(row, now, self.ttl)
             return [(rel, p.memories[row]) for _score, rel, row in found]
