@@ -253,6 +253,27 @@ def test_what_a_named_code_means_is_a_fact_and_a_rule_pointing_back_at_it_goes_w
     assert c.text == kept
 
 
+@pytest.mark.parametrize("turn,kept", [
+    ("Ask me before adding a new dependency.", "Ask me before adding a new dependency."),
+    ("please run the linter before committing", "Please run the linter before committing"),
+    ("Check with Omar before you touch the billing cron.", "Check with Omar before you touch the billing cron."),
+    ("Nadia owns ingestion (src/ingest). Ping her before touching the MQTT consumer",
+     "Nadia owns ingestion (src/ingest). Ping her before touching the MQTT consumer"),
+])
+def test_a_routine_step_with_when_it_is_due_is_a_rule(turn, kept):
+    """"Ask me before adding a dependency" is a standing procedure like "before adding a dependency,
+    ask me"; a step that names its person only as "her" stays with the sentence that names her."""
+    (c,) = extract(turn)
+    assert c.text == kept
+
+
+@pytest.mark.parametrize("text", ["Fix the failing test before merging.", "Fix this before merging.",
+                                  "Can you run the tests before merging?", "Please run the tests before committing this change.",
+                                  "Rename the flag before shipping it."])
+def test_a_task_with_a_deadline_is_not_a_procedure(text):
+    assert extract(text) == []
+
+
 NEAR_MISSES = [
     "Can you fix it? Also it fails when I run the tests.", "Also, please add a test.",
     "Keep those stable.", "Don't change that.", "Great, that works. Don't touch it.",

@@ -43,10 +43,13 @@ and retrieval's `min_relevance` (rank.py) then decide what is kept and what is s
    CLI print A instead of B" and "use a map here" are tasks) nor a report ("the modal closes when I
    click, which it shouldn't"); so do a decision (we decided/chose/agreed/settled
    on/switched to/are going with, let's use/stick with) and "keep/stick with/follow X" when X is
-   not "it/this", "remember to …".
+   not "it/this", "remember to …", and a routine step with when it is due (ask/ping/check with/run/
+   rebase/… X before/after/whenever doing Y: "ask me before adding a dependency"; not "fix the test
+   before merging", a task, nor one about "this/it").
 4. **Keep** the rest. Contiguous kept clauses of one sentence stay one candidate ("We never use
    print for logging; we use structlog"); a skipped clause splits them ("Store the token in Vault;
-   can you wire it up?" keeps the first half).
+   can you wire it up?" keeps the first half). A sentence that opens naming someone only as
+   he/she/they joins the candidate just before it ("Nadia owns ingestion. Ping her before …").
 
 Kind and importance (for ranking ties, not for candidacy): note 0.9 (a note lead-in), decision
 0.8, preference 0.7 (a standing marker or I/we prefer/like/want/use), fact 0.6 (our/the
@@ -390,6 +393,13 @@ WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only besi
 
 
 _HERE = re.compile(r"\b(?:here|this|that|it|these|those|above|below)\b", _I)
+# A step said with when it is due ("ask me before adding a dependency", "run the linter before
+# committing", "check with Omar before you touch the cron"): a procedure like a leading "before committing, …", not a task for now. Only steps
+# that are routines (ask, ping, run, rebase, …): "fix the test before merging" is a task.
+_PROCEDURE = re.compile(
+    r"^(?:please\s+)?(?:always\s+)?(?:ask|ping|check(?:\s+with)?|talk\s+to|tell|notify|consult|loop\s+in|message|email|"
+    r"run|rebase|squash|lint|format|sign|tag|get\s+(?:approval|sign-off|a review))\b"
+    r".*\b(?:before|after|whenever|every time)\s+(?:(?:you|we|anyone)\s+\w+|\w+ing)\b", _I)
 
 
 def task_request(c: str) -> bool:
@@ -451,6 +461,8 @@ def _kind(c: str, note: bool, in_task: bool = False, said: str = "") -> tuple[st
     decision, preference = _DECISION.search(c), _PREFERENCE.search(c)
     ruled = _RELATIVE_CLAUSE.sub("", c) if _request(c) else c
     standing = _RULE_TIME.search(ruled) or _KEEP_RULE.match(c) or _REMEMBER_TO.match(c)
+    if standing is None and _request(c) and not _HERE.search(c):
+        standing = _PROCEDURE.search(c)
     # A contrast or bound makes a rule, but not of a report ("the modal closes when I click, which it
     # shouldn't") nor of a task ("make it print A instead of B").
     transient = _TRANSIENT.search(_reported(c))
@@ -495,6 +507,7 @@ _RANK = ("fact", "preference", "decision", "note")
 
 
 _CONTINUES = re.compile(r"^(?:but|so|then|and then|which means)\b", _I)
+_POINTS_BACK = re.compile(r"\b(?:he|she|him|her|his|they|them|their)\b", _I)
 
 
 def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate], Candidate | None, bool]:
@@ -502,7 +515,7 @@ def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate
     clause joins a run, a run of WEAK clauses alone is dropped; "but/so/then …" goes the way of the
     clause it continues: "I ran it, but now it takes 3 s" is one event; "keep those stable" goes the
     way of the statement it points back to, in this sentence or, when it opens it and `follows`, the
-    one before). Also returned: the text that continues the sentence before, and whether this one
+    one before; so does an opening clause that names someone only as he/she/they). Also returned: the text that continues the sentence before, and whether this one
     ends in a candidate."""
     runs, run, skipped = [], None, False      # run: [start, end, (kind, importance), strong, continues]
     for i, (a, b) in enumerate(clauses(s)):
@@ -521,7 +534,10 @@ def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate
             continue
         start = a + raw.find(c)
         if run is None:
-            run = [start, b, kept, False, as_is]
+            # "Nadia owns ingestion. Ping her before touching the consumer": "her" is only Nadia
+            # with the sentence before.
+            back = i == 0 and follows and _POINTS_BACK.search(c) is not None
+            run = [start, b, kept, False, as_is or back]
             runs.append(run)
         run[1] = b
         if kept is not WEAK:
