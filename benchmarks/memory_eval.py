@@ -154,9 +154,9 @@ def distinctive(fact: str) -> str:
 def scenario(name: str):
     """The scenario's projects, facts and questions: "dev" (this file) or "fresh" … (benchmarks/data/
     memory_fresh*.py). The extractor and `min_relevance` were developed on dev … fresh4; fresh5 …
-    fresh14 were written by someone who read nothing of the project, kept unread until run: fresh5 and
+    fresh16 were written by someone who read nothing of the project, kept unread until run: fresh5 and
     fresh6 measured the extractor, fresh7 and fresh8 checked the question rules (question.py), fresh9
-    … fresh14 tested them, each run once before anything was changed for it (docs/memory.md)."""
+    … fresh16 tested them, each run once before anything was changed for it (docs/memory.md)."""
     if name == "dev":
         return sys.modules[__name__]
     import importlib.util
