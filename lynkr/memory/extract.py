@@ -394,8 +394,9 @@ WEAK = ("fact", 0.0)     # a statement naming nothing particular: kept only besi
 
 _HERE = re.compile(r"\b(?:here|this|that|it|these|those|above|below)\b", _I)
 # A step said with when it is due ("ask me before adding a dependency", "run the linter before
-# committing", "check with Omar before you touch the cron"): a procedure like a leading "before committing, …", not a task for now. Only steps
-# that are routines (ask, ping, run, rebase, …): "fix the test before merging" is a task.
+# committing", "check with Omar before you touch the cron"): a procedure like a leading "before
+# committing, …", not a task for now. Only steps that are routines (ask, ping, run, rebase, …): "fix
+# the test before merging" is a task.
 _PROCEDURE = re.compile(
     r"^(?:please\s+)?(?:always\s+)?(?:ask|ping|check(?:\s+with)?|talk\s+to|tell|notify|consult|loop\s+in|message|email|"
     r"run|rebase|squash|lint|format|sign|tag|get\s+(?:approval|sign-off|a review))\b"
@@ -515,8 +516,8 @@ def _from_sentence(s: str, in_task: bool, follows: bool) -> tuple[list[Candidate
     clause joins a run, a run of WEAK clauses alone is dropped; "but/so/then …" goes the way of the
     clause it continues: "I ran it, but now it takes 3 s" is one event; "keep those stable" goes the
     way of the statement it points back to, in this sentence or, when it opens it and `follows`, the
-    one before; so does an opening clause that names someone only as he/she/they). Also returned: the text that continues the sentence before, and whether this one
-    ends in a candidate."""
+    one before; so does an opening clause that names someone only as he/she/they). Also returned:
+    the text that continues the sentence before, and whether this one ends in a candidate."""
     runs, run, skipped = [], None, False      # run: [start, end, (kind, importance), strong, continues]
     for i, (a, b) in enumerate(clauses(s)):
         raw = s[a:b]
