@@ -50,12 +50,13 @@ class MemoryBank:
         if not text.strip() or not self.store.count(scope):
             return []
         # The model's cost grows with every token: a long turn is embedded by its first RECALL_TOKENS.
-        vector = self._vectors([text[:4000]], max_tokens=RECALL_TOKENS)[0]
-        limit = limit or self.limits.retrieval_limit
+        text = text[:4000]
+        vector = self._vectors([text], max_tokens=RECALL_TOKENS)[0]
+        threshold, spread = self.limits.min_relevance, 0.0
         if turn and self.limits.adaptive_bar:
-            return self.store.search(scope, vector, text[:4000], limit=limit, spread=SPREAD,
-                                     min_relevance=bar(self.limits.min_relevance, about_project(text)))
-        return self.store.search(scope, vector, text[:4000], limit=limit, min_relevance=self.limits.min_relevance)
+            threshold, spread = bar(threshold, about_project(text)), SPREAD
+        return self.store.search(scope, vector, text, limit=limit or self.limits.retrieval_limit,
+                                 min_relevance=threshold, spread=spread)
 
     def learn(self, scope: Scope, text: str, source: str = "user") -> list[tuple[str, Memory]]:
         """Store what the rules find in `text` when it is novel; (outcome, memory) per candidate."""
